@@ -1,0 +1,33 @@
+# The README's commands. `make train` and `make test` set up .venv first (safe to re-run).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# CPU build of torch, installed first where no NVIDIA GPU is present (a bare `torch` pulls a ~3 GB CUDA build).
+TORCH_CPU ?= torch==2.13.0
+EXTRAS ?= dev,lora,optuna,submitit
+
+.PHONY: setup train test bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \
+		echo "NVIDIA GPU found: torch comes from the package's own requirement"; \
+	else \
+		$(PY) -m pip install -q "$(TORCH_CPU)"; \
+	fi
+	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+	touch $@
+
+train: setup
+	$(VENV)/bin/transferlab-train experiment=quickstart $(ARGS)
+
+test: setup
+	$(PY) -m pytest -q $(ARGS)
+
+bench: setup
+	$(PY) bench/run_all.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

@@ -1,0 +1,38 @@
+"""Where the config tree lives, and the set-up Hydra needs before it composes (schemas, resolvers)."""
+
+from pathlib import Path
+
+_PACKAGE_DIR = Path(__file__).resolve().parent.parent
+_SOURCE_ROOT = _PACKAGE_DIR.parent.parent  # the repo root in an editable install (src layout)
+
+
+def _first_existing(*candidates: Path) -> Path:
+    return next((p for p in candidates if p.exists()), candidates[-1])
+
+
+# A wheel ships conf/ and data/ inside the package; an editable install reads them from the repo.
+CONF_DIR = _first_existing(_PACKAGE_DIR / "conf", _SOURCE_ROOT / "conf")
+DATA_DIR = _first_existing(_PACKAGE_DIR / "embedded", _SOURCE_ROOT / "data")
+
+
+def project_root() -> str:
+    """The repo root when running from a checkout, else the current directory (outputs/ goes there)."""
+    if (_SOURCE_ROOT / "pyproject.toml").exists() and (_SOURCE_ROOT / "conf").exists():
+        return str(_SOURCE_ROOT)
+    return str(Path.cwd())
+
+
+_ready = False
+
+
+def setup() -> None:
+    """Register schemas and resolvers once per process (idempotent)."""
+    global _ready
+    if _ready:
+        return
+    from transferlab.config.resolvers import register_resolvers
+    from transferlab.config.schema import register_schemas
+
+    register_schemas()
+    register_resolvers()
+    _ready = True

@@ -1,0 +1,44 @@
+"""OmegaConf resolvers: unique run ids, project paths, and ${run:TASK} for chaining runs."""
+
+import json
+import uuid
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from transferlab.errors import TransferlabError
+
+
+def latest_run_export(task_name: str, output_dir: str) -> str:
+    """The export/ dir of the newest successful run of `task_name` (run dirs sort by their time stamp)."""
+    runs_dir = Path(output_dir) / task_name / "runs"
+    for run in sorted(runs_dir.glob("*"), reverse=True):
+        metrics, export = run / "metrics.json", run / "export"
+        try:
+            ok = json.loads(metrics.read_text()).get("status") == "ok"
+        except (OSError, ValueError):
+            ok = False
+        if ok and export.is_dir():
+            return str(export.resolve())
+    raise TransferlabError(
+        f"${{run:{task_name}}} found no successful run with an export under {runs_dir}; "
+        f"run `transferlab-train experiment={task_name}` first, or set model.name_or_path=PATH"
+    )
+
+
+def _run(task_name: str, *, _root_) -> str:
+    return latest_run_export(task_name, _root_.paths.output_dir)
+
+
+def register_resolvers() -> None:
+    from transferlab.config import DATA_DIR, project_root
+
+    resolvers = {
+        "tl_uid": lambda: uuid.uuid4().hex[:6],
+        "tl_root": project_root,
+        "tl_data_dir": lambda: str(DATA_DIR),
+        "run": _run,
+    }
+    for name, fn in resolvers.items():
+        # Cached so the run dir's id is drawn once per config (and copied to every job of a sweep).
+        OmegaConf.register_new_resolver(name, fn, use_cache=name != "run", replace=True)

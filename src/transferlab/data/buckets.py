@@ -1,0 +1,47 @@
+"""Batch samplers that every train/eval loader uses; they also shard batches across DDP ranks.
+
+Length bucketing (classification): shuffle the examples, cut them into mega-batches of 50 batches, sort each
+mega-batch by length, then shuffle the order of the batches. Order is random, batches are homogeneous, and every
+example is seen exactly once per epoch.
+"""
+
+import math
+
+import numpy as np
+from torch.utils.data import Sampler
+
+
+class BatchSampler(Sampler):
+    def __init__(self, lengths, batch_size: int, shuffle: bool, bucket: bool, seed: int, rank: int = 0, world: int = 1):
+        self.lengths = np.asarray(lengths)
+        self.batch_size, self.shuffle, self.bucket, self.seed = batch_size, shuffle, bucket, seed
+        self.rank, self.world = rank, world
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _batches(self):
+        n = len(self.lengths)
+        rng = np.random.default_rng(self.seed + self.epoch)
+        order = rng.permutation(n) if self.shuffle else np.arange(n)
+        if self.bucket:
+            chunk = self.batch_size * 50
+            order = np.concatenate(
+                [order[i : i + chunk][np.argsort(self.lengths[order[i : i + chunk]], kind="stable")] for i in range(0, n, chunk)]
+            ) if n else order
+        batches = [order[i : i + self.batch_size].tolist() for i in range(0, n, self.batch_size)]
+        if self.shuffle and self.bucket:
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        return batches
+
+    def __iter__(self):
+        batches = self._batches()
+        if self.world > 1:
+            # Every rank takes the same number of batches, or DDP would wait forever on the longer rank.
+            per_rank = math.ceil(len(batches) / self.world)
+            batches = (batches + batches[: per_rank * self.world - len(batches)])[self.rank :: self.world]
+        return iter(batches)
+
+    def __len__(self) -> int:
+        return math.ceil(math.ceil(len(self.lengths) / self.batch_size) / self.world)

@@ -1,0 +1,67 @@
+"""`transferlab-eval ckpt_path=PATH [overrides]`: test a checkpoint with the config of the run that wrote it.
+
+Overrides apply on top of that run's saved config, e.g. `data=files data.test=new.csv` to score new data
+(the labels must be ones the model was trained on).
+"""
+
+import json
+import sys
+from pathlib import Path
+
+from transferlab.cli import report, verbose_requested
+from transferlab.errors import TransferlabError
+
+
+def _load_config(ckpt: Path, overrides: list):
+    from omegaconf import OmegaConf
+
+    from transferlab.config import setup
+    from transferlab.config.validate import validate
+
+    setup()
+    run_dir = ckpt.resolve().parent.parent
+    saved = run_dir / ".hydra" / "config.yaml"
+    if not saved.is_file():
+        raise TransferlabError(f"{ckpt}: no {saved.relative_to(run_dir.parent)} beside it; give a checkpoint inside a transferlab run dir")
+    cfg = OmegaConf.load(saved)
+    OmegaConf.set_struct(cfg, True)
+    try:
+        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(overrides))
+    except Exception as e:
+        raise TransferlabError(f"bad override: {str(e).splitlines()[0]}") from None
+    cfg.resume, cfg.logger.wandb, cfg.logger.csv = "never", None, False
+    validate(cfg)
+    return cfg, run_dir
+
+
+def evaluate(argv: list) -> dict:
+    args = dict(a.split("=", 1) for a in argv if a.startswith("ckpt_path="))
+    if "ckpt_path" not in args:
+        raise TransferlabError("usage: transferlab-eval ckpt_path=<run>/checkpoints/<file>.ckpt [overrides]")
+    ckpt = Path(args["ckpt_path"])
+    if not ckpt.is_file():
+        raise TransferlabError(f"ckpt_path={ckpt}: no such checkpoint file")
+    cfg, run_dir = _load_config(ckpt, [a for a in argv if not a.startswith(("ckpt_path=", "verbose="))])
+    from rich.console import Console
+
+    from transferlab.job import assemble
+
+    console = Console(stderr=True)
+    a = assemble(cfg, run_dir, [], True, console)
+    results = a.trainer.test(a.module, datamodule=a.datamodule, ckpt_path=str(ckpt), verbose=False)
+    metrics = {k: float(v) for result in results for k, v in result.items()}
+    print(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    try:
+        evaluate(argv)
+    except Exception as e:
+        report(e, verbose_requested(argv))
+        sys.exit(2 if isinstance(e, TransferlabError) else 1)
+
+
+if __name__ == "__main__":
+    main()

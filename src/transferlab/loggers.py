@@ -1,0 +1,38 @@
+"""Loggers from cfg.logger: CSV in <run>/csv, wandb (offline by default) in <run>/wandb, TensorBoard in <run>/tb."""
+
+import os
+from pathlib import Path
+
+
+def wandb_tags(cfg) -> list:
+    init = "pretrained" if cfg.model.name_or_path else "scratch"
+    arch = cfg.model.arch or Path(str(cfg.model.name_or_path)).name
+    return [f"objective:{cfg.objective.name}", f"freeze:{cfg.freeze.name}", f"model:{arch}", f"init:{init}", *cfg.logger.wandb.tags]
+
+
+def build_loggers(cfg, run_dir: Path, group: str | None) -> list:
+    loggers = []
+    lcfg = cfg.logger
+    if lcfg.csv:
+        from lightning.pytorch.loggers import CSVLogger
+
+        loggers.append(CSVLogger(save_dir=str(run_dir), name="csv", version=""))
+    if lcfg.tensorboard:
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="tb", version=""))
+    if lcfg.wandb is not None:
+        from lightning.pytorch.loggers import WandbLogger
+
+        w = lcfg.wandb
+        if w.offline:
+            os.environ.setdefault("WANDB_MODE", "offline")
+        # The run id is the run dir's name: a resumed run (resume=auto) continues the same dashboard run.
+        loggers.append(
+            WandbLogger(
+                save_dir=str(run_dir), project=w.project, entity=w.entity, offline=w.offline,
+                group=w.group or group, tags=wandb_tags(cfg), name=f"{cfg.task_name}/{run_dir.name}",
+                id=run_dir.name.replace("/", "-"), resume="allow", reinit="finish_previous",
+            )
+        )
+    return loggers

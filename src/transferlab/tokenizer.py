@@ -1,0 +1,76 @@
+"""Tokenizers: the model's own (tokenizer=pretrained) or one trained on the data (tokenizer=train).
+
+A trained tokenizer is saved in <run>/tokenizer and in the export. A run dir that already holds one (a resumed
+run, or a DDP worker started after rank 0 trained it) reuses it, so every process sees the same vocabulary.
+"""
+
+from pathlib import Path
+
+from transferlab.config.validate import DECODER_ONLY, model_type
+from transferlab.errors import TransferlabError
+
+
+def _train_wordpiece(texts, vocab_size: int, min_frequency: int, lowercase: bool):
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tk = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tk.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
+    tk.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tk.decoder = decoders.WordPiece()
+    tk.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=special))
+    cls, sep = tk.token_to_id("[CLS]"), tk.token_to_id("[SEP]")
+    tk.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tk, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]"
+    )
+
+
+def _train_byte_bpe(texts, vocab_size: int, min_frequency: int, lowercase: bool):
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    eos, pad = "<|endoftext|>", "<|pad|>"
+    tk = Tokenizer(models.BPE())
+    if lowercase:
+        tk.normalizer = normalizers.Lowercase()
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=[eos, pad], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tk.train_from_iterator(texts, trainer)
+    # Each text ends with <|endoftext|>, which separates documents once packed for CLM.
+    tk.post_processor = processors.TemplateProcessing(single=f"$A {eos}", special_tokens=[(eos, tk.token_to_id(eos))])
+    return PreTrainedTokenizerFast(tokenizer_object=tk, eos_token=eos, bos_token=eos, unk_token=eos, pad_token=pad)
+
+
+def _texts(dataset, batch_size: int = 1000):
+    for i in range(0, len(dataset), batch_size):
+        yield dataset[i : i + batch_size]["text"]
+
+
+def build_tokenizer(cfg, train_split, run_dir: Path, is_rank_zero: bool):
+    from transformers import AutoTokenizer
+
+    saved = run_dir / "tokenizer"
+    if saved.is_dir():
+        return AutoTokenizer.from_pretrained(saved)
+    tok_cfg = cfg.tokenizer
+    if tok_cfg.source == "pretrained":
+        path = tok_cfg.name_or_path or cfg.model.name_or_path
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=cfg.model.trust_remote_code, revision=cfg.model.revision)
+        except (OSError, ValueError) as e:
+            raise TransferlabError(f"could not load a tokenizer from {path} ({str(e).splitlines()[0]}); use tokenizer=train or set tokenizer.name_or_path") from None
+    else:
+        family = _train_byte_bpe if model_type(cfg.model) in DECODER_ONLY else _train_wordpiece
+        tokenizer = family(_texts(train_split), tok_cfg.vocab_size, tok_cfg.min_frequency, tok_cfg.lowercase)
+        if is_rank_zero:
+            tokenizer.save_pretrained(saved)
+    if tokenizer.pad_token is None:  # GPT-2 style tokenizers ship without one; padding is masked out anyway
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer

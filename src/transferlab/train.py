@@ -1,0 +1,24 @@
+"""`transferlab-train`: compose model x objective x freeze x data, fit, test, export, write metrics.json."""
+
+import hydra
+from omegaconf import DictConfig
+
+from transferlab.cli import run_cli
+from transferlab.config import CONF_DIR, setup
+
+setup()
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
+def hydra_main(cfg: DictConfig):
+    from transferlab.job import run_job
+
+    return run_job(cfg)
+
+
+def main() -> None:
+    run_cli(hydra_main)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""The data path: packing, MLM masking, stratified slices, label mapping and bad-file messages."""
+
+import gzip
+import json
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from transferlab.config.schema import DataConfig, MLMConfig
+from transferlab.data.buckets import BatchSampler
+from transferlab.data.loading import label_mapping, load_splits
+from transferlab.data.packing import flat_tokens, pack_blocks
+from transferlab.data.splits import stratified_sample, stratified_take
+from transferlab.errors import TransferlabError
+from transferlab.objectives.mlm import IGNORE, MLMCollator
+from transferlab.tokenizer import _train_wordpiece
+
+
+@pytest.fixture(scope="module")
+def wordpiece():
+    texts = ["a small dog runs", "the cat sleeps on a mat", "dogs and cats are animals", "unbelievable things happen"] * 50
+    return _train_wordpiece(iter([texts]), vocab_size=200, min_frequency=1, lowercase=True)
+
+
+def test_packing_has_no_padding_and_loses_no_tokens():
+    rng = np.random.default_rng(0)
+    docs = [rng.integers(5, 100, size=rng.integers(1, 40)).tolist() for _ in range(101)]
+    stream = np.concatenate([np.array(d) for d in docs])
+    blocks = pack_blocks(stream, 16)
+    assert blocks.shape[1] == 16
+    flat = blocks.reshape(-1).numpy()
+    assert np.array_equal(flat[: stream.size], stream)  # every token, in order
+    assert np.array_equal(flat[stream.size :], stream[: flat.size - stream.size])  # the tail wraps, never pads
+    assert flat.size - stream.size < 16
+
+
+def test_flat_tokens_reads_a_selected_view():
+    from datasets import Dataset
+
+    ds = Dataset.from_dict({"input_ids": [[1, 2], [3], [4, 5, 6]]}).select([2, 0])
+    assert flat_tokens(ds).tolist() == [4, 5, 6, 1, 2]
+
+
+def test_mlm_collator_rates_and_labels(wordpiece):
+    torch.manual_seed(0)
+    collator = MLMCollator(wordpiece, OmegaConf.structured(MLMConfig()))
+    ids = torch.tensor(wordpiece(["the cat sleeps on a mat and a small dog runs"] * 8)["input_ids"])
+    blocks = [ids[i % 8] for i in range(4000)]
+    batch = collator(blocks)
+    original = torch.stack(blocks)
+    labels, masked_input = batch["labels"], batch["input_ids"]
+    special = collator.special[original]
+    chosen = labels != IGNORE
+    assert not chosen[special].any()  # [CLS]/[SEP] are never selected
+    assert torch.equal(labels[chosen], original[chosen])  # labels hold the original token where chosen
+    assert (labels[~chosen] == IGNORE).all()  # and the ignore index everywhere else
+    assert torch.equal(masked_input[~chosen], original[~chosen])  # unchosen tokens are untouched
+    rate = chosen.sum() / (~special).sum()
+    assert abs(rate - 0.15) < 0.01
+    to_mask = (masked_input == wordpiece.mask_token_id) & chosen
+    kept = (masked_input == original) & chosen
+    n = chosen.sum()
+    assert abs(to_mask.sum() / n - 0.8) < 0.02
+    assert abs(kept.sum() / n - 0.1) < 0.02  # kept on purpose (plus rare random == original)
+
+
+def test_whole_word_masking_masks_all_pieces_of_a_word(wordpiece):
+    torch.manual_seed(1)
+    collator = MLMCollator(wordpiece, OmegaConf.structured(MLMConfig(whole_word_mask=True)))
+    ids = torch.tensor(wordpiece(["catdogs sleepmat runs"])["input_ids"][0])
+    pieces = wordpiece.convert_ids_to_tokens(ids.tolist())
+    assert any(p.startswith("##") for p in pieces), pieces  # the word is split, so the test means something
+    batch = collator([ids] * 3000)
+    chosen = batch["labels"] != IGNORE
+    cont = torch.tensor([p.startswith("##") for p in pieces])
+    for pos in torch.nonzero(cont).flatten().tolist():
+        assert torch.equal(chosen[:, pos], chosen[:, pos - 1])  # a piece is chosen iff its word start is
+
+
+def test_stratified_take_keeps_every_label_and_the_share():
+    labels = ["a"] * 900 + ["b"] * 90 + ["c"] * 10
+    taken, rest = stratified_take(labels, len(labels), 0.1, seed=0)
+    assert sorted(taken + rest) == list(range(1000))
+    counts = {k: sum(labels[i] == k for i in taken) for k in "abc"}
+    assert counts == {"a": 90, "b": 9, "c": 1}
+    assert stratified_take(labels, 1000, 0.1, seed=0) == (taken, rest)  # fixed seed, same slice
+    assert len(stratified_sample(labels, 1000, 37, seed=0)) == 37
+
+
+def test_length_buckets_yield_every_example_once_per_epoch():
+    lengths = np.random.default_rng(0).integers(1, 64, size=1003)
+    sampler = BatchSampler(lengths, 16, shuffle=True, bucket=True, seed=0)
+    for epoch in range(2):
+        sampler.set_epoch(epoch)
+        batches = list(sampler)
+        assert sorted(i for b in batches for i in b) == list(range(1003))
+    spread = np.mean([np.ptp(lengths[b]) for b in batches])
+    assert spread < 10  # homogeneous lengths inside a batch (random batches spread ~60)
+
+
+def test_ddp_shards_are_disjoint_and_equal_sized():
+    lengths = [5] * 100
+    shards = [list(BatchSampler(lengths, 8, True, False, 0, rank=r, world=2)) for r in (0, 1)]
+    assert len(shards[0]) == len(shards[1]) == 7
+    assert {i for b in shards[0] + shards[1] for i in b} == set(range(100))
+
+
+def _data_cfg(tmp_path, **kw):
+    return OmegaConf.structured(DataConfig(**kw))
+
+
+def _write(path, lines, raw=False):
+    path.write_bytes(lines if raw else "\n".join(lines).encode())
+    return str(path)
+
+
+def test_string_labels_are_mapped_and_test_labels_must_occur_in_train(tmp_path):
+    train = _write(tmp_path / "train.jsonl", [json.dumps({"text": f"t{i}", "label": "pos" if i % 2 else "neg"}) for i in range(40)])
+    test = _write(tmp_path / "test.jsonl", [json.dumps({"text": "x", "label": "neutral"})])
+    raw = load_splits(_data_cfg(tmp_path, train=train, label_column="label"), labeled=True)
+    assert set(raw) == {"train", "validation", "test"}  # missing splits carved from train
+    assert label_mapping(raw) == {"neg": 0, "pos": 1}
+    raw = load_splits(_data_cfg(tmp_path, train=train, test=test, label_column="label"), labeled=True)
+    with pytest.raises(TransferlabError, match="data.test has labels never seen in train: neutral"):
+        label_mapping(raw)
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("empty.csv", b"", "is empty"),
+        ("bad.jsonl", b'{"text": "ok", "label": "a"}\n{"text": "broken", \n', "bad.jsonl:2: malformed JSON line"),
+        ("latin.txt", "caf\u00e9\n".encode("latin-1"), "invalid UTF-8 at byte offset 3"),
+        ("nocol.csv", b"sentence,label\nhello,a\n", "has no column 'text'; columns found: sentence, label"),
+    ],
+)
+def test_bad_files_fail_with_one_clear_line(tmp_path, name, content, message):
+    path = _write(tmp_path / name, content, raw=True)
+    label = None if name.endswith(".txt") else "label"
+    with pytest.raises(TransferlabError, match=message):
+        load_splits(_data_cfg(tmp_path, train=path, label_column=label), labeled=label is not None)
+
+
+def test_replace_policy_decodes_bad_bytes(tmp_path):
+    path = _write(tmp_path / "latin.txt", "caf\u00e9 au lait\nsecond line\n".encode("latin-1"), raw=True)
+    raw = load_splits(_data_cfg(tmp_path, train=path, encoding_errors="replace", validation_fraction=0.5), labeled=False)
+    texts = [t for split in raw.values() for t in split["text"]]
+    assert "caf\ufffd au lait" in texts
+
+
+def test_gzip_jsonl_reads(tmp_path):
+    path = tmp_path / "t.jsonl.gz"
+    with gzip.open(path, "wt") as f:
+        f.write("\n".join(json.dumps({"text": f"x{i}"}) for i in range(10)))
+    raw = load_splits(_data_cfg(tmp_path, train=str(path), validation_fraction=0.2), labeled=False)
+    assert len(raw["train"]) + len(raw["validation"]) + len(raw["test"]) == 10

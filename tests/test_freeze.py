@@ -1,0 +1,329 @@
+"""Freeze policies, by behaviour: after real AdamW steps, exactly which tensors moved and which are bit-identical."""
+
+import sys
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from torch.optim.lr_scheduler import LambdaLR
+from transformers import (
+    AutoModelForSequenceClassification,
+    BertConfig,
+    BertForMaskedLM,
+    BertForSequenceClassification,
+    GPT2Config,
+    GPT2ForSequenceClassification,
+    GPT2LMHeadModel,
+    GPT2Model,
+    LlamaConfig,
+    LlamaForSequenceClassification,
+)
+
+from transferlab.config.schema import FreezeBackbone, FreezeBitFit, FreezeGradual, FreezeLLRD, FreezeLoRA, FreezeNone
+from transferlab.config.schema import FreezeTopK
+from transferlab.errors import TransferlabError
+from transferlab.freeze import FREEZE_POLICIES, build_freeze_policy
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models gain nothing from intra-op threads, and on a busy CPU their spin-waits make this file 10x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def bert_config():
+    return BertConfig(
+        hidden_size=32, num_hidden_layers=3, num_attention_heads=2, intermediate_size=64, vocab_size=100, pad_token_id=0
+    )
+
+
+def gpt2_config(**kw):
+    return GPT2Config(
+        n_embd=32, n_layer=3, n_head=2, n_positions=32, vocab_size=100, pad_token_id=0, bos_token_id=1, eos_token_id=1,
+        **kw,
+    )
+
+
+# Parameter-name prefixes of each part, written out by hand so the tests don't trust find_blocks.
+ARCHS = {
+    "bert": dict(
+        cls=BertForSequenceClassification, config=bert_config, emb=["bert.embeddings"], layer="bert.encoder.layer.{}",
+        pooler=["bert.pooler"], norm=[], head=["classifier"],
+    ),
+    "gpt2": dict(
+        cls=GPT2ForSequenceClassification, config=gpt2_config, layer="transformer.h.{}", pooler=[],
+        emb=["transformer.wte", "transformer.wpe", "transformer.drop"], norm=["transformer.ln_f"], head=["score"],
+    ),
+}
+
+
+def under(name, prefixes):
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def layers(spec, *indices):
+    return [spec["layer"].format(i) for i in indices]
+
+
+def policy_of(cfg):
+    return build_freeze_policy(OmegaConf.structured(cfg))
+
+
+def make(cls, config, seed=0):
+    torch.manual_seed(seed)
+    return cls(config)
+
+
+def batch_for(model, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1, 100, (4, 8), generator=g)
+    task = type(model.get_base_model() if hasattr(model, "get_base_model") else model).__name__  # peft: look through
+    labels = torch.randint(0, 2, (4,), generator=g) if "SequenceClassification" in task else ids
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
+
+
+class Run:
+    """AdamW over the policy's groups (+ LambdaLR over its multipliers), stepped on one batch with the model's loss."""
+
+    def __init__(self, policy, model, lr=1e-2, weight_decay=0.1, steps_per_epoch=1):
+        self.policy, self.model, self.batch = policy, model, batch_for(model)
+        self.opt = torch.optim.AdamW(policy.param_groups(model, lr, weight_decay))
+        multipliers = policy.lr_multipliers(steps_per_epoch)
+        self.sched = LambdaLR(self.opt, multipliers) if multipliers is not None else None
+        self.before = {n: p.detach().clone() for n, p in model.named_parameters()}
+
+    def step(self, n=2):
+        for _ in range(n):
+            self.model.train()
+            self.policy.set_train_mode(self.model)
+            self.model(**self.batch).loss.backward()
+            self.opt.step()
+            self.opt.zero_grad()
+            if self.sched is not None:
+                self.sched.step()
+        return {n for n, p in self.model.named_parameters() if not torch.equal(p, self.before[n])}
+
+    def names(self, *prefix_lists):
+        return {n for n in self.before if any(under(n, prefixes) for prefixes in prefix_lists)}
+
+
+TRAINS = {  # policy config -> the parts that must change (everything else must be bit-identical)
+    "none": (FreezeNone(), lambda s: [s["emb"], layers(s, 0, 1, 2), s["pooler"], s["norm"], s["head"]]),
+    "backbone": (FreezeBackbone(), lambda s: [s["head"]]),
+    "top_k": (FreezeTopK(k=1), lambda s: [layers(s, 2), s["pooler"], s["norm"], s["head"]]),
+    "top_k2_emb": (FreezeTopK(k=2, freeze_embeddings=False),
+                   lambda s: [s["emb"], layers(s, 1, 2), s["pooler"], s["norm"], s["head"]]),
+    "llrd": (FreezeLLRD(), lambda s: [s["emb"], layers(s, 0, 1, 2), s["pooler"], s["norm"], s["head"]]),
+}
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("case", TRAINS)
+def test_policy_trains_exactly_its_parts(arch, case):
+    spec, (cfg, parts) = ARCHS[arch], TRAINS[case]
+    policy = policy_of(cfg)
+    run = Run(policy, policy.apply(make(spec["cls"], spec["config"]())))
+    expected = run.names(*parts(spec))
+    assert {n for n, p in run.model.named_parameters() if p.requires_grad} == expected
+    grouped = {id(p) for g in run.opt.param_groups for p in g["params"]}
+    assert grouped == {id(p) for n, p in run.model.named_parameters() if n in expected}
+    assert run.step(2) == expected
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_bitfit_trains_biases_and_head(arch):
+    spec = ARCHS[arch]
+    policy = policy_of(FreezeBitFit())
+    run = Run(policy, policy.apply(make(spec["cls"], spec["config"]())))
+    assert run.step(2) == {n for n in run.before if n.endswith("bias") or under(n, spec["head"])}
+
+
+def test_backbone_mlp_trains_the_pooler_too():
+    policy = policy_of(FreezeBackbone(head="mlp"))
+    run = Run(policy, policy.apply(make(BertForSequenceClassification, bert_config())))
+    assert run.step(2) == run.names(["classifier", "bert.pooler"])
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_frozen_backbone_gives_identical_features_and_no_dropout(arch):
+    spec = ARCHS[arch]
+    policy = policy_of(FreezeBackbone())
+    model = policy.apply(make(spec["cls"], spec["config"]()))
+    ids = batch_for(model)["input_ids"]
+    features = lambda: model.base_model(input_ids=ids).last_hidden_state.detach()  # noqa: E731
+    model.eval()
+    before = features()
+    Run(policy, model).step(2)
+    model.train()
+    policy.set_train_mode(model)
+    assert torch.equal(features(), before)  # in train mode: dropout is off in the frozen backbone
+    model.eval()
+    assert torch.equal(features(), before)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_set_train_mode_puts_only_frozen_parts_in_eval(arch):
+    spec = ARCHS[arch]
+    policy = policy_of(FreezeTopK(k=1))
+    model = policy.apply(make(spec["cls"], spec["config"]()))
+    model.train()
+    policy.set_train_mode(model)
+    modes = {n: m.training for n, m in model.named_modules()}
+    frozen = [n for n in modes if under(n, spec["emb"] + layers(spec, 0, 1))]
+    trained = [n for n in modes if under(n, layers(spec, 2) + spec["head"])]
+    assert frozen and not any(modes[n] for n in frozen)
+    assert trained and all(modes[n] for n in trained)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_gradual_unfreezes_top_down_with_exactly_zero_lr(arch):
+    spec = ARCHS[arch]
+    policy = policy_of(FreezeGradual(interval="step", unfreeze_every=2))
+    run = Run(policy, policy.apply(make(spec["cls"], spec["config"]())))
+    assert all(p.requires_grad for p in run.model.parameters())  # DDP-safe: nothing is flipped mid-run
+    assert sum(len(g["params"]) for g in run.opt.param_groups) == len(run.before)
+    top = [spec["pooler"], spec["norm"], spec["head"]]
+    assert run.step(2) == run.names(*top)
+    assert run.step(2) == run.names(*top, layers(spec, 2))
+    assert run.step(2) == run.names(*top, layers(spec, 1, 2))
+    # The still-frozen groups did get gradients: their bit-identity comes from lr == 0 (decay factor 1 - 0 * wd == 1).
+    run.model(**run.batch).loss.backward()
+    assert all(p.grad.abs().sum() > 0 for n, p in run.model.named_parameters() if under(n, layers(spec, 0)))
+
+
+def test_gradual_epoch_schedule():
+    policy = policy_of(FreezeGradual(interval="epoch", unfreeze_every=1))
+    model = policy.apply(make(BertForSequenceClassification, bert_config()))
+    names = [g["name"].removesuffix(".no_decay") for g in policy.param_groups(model, 1.0, 0.1)]
+    multipliers = policy.lr_multipliers(steps_per_epoch=10)
+    assert len(multipliers) == len(names)
+    starts = {name: next(s for s in range(100) if f(s) == 1.0) for name, f in zip(names, multipliers)}
+    assert starts == {"head": 0, "pooler": 0, "layer.2": 10, "layer.1": 20, "layer.0": 30, "embeddings": 40}
+    assert all(f(s) in (0.0, 1.0) for f in multipliers for s in range(100))
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_llrd_learning_rates(arch):
+    spec = ARCHS[arch]
+    lr, decay = 0.1, 0.5
+    policy = policy_of(FreezeLLRD(decay=decay))
+    run = Run(policy, policy.apply(make(spec["cls"], spec["config"]())), lr=lr)
+    expected = {"embeddings": lr * decay**4, "layer.0": lr * decay**3, "layer.1": lr * decay**2, "layer.2": lr * decay}
+    expected |= {"head": lr} | ({"pooler": lr} if spec["pooler"] else {"final_norm": lr})
+    groups = run.opt.param_groups
+    assert {g["name"].removesuffix(".no_decay") for g in groups} == set(expected)
+    assert all(g["lr"] == expected[g["name"].removesuffix(".no_decay")] for g in groups)
+    names = {id(p): n for n, p in run.model.named_parameters()}
+    for g in groups:  # no decay exactly on biases and LayerNorm weights
+        no_decay = g["name"].endswith(".no_decay")
+        assert g["weight_decay"] == (0.0 if no_decay else 0.1)
+        assert all((names[id(p)].endswith("bias") or "ln" in names[id(p)] or "LayerNorm" in names[id(p)]) == no_decay
+                   for p in g["params"])
+    assert run.step(2) == set(run.before)
+
+
+LM_CASES = {  # (task model, config overrides, policy, which parameter names must change)
+    "mlm-none": (BertForMaskedLM, {}, FreezeNone(), lambda n: True),
+    "mlm-backbone": (BertForMaskedLM, {}, FreezeBackbone(), lambda n: n.startswith("cls.")),  # decoder: tied, frozen
+    "mlm-bitfit": (BertForMaskedLM, {}, FreezeBitFit(), lambda n: n.endswith("bias") or n.startswith("cls.")),
+    "clm-none": (GPT2LMHeadModel, {}, FreezeNone(), lambda n: True),
+    "clm-bitfit": (GPT2LMHeadModel, {}, FreezeBitFit(), lambda n: n.endswith("bias")),  # lm_head is wte: frozen
+    "clm-untied-backbone": (
+        GPT2LMHeadModel, {"tie_word_embeddings": False}, FreezeBackbone(), lambda n: n == "lm_head.weight"
+    ),
+}
+
+
+@pytest.mark.parametrize("case", LM_CASES)
+def test_masked_and_causal_lm_heads(case):
+    cls, overrides, cfg, trains = LM_CASES[case]
+    policy = policy_of(cfg)
+    config = bert_config() if cls is BertForMaskedLM else gpt2_config(**overrides)
+    run = Run(policy, policy.apply(make(cls, config)))
+    assert run.step(2) == {n for n in run.before if trains(n)}
+    tied = run.model.get_output_embeddings().weight is run.model.get_input_embeddings().weight
+    assert tied == (not overrides)  # training kept the tie
+
+
+@pytest.mark.parametrize(
+    ("cfg", "model", "message"),
+    [
+        (FreezeBackbone(), lambda: GPT2LMHeadModel(gpt2_config()), r"no trainable parameters .*tied"),
+        (FreezeBackbone(head="mlp"), lambda: GPT2ForSequenceClassification(gpt2_config()), "has no pooler"),
+        (FreezeTopK(k=5), lambda: BertForSequenceClassification(bert_config()), r"freeze.k=5 .* has 3 blocks"),
+        (FreezeLoRA(target_modules=["qurey"]), lambda: BertForSequenceClassification(bert_config()),
+         r"\['qurey'\] match no linear layer .*choose from: .*query"),
+        (FreezeBitFit(), lambda: LlamaForSequenceClassification(LlamaConfig(
+            hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, vocab_size=100,
+            pad_token_id=0)), "no bias parameters"),
+        (FreezeGradual(), lambda: GPT2Model(gpt2_config()), "has no untied head"),
+        (FreezeGradual(), lambda: GPT2LMHeadModel(gpt2_config()), "GPT2LMHeadModel has no untied head"),
+    ],
+    ids=["zero_trainable_tied", "mlp_without_pooler", "k_too_large", "lora_no_match", "bitfit_no_bias", "no_head",
+         "tied_head"],
+)
+def test_apply_errors(cfg, model, message):
+    with pytest.raises(TransferlabError, match=message):
+        policy_of(cfg).apply(model())
+
+
+def test_config_errors(monkeypatch):
+    with pytest.raises(TransferlabError, match="choose one of: none, backbone, top_k, gradual, llrd, bitfit, lora"):
+        build_freeze_policy(OmegaConf.create({"name": "frozen"}))
+    with pytest.raises(TransferlabError, match="freeze.interval=epochs is unknown"):
+        policy_of(FreezeGradual(interval="epochs"))
+    with pytest.raises(TransferlabError, match="freeze.k=0 must be at least 1"):
+        policy_of(FreezeTopK(k=0))
+    monkeypatch.setitem(sys.modules, "peft", None)  # as if the [lora] extra were not installed
+    with pytest.raises(TransferlabError, match=r"freeze=lora needs peft: pip install 'transferlab\[lora\]'"):
+        policy_of(FreezeLoRA()).apply(BertForSequenceClassification(bert_config()))
+    assert set(FREEZE_POLICIES) == {"none", "backbone", "top_k", "gradual", "llrd", "bitfit", "lora"}
+
+
+def logits(model, batch):
+    with torch.no_grad():
+        return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_lora_trains_adapters_and_head_and_exports_merged(arch, tmp_path):
+    spec = ARCHS[arch]
+    policy = policy_of(FreezeLoRA(r=4, alpha=8, dropout=0.0))
+    model = policy.apply(make(spec["cls"], spec["config"]()))
+    run = Run(policy, model)
+    initial = logits(model.eval(), run.batch)
+    changed = run.step(2)
+    assert changed and changed == {n for n in run.before if "lora_" in n or ".modules_to_save." in n}
+    assert any(".modules_to_save." in n and under(n.removeprefix("base_model.model."), spec["head"]) for n in changed)
+
+    expected = logits(model.eval(), run.batch)
+    assert not torch.allclose(expected, initial)  # the adapters did something
+    merged, kind = policy.model_for_export(model)
+    assert kind == "model" and not hasattr(merged, "peft_config")
+    merged.save_pretrained(tmp_path)
+    loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    torch.testing.assert_close(logits(loaded, run.batch), expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(logits(model.eval(), run.batch), expected, atol=0, rtol=0)  # the run's model is intact
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_lora_adapter_export_loads_over_a_fresh_base(arch, tmp_path):
+    from peft import PeftModel
+
+    spec = ARCHS[arch]
+    base = make(spec["cls"], spec["config"]())
+    base.save_pretrained(tmp_path / "base")  # stands in for the pretrained checkpoint on the hub
+    policy = policy_of(FreezeLoRA(r=4, alpha=8, dropout=0.0, merge_on_export=False))
+    model = policy.apply(base)
+    run = Run(policy, model)
+    run.step(2)
+    expected = logits(model.eval(), run.batch)
+    adapter, kind = policy.model_for_export(model)
+    assert kind == "adapter" and adapter is model
+    adapter.save_pretrained(tmp_path / "adapter")
+    fresh = AutoModelForSequenceClassification.from_pretrained(tmp_path / "base")
+    loaded = PeftModel.from_pretrained(fresh, tmp_path / "adapter").eval()
+    torch.testing.assert_close(logits(loaded, run.batch), expected, atol=1e-5, rtol=0)

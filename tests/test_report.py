@@ -1,0 +1,180 @@
+"""Tests for the transferlab-report CLI on hand-made Hydra multirun trees."""
+
+import csv
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from transferlab.report import main
+
+INITS = ("pretrained", "scratch")
+FREEZES = ("lora", "none")
+FRACTIONS = (0.1, 1.0)
+SEEDS = (0, 1)
+
+
+def expected_acc(init, freeze, fraction, seed):
+    """Known numbers: seed 0 and 1 differ by 0.10, so every configuration has std 0.0707."""
+    base = 0.50 + 0.20 * (init == "pretrained") + 0.05 * (freeze == "lora") + 0.10 * (fraction == 1.0)
+    return round(base + (-0.05 if seed == 0 else 0.05), 4)
+
+
+def make_job(job_dir: Path, *, init, freeze, fraction, seed, metrics=None, with_init_key=True):
+    cfg = {
+        "seed": seed,
+        "task_name": "sst2",
+        "data": {"train_fraction": fraction, "cache_dir": f"/tmp/cache/{job_dir.name}"},
+        "freeze": {"name": freeze},
+        "objective": {"name": "ce"},
+        "model": {"arch": "bert", "name_or_path": "prajjwal1/bert-tiny" if init == "pretrained" else None},
+        "paths": {"output_dir": str(job_dir)},
+    }
+    if with_init_key:
+        cfg["init"] = init
+    (job_dir / ".hydra").mkdir(parents=True)
+    (job_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(cfg))
+    if metrics is not None:
+        (job_dir / "metrics.json").write_text(json.dumps(metrics))
+
+
+def ok_metrics(init, freeze, fraction, seed):
+    acc = expected_acc(init, freeze, fraction, seed)
+    return {"status": "ok", "test/acc": acc, "test/f1_macro": round(acc - 0.1, 4), "val/loss": 0.9,
+            "params/trainable": 1_200_000 if freeze == "lora" else 4_400_000, "params/total": 4_400_000,
+            "time/fit_s": 10.0 + seed, "throughput/tokens_per_sec": 4000.0}
+
+
+def make_sweep(root: Path, *, with_failure=True):
+    """16 ok jobs (2 inits x 2 freezes x 2 fractions x 2 seeds), optionally + 1 failed + 1 missing."""
+    combos = list(itertools.product(INITS, FREEZES, FRACTIONS, SEEDS))
+    for num, (init, freeze, fraction, seed) in enumerate(combos):
+        make_job(root / str(num), init=init, freeze=freeze, fraction=fraction, seed=seed,
+                 metrics=ok_metrics(init, freeze, fraction, seed), with_init_key=(num % 2 == 0))
+    if with_failure:
+        make_job(root / "16", init="scratch", freeze="none", fraction=0.1, seed=2,
+                 metrics={"status": "failed", "error": "ValueError: lr must be positive", "val/loss": 3.0})
+        make_job(root / "17", init="pretrained", freeze="lora", fraction=1.0, seed=2)  # no metrics.json
+    return root
+
+
+def read_csv(path: Path):
+    with path.open() as fh:
+        return list(csv.DictReader(fh))
+
+
+def table_rows(md: str):
+    """Parse the first Markdown table into a list of dicts."""
+    lines = [ln for ln in md.splitlines() if ln.startswith("|")]
+    split = lambda ln: [c.strip() for c in ln.strip("|").split(" | ")]  # noqa: E731
+    header = split(lines[0])
+    return [dict(zip(header, split(ln))) for ln in lines[2:]]
+
+
+def test_full_sweep_with_failure_and_missing(tmp_path, capsys):
+    sweep = make_sweep(tmp_path / "sweep")
+    out = tmp_path / "out"
+    assert main([str(sweep), "--out", str(out)]) == 1
+    printed = capsys.readouterr().out
+    for name in ("report.md", "results.csv", "learning_curves.png"):
+        assert str(out / name) in printed
+
+    # results.csv: one row per job, not aggregated
+    rows = read_csv(out / "results.csv")
+    assert len(rows) == 18
+    by_dir = {r["job_dir"]: r for r in rows}
+    assert by_dir["16"]["status"] == "failed"
+    assert by_dir["16"]["error"] == "ValueError: lr must be positive"
+    assert by_dir["16"]["val/loss"] == "3.0"
+    assert by_dir["17"]["status"] == "missing"
+    assert by_dir["1"]["init"] == "pretrained"  # derived from model.name_or_path (no init key)
+    assert by_dir["9"]["init"] == "scratch"  # derived: name_or_path is null
+    assert float(by_dir["0"]["test/acc"]) == pytest.approx(0.70)  # pretrained/lora/0.1/seed 0
+    assert {"job_dir", "status", "error", "init", "freeze.name", "data.train_fraction", "seed",
+            "test/acc", "test/f1_macro", "params/trainable", "time/fit_s"} <= set(rows[0])
+    # constant keys and path-ish keys are not "varying" columns
+    for key in ("objective.name", "task_name", "model.arch", "paths.output_dir", "data.cache_dir"):
+        assert key not in rows[0]
+
+    # report.md: aggregated table, sorted by (init, freeze, fraction)
+    md = (out / "report.md").read_text()
+    assert str(sweep) in md
+    table = table_rows(md)
+    assert len(table) == 8
+    keys = [(r["init"], r["freeze.name"], float(r["data.train_fraction"])) for r in table]
+    assert keys == sorted(itertools.product(INITS, FREEZES, FRACTIONS))
+    for r in table:
+        init, freeze, frac = r["init"], r["freeze.name"], float(r["data.train_fraction"])
+        mean = (expected_acc(init, freeze, frac, 0) + expected_acc(init, freeze, frac, 1)) / 2
+        assert r["test/acc"] == f"{mean:.4f} ± 0.0707"
+        assert r["test/f1_macro"] == f"{mean - 0.1:.4f} ± 0.0707"
+        assert r["val/loss"] == "0.9000 ± 0.0000"
+        assert r["n"] == "2"
+        assert r["trainable params"] == ("1.2M" if freeze == "lora" else "4.4M")
+        assert r["fit time (s)"] == "10.5"
+    first = table[0]  # pretrained / lora / 0.1: seeds give 0.70 and 0.80
+    assert first["test/acc"] == "0.7500 ± 0.0707"
+    failed_row = next(r for r in table if (r["init"], r["freeze.name"], r["data.train_fraction"])
+                      == ("scratch", "none", "0.1"))
+    assert (failed_row["failed"], failed_row["missing"]) == ("1", "0")
+    missing_row = next(r for r in table if (r["init"], r["freeze.name"], r["data.train_fraction"])
+                       == ("pretrained", "lora", "1.0"))
+    assert (missing_row["n"], missing_row["missing"]) == ("2", "1")
+
+    failed_section = md.split("## Failed jobs")[1].split("## Missing")[0]
+    assert "`16`: ValueError: lr must be positive" in failed_section
+    assert "`17`" in md.split("## Missing")[1]
+
+    # learning_curves.png is a real PNG
+    png = out / "learning_curves.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 0
+    import matplotlib.image
+
+    img = matplotlib.image.imread(png)
+    assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100 and img.shape[2] in (3, 4)
+
+
+def test_all_ok_exit_zero_and_default_out(tmp_path):
+    sweep = make_sweep(tmp_path / "sweep", with_failure=False)
+    assert main([str(sweep)]) == 0
+    for name in ("report.md", "results.csv", "learning_curves.png"):
+        assert (sweep / name).is_file()
+    md = (sweep / "report.md").read_text()
+    assert "## Failed jobs\n\nNone." in md and "## Missing\n\nNone." in md
+
+
+def test_empty_dir_exit_two(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main([str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path / "empty") in err and ".hydra/config.yaml" in err
+    assert not (tmp_path / "empty" / "report.md").exists()
+
+
+def test_partial_sweep_single_seed_and_extra_varying_key(tmp_path, capsys):
+    """A single run dir (the DIR itself is the job) plus a second dir; objective varies -> column."""
+    run_a, run_b = tmp_path / "a", tmp_path / "b"
+    make_job(run_a, init="pretrained", freeze="bitfit", fraction=0.5, seed=0,
+             metrics={"status": "ok", "test/acc": 0.7123, "test/perplexity": 12.5})
+    make_job(run_b, init="pretrained", freeze="bitfit", fraction=0.5, seed=0,
+             metrics={"status": "ok", "test/acc": 0.6})
+    cfg_b = yaml.safe_load((run_b / ".hydra" / "config.yaml").read_text())
+    cfg_b["objective"]["name"] = "mlm"
+    (run_b / ".hydra" / "config.yaml").write_text(yaml.safe_dump(cfg_b))
+    out = tmp_path / "out"
+    assert main([str(run_a), str(run_b), "--out", str(out)]) == 0
+    table = table_rows((out / "report.md").read_text())
+    assert [r["objective.name"] for r in table] == ["ce", "mlm"]
+    assert table[0]["test/acc"] == "0.7123 ± –"
+    assert table[0]["test/perplexity"] == "12.5000 ± –"
+    assert table[1]["test/perplexity"] == "–"
+    assert (out / "learning_curves.png").is_file()  # a single fraction still plots points
+
+    # metric with no data at all: no PNG, a note instead
+    out2 = tmp_path / "out2"
+    assert main([str(run_a), "--out", str(out2), "--metric", "test/bleu"]) == 0
+    assert not (out2 / "learning_curves.png").exists()
+    assert "no data for metric 'test/bleu'" in capsys.readouterr().out
+    assert (out2 / "report.md").is_file() and (out2 / "results.csv").is_file()
