@@ -93,7 +93,8 @@ def _explain(e: Exception, overrides: List[str]) -> str:
         known = _keys_at(parent, [o for o in overrides if not o.startswith(key + "=")])
         where = f" in {parent}" if parent else ""
         suggestion = did_you_mean(leaf, known).replace("'", f"'{parent}.", 1) if parent else did_you_mean(leaf, known)
-        return f"unknown key '{key}'{suggestion}; keys{where}: {', '.join(sorted(known))}"
+        extra = f"; to pass another lightning.Trainer argument use +{key}=VALUE" if parent == "trainer" else ""
+        return f"unknown key '{key}'{suggestion}; keys{where}: {', '.join(sorted(known))}{extra}"
     cause = e.__cause__ or e
     full_key = getattr(cause, "full_key", None)
     first = str(cause).splitlines()[0]

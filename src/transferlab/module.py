@@ -71,9 +71,8 @@ class TransferModule(pl.LightningModule):
         groups = self.policy.param_groups(self.model, opt_cfg.lr, opt_cfg.weight_decay)
         optimizer = torch.optim.AdamW(groups, lr=opt_cfg.lr, betas=tuple(opt_cfg.betas), eps=opt_cfg.eps)
         total = int(self.trainer.estimated_stepping_batches)
-        steps_per_epoch = max(1, total // max(1, self.trainer.max_epochs or 1)) if self.trainer.max_steps == -1 else max(
-            1, int(self.trainer.num_training_batches) // self.trainer.accumulate_grad_batches
-        )
+        batches = len(self.trainer.datamodule.train_dataloader()) if self.trainer.datamodule else total
+        steps_per_epoch = max(1, batches // self.trainer.accumulate_grad_batches)
         base = schedule(sched_cfg.name, int(sched_cfg.warmup_ratio * total), total)
         multipliers = self.policy.lr_multipliers(steps_per_epoch) or [None] * len(groups)
         lambdas = [(lambda s, m=m: base(s) * m(s)) if m else base for m in multipliers]

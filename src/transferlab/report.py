@@ -71,11 +71,22 @@ def is_pathish(key: str) -> bool:
     return key.startswith(("hydra.", "paths.")) or "dir" in key.lower()
 
 
+def determined_by_core(key: str, jobs: list[Job]) -> bool:
+    """True when the core keys fix this key's value (e.g. model.arch follows init): it adds no column."""
+    seen: dict[tuple, str] = {}
+    for j in jobs:
+        core = tuple(repr(j.config.get(k)) for k in CORE_KEYS)
+        if seen.setdefault(core, repr(j.config.get(key))) != repr(j.config.get(key)):
+            return False
+    return True
+
+
 def varying_keys(jobs: list[Job]) -> list[str]:
     keys = {k for j in jobs for k in j.config}
     extra = sorted(
         k for k in keys - set(CORE_KEYS)
         if k != "seed" and not is_pathish(k) and len({repr(j.config.get(k)) for j in jobs}) > 1
+        and not determined_by_core(k, jobs)
     )
     return list(CORE_KEYS) + extra
 

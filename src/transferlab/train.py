@@ -1,5 +1,7 @@
 """`transferlab-train`: compose model x objective x freeze x data, fit, test, export, write metrics.json."""
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
@@ -17,7 +19,11 @@ def hydra_main(cfg: DictConfig):
 
 
 def main() -> None:
+    from transferlab import sweep
+
     run_cli(hydra_main)
+    if sweep.failed_jobs:  # a multirun whose jobs were recorded as failed (each has its error in metrics.json)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

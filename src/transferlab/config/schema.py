@@ -211,6 +211,8 @@ class TrainConfig:
     test: bool = True  # evaluate the best checkpoint on the test split after fit
     compile: bool = False  # torch.compile the model
     on_nan: str = "stop"  # stop | skip: what a NaN/Inf loss does
+    init: Optional[str] = None  # scratch | pretrained: set by the init/ group (study sweeps), shown in tags and reports
+    pretrained_source: Optional[str] = None  # the pre-trained model dir that init/ reads (weights or tokenizer)
     trainer: Dict[str, Any] = field(default_factory=dict)  # passed through to lightning.Trainer
     model: Any = None
     objective: Any = None
@@ -222,7 +224,6 @@ class TrainConfig:
     logger: Any = None
     callbacks: Any = None
     paths: Any = None
-    hparams_search: Any = None
 
 
 def register_schemas() -> None:

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The transfer study, end to end:
+#   1. pre-train tiny BERT with MLM on the unlabeled WordNet corpus, once;
+#   2. a Hydra multirun over train fraction x init (scratch | pretrained) x freeze x seed on WordNet topics;
+#   3. transferlab-report over the sweep: report.md, results.csv, learning_curves.png.
+#
+# Usage: ./multirun.sh [--fast] [--seeds N] [--fractions 0.01,0.1,1.0] [--freezes none,backbone,lora]
+#                      [--launcher basic|joblib|submitit_local|submitit_slurm] [--out DIR] [-- extra sweep overrides]
+# The same settings can come from the environment: FAST=1 SEEDS=3 FRACTIONS=... FREEZES=... LAUNCHER=... OUT=...
+# Defaults take about 30-40 minutes on 2 CPU cores; --fast is a few-minute smoke run of the same pipeline.
+set -euo pipefail
+
+FAST=${FAST:-0}
+SEEDS=${SEEDS:-2}
+FRACTIONS=${FRACTIONS:-0.01,0.1,1.0}
+FREEZES=${FREEZES:-none,backbone,lora}
+LAUNCHER=${LAUNCHER:-basic}
+OUT=${OUT:-outputs}
+EXTRA=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --fast) FAST=1 ;;
+    --seeds) SEEDS=$2; shift ;;
+    --fractions) FRACTIONS=$2; shift ;;
+    --freezes) FREEZES=$2; shift ;;
+    --launcher) LAUNCHER=$2; shift ;;
+    --out) OUT=$2; shift ;;
+    --) shift; EXTRA=("$@"); break ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    *) echo "multirun.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+here=$(cd "$(dirname "$0")" && pwd)
+train=${TRAIN:-transferlab-train}
+report=${REPORT:-transferlab-report}
+if ! command -v "$train" >/dev/null 2>&1 && [ -x "$here/.venv/bin/transferlab-train" ]; then
+  train="$here/.venv/bin/transferlab-train"
+  report="$here/.venv/bin/transferlab-report"
+fi
+
+if [ "$FAST" = 1 ]; then
+  [ "${FRACTIONS}" = "0.01,0.1,1.0" ] && FRACTIONS=0.1,1.0
+  [ "${FREEZES}" = "none,backbone,lora" ] && FREEZES=none,backbone
+  [ "${SEEDS}" = 2 ] && SEEDS=1
+  PRETRAIN=(data.max_train_samples=2000 data.max_eval_samples=200 trainer.max_steps=20 trainer.max_epochs=-1
+            trainer.val_check_interval=10 trainer.check_val_every_n_epoch=null tokenizer.vocab_size=2000 logger=csv)
+  SWEEP=(data.max_train_samples=300 data.max_eval_samples=100 trainer.max_steps=8 trainer.val_check_interval=4 logger=csv)
+else
+  PRETRAIN=(trainer.max_steps=1500 trainer.max_epochs=-1 trainer.val_check_interval=500 trainer.check_val_every_n_epoch=null)
+  SWEEP=()
+fi
+seeds=$(seq -s, 1 "$SEEDS")
+launcher=()
+[ "$LAUNCHER" != basic ] && launcher=("hydra/launcher=$LAUNCHER")
+
+stamp="$(date +%Y-%m-%d_%H-%M-%S)_$$"
+study="$OUT/study/$stamp"
+echo "study dir: $study"
+start=$(date +%s)
+
+"$train" experiment=pretrain_mlm "hydra.run.dir=$study/pretrain" paths.output_dir="$OUT" "${PRETRAIN[@]}"
+
+status=0
+"$train" -m experiment=study "pretrained_source=$study/pretrain/export" \
+  "init=scratch,pretrained" "freeze=$FREEZES" "data.train_fraction=$FRACTIONS" "seed=$seeds" \
+  "hydra.sweep.dir=$study/sweep" paths.output_dir="$OUT" "${launcher[@]}" "${SWEEP[@]}" "${EXTRA[@]}" || status=$?
+
+"$report" "$study/sweep" --out "$study" || true
+echo "study took $(( $(date +%s) - start ))s; report: $study/report.md"
+exit $status
