@@ -5,7 +5,7 @@ from pathlib import Path
 
 
 def wandb_tags(cfg) -> list:
-    init = "pretrained" if cfg.model.name_or_path else "scratch"
+    init = cfg.init or ("pretrained" if cfg.model.name_or_path else "scratch")
     arch = cfg.model.arch or Path(str(cfg.model.name_or_path)).name
     return [f"objective:{cfg.objective.name}", f"freeze:{cfg.freeze.name}", f"model:{arch}", f"init:{init}", *cfg.logger.wandb.tags]
 
@@ -27,12 +27,13 @@ def build_loggers(cfg, run_dir: Path, group: str | None) -> list:
         w = lcfg.wandb
         if w.offline:
             os.environ.setdefault("WANDB_MODE", "offline")
-        # The run id is the run dir's name: a resumed run (resume=auto) continues the same dashboard run.
+        # The run id comes from the run dir (a sweep job: sweep name + job number), so a resumed run
+        # (resume=auto) continues the same dashboard run and two sweeps never share an id.
         loggers.append(
             WandbLogger(
                 save_dir=str(run_dir), project=w.project, entity=w.entity, offline=w.offline,
                 group=w.group or group, tags=wandb_tags(cfg), name=f"{cfg.task_name}/{run_dir.name}",
-                id=run_dir.name.replace("/", "-"), resume="allow", reinit="finish_previous",
+                id=f"{run_dir.parent.name}-{run_dir.name}" if group else run_dir.name, resume="allow", reinit="finish_previous",
             )
         )
     return loggers

@@ -63,15 +63,16 @@ def _check_choices(cfg: DictConfig) -> None:
 
 def _check_model(cfg: DictConfig) -> None:
     model = cfg.model
-    if OmegaConf.is_missing(model, "name_or_path"):
-        raise TransferlabError("model=pretrained needs model.name_or_path=<hub id | local dir | a run's export/ dir>")
     if model.arch and model.name_or_path:
         raise TransferlabError(
             "model.arch builds a model from scratch and model.name_or_path loads weights: set one of them "
             "(model=tiny_bert for scratch, model=pretrained model.name_or_path=PATH for weights)"
         )
     if not model.arch and not model.name_or_path:
-        raise TransferlabError("the model needs model.arch (build from scratch) or model.name_or_path (load weights)")
+        raise TransferlabError(
+            "model=pretrained needs model.name_or_path=<hub id | local dir | a run's export/ dir> "
+            "(or build from scratch with model.arch, e.g. model=tiny_bert)"
+        )
     check_objective_fits_model(cfg.objective.name, model_type(model))
     max_pos = model.config.get("max_position_embeddings") or model.config.get("n_positions")
     if max_pos and cfg.data.max_seq_len > max_pos:

@@ -1,0 +1,248 @@
+"""Shared bench helpers: interleaved timing, foreign-load check, peak RSS, matmul peak, FLOP estimates, tables.
+
+Every comparison runs its runners interleaved in one process (A, B, C, A, B, C, ...) so that load from other
+processes hits all of them alike; a runner's number is the median over rounds, and its ratio to the peer is the
+median of the per-round ratios.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+for key, value in {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "WANDB_MODE": "offline",
+                   "WANDB_SILENT": "true", "TOKENIZERS_PARALLELISM": "false", "TRANSFORMERS_VERBOSITY": "error"}.items():
+    os.environ.setdefault(key, value)
+warnings.filterwarnings("ignore")
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "outputs" / "bench"  # tokenizers, run dirs and result JSON (ignored by git)
+RESULTS = WORK / "results"
+
+
+def quiet() -> None:
+    """Silence progress bars and framework chatter so the tables stay readable."""
+    import logging
+
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "transformers", "datasets", "accelerate"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    import datasets
+
+    datasets.disable_progress_bars()
+
+
+def args(description: str, steps: int, repeats: int = 3) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--quick", action="store_true", help="fewer steps (a smoke run; numbers are noisier)")
+    p.add_argument("--steps", type=int, default=steps, help="timed optimizer steps per runner per round")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps before the timed window")
+    p.add_argument("--repeats", type=int, default=repeats, help="clean rounds wanted (median over them)")
+    p.add_argument("--max-foreign", type=float, default=0.5, help="CPU cores used by other processes above which a round is 'loaded'")
+    a = p.parse_args()
+    if a.quick:
+        a.steps, a.warmup = max(3, a.steps // 3), 2
+    return a
+
+
+# ---------------------------------------------------------------- load, memory, peak
+
+
+class ForeignLoad:
+    """Cores used by *other* processes during a window: busy jiffies system-wide minus this process's CPU time."""
+
+    @staticmethod
+    def _busy() -> float:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")  # minus idle and iowait
+
+    def __enter__(self):
+        self.t, self.busy, self.own = time.perf_counter(), self._busy(), sum(os.times()[:2])
+        self.loadavg = os.getloadavg()[0]
+        return self
+
+    def __exit__(self, *exc):
+        wall = time.perf_counter() - self.t
+        own = sum(os.times()[:2]) - self.own
+        self.cores = max(0.0, (self._busy() - self.busy - own) / wall) if wall > 0 else 0.0
+
+
+class PeakRSS:
+    """Peak resident memory of this process while the block runs (sampled every 5 ms), in MiB."""
+
+    def __enter__(self):
+        import psutil
+
+        self._proc, self._stop, self.peak = psutil.Process(), threading.Event(), 0
+        self.peak = self._proc.memory_info().rss
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, self._proc.memory_info().rss)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._proc.memory_info().rss) / 2**20
+
+
+def matmul_peak_gflops(n: int = 1024, reps: int = 10) -> float:
+    """fp32 GEMM throughput of this machine right now: the ceiling the runners are measured against."""
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.matmul(a, b)
+    t = time.perf_counter()
+    for _ in range(reps):
+        torch.matmul(a, b)
+    return 2 * n**3 * reps / (time.perf_counter() - t) / 1e9
+
+
+# ---------------------------------------------------------------- FLOPs
+
+
+def encoder_flops(batch: int, seq: int, n_layer: int, d: int, ff: int, head_rows: float, head_params: int) -> float:
+    """Training FLOPs (forward + backward = 3 x forward) of one batch of a BERT/GPT-2 style stack.
+
+    per token: 6 * N_layers (N_layers = n_layer * (4 d^2 + 2 d ff), the non-embedding matmul weights)
+             + 12 * n_layer * seq * d          (attention scores QK^T and the weighted sum AV, over the padded length)
+    per batch: + 6 * head_params * head_rows   (the output head, run on head_rows rows: every position for a dense
+                                                MLM/CLM head, only the masked positions for the sparse MLM head,
+                                                one row per sequence for a classifier)
+    Embedding look-ups, layer norms, softmax and the loss are memory-bound and not counted.
+    """
+    tokens = batch * seq
+    return tokens * (6 * n_layer * (4 * d * d + 2 * d * ff) + 12 * n_layer * seq * d) + 6 * head_params * head_rows
+
+
+def model_dims(config) -> dict:
+    """n_layer, d, ff from a transformers BERT or GPT-2 config."""
+    n_layer = getattr(config, "num_hidden_layers", None) or config.n_layer
+    d = getattr(config, "hidden_size", None) or config.n_embd
+    ff = getattr(config, "intermediate_size", None) or getattr(config, "n_inner", None) or 4 * d
+    return {"n_layer": n_layer, "d": d, "ff": ff}
+
+
+# ---------------------------------------------------------------- timing
+
+
+@dataclass
+class StepLog:
+    """End time, tokens, non-pad tokens and FLOPs of every optimizer step of one run."""
+
+    ends: list = field(default_factory=list)
+    tokens: list = field(default_factory=list)
+    real: list = field(default_factory=list)
+    flops: list = field(default_factory=list)
+
+    def batch(self, tokens: int, real: int, flops: float) -> None:
+        self.tokens.append(tokens)
+        self.real.append(real)
+        self.flops.append(flops)
+
+    def step_end(self) -> None:
+        self.ends.append(time.perf_counter())
+
+    def window(self, warmup: int) -> dict:
+        """Steps warmup..end: from the end of step warmup-1 to the end of the last step (data loading included)."""
+        n = len(self.ends)
+        if n <= warmup:
+            raise RuntimeError(f"only {n} steps ran; need more than warmup={warmup}")
+        seconds = self.ends[-1] - self.ends[warmup - 1]
+        tok, real, flops = (sum(x[warmup:n]) for x in (self.tokens, self.real, self.flops))
+        return {"seconds": seconds, "tokens_per_s": tok / seconds, "real_tokens_per_s": real / seconds,
+                "pad_share": 1 - real / tok, "gflops": flops / seconds / 1e9, "steps": n - warmup}
+
+
+def interleave(runners: dict, repeats: int, max_foreign: float, max_rounds: int | None = None) -> dict:
+    """Run every runner once per round, in order, until `repeats` rounds ran without foreign load (or max_rounds).
+
+    runners: name -> callable returning StepLog.window(...) as a dict. Returns name -> list of per-round dicts,
+    plus '_rounds' with each round's foreign load and matmul peak.
+    """
+    max_rounds = max_rounds or repeats + 2
+    out = {name: [] for name in runners}
+    rounds = []
+    while len(rounds) < max_rounds and sum(not r["loaded"] for r in rounds) < repeats:
+        with ForeignLoad() as load:
+            peak = matmul_peak_gflops()
+            row = {}
+            for name, run in runners.items():
+                with PeakRSS() as rss:
+                    row[name] = {**run(), "rss_mb": rss.peak}
+        loaded = load.cores > max_foreign
+        rounds.append({"foreign_cores": round(load.cores, 2), "loadavg": round(load.loadavg, 2), "peak_gflops": peak, "loaded": loaded})
+        for name in runners:
+            out[name].append({**row[name], "round": len(rounds) - 1, "peak_gflops": peak, "loaded": loaded})
+        summary = "  ".join(f"{n}={row[n]['real_tokens_per_s']:.0f}" for n in runners)
+        print(f"  round {len(rounds)}: foreign load {load.cores:.2f} cores (loadavg {load.loadavg:.2f}){' LOADED' if loaded else ''}: {summary} tok/s", flush=True)
+    out["_rounds"] = rounds
+    return out
+
+
+def summarize(results: dict, peer: str, metric: str = "real_tokens_per_s") -> list:
+    """One row per runner: medians over the clean rounds (all rounds if fewer than 3 are clean)."""
+    rounds = results["_rounds"]
+    clean = [i for i, r in enumerate(rounds) if not r["loaded"]]
+    use = clean if len(clean) >= 3 else list(range(len(rounds)))
+    rows = []
+    for name, samples in results.items():
+        if name.startswith("_"):
+            continue
+        s = [samples[i] for i in use]
+        ratios = [a[metric] / results[peer][i][metric] for a, i in zip(s, use)]
+        util = [a["gflops"] / a["peak_gflops"] for a in s]
+        rows.append({
+            "runner": name, "tokens_per_s": statistics.median(a[metric] for a in s),
+            "all_tokens_per_s": statistics.median(a["tokens_per_s"] for a in s),
+            "ratio": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
+            "pad_share": statistics.median(a["pad_share"] for a in s),
+            "rss_mb": max(a["rss_mb"] for a in s), "gflops": statistics.median(a["gflops"] for a in s),
+            "util": statistics.median(util), "rounds_used": len(use), "rounds_loaded": len(rounds) - len(clean),
+        })
+    return rows
+
+
+def table(title: str, rows: list, peer: str, metric_name: str = "tokens/s") -> str:
+    head = f"| runner | {metric_name} (median) | ratio vs {peer} [min-max] | pad share | peak RSS MiB | model GFLOP/s | % of matmul peak |"
+    lines = [f"### {title}", "", head, "|" + "---|" * 7]
+    for r in rows:
+        lines.append(
+            f"| {r['runner']} | {r['tokens_per_s']:,.0f} | {r['ratio']:.2f}x [{r['ratio_min']:.2f}-{r['ratio_max']:.2f}] | "
+            f"{100 * r['pad_share']:.1f}% | {r['rss_mb']:,.0f} | {r['gflops']:.1f} | {100 * r['util']:.0f}% |"
+        )
+    return "\n".join(lines)
+
+
+def rounds_line(results: dict) -> str:
+    r = results["_rounds"]
+    peaks = [x["peak_gflops"] for x in r]
+    return (f"rounds: {len(r)} ({sum(x['loaded'] for x in r)} loaded); foreign load per round (cores): "
+            f"{[x['foreign_cores'] for x in r]}; loadavg: {[x['loadavg'] for x in r]}; "
+            f"matmul peak median {statistics.median(peaks):.1f} GFLOP/s")
+
+
+def save(name: str, payload: dict) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    payload = {"date": time.strftime("%Y-%m-%d %H:%M"), "python": sys.version.split()[0], **payload}
+    path.write_text(json.dumps(payload, indent=1, default=str))
+    return path
+
+
+def versions() -> dict:
+    import lightning
+    import torch
+    import transformers
+
+    return {"torch": torch.__version__, "transformers": transformers.__version__, "lightning": lightning.__version__,
+            "threads": torch.get_num_threads(), "cpus": os.cpu_count()}

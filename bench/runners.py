@@ -1,0 +1,162 @@
+"""The three kinds of runner every comparison uses, each returning StepLog.window(...) for one round.
+
+- transferlab: the product path. The config is composed by transferlab.cli.compose, everything is built by
+  transferlab.job.assemble (with loggers, progress bar and checkpoints off), and trainer.fit runs; a callback
+  stamps each optimizer step. The product is rebuilt every round, so every round starts from the same weights.
+- HF Trainer: transformers.Trainer with the standard collator; a TrainerCallback stamps each step and a wrapper
+  around the collator counts the tokens of every batch.
+- raw loop: plain PyTorch doing a given step function (forward, loss, backward, clip, AdamW, LR schedule).
+"""
+
+import io
+from pathlib import Path
+
+from common import WORK, StepLog
+
+LOGGING_OFF = ["logger=none", "callbacks.progress_bar=false", "callbacks.checkpoint.enabled=false",
+               "+trainer.enable_model_summary=false", "test=false", "export=false"]
+
+
+def count(batch, flops_fn):
+    ids = batch["input_ids"]
+    mask = batch.get("attention_mask")
+    return ids.numel(), int(mask.sum()) if mask is not None else ids.numel(), flops_fn(batch)
+
+
+# ---------------------------------------------------------------- transferlab
+
+
+def transferlab_config(overrides: list, steps: int):
+    from transferlab.cli import compose
+
+    return compose([*overrides, *LOGGING_OFF, f"trainer.max_steps={steps}"])
+
+
+def transferlab_assemble(cfg, run_dir: Path):
+    """transferlab.job.assemble, as train() calls it (rank zero, no loggers); its parameter table goes nowhere."""
+    from rich.console import Console
+
+    from transferlab.job import assemble
+
+    return assemble(cfg, run_dir, [], True, Console(file=io.StringIO()))
+
+
+class TransferlabRunner:
+    def __init__(self, overrides: list, run_dir: Path, steps: int, warmup: int, flops_fn):
+        self.cfg = transferlab_config(overrides, steps + warmup)
+        self.run_dir, self.warmup, self.flops_fn = run_dir, warmup, flops_fn
+
+    def prepare(self):
+        """One assembly up front: trains and saves the tokenizer in run_dir, fills the tokenization cache."""
+        return transferlab_assemble(self.cfg, self.run_dir)
+
+    def __call__(self) -> dict:
+        import lightning.pytorch as pl
+
+        log, flops_fn = StepLog(), self.flops_fn
+
+        class Stamp(pl.Callback):
+            def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+                log.step_end()
+                log.batch(*count(batch, flops_fn))
+
+        a = transferlab_assemble(self.cfg, self.run_dir)
+        a.trainer.callbacks.append(Stamp())
+        a.trainer.fit(a.module, datamodule=a.datamodule)
+        return log.window(self.warmup)
+
+
+# ---------------------------------------------------------------- HF Trainer
+
+
+def hf_arguments(output_dir: Path, steps: int, batch_size: int, lr: float, weight_decay: float, **extra):
+    """TrainingArguments as the issue fixes them: no eval, no saving, no reporting, CPU, main-process loading."""
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(output_dir), max_steps=steps, per_device_train_batch_size=batch_size, learning_rate=lr,
+        weight_decay=weight_decay, warmup_steps=0.06, lr_scheduler_type="linear", max_grad_norm=1.0,
+        eval_strategy="no", save_strategy="no", report_to=[], logging_steps=10**6, dataloader_num_workers=0,
+        use_cpu=True, disable_tqdm=True, seed=42, **extra,
+    )
+
+
+class HFTrainerRunner:
+    def __init__(self, model_fn, dataset, collator, steps: int, warmup: int, flops_fn, batch_size: int, lr: float,
+                 weight_decay: float = 0.01, **extra):
+        self.model_fn, self.dataset, self.collator, self.flops_fn = model_fn, dataset, collator, flops_fn
+        self.args = hf_arguments(WORK / "hf_trainer", steps + warmup, batch_size, lr, weight_decay, **extra)
+        self.warmup = warmup
+
+    def __call__(self) -> dict:
+        import torch
+        from transformers import Trainer, TrainerCallback
+
+        log, collator, flops_fn = StepLog(), self.collator, self.flops_fn
+
+        class Stamp(TrainerCallback):
+            def on_step_end(self, args, state, control, **kwargs):
+                log.step_end()
+
+        def collate(features):
+            batch = collator(features)
+            log.batch(*count(batch, flops_fn))
+            return batch
+
+        torch.manual_seed(42)
+        trainer = Trainer(model=self.model_fn(), args=self.args, train_dataset=self.dataset, data_collator=collate, callbacks=[Stamp()])
+        trainer.train()
+        return log.window(self.warmup)
+
+
+# ---------------------------------------------------------------- raw PyTorch
+
+
+class RawLoopRunner:
+    """make() -> (model, batches iterable, loss_fn(model, batch), optimizer, scheduler); the loop is plain PyTorch."""
+
+    def __init__(self, make, steps: int, warmup: int, flops_fn, clip: float = 1.0):
+        self.make, self.steps, self.warmup, self.flops_fn, self.clip = make, steps, warmup, flops_fn, clip
+
+    def __call__(self) -> dict:
+        import torch
+
+        log = StepLog()
+        model, batches, loss_fn, optimizer, scheduler = self.make()
+        params = [p for p in model.parameters() if p.requires_grad]
+        model.train()
+        total = self.steps + self.warmup
+        for i, batch in enumerate(batches):
+            loss = loss_fn(model, batch)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, self.clip)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            log.step_end()
+            log.batch(*count(batch, self.flops_fn))
+            if i + 1 == total:
+                break
+        return log.window(self.warmup)
+
+
+def transferlab_raw(cfg, run_dir: Path):
+    """A raw loop doing exactly transferlab's work: its model, objective.step (loss + metrics), collator, sampler,
+    AdamW param groups and LR schedule, built by the same assemble; only Lightning is left out."""
+    import torch
+
+    from transferlab.module import schedule
+
+    def make():
+        a = transferlab_assemble(cfg, run_dir)
+        model, objective, policy = a.module.model, a.module.objective, a.policy
+        policy.set_train_mode(model)
+        opt_cfg, sched_cfg = cfg.optimizer, cfg.scheduler
+        groups = policy.param_groups(model, opt_cfg.lr, opt_cfg.weight_decay)
+        optimizer = torch.optim.AdamW(groups, lr=opt_cfg.lr, betas=tuple(opt_cfg.betas), eps=opt_cfg.eps)
+        total = int(cfg.trainer.max_steps)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule(sched_cfg.name, int(sched_cfg.warmup_ratio * total), total))
+        loader = a.datamodule.train_dataloader()
+        return model, loader, (lambda m, b: objective.step(m, b, "train")), optimizer, scheduler
+
+    return make

@@ -1,0 +1,105 @@
+"""Composition of every preset, and the one-line validation errors (before any heavy import or data read)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from transferlab.cli import compose, preflight
+from transferlab.config import CONF_DIR
+from transferlab.config.resolvers import latest_run_export
+from transferlab.errors import TransferlabError
+
+EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+
+
+def test_every_group_has_real_members():
+    for group in ("model", "objective", "freeze", "data", "tokenizer", "trainer", "logger", "callbacks", "paths", "hydra", "experiment", "debug"):
+        assert list((CONF_DIR / group).glob("*.yaml")), group
+    assert {p.stem for p in (CONF_DIR / "freeze").glob("*.yaml")} == {"none", "backbone", "top_k", "gradual", "llrd", "bitfit", "lora"}
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes_with_debug_fast(experiment, tmp_path):
+    cfg = compose([f"experiment={experiment}", "debug=fast", f"pretrained_source={tmp_path}", f"model.name_or_path={tmp_path}"]
+                  if experiment in ("finetune", "probe", "lora", "study") else [f"experiment={experiment}", "debug=fast"])
+    assert cfg.task_name == experiment
+    assert cfg.trainer.max_epochs == 1 and cfg.logger.wandb is None  # debug=fast applied on top
+
+
+@pytest.mark.parametrize("preset", ["gpu", "ddp", "ddp_cpu", "fsdp", "deepspeed", "cpu"])
+def test_trainer_presets_compose(preset):
+    cfg = compose([f"trainer={preset}"])
+    assert cfg.trainer.max_epochs == 3  # inherits default
+
+
+def test_optuna_preset_composes():
+    cfg = compose(["experiment=quickstart", "hparams_search=optuna"])
+    params = cfg.hydra.sweeper.params
+    assert set(params) == {"optimizer.lr", "optimizer.weight_decay", "scheduler.warmup_ratio"}
+    assert cfg.hydra.sweeper.direction == "minimize"
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["model=tiny_bret"], "unknown model 'tiny_bret' (did you mean 'tiny_bert'?); available: pretrained, tiny_bert, tiny_gpt2"),
+        (["optimizer.lrr=1"], "unknown key 'optimizer.lrr' (did you mean 'optimizer.lr'?)"),
+        (["freeze=top_k", "freeze.kk=2"], "unknown key 'freeze.kk' (did you mean 'freeze.k'?)"),
+        (["trainer.max_step=3"], "to pass another lightning.Trainer argument use +trainer.max_step=VALUE"),
+        (["optimizer.lr=abc"], "optimizer.lr: expected a float, got 'abc'"),
+        (["seed=abc"], "seed: expected an integer, got 'abc'"),
+        (["objective=clm"], "objective=clm needs a decoder-only model, but model type 'bert' is encoder-only"),
+        (["objective=mlm", "model=tiny_gpt2"], "objective=mlm needs an encoder-only model, but model type 'gpt2' is decoder-only"),
+        (["data.label_column=null"], "objective=classification needs labeled data, but data=wordnet_topics has no data.label_column"),
+        (["data.train_fraction=0"], "data.train_fraction=0.0 must be in (0, 1]"),
+        (["data.train_fraction=1.5"], "data.train_fraction=1.5 must be in (0, 1]"),
+        (["data.max_seq_len=1024"], "data.max_seq_len=1024 exceeds the model's 512 position embeddings"),
+        (["model=pretrained"], "model=pretrained needs model.name_or_path"),
+        (["resume=/nope/last.ckpt"], "resume=/nope/last.ckpt: no such checkpoint file"),
+        (["scheduler.name=cosin"], "scheduler.name=cosin is not one of: constant, cosine, linear"),
+        (["data=files", "data.train=/nope.csv", "data.label_column=label"], "data.train: file not found: /nope.csv"),
+        (["tokenizer=pretrained"], "tokenizer=pretrained loads the tokenizer of a pretrained model, but model.name_or_path is not set"),
+    ],
+)
+def test_validation_errors_name_problem_and_fix(overrides, message):
+    with pytest.raises(TransferlabError) as info:
+        preflight(overrides)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_cli_answers_bad_config_in_one_line_without_importing_torch(tmp_path):
+    code = (
+        "import sys; from transferlab.train import main; sys.argv=['transferlab-train','optimizer.lr=abc'];\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    print('torch' in sys.modules, e.code)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert out.stdout.split() == ["False", "2"]
+    assert out.stderr.strip().splitlines() == ["error: optimizer.lr: expected a float, got 'abc' (Value 'abc' of type 'str' could not be converted to Float)"]
+
+
+def _fake_run(root: Path, task: str, stamp: str, status: str, export: bool = True) -> Path:
+    run = root / task / "runs" / stamp
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text(json.dumps({"status": status}))
+    if export:
+        (run / "export").mkdir()
+    return run
+
+
+def test_run_resolver_picks_newest_successful_run(tmp_path):
+    _fake_run(tmp_path, "pretrain_mlm", "2026-01-01_10-00-00_aaaaaa", "ok")
+    newest_ok = _fake_run(tmp_path, "pretrain_mlm", "2026-01-02_10-00-00_bbbbbb", "ok")
+    _fake_run(tmp_path, "pretrain_mlm", "2026-01-03_10-00-00_cccccc", "failed")
+    _fake_run(tmp_path, "pretrain_mlm", "2026-01-04_10-00-00_dddddd", "ok", export=False)
+    assert latest_run_export("pretrain_mlm", str(tmp_path)) == str((newest_ok / "export").resolve())
+    cfg = compose(["experiment=finetune", f"paths.output_dir={tmp_path}"])
+    assert cfg.model.name_or_path == str((newest_ok / "export").resolve())
+
+
+def test_run_resolver_errors_clearly_when_there_is_none(tmp_path):
+    with pytest.raises(TransferlabError, match=r"found no successful run with an export under .*pretrain_clm/runs; run `transferlab-train experiment=pretrain_clm` first"):
+        preflight(["experiment=finetune", f"paths.output_dir={tmp_path}", "model.name_or_path=${run:pretrain_clm}"])

@@ -1,0 +1,137 @@
+"""End-to-end runs through the real entry point (debug=fast): run dir contents, metrics.json, exports."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from transferlab.train import main
+
+LABELS = ["noun.act", "noun.animal", "noun.artifact", "noun.attribute", "noun.communication",
+          "noun.location", "noun.person", "noun.plant", "noun.state", "noun.substance"]
+
+
+def train(*overrides: str) -> Path:
+    """Run transferlab-train in-process; return the run dir (hydra.run.dir when given)."""
+    argv = ["transferlab-train", "debug=fast", *overrides]
+    old = sys.argv
+    sys.argv = argv
+    try:
+        main()
+    finally:
+        sys.argv = old
+    run_dir = next((a.split("=", 1)[1] for a in overrides if a.startswith("hydra.run.dir=")), None)
+    return Path(run_dir) if run_dir else None
+
+
+def metrics(run: Path) -> dict:
+    return json.loads((run / "metrics.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory):
+    return tmp_path_factory.mktemp("outputs")
+
+
+@pytest.fixture(scope="module")
+def pretrain(outputs):
+    """A pretrain_mlm run written where ${run:pretrain_mlm} looks (outputs/pretrain_mlm/runs/<stamp>)."""
+    train("experiment=pretrain_mlm", f"paths.output_dir={outputs}")
+    (run,) = (outputs / "pretrain_mlm" / "runs").iterdir()
+    return run
+
+
+def test_pretrain_mlm_run_dir_contract(pretrain):
+    m = metrics(pretrain)
+    assert m["status"] == "ok"
+    for key in ("test/loss", "test/acc", "test/perplexity", "val/loss", "params/trainable", "params/total",
+                "throughput/tokens_per_sec", "time/fit_s"):
+        assert key in m, key
+    assert m["test/perplexity"] == pytest.approx(torch.tensor(m["test/loss"]).exp().item(), rel=0.05)
+    assert (pretrain / ".hydra" / "config.yaml").is_file()
+    assert (pretrain / "checkpoints" / "last.ckpt").is_file()
+    assert (pretrain / "tokenizer" / "tokenizer.json").is_file()
+    assert (pretrain / "export" / "model.safetensors").is_file()
+    from transformers import AutoModel, AutoTokenizer
+
+    assert AutoModel.from_pretrained(pretrain / "export").config.model_type == "bert"
+    assert AutoTokenizer.from_pretrained(pretrain / "export").mask_token == "[MASK]"
+
+
+def test_finetune_via_run_resolver_then_probe_keeps_backbone(pretrain, outputs, tmp_path):
+    finetune = train("experiment=finetune", f"paths.output_dir={outputs}", f"hydra.run.dir={tmp_path / 'finetune'}")
+    probe = train("experiment=probe", f"paths.output_dir={outputs}", f"hydra.run.dir={tmp_path / 'probe'}")
+    for run in (finetune, probe):
+        assert metrics(run)["status"] == "ok" and 0 <= metrics(run)["test/acc"] <= 1
+    assert metrics(probe)["params/trainable"] < metrics(finetune)["params/trainable"] / 100
+    from safetensors.torch import load_file
+
+    before = load_file(pretrain / "export" / "model.safetensors")
+    after = load_file(probe / "export" / "model.safetensors")
+    shared = [k for k in after if k.startswith("bert.encoder") or k.startswith("bert.embeddings")]
+    assert shared and all(torch.equal(before[k], after[k]) for k in shared)  # the frozen backbone did not move
+    tuned = load_file(finetune / "export" / "model.safetensors")
+    assert not all(torch.equal(before[k], tuned[k]) for k in shared)  # the fine-tune did
+
+
+def test_quickstart_export_reloads_with_same_logits_and_labels(tmp_path):
+    run = train("experiment=quickstart", f"hydra.run.dir={tmp_path / 'run'}")
+    m = metrics(run)
+    assert m["status"] == "ok" and {"test/acc", "test/f1_macro", "val/acc"} <= set(m)
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(run / "export").eval()
+    tokenizer = AutoTokenizer.from_pretrained(run / "export")
+    assert [model.config.id2label[i] for i in range(10)] == LABELS
+    ckpt = torch.load(next((run / "checkpoints").glob("best-*.ckpt")), map_location="cpu", weights_only=True)
+    state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    reference = AutoModelForSequenceClassification.from_config(model.config).eval()
+    reference.load_state_dict(state)
+    batch = tokenizer(["a large domesticated animal", "a tool for cutting wood"], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        assert torch.allclose(model(**batch).logits, reference(**batch).logits, atol=1e-6)
+
+
+def test_string_labels_from_own_csv_round_trip(tmp_path):
+    rows = ["text,label"] + [f"{w} item number {i},{lab}" for i in range(60) for w, lab in [("good", "pos"), ("bad", "neg"), ("plain", "neutral")]]
+    (tmp_path / "train.csv").write_text("\n".join(rows))
+    run = train("data=files", f"data.train={tmp_path / 'train.csv'}", "data.label_column=label", f"hydra.run.dir={tmp_path / 'run'}")
+    assert metrics(run)["status"] == "ok"
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(run / "export")
+    assert config.id2label == {0: "neg", 1: "neutral", 2: "pos"}
+    assert config.label2id == {"neg": 0, "neutral": 1, "pos": 2}
+
+
+def test_clm_and_gpt2_classification(tmp_path):
+    clm = train("experiment=pretrain_clm", f"hydra.run.dir={tmp_path / 'clm'}")
+    assert metrics(clm)["test/perplexity"] > 1
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    assert AutoModelForCausalLM.from_pretrained(clm / "export").config.model_type == "gpt2"
+    assert AutoTokenizer.from_pretrained(clm / "export").eos_token == "<|endoftext|>"
+    cls = train("model=tiny_gpt2", f"hydra.run.dir={tmp_path / 'cls'}")
+    assert metrics(cls)["status"] == "ok" and "test/acc" in metrics(cls)
+
+
+def test_lora_export_merges_into_a_plain_model(pretrain, tmp_path):
+    run = train("experiment=lora", f"model.name_or_path={pretrain / 'export'}", f"hydra.run.dir={tmp_path / 'run'}")
+    m = metrics(run)
+    assert m["status"] == "ok" and m["export/kind"] == "model"
+    assert m["params/trainable"] < m["params/total"] / 10
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(run / "export")
+    assert not any("lora" in name for name, _ in model.named_parameters())
+
+
+def test_failed_run_records_status_and_exits_nonzero(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        train("trainer.max_epochs=1", "+trainer.no_such_arg=1", f"hydra.run.dir={tmp_path / 'run'}")
+    assert info.value.code == 1
+    m = metrics(tmp_path / "run")
+    assert m["status"] == "failed" and "no_such_arg" in m["error"]
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error: trainer:")
