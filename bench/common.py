@@ -30,6 +30,8 @@ def quiet() -> None:
     """Silence progress bars and framework chatter so the tables stay readable."""
     import logging
 
+    import lightning.pytorch  # noqa: F401  (it sets its own logger to INFO on import; override after)
+
     for name in ("lightning", "lightning.pytorch", "lightning.fabric", "transformers", "datasets", "accelerate"):
         logging.getLogger(name).setLevel(logging.ERROR)
     import datasets
@@ -43,6 +45,7 @@ def args(description: str, steps: int, repeats: int = 3) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=steps, help="timed optimizer steps per runner per round")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps before the timed window")
     p.add_argument("--repeats", type=int, default=repeats, help="clean rounds wanted (median over them)")
+    p.add_argument("--profile", action="store_true", help="after the rounds, torch.profiler top ops of the main runners")
     p.add_argument("--max-foreign", type=float, default=0.5, help="CPU cores used by other processes above which a round is 'loaded'")
     a = p.parse_args()
     if a.quick:
@@ -178,7 +181,8 @@ def interleave(runners: dict, repeats: int, max_foreign: float, max_rounds: int 
             row = {}
             for name, run in runners.items():
                 with PeakRSS() as rss:
-                    row[name] = {**run(), "rss_mb": rss.peak}
+                    sample = run()
+                row[name] = {**sample, "rss_mb": rss.peak}
         loaded = load.cores > max_foreign
         rounds.append({"foreign_cores": round(load.cores, 2), "loadavg": round(load.loadavg, 2), "peak_gflops": peak, "loaded": loaded})
         for name in runners:
@@ -246,3 +250,13 @@ def versions() -> dict:
 
     return {"torch": torch.__version__, "transformers": transformers.__version__, "lightning": lightning.__version__,
             "threads": torch.get_num_threads(), "cpus": os.cpu_count()}
+
+
+def profile_top(name: str, fn, rows: int = 15) -> str:
+    """torch.profiler over one call of fn: the ops that took the most self CPU time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    text = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows, max_name_column_width=48)
+    return f"#### profile: {name}\n```\n{text}\n```"

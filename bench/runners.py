@@ -91,6 +91,7 @@ class HFTrainerRunner:
     def __call__(self) -> dict:
         import torch
         from transformers import Trainer, TrainerCallback
+        from transformers.trainer_callback import PrinterCallback
 
         log, collator, flops_fn = StepLog(), self.collator, self.flops_fn
 
@@ -105,6 +106,7 @@ class HFTrainerRunner:
 
         torch.manual_seed(42)
         trainer = Trainer(model=self.model_fn(), args=self.args, train_dataset=self.dataset, data_collator=collate, callbacks=[Stamp()])
+        trainer.remove_callback(PrinterCallback)  # it prints the final metrics dict
         trainer.train()
         return log.window(self.warmup)
 
@@ -113,7 +115,8 @@ class HFTrainerRunner:
 
 
 class RawLoopRunner:
-    """make() -> (model, batches iterable, loss_fn(model, batch), optimizer, scheduler); the loop is plain PyTorch."""
+    """make() -> (model in train mode, batches iterable, loss_fn(model, batch), optimizer, scheduler); the loop is
+    plain PyTorch: forward + loss, backward, clip_grad_norm_, optimizer.step, scheduler.step, zero_grad."""
 
     def __init__(self, make, steps: int, warmup: int, flops_fn, clip: float = 1.0):
         self.make, self.steps, self.warmup, self.flops_fn, self.clip = make, steps, warmup, flops_fn, clip
@@ -124,7 +127,6 @@ class RawLoopRunner:
         log = StepLog()
         model, batches, loss_fn, optimizer, scheduler = self.make()
         params = [p for p in model.parameters() if p.requires_grad]
-        model.train()
         total = self.steps + self.warmup
         for i, batch in enumerate(batches):
             loss = loss_fn(model, batch)
@@ -150,6 +152,7 @@ def transferlab_raw(cfg, run_dir: Path):
     def make():
         a = transferlab_assemble(cfg, run_dir)
         model, objective, policy = a.module.model, a.module.objective, a.policy
+        model.train()
         policy.set_train_mode(model)
         opt_cfg, sched_cfg = cfg.optimizer, cfg.scheduler
         groups = policy.param_groups(model, opt_cfg.lr, opt_cfg.weight_decay)
@@ -160,3 +163,45 @@ def transferlab_raw(cfg, run_dir: Path):
         return model, loader, (lambda m, b: objective.step(m, b, "train")), optimizer, scheduler
 
     return make
+
+
+def hf_raw(model_fn, dataset, collator, batch_size: int, lr: float, weight_decay: float, total_steps: int):
+    """A raw loop doing HF Trainer's work: same model, dataset, collator, AdamW (fused, HF's default on torch>=2.8),
+    decay/no-decay groups and linear warm-up schedule; only the Trainer is left out."""
+
+    def make():
+        import torch
+        from torch.utils.data import DataLoader
+        from transformers import get_linear_schedule_with_warmup
+
+        from transferlab.freeze.common import no_decay_ids, optimizer_groups
+
+        torch.manual_seed(42)
+        model = model_fn()
+        model.train()
+        groups = optimizer_groups("all", list(model.parameters()), lr, weight_decay, no_decay_ids(model))
+        optimizer = torch.optim.AdamW(groups, lr=lr, fused=True)
+        scheduler = get_linear_schedule_with_warmup(optimizer, int(0.06 * total_steps + 0.999), total_steps)
+        loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, collate_fn=collator,
+                            generator=torch.Generator().manual_seed(42))
+        return model, loader, (lambda m, b: m(**b).loss), optimizer, scheduler
+
+    return make
+
+
+def load_texts(path: Path):
+    from datasets import load_dataset
+
+    return load_dataset("json", data_files={"train": str(path)}, split="train")
+
+
+def group_texts(block: int):
+    """run_mlm.py / run_clm.py's packing: concatenate each 1000-text chunk and cut it into blocks (remainder dropped)."""
+
+    def fn(examples):
+        keys = list(examples.keys())
+        flat = {k: [t for row in examples[k] for t in row] for k in keys}
+        n = (len(flat[keys[0]]) // block) * block
+        return {k: [v[i : i + block] for i in range(0, n, block)] for k, v in flat.items()}
+
+    return fn
