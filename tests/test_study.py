@@ -63,3 +63,14 @@ def test_each_sweep_job_is_its_own_wandb_run_in_the_sweep_group(tmp_path):
             assert expected in record, expected
         assert f"finishing run transferlab/study-2026-xyz-{job}" in (run / "logs" / "debug.log").read_text()
     assert len(ids) == 2
+
+
+def test_optuna_preset_minimises_val_loss(tmp_path):
+    out = _sweep(tmp_path, "experiment=quickstart", "hparams_search=optuna", "hydra.sweeper.n_trials=2", name="optuna")
+    assert out.returncode == 0, out.stderr[-2000:]
+    import yaml
+
+    result = yaml.safe_load((tmp_path / "optuna" / "optimization_results.yaml").read_text())
+    losses = [json.loads((tmp_path / "optuna" / j / "metrics.json").read_text())["val/loss"] for j in ("0", "1")]
+    assert result["best_value"] == pytest.approx(min(losses))
+    assert set(result["best_params"]) == {"optimizer.lr", "optimizer.weight_decay", "scheduler.warmup_ratio"}

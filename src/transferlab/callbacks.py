@@ -1,4 +1,4 @@
-"""Callbacks built from cfg.callbacks, plus the throughput meter that feeds metrics.json."""
+"""Callbacks built from cfg.callbacks, plus the meters that feed metrics.json and the resume/stop helpers."""
 
 import time
 from pathlib import Path
@@ -27,12 +27,24 @@ class Throughput(pl.Callback):
         return {"throughput/tokens_per_sec": round(rate, 1), "time/fit_s": round(self.fit_s, 3)}
 
 
-def build_callbacks(cfg, run_dir: Path, objective) -> tuple[list, Throughput]:
+class LastValidation(pl.Callback):
+    """The global step of the latest validation: a run validates its final weights unless that just happened."""
+
+    def __init__(self):
+        self.step = None
+
+    def on_validation_end(self, trainer, pl_module):
+        if not trainer.sanity_checking:
+            self.step = trainer.global_step
+
+
+def build_callbacks(cfg, run_dir: Path) -> list:
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
 
+    from transferlab.reliability import ResumeState, StopOnSignal
+
     cb_cfg = cfg.callbacks
-    throughput = Throughput()
-    callbacks = [throughput]
+    callbacks = [Throughput(), LastValidation(), ResumeState(), StopOnSignal(run_dir / "checkpoints" / "last.ckpt")]
     ck = cb_cfg.checkpoint
     if ck.enabled:
         callbacks.append(
@@ -50,4 +62,4 @@ def build_callbacks(cfg, run_dir: Path, objective) -> tuple[list, Throughput]:
     if cb_cfg.early_stopping is not None:
         es = cb_cfg.early_stopping
         callbacks.append(EarlyStopping(monitor=es.monitor, mode=es.mode, patience=es.patience))
-    return callbacks, throughput
+    return callbacks

@@ -80,7 +80,7 @@ def _explain(e: Exception, overrides: List[str]) -> str:
         m = re.search(r"Could not find '([^']+)/([^'/]+)'", text)
         if m:
             group, name = m.groups()
-            options = sorted(o for o in (e.options or []) if not o.startswith("schema"))
+            options = sorted(e.options or [])
             return (
                 f"unknown {group} '{name}'{did_you_mean(name, options)}; "
                 f"available: {', '.join(options) or 'none'} (choose with {group}=NAME)"

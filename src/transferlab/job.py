@@ -1,7 +1,8 @@
-"""One job, top to bottom: validate -> data -> tokenizer -> objective -> model -> freeze -> fit -> test -> export.
+"""One job, top to bottom: validate -> inputs -> tokenizer -> objective -> model -> freeze -> fit -> test -> export.
 
 Any failure is written to metrics.json as status: failed with the error. A single run then exits non-zero with
 one line; inside a sweep the job returns and the sweep goes on (the sweep's exit code reports the failures).
+A run stopped by SIGTERM or Ctrl+C saves last.ckpt first and says how to resume it (resume=auto).
 """
 
 import os
@@ -36,28 +37,28 @@ def run_job(cfg: DictConfig):
     verbose = cfg.verbose or os.environ.get("HYDRA_FULL_ERROR") == "1"
     try:
         validate(cfg)
-        return train(cfg, run_dir, group)
+        from transferlab.inputs import check_inputs
+
+        inputs = check_inputs(cfg, run_dir)  # bad input answers here, before torch/Lightning/transformers load
+        return train(cfg, run_dir, group, inputs)
     except (Exception, KeyboardInterrupt) as e:
         if _rank_zero():
             from transferlab.outputs import write_metrics
 
             write_metrics(run_dir, {"status": "failed", "error": f"{type(e).__name__}: {' '.join(str(e).split())}"})
-        report(e, verbose)
+            report(e, verbose)
+        elif not _is_interruption(e):  # every rank stops on a signal; rank 0 alone says how to resume
+            report(e, verbose)
         if multirun and not isinstance(e, KeyboardInterrupt):
             return float("nan")  # the sweep continues; its exit code reports the failure
-        sys.exit(1)
+        sys.exit(getattr(e, "exit_code", 1))
     finally:
         if "wandb" in sys.modules:
             sys.modules["wandb"].finish()  # each job its own wandb run, even in one process
 
 
-def _resume_path(cfg, run_dir: Path) -> str | None:
-    if cfg.resume == "never":
-        return None
-    if cfg.resume == "auto":
-        last = run_dir / "checkpoints" / "last.ckpt"
-        return str(last) if last.is_file() else None
-    return cfg.resume
+def _is_interruption(e: BaseException) -> bool:
+    return hasattr(e, "exit_code")
 
 
 @dataclass
@@ -68,15 +69,31 @@ class Assembly:
     tokenizer: object
     policy: object
     summary: dict
-    throughput: object
 
 
-def assemble(cfg: DictConfig, run_dir: Path, loggers: list, rank_zero: bool, console) -> Assembly:
-    """Trainer, data, tokenizer, objective, model and freeze policy, in the order that fails cheapest first."""
+def _build_trainer(cfg: DictConfig, run_dir: Path, loggers: list):
     import lightning.pytorch as pl
 
     from transferlab.callbacks import build_callbacks
-    from transferlab.data.loading import label_mapping, load_splits
+    from transferlab.reliability import AtomicCheckpointIO
+
+    kwargs = dict(cfg.trainer)
+    kwargs["plugins"] = [*(kwargs.get("plugins") or []), AtomicCheckpointIO()]
+    try:
+        return pl.Trainer(**kwargs, default_root_dir=str(run_dir), logger=loggers or False,
+                          callbacks=build_callbacks(cfg, run_dir), enable_progress_bar=cfg.callbacks.progress_bar,
+                          enable_checkpointing=cfg.callbacks.checkpoint.enabled, use_distributed_sampler=False)
+    except TypeError as e:
+        raise TransferlabError(f"trainer: {e}; see lightning.Trainer's arguments") from None
+
+
+def assemble(cfg: DictConfig, run_dir: Path, loggers: list, rank_zero: bool, console, inputs=None) -> Assembly:
+    """Trainer, data, tokenizer, objective, model and freeze policy, in the order that fails cheapest first.
+
+    `inputs` are the splits and labels check_inputs already loaded; without them (transferlab-eval) they load here.
+    """
+    import lightning.pytorch as pl
+
     from transferlab.data.module import TransferDataModule, build_datasets
     from transferlab.freeze import build_freeze_policy
     from transferlab.freeze.summary import format_parameter_table, parameter_summary
@@ -86,18 +103,12 @@ def assemble(cfg: DictConfig, run_dir: Path, loggers: list, rank_zero: bool, con
     from transferlab.tokenizer import build_tokenizer
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    # The trainer is built first: a bad trainer key fails here, before any data is read.
-    callbacks, throughput = build_callbacks(cfg, run_dir, None)
-    try:
-        trainer = pl.Trainer(**cfg.trainer, default_root_dir=str(run_dir), logger=loggers or False,
-                             callbacks=callbacks, enable_progress_bar=cfg.callbacks.progress_bar,
-                             enable_checkpointing=cfg.callbacks.checkpoint.enabled, use_distributed_sampler=False)
-    except TypeError as e:
-        raise TransferlabError(f"trainer: {e}; see lightning.Trainer's arguments") from None
+    trainer = _build_trainer(cfg, run_dir, loggers)  # a bad trainer key fails before the tokenizer and model
+    if inputs is None:
+        from transferlab.inputs import check_inputs
 
-    labeled = cfg.objective.name == "classification"
-    raw = load_splits(cfg.data, labeled=labeled)
-    label2id = label_mapping(raw) if labeled else None
+        inputs = check_inputs(cfg, run_dir)
+    raw, label2id = inputs.raw, inputs.label2id
     tokenizer = build_tokenizer(cfg, raw["train"], run_dir, rank_zero)
     objective = OBJECTIVES[cfg.objective.name](cfg.objective, tokenizer, label2id)
     datamodule = TransferDataModule(build_datasets(raw, tokenizer, objective, cfg.data), objective.collator, cfg.data, cfg.seed)
@@ -113,12 +124,45 @@ def assemble(cfg: DictConfig, run_dir: Path, loggers: list, rank_zero: bool, con
         import torch
 
         module.model = torch.compile(module.model)
-    return Assembly(trainer, module, datamodule, tokenizer, policy, summary, throughput)
+    return Assembly(trainer, module, datamodule, tokenizer, policy, summary)
 
 
-def train(cfg: DictConfig, run_dir: Path, group: str | None):
+def _callback(trainer, kind):
+    return next(c for c in trainer.callbacks if isinstance(c, kind))
+
+
+def _fit(a: Assembly, run_dir: Path, resume_from: str | None) -> None:
+    """trainer.fit, stopping cleanly on SIGTERM/Ctrl+C with last.ckpt saved; checkpoints load with weights_only."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from transferlab.reliability import SIGTERMException, StopOnSignal, interrupted, sigint_as_sigterm
+
+    with sigint_as_sigterm() as signals:
+        try:
+            a.trainer.fit(a.module, datamodule=a.datamodule, ckpt_path=resume_from, weights_only=True)
+        except SIGTERMException:
+            stop = _callback(a.trainer, StopOnSignal)
+            raise interrupted(signals, stop, list(HydraConfig.get().overrides.task), run_dir) from None
+
+
+def _write_rank_record(cfg: DictConfig, run_dir: Path, trainer) -> None:
+    """TRANSFERLAB_DEBUG_RANKS=1: each rank records its run dir and config hash (tests compare DDP ranks)."""
+    import hashlib
+    import json
+
+    record = {
+        "rank": trainer.global_rank,
+        "output_dir": str(run_dir.resolve()),
+        "config_sha256": hashlib.sha256(OmegaConf.to_yaml(cfg, resolve=True).encode()).hexdigest(),
+    }
+    (run_dir / "ranks").mkdir(exist_ok=True)
+    (run_dir / "ranks" / f"rank{trainer.global_rank}.json").write_text(json.dumps(record))
+
+
+def train(cfg: DictConfig, run_dir: Path, group: str | None, inputs):
     from rich.console import Console
 
+    from transferlab.callbacks import LastValidation, Throughput
     from transferlab.loggers import build_loggers
     from transferlab.outputs import export, write_metrics
 
@@ -128,25 +172,27 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None):
         from rich.syntax import Syntax
 
         console.print(Syntax(OmegaConf.to_yaml(cfg, resolve=True), "yaml", theme="ansi_dark"))
-    resume_from = _resume_path(cfg, run_dir)
-    loggers = build_loggers(cfg, run_dir, group) if rank_zero else []
-    a = assemble(cfg, run_dir, loggers, rank_zero, console)
+    loggers = build_loggers(cfg, run_dir, group, resuming=inputs.resume_from is not None) if rank_zero else []
+    a = assemble(cfg, run_dir, loggers, rank_zero, console, inputs)
     trainer, module, datamodule = a.trainer, a.module, a.datamodule
     for logger in loggers:
         logger.log_hyperparams({**OmegaConf.to_container(cfg, resolve=True), "params/trainable": a.summary["trainable"], "params/total": a.summary["total"]})
 
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
-    if "val/loss" not in trainer.callback_metrics:  # fit stopped mid-epoch (max_steps): validate the final weights
+    _fit(a, run_dir, inputs.resume_from)
+    if os.environ.get("TRANSFERLAB_DEBUG_RANKS") == "1":
+        _write_rank_record(cfg, run_dir, trainer)
+    if _callback(trainer, LastValidation).step != trainer.global_step:  # e.g. max_steps ended mid-epoch
         trainer.validate(module, datamodule=datamodule, verbose=False)
     metrics = {k: v for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     if cfg.test:
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        for result in trainer.test(module, datamodule=datamodule, ckpt_path="best" if best else None, verbose=False):
+        results = trainer.test(module, datamodule=datamodule, ckpt_path="best" if best else None, verbose=False, weights_only=True)
+        for result in results:
             metrics.update(result)
 
     if not trainer.is_global_zero:
         return None
-    metrics.update(a.throughput.metrics(trainer.world_size))
+    metrics.update(_callback(trainer, Throughput).metrics(trainer.world_size))
     metrics.update({"params/trainable": a.summary["trainable"], "params/total": a.summary["total"], "status": "ok"})
     if cfg.export:
         export_model, kind = a.policy.model_for_export(module.model)

@@ -10,11 +10,22 @@ def wandb_tags(cfg) -> list:
     return [f"objective:{cfg.objective.name}", f"freeze:{cfg.freeze.name}", f"model:{arch}", f"init:{init}", *cfg.logger.wandb.tags]
 
 
-def build_loggers(cfg, run_dir: Path, group: str | None) -> list:
+def _keep_earlier_csv(csv_dir: Path) -> None:
+    """Lightning's CSVLogger deletes an existing metrics.csv; a resumed run keeps it as metrics.<n>.csv."""
+    current = csv_dir / "metrics.csv"
+    if current.is_file():
+        n = sum(1 for _ in csv_dir.glob("metrics.*.csv"))
+        current.rename(csv_dir / f"metrics.{n}.csv")
+
+
+def build_loggers(cfg, run_dir: Path, group: str | None, resuming: bool = False) -> list:
     loggers = []
     lcfg = cfg.logger
     if lcfg.csv:
         from lightning.pytorch.loggers import CSVLogger
+
+        if resuming:
+            _keep_earlier_csv(run_dir / "csv")
 
         loggers.append(CSVLogger(save_dir=str(run_dir), name="csv", version=""))
     if lcfg.tensorboard:

@@ -1,6 +1,6 @@
 """Typed schemas for every config group, registered in Hydra's ConfigStore.
 
-Each group file starts with ``defaults: [/schema/<group>/<name>@_here_]``, so Hydra itself rejects an unknown key
+Each group file starts with ``defaults: [/schema_<group>_<name>@_here_]``, so Hydra itself rejects an unknown key
 or a wrong type while composing. This module imports nothing heavy: it runs before torch is loaded.
 """
 
@@ -228,7 +228,8 @@ class TrainConfig:
 
 def register_schemas() -> None:
     cs = ConfigStore.instance()
-    cs.store(group="schema", name="train", node=TrainConfig)
+    # Stored as plain configs (schema_<group>_<name>), not as a group, so they are not offered as choices.
+    cs.store(name="schema_train", node=TrainConfig)
     for group, nodes in SCHEMAS.items():
         for name, node in nodes.items():
-            cs.store(group=f"schema/{group}", name=name, node=node)
+            cs.store(name=f"schema_{group}_{name}", node=node)

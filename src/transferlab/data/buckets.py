@@ -3,6 +3,9 @@
 Length bucketing (classification): shuffle the examples, cut them into mega-batches of 50 batches, sort each
 mega-batch by length, then shuffle the order of the batches. Order is random, batches are homogeneous, and every
 example is seen exactly once per epoch.
+
+The order depends only on (seed, epoch), so a run resumed mid-epoch can replay it and skip the batches it already
+trained on (resume_at).
 """
 
 import math
@@ -17,9 +20,19 @@ class BatchSampler(Sampler):
         self.batch_size, self.shuffle, self.bucket, self.seed = batch_size, shuffle, bucket, seed
         self.rank, self.world = rank, world
         self.epoch = 0
+        self.start = 0  # batches of the next iteration to skip (mid-epoch resume), used once
+
+    @property
+    def sampler(self):
+        # Lightning calls set_epoch on dataloader.batch_sampler.sampler, not on the batch sampler itself.
+        return self
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def resume_at(self, epoch: int, batches_done: int) -> None:
+        """The next iteration replays `epoch` from its batch `batches_done` (this rank's count)."""
+        self.epoch, self.start = epoch, batches_done
 
     def _batches(self):
         n = len(self.lengths)
@@ -36,12 +49,15 @@ class BatchSampler(Sampler):
         return batches
 
     def __iter__(self):
+        # A generator: the order is drawn at the first next(), after Lightning has set the epoch and a resumed run
+        # its position (the loader's iterator is created earlier, while the optimizer is configured).
         batches = self._batches()
         if self.world > 1:
             # Every rank takes the same number of batches, or DDP would wait forever on the longer rank.
             per_rank = math.ceil(len(batches) / self.world)
             batches = (batches + batches[: per_rank * self.world - len(batches)])[self.rank :: self.world]
-        return iter(batches)
+        start, self.start = self.start, 0
+        yield from batches[start:]
 
     def __len__(self) -> int:
         return math.ceil(math.ceil(len(self.lengths) / self.batch_size) / self.world)
