@@ -123,11 +123,12 @@ def read_checkpoint(path: str) -> dict:
         # mmap: a large checkpoint is mapped, not read, so this check costs little before the real load.
         ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except Exception as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        reason = first.split(". ")[0].rstrip(".")  # torch's messages go on for several sentences
         if "weights_only" in str(e) or "Unsupported global" in str(e):
             reason = "it holds Python objects that a safe load (weights_only=True) refuses"
         raise TransferlabError(
-            f"{where}: not a readable checkpoint, truncated or corrupt? ({reason[:160]}); "
+            f"{where}: not a readable checkpoint, truncated or corrupt? ({reason}); "
             "give another .ckpt, or resume=never to start fresh"
         ) from None
     missing = [k for k in ("state_dict", "loops", "optimizer_states") if k not in ckpt]
