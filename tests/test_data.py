@@ -156,3 +156,15 @@ def test_gzip_jsonl_reads(tmp_path):
         f.write("\n".join(json.dumps({"text": f"x{i}"}) for i in range(10)))
     raw = load_splits(_data_cfg(tmp_path, train=str(path), validation_fraction=0.2), labeled=False)
     assert len(raw["train"]) + len(raw["validation"]) + len(raw["test"]) == 10
+
+
+def test_tokenization_is_cached_across_runs(tmp_path, wordpiece):
+    from transferlab.data.tokenize import tokenize_split
+
+    path = _write(tmp_path / "t.jsonl", [json.dumps({"text": f"the cat number {i}", "label": "a" if i % 2 else "b"}) for i in range(50)])
+    cfg = _data_cfg(tmp_path, train=path, label_column="label")
+    first = tokenize_split(load_splits(cfg, labeled=True)["train"], wordpiece, 32, False, {"a": 0, "b": 1})
+    again = tokenize_split(load_splits(cfg, labeled=True)["train"], wordpiece, 32, False, {"a": 0, "b": 1})
+    assert first.cache_files and again.cache_files == first.cache_files  # the second run read the cache
+    other = tokenize_split(load_splits(cfg, labeled=True)["train"], wordpiece, 16, False, {"a": 0, "b": 1})
+    assert other.cache_files != first.cache_files  # a different max_seq_len re-tokenizes

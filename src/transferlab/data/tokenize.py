@@ -9,7 +9,12 @@ import json
 
 
 def _fingerprint(dataset, tokenizer, **settings) -> str:
-    definition = tokenizer.backend_tokenizer.to_str() if hasattr(tokenizer, "backend_tokenizer") else repr(tokenizer)
+    if hasattr(tokenizer, "backend_tokenizer"):
+        # Calling the tokenizer sets its truncation/padding state; only the vocabulary and pipeline matter.
+        spec = json.loads(tokenizer.backend_tokenizer.to_str())
+        definition = {k: v for k, v in spec.items() if k not in ("truncation", "padding")}
+    else:
+        definition = repr(tokenizer)
     payload = json.dumps({"data": dataset._fingerprint, "tokenizer": definition, **settings}, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
