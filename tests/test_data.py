@@ -144,8 +144,8 @@ def test_bad_files_fail_with_one_clear_line(tmp_path, name, content, message):
 
 
 def test_replace_policy_decodes_bad_bytes(tmp_path):
-    path = _write(tmp_path / "latin.txt", "caf\u00e9 au lait\nsecond line\n".encode("latin-1"), raw=True)
-    raw = load_splits(_data_cfg(tmp_path, train=path, encoding_errors="replace", validation_fraction=0.5), labeled=False)
+    path = _write(tmp_path / "latin.txt", "caf\u00e9 au lait\nsecond line\nthird\nfourth\n".encode("latin-1"), raw=True)
+    raw = load_splits(_data_cfg(tmp_path, train=path, encoding_errors="replace", validation_fraction=0.25), labeled=False)
     texts = [t for split in raw.values() for t in split["text"]]
     assert "caf\ufffd au lait" in texts
 
