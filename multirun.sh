@@ -48,7 +48,7 @@ if [ "$FAST" = 1 ]; then
             trainer.val_check_interval=10 trainer.check_val_every_n_epoch=null tokenizer.vocab_size=2000 logger=csv)
   SWEEP=(data.max_train_samples=300 data.max_eval_samples=100 trainer.max_steps=8 trainer.val_check_interval=4 logger=csv)
 else
-  PRETRAIN=(trainer.max_steps=1500 trainer.max_epochs=-1 trainer.val_check_interval=500 trainer.check_val_every_n_epoch=null)
+  PRETRAIN=(trainer.max_steps=2000 trainer.max_epochs=-1 trainer.val_check_interval=500 trainer.check_val_every_n_epoch=null)
   SWEEP=()
 fi
 seeds=$(seq -s, 1 "$SEEDS")

@@ -12,6 +12,13 @@ from transferlab.config.validate import check_objective_fits_model
 from transferlab.errors import TransferlabError
 
 
+def _check_fields(config, fields) -> None:
+    known = set(config.to_dict()) | set(getattr(config, "attribute_map", {}))
+    for key in fields:
+        if key not in known:  # transformers would keep an unknown key silently and ignore it
+            raise TransferlabError(f"model.config.{key} is not a field of {type(config).__name__}{did_you_mean(key, known)}")
+
+
 def _scratch_config(model_cfg):
     from transformers import AutoConfig
 
@@ -23,10 +30,7 @@ def _scratch_config(model_cfg):
         raise TransferlabError(
             f"model.arch={model_cfg.arch} is not a transformers model type{did_you_mean(model_cfg.arch, CONFIG_MAPPING.keys())}"
         ) from None
-    known = set(default.to_dict()) | set(getattr(default, "attribute_map", {}))
-    for key in model_cfg.config:
-        if key not in known:  # transformers would keep an unknown key silently and ignore it
-            raise TransferlabError(f"model.config.{key} is not a field of {type(default).__name__}{did_you_mean(key, known)}")
+    _check_fields(default, model_cfg.config)
     return AutoConfig.for_model(model_cfg.arch, **model_cfg.config)
 
 
@@ -43,12 +47,17 @@ def _pretrained_config(model_cfg):
             "give an HF-format dir (e.g. a run's export/) or a hub id"
         )
     try:
-        return AutoConfig.from_pretrained(name, revision=model_cfg.revision, trust_remote_code=model_cfg.trust_remote_code)
+        config = AutoConfig.from_pretrained(name, revision=model_cfg.revision, trust_remote_code=model_cfg.trust_remote_code)
     except (OSError, ValueError) as e:
         where = "a local dir without a usable config.json" if local.is_dir() else (
             f"not a local directory, and not loadable as a hub id (offline mode {'on' if offline else 'off'})"
         )
         raise TransferlabError(f"model.name_or_path={name}: {where} ({str(e).splitlines()[0]}); check the path or id") from None
+    # model.config on a pretrained model changes fields that don't touch weights (e.g. dropout for fine-tuning).
+    _check_fields(config, model_cfg.config)
+    for key, value in model_cfg.config.items():
+        setattr(config, key, value)
+    return config
 
 
 def max_positions(config) -> int | None:
