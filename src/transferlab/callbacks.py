@@ -38,23 +38,51 @@ class LastValidation(pl.Callback):
             self.step = trainer.global_step
 
 
-def build_callbacks(cfg, run_dir: Path) -> list:
+class EpochCounter(pl.Callback):
+    """Keep epochs counted right across a resume, and tell the train batch sampler which epoch starts.
+
+    Lightning only calls set_epoch on a loader's `sampler`, not on a batch sampler. And when a step-bounded run
+    (trainer.max_steps set) resumes from a checkpoint saved at an epoch's end, Lightning 2.6 replays that epoch's end
+    as an empty epoch: its `processed` count runs one ahead, which shifts set_epoch and stops a run that max_epochs
+    bounds one epoch early. At an epoch's start `processed` always equals `completed`; restore that.
+    """
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        progress = trainer.fit_loop.epoch_progress
+        for tracker in (progress.current, progress.total):
+            tracker.processed = min(tracker.processed, tracker.completed)
+        sampler = getattr(trainer.train_dataloader, "batch_sampler", None)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(trainer.current_epoch)
+
+
+def build_callbacks(cfg, run_dir: Path, has_loggers: bool) -> list:
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
 
-    from transferlab.reliability import ResumeState, StopOnSignal
+    from transferlab.reliability import LastCheckpoint, ResumeState
 
     cb_cfg = cfg.callbacks
-    callbacks = [Throughput(), LastValidation(), ResumeState(), StopOnSignal(run_dir / "checkpoints" / "last.ckpt")]
+    callbacks = [Throughput(), LastValidation(), EpochCounter(), ResumeState()]
     ck = cb_cfg.checkpoint
     if ck.enabled:
+        checkpoints = run_dir / "checkpoints"
+        callbacks.append(LastCheckpoint(checkpoints / "last.ckpt"))
+        # At every validation: last.ckpt and the best by ck.monitor.
         callbacks.append(
             ModelCheckpoint(
-                dirpath=run_dir / "checkpoints", filename="best-{epoch}-{step}", monitor=ck.monitor, mode=ck.mode,
+                dirpath=checkpoints, filename="best-{epoch}-{step}", monitor=ck.monitor, mode=ck.mode,
                 save_top_k=ck.save_top_k if ck.monitor else 0, save_last=True, auto_insert_metric_name=False,
-                every_n_train_steps=ck.every_n_train_steps,
+                enable_version_counter=False,  # both savers write the one last.ckpt, never last-v1.ckpt
             )
         )
-    if cb_cfg.lr_monitor and (cfg.logger.csv or cfg.logger.wandb or cfg.logger.tensorboard):
+        if ck.every_n_train_steps:
+            # Periodic last.ckpt from an unmonitored saver: Lightning defers a monitored callback's periodic saves
+            # until the monitored metric exists, so the whole first epoch would go unsaved.
+            callbacks.append(
+                ModelCheckpoint(dirpath=checkpoints, save_top_k=0, save_last=True, enable_version_counter=False,
+                                every_n_train_steps=ck.every_n_train_steps)
+            )
+    if cb_cfg.lr_monitor and has_loggers:  # loggers live on rank 0 only; the monitor fails without one
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     if cb_cfg.progress_bar:
         # tqdm redrawing every 10 steps: a live-refresh thread (rich) steals a core from the 2 BLAS threads on CPU.

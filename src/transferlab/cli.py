@@ -158,6 +158,9 @@ def run_cli(hydra_entry: Callable[[], object], argv: Optional[List[str]] = None)
         try:
             preflight(argv)
         except TransferlabError as e:
+            from transferlab.outputs import record_config_failure
+
             report(e, verbose_requested(argv))
+            record_config_failure(argv, e)
             sys.exit(2)
     hydra_entry()

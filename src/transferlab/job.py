@@ -7,6 +7,7 @@ A run stopped by SIGTERM or Ctrl+C saves last.ckpt first and says how to resume 
 
 import os
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,13 +44,13 @@ def run_job(cfg: DictConfig):
         return train(cfg, run_dir, group, inputs)
     except (Exception, KeyboardInterrupt) as e:
         if _rank_zero():
-            from transferlab.outputs import write_metrics
+            from transferlab.outputs import failure_record, write_metrics
 
-            write_metrics(run_dir, {"status": "failed", "error": f"{type(e).__name__}: {' '.join(str(e).split())}"})
+            write_metrics(run_dir, failure_record(e))
             report(e, verbose)
         elif not _is_interruption(e):  # every rank stops on a signal; rank 0 alone says how to resume
             report(e, verbose)
-        if multirun and not isinstance(e, KeyboardInterrupt):
+        if multirun and not isinstance(e, KeyboardInterrupt) and not _is_interruption(e):
             return float("nan")  # the sweep continues; its exit code reports the failure
         sys.exit(getattr(e, "exit_code", 1))
     finally:
@@ -58,6 +59,7 @@ def run_job(cfg: DictConfig):
 
 
 def _is_interruption(e: BaseException) -> bool:
+    # reliability.Interrupted, told by its exit code: importing that module would load Lightning for any error.
     return hasattr(e, "exit_code")
 
 
@@ -81,7 +83,7 @@ def _build_trainer(cfg: DictConfig, run_dir: Path, loggers: list):
     kwargs["plugins"] = [*(kwargs.get("plugins") or []), AtomicCheckpointIO()]
     try:
         return pl.Trainer(**kwargs, default_root_dir=str(run_dir), logger=loggers or False,
-                          callbacks=build_callbacks(cfg, run_dir), enable_progress_bar=cfg.callbacks.progress_bar,
+                          callbacks=build_callbacks(cfg, run_dir, bool(loggers)), enable_progress_bar=cfg.callbacks.progress_bar,
                           enable_checkpointing=cfg.callbacks.checkpoint.enabled, use_distributed_sampler=False)
     except TypeError as e:
         raise TransferlabError(f"trainer: {e}; see lightning.Trainer's arguments") from None
@@ -131,18 +133,39 @@ def _callback(trainer, kind):
     return next(c for c in trainer.callbacks if isinstance(c, kind))
 
 
-def _fit(a: Assembly, run_dir: Path, resume_from: str | None) -> None:
-    """trainer.fit, stopping cleanly on SIGTERM/Ctrl+C with last.ckpt saved; checkpoints load with weights_only."""
+@contextmanager
+def _stop_cleanly_on_signals(a: Assembly, run_dir: Path):
+    """SIGTERM or Ctrl+C during fit/validate/test: last.ckpt is saved (see LastCheckpoint); exit saying how to resume."""
     from hydra.core.hydra_config import HydraConfig
 
-    from transferlab.reliability import SIGTERMException, StopOnSignal, interrupted, sigint_as_sigterm
+    from transferlab.reliability import LastCheckpoint, SIGTERMException, interrupted, sigint_as_sigterm
 
     with sigint_as_sigterm() as signals:
         try:
-            a.trainer.fit(a.module, datamodule=a.datamodule, ckpt_path=resume_from, weights_only=True)
+            yield
         except SIGTERMException:
-            stop = _callback(a.trainer, StopOnSignal)
-            raise interrupted(signals, stop, list(HydraConfig.get().overrides.task), run_dir) from None
+            last = next((c for c in a.trainer.callbacks if isinstance(c, LastCheckpoint)), None)
+            raise interrupted(signals, last, list(HydraConfig.get().overrides.task), run_dir) from None
+
+
+def _fit_and_evaluate(cfg: DictConfig, a: Assembly, resume_from: str | None) -> dict:
+    """fit (continuing resume_from), validate the final weights once, test the best checkpoint: the metrics."""
+    from transferlab.callbacks import LastValidation
+    from transferlab.reliability import check_checkpoint_fits
+
+    trainer, module, datamodule = a.trainer, a.module, a.datamodule
+    if resume_from:
+        check_checkpoint_fits(module, resume_from)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+    if _callback(trainer, LastValidation).step != trainer.global_step:  # e.g. max_steps ended mid-epoch
+        trainer.validate(module, datamodule=datamodule, verbose=False)
+    metrics = {k: v for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+    if cfg.test:
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        results = trainer.test(module, datamodule=datamodule, ckpt_path="best" if best else None, verbose=False, weights_only=True)
+        for result in results:
+            metrics.update(result)
+    return metrics
 
 
 def _write_rank_record(cfg: DictConfig, run_dir: Path, trainer) -> None:
@@ -162,7 +185,7 @@ def _write_rank_record(cfg: DictConfig, run_dir: Path, trainer) -> None:
 def train(cfg: DictConfig, run_dir: Path, group: str | None, inputs):
     from rich.console import Console
 
-    from transferlab.callbacks import LastValidation, Throughput
+    from transferlab.callbacks import Throughput
     from transferlab.loggers import build_loggers
     from transferlab.outputs import export, write_metrics
 
@@ -172,23 +195,20 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None, inputs):
         from rich.syntax import Syntax
 
         console.print(Syntax(OmegaConf.to_yaml(cfg, resolve=True), "yaml", theme="ansi_dark"))
+    if inputs.resume_from and rank_zero and cfg.tokenizer.source == "train":
+        from transferlab.reliability import adopt_tokenizer
+
+        adopt_tokenizer(inputs.resume_from, run_dir)
     loggers = build_loggers(cfg, run_dir, group, resuming=inputs.resume_from is not None) if rank_zero else []
     a = assemble(cfg, run_dir, loggers, rank_zero, console, inputs)
-    trainer, module, datamodule = a.trainer, a.module, a.datamodule
+    trainer, module = a.trainer, a.module
     for logger in loggers:
         logger.log_hyperparams({**OmegaConf.to_container(cfg, resolve=True), "params/trainable": a.summary["trainable"], "params/total": a.summary["total"]})
 
-    _fit(a, run_dir, inputs.resume_from)
+    with _stop_cleanly_on_signals(a, run_dir):
+        metrics = _fit_and_evaluate(cfg, a, inputs.resume_from)
     if os.environ.get("TRANSFERLAB_DEBUG_RANKS") == "1":
         _write_rank_record(cfg, run_dir, trainer)
-    if _callback(trainer, LastValidation).step != trainer.global_step:  # e.g. max_steps ended mid-epoch
-        trainer.validate(module, datamodule=datamodule, verbose=False)
-    metrics = {k: v for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
-    if cfg.test:
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        results = trainer.test(module, datamodule=datamodule, ckpt_path="best" if best else None, verbose=False, weights_only=True)
-        for result in results:
-            metrics.update(result)
 
     if not trainer.is_global_zero:
         return None

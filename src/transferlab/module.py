@@ -47,9 +47,16 @@ class TransferModule(pl.LightningModule):
             self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True, prog_bar=stage != "train", batch_size=n)
         return loss
 
+    def _loss_is_finite(self, loss: torch.Tensor) -> bool:
+        finite = bool(torch.isfinite(loss))
+        if self.trainer.world_size > 1:
+            # Every rank must take the same path (stop, skip or step), or DDP waits forever on the others.
+            finite = not self.trainer.strategy.reduce_boolean_decision(not finite, all=False)
+        return finite
+
     def training_step(self, batch, batch_idx):
         loss = self._step(batch, "train")
-        if not torch.isfinite(loss):
+        if not self._loss_is_finite(loss):
             if self.on_nan == "stop":
                 raise TransferlabError(
                     f"loss is {loss.item()} at step {self.global_step}; lower optimizer.lr, check the data, "

@@ -28,6 +28,22 @@ def write_metrics(run_dir: Path, metrics: dict) -> Path:
     return path
 
 
+def failure_record(error: BaseException) -> dict:
+    return {"status": "failed", "error": f"{type(error).__name__}: {' '.join(str(error).split())}"}
+
+
+def record_config_failure(argv: list, error: BaseException) -> None:
+    """A config error stops a run before Hydra makes its dir. With an explicit hydra.run.dir that does not exist yet,
+    leave metrics.json there (status failed) for whatever watches the run; an existing dir is an earlier run's and
+    is never written to."""
+    dirs = [a.split("=", 1)[1] for a in argv if a.startswith("hydra.run.dir=")]
+    if "-m" in argv or "--multirun" in argv or len(dirs) != 1 or "${" in dirs[0]:
+        return
+    run_dir = Path(dirs[0]).expanduser()
+    if not run_dir.exists():
+        write_metrics(run_dir, failure_record(error))
+
+
 def export(model, tokenizer, export_dir: Path) -> Path:
     """HF save_pretrained (safetensors) of the task model and the tokenizer: loadable by AutoModel/AutoTokenizer."""
     export_dir.mkdir(parents=True, exist_ok=True)

@@ -7,12 +7,15 @@
   same dropout as the run it continues.
 - SIGTERM (and Ctrl+C, made to act like it) lets the current batch finish, saves last.ckpt and exits with a line
   saying how to resume. Lightning's SIGUSR1 handling (SLURM requeue) is left alone.
+- last.ckpt also holds the final state of a finished fit, so resume=auto on a finished run trains nothing more.
 """
 
 import os
 import random
 import shlex
+import shutil
 import signal
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,6 +26,9 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from transferlab.errors import TransferlabError
+
+# ResumeState makes the loader resume mid-epoch, which Lightning cannot see (it would warn on every such resume).
+warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -63,6 +69,16 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _own_generators(trainer) -> None:
+    """Each new loader iterator draws a seed from the global torch RNG, and a resumed run builds its iterators at
+    other moments than the run it continues: give the fit's loaders their own generator, off the global stream."""
+    val = trainer.val_dataloaders
+    loaders = [trainer.train_dataloader, *(val if isinstance(val, (list, tuple)) else [val])]
+    for loader in loaders:
+        if getattr(loader, "generator", 0) is None:
+            loader.generator = torch.Generator().manual_seed(torch.initial_seed() % 2**63)
+
+
 class ResumeState(pl.Callback):
     """Saves RNG states and the epoch position in every checkpoint; a resumed fit picks them up where it left off.
 
@@ -85,14 +101,11 @@ class ResumeState(pl.Callback):
         self._pending = checkpoint.get("transferlab")
 
     def on_train_start(self, trainer, pl_module):
-        loader = trainer.train_dataloader
-        if hasattr(loader, "generator") and loader.generator is None:
-            # Each new loader iterator draws a seed from the global torch RNG. A resumed run builds its first iterator
-            # at another moment than the run it continues did, so keep that draw off the global RNG stream.
-            loader.generator = torch.Generator().manual_seed(int(torch.initial_seed()) % 2**63)
+        _own_generators(trainer)
         state, self._pending = self._pending, None
         if state is None:
             return
+        loader = trainer.train_dataloader
         sampler = getattr(loader, "batch_sampler", None)
         mid_epoch = state["epoch"] == trainer.current_epoch and 0 < state["batches_done"] < trainer.num_training_batches
         if mid_epoch and hasattr(sampler, "resume_at"):
@@ -104,17 +117,56 @@ class ResumeState(pl.Callback):
         set_rng_state(state["rng"])
 
 
-class StopOnSignal(pl.Callback):
-    """On SIGTERM (Lightning raises SIGTERMException at the end of a batch), save last.ckpt before the run exits."""
+class LastCheckpoint(pl.Callback):
+    """Keep last.ckpt the latest training state: on SIGTERM (Lightning raises SIGTERMException once the batch is
+    done) and at the end of fit when the final step was not saved yet (a max_steps stop mid-epoch)."""
 
-    def __init__(self, last_ckpt: Path):
-        self.last_ckpt = last_ckpt
-        self.saved_step = None
+    def __init__(self, path: Path):
+        self.path = path
+        self.saved_step = None  # the step of the latest save of any checkpoint in this fit
+
+    def _save(self, trainer):
+        trainer.save_checkpoint(self.path, weights_only=False)  # the full training state
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint):
+        self.saved_step = trainer.global_step
+
+    def on_train_end(self, trainer, pl_module):
+        if trainer.global_step != self.saved_step:
+            self._save(trainer)
 
     def on_exception(self, trainer, pl_module, exception):
         if isinstance(exception, SIGTERMException) and trainer.state.fn == "fit":
-            trainer.save_checkpoint(self.last_ckpt)
-            self.saved_step = trainer.global_step
+            self._save(trainer)
+        elif isinstance(exception, SIGTERMException):
+            self.saved_step = None  # stopped while testing: the training state saved before still stands
+
+
+def adopt_tokenizer(ckpt: str, run_dir: Path) -> None:
+    """resume=PATH into a new run dir: reuse the tokenizer of the run that wrote the checkpoint. Training one anew
+    can give another vocabulary (tokenizers' WordPiece training is not deterministic) that the weights don't fit."""
+    source = Path(ckpt).resolve().parent.parent / "tokenizer"
+    target = run_dir / "tokenizer"
+    if source.is_dir() and not target.exists():
+        shutil.copytree(source, target)
+
+
+def check_checkpoint_fits(module, ckpt: str) -> None:
+    """The checkpoint's weights must have this model's names and shapes: say so in one line, not in Lightning's
+    hundred-line load_state_dict error."""
+    from transferlab.inputs import read_checkpoint
+
+    theirs = read_checkpoint(ckpt)["state_dict"]
+    ours = module.state_dict()
+    wrong = [f"{k} {tuple(theirs[k].shape)} vs {tuple(v.shape)}" for k, v in ours.items() if k in theirs and theirs[k].shape != v.shape]
+    missing = sorted(set(ours) - set(theirs))
+    extra = sorted(set(theirs) - set(ours))
+    problems = wrong + [f"missing {k}" for k in missing] + [f"unexpected {k}" for k in extra]
+    if problems:
+        shown = "; ".join(problems[:2]) + (f"; and {len(problems) - 2} more" if len(problems) > 2 else "")
+        raise TransferlabError(
+            f"resume={ckpt}: its weights don't fit this model ({shown}); resume with the config of the run that wrote it"
+        )
 
 
 class Interrupted(TransferlabError):
@@ -148,13 +200,12 @@ def resume_command(overrides: list, run_dir: Path) -> str:
     return shlex.join(["transferlab-train", *kept, f"hydra.run.dir={run_dir}", "resume=auto"])
 
 
-def interrupted(signals: list, stop: StopOnSignal, overrides: list, run_dir: Path) -> Interrupted:
+def interrupted(signals: list, last: LastCheckpoint | None, overrides: list, run_dir: Path) -> Interrupted:
     signum = signals[0] if signals else signal.SIGTERM
     name = signal.Signals(signum).name
-    if stop.saved_step is None:
-        return Interrupted(f"interrupted by {name} before training started; nothing saved", signum)
-    return Interrupted(
-        f"interrupted by {name} at step {stop.saved_step}; saved {stop.last_ckpt}; "
-        f"resume with: {resume_command(overrides, run_dir)}",
-        signum,
-    )
+    if last is None:
+        return Interrupted(f"interrupted by {name}; nothing saved (callbacks.checkpoint.enabled=false)", signum)
+    if last.saved_step is None and not last.path.is_file():
+        return Interrupted(f"interrupted by {name} before any checkpoint was saved; start again to train", signum)
+    at = f" at step {last.saved_step}" if last.saved_step is not None else ""
+    return Interrupted(f"interrupted by {name}{at}; saved {last.path}; resume with: {resume_command(overrides, run_dir)}", signum)

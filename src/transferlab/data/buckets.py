@@ -22,11 +22,6 @@ class BatchSampler(Sampler):
         self.epoch = 0
         self.start = 0  # batches of the next iteration to skip (mid-epoch resume), used once
 
-    @property
-    def sampler(self):
-        # Lightning calls set_epoch on dataloader.batch_sampler.sampler, not on the batch sampler itself.
-        return self
-
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 

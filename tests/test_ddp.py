@@ -1,0 +1,79 @@
+"""Distributed: trainer=ddp_cpu (2 processes, gloo) gives one run dir, one wandb run and metrics reduced across ranks;
+freeze=gradual works under DDP; the GPU presets (fsdp, deepspeed) compose.
+
+Lightning's launcher re-runs the command line for rank 1 with hydra.run.dir passed explicitly; with
+TRANSFERLAB_DEBUG_RANKS=1 each rank records the run dir and config hash it ended up with.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from transferlab.cli import compose
+
+EVAL_SAMPLES, EVAL_BATCH = 64, 16  # 4 test batches: 2 per rank, all of them within debug=fast's limit_test_batches=2
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("ddp") / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "TRANSFERLAB_DEBUG_RANKS": "1"}
+    args = ["experiment=quickstart", "debug=fast", "trainer=ddp_cpu", "freeze=gradual", "logger=default",
+            f"data.max_eval_samples={EVAL_SAMPLES}", f"data.eval_batch_size={EVAL_BATCH}", "callbacks.progress_bar=false",
+            f"hydra.run.dir={run}"]
+    out = subprocess.run([sys.executable, "-m", "transferlab.train", *args], capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return run
+
+
+def test_both_ranks_compose_the_same_config_into_one_run_dir(ddp_run):
+    records = [json.loads((ddp_run / "ranks" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["rank"] for r in records] == [0, 1]
+    assert records[0]["output_dir"] == records[1]["output_dir"] == str(ddp_run.resolve())
+    assert records[0]["config_sha256"] == records[1]["config_sha256"]
+    assert [p.name for p in ddp_run.parent.iterdir()] == ["run"]  # no second run dir from rank 1
+
+
+def test_only_rank_zero_writes_outputs(ddp_run):
+    assert len(list(ddp_run.rglob("metrics.json"))) == 1
+    assert json.loads((ddp_run / "metrics.json").read_text())["status"] == "ok"
+    assert len(list((ddp_run / "wandb").glob("offline-run-*"))) == 1  # one wandb run
+    assert len(list(ddp_run.rglob(".hydra"))) == 1  # rank 1 runs with hydra.output_subdir=null
+    assert [p.name for p in (ddp_run / "csv").iterdir() if p.suffix == ".csv"] == ["metrics.csv"]
+    assert (ddp_run / "export" / "model.safetensors").is_file()
+
+
+def test_test_metrics_are_reduced_over_both_ranks(ddp_run):
+    """test/acc and test/loss cover all 64 test examples, not rank 0's half: recompute them in one process."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from transferlab.data.loading import load_splits
+
+    metrics = json.loads((ddp_run / "metrics.json").read_text())
+    cfg = compose(["experiment=quickstart", "debug=fast", f"data.max_eval_samples={EVAL_SAMPLES}"])
+    test = load_splits(cfg.data, labeled=True)["test"]
+    model = AutoModelForSequenceClassification.from_pretrained(ddp_run / "export").eval()
+    tokenizer = AutoTokenizer.from_pretrained(ddp_run / "export")
+    losses, hits = [], []
+    with torch.no_grad():
+        for text, label in zip(test["text"], test["label"]):
+            ids = tokenizer(text, truncation=True, max_length=cfg.data.max_seq_len, return_tensors="pt")
+            logits = model(**ids).logits[0]
+            target = torch.tensor(model.config.label2id[label])
+            losses.append(torch.nn.functional.cross_entropy(logits, target).item())
+            hits.append(int(logits.argmax() == target))
+    assert len(hits) == EVAL_SAMPLES
+    assert metrics["test/acc"] == pytest.approx(sum(hits) / len(hits), abs=1e-6)
+    assert metrics["test/loss"] == pytest.approx(sum(losses) / len(losses), rel=1e-4)
+
+
+@pytest.mark.parametrize("preset, strategy", [("fsdp", "fsdp"), ("deepspeed", "deepspeed_stage_2")])
+def test_gpu_strategy_presets_compose(preset, strategy):
+    cfg = compose([f"trainer={preset}", "experiment=quickstart"])
+    assert cfg.trainer.strategy == strategy and cfg.trainer.accelerator == "gpu"
+    assert cfg.trainer.precision == "bf16-mixed" and cfg.trainer.devices == "auto"

@@ -1,0 +1,119 @@
+"""The bad-input catalogue, through the real CLI in a subprocess.
+
+Every case exits non-zero with one stderr line naming the problem and the fix (no traceback), answers before
+training starts (no checkpoints/ or export/), records status failed in its own fresh run dir, and leaves an
+earlier run's dir untouched. Config errors answer in the preflight (well under a second); input errors answer after
+reading the data, still before torch, Lightning and transformers load.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+DATA_ROWS = [("the cat sleeps on a mat", "animal"), ("a red car drives fast", "vehicle")] * 10
+
+
+def _csv(path: Path, header: str, rows) -> str:
+    path.write_text("\n".join([header, *(f"{text},{label}" for text, label in rows)]) + "\n")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict:
+    d = tmp_path_factory.mktemp("bad_inputs")
+    ok = _csv(d / "train.csv", "text,label", DATA_ROWS)
+    jsonl = d / "bad.jsonl"
+    jsonl.write_text('{"text": "a cat", "label": "animal"}\n{"text": "a car", "label": "vehicle"}\n{"text": oops}\n')
+    latin = d / "latin1.csv"
+    latin.write_bytes(b"text,label\ncaf\xe9 au lait,drink\n" + "".join(f"{t},{l}\n" for t, l in DATA_ROWS).encode())
+    (d / "empty.csv").write_bytes(b"")
+    ckpt = d / "last.ckpt"
+    torch.save({"state_dict": {"w": torch.zeros(256, 256)}, "loops": {}, "optimizer_states": []}, ckpt)
+    truncated = d / "truncated.ckpt"
+    truncated.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])
+    return {
+        "ok": ok,
+        "no_label": _csv(d / "no_label.csv", "text,category", DATA_ROWS),
+        "no_text": _csv(d / "no_text.csv", "sentence,label", DATA_ROWS),
+        "unseen_test": _csv(d / "unseen_test.csv", "text,label", [("a green boat", "boat")]),
+        "empty": str(d / "empty.csv"),
+        "bad_jsonl": str(jsonl),
+        "latin1": str(latin),
+        "truncated": str(truncated),
+    }
+
+
+def _files(**splits) -> list:
+    return ["data=files", "data.label_column=label", *(f"data.{k}={{{v}}}" for k, v in splits.items())]
+
+
+# (id, overrides with {file} placeholders, extra env, what the one line must say)
+CATALOGUE = [
+    ("unknown_group_option", ["model=tiny_bret"], {}, "unknown model 'tiny_bret' (did you mean 'tiny_bert'?); available: pretrained, tiny_bert, tiny_gpt2"),
+    ("unknown_key", ["optimizer.lrr=1"], {}, "unknown key 'optimizer.lrr' (did you mean 'optimizer.lr'?)"),
+    ("wrong_type", ["optimizer.lr=abc"], {}, "optimizer.lr: expected a float, got 'abc'"),
+    ("clm_on_encoder", ["objective=clm", "model=tiny_bert"], {}, "objective=clm needs a decoder-only model, but model type 'bert' is encoder-only"),
+    ("missing_label_column", _files(train="no_label"), {}, "has no column 'label'; columns found: text, category; set data.label_column="),
+    ("empty_file", _files(train="empty"), {}, "empty.csv is empty; give a file with at least one example"),
+    ("malformed_jsonl", _files(train="bad_jsonl"), {}, "bad.jsonl:3: malformed JSON line"),
+    ("missing_text_column", _files(train="no_text"), {}, "has no column 'text'; columns found: sentence, label; set data.text_column="),
+    ("model_dir_missing", ["model=pretrained", "tokenizer=pretrained", "model.name_or_path=./no/such/model"], {},
+     "model.name_or_path=./no/such/model: no such local directory (looked locally at"),
+    ("hub_id_offline", ["model=pretrained", "tokenizer=pretrained", "model.name_or_path=nobody/no-such-model"], {"HF_HUB_OFFLINE": "1"},
+     "not a local directory (looked locally) and not in the HF cache, and offline mode is on (HF_HUB_OFFLINE=1)"),
+    ("top_k_too_deep", ["freeze=top_k", "freeze.k=5"], {}, "freeze.k=5 but the model has 2 blocks; use freeze.k <= 2"),
+    ("resume_missing", ["resume=/no/such/last.ckpt"], {}, "resume=/no/such/last.ckpt: no such checkpoint file"),
+    ("resume_truncated", ["resume={truncated}"], {}, "truncated.ckpt: not a readable checkpoint, truncated or corrupt?"),
+    ("test_label_unseen", _files(train="ok", test="unseen_test"), {}, "data.test has labels never seen in train: boat"),
+    ("max_seq_len_too_long", ["data.max_seq_len=1024"], {}, "data.max_seq_len=1024 exceeds the model's 512 position embeddings"),
+    ("train_fraction_zero", ["data.train_fraction=0"], {}, "data.train_fraction=0.0 must be in (0, 1]"),
+    ("train_fraction_above_one", ["data.train_fraction=1.5"], {}, "data.train_fraction=1.5 must be in (0, 1]"),
+    ("non_utf8", _files(train="latin1"), {}, "latin1.csv: invalid UTF-8 at byte offset 14; fix the file, or set data.encoding_errors=replace"),
+]
+
+
+def _cli(args: list, env: dict, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **env}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run([sys.executable, "-m", "transferlab.train", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=120)
+
+
+def _snapshot(d: Path) -> dict:
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("overrides, env, message", [c[1:] for c in CATALOGUE], ids=[c[0] for c in CATALOGUE])
+def test_bad_input_answers_in_one_line_before_training(files, tmp_path, overrides, env, message):
+    earlier = tmp_path / "earlier_run"
+    earlier.mkdir()
+    (earlier / "marker.txt").write_text("an earlier run")
+    (earlier / "metrics.json").write_text(json.dumps({"status": "ok", "test/acc": 0.9}))
+    before = _snapshot(earlier)
+    run = tmp_path / "run"
+
+    args = [o.format(**files) for o in overrides]
+    out = _cli(["debug=fast", *args, f"hydra.run.dir={run}"], env, cwd=tmp_path)
+
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert out.returncode != 0
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("error: ") and message in lines[0], lines[0]
+    assert "Traceback" not in out.stderr + out.stdout
+    assert not (run / "checkpoints").exists() and not (run / "export").exists()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["status"] == "failed" and lines[0].removeprefix("error: ") in metrics["error"]
+    assert _snapshot(earlier) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["earlier_run", "run"]
+
+
+def test_full_traceback_only_when_asked(files, tmp_path):
+    args = ["debug=fast", *[o.format(**files) for o in _files(train="no_text")], f"hydra.run.dir={tmp_path / 'run'}"]
+    quiet = _cli(args, {}, cwd=tmp_path)
+    loud = _cli([*args, "verbose=true"], {}, cwd=tmp_path)
+    assert "Traceback" not in quiet.stderr
+    assert "Traceback" in loud.stderr and "has no column 'text'" in loud.stderr.splitlines()[-1]
