@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The transfer study, end to end:
-#   1. pre-train tiny BERT with MLM on the unlabeled WordNet corpus, once;
+#   1. pre-train tiny BERT with MLM (or tiny GPT-2 with CLM) on the unlabeled WordNet corpus, once;
 #   2. a Hydra multirun over train fraction x init (scratch | pretrained) x freeze x seed on WordNet topics;
 #   3. transferlab-report over the sweep: report.md, results.csv, learning_curves.png.
 #
 # Usage: ./multirun.sh [--fast] [--seeds N] [--fractions 0.01,0.1,1.0] [--freezes none,backbone,lora]
-#                      [--launcher basic|joblib|submitit_local|submitit_slurm] [--out DIR] [-- extra sweep overrides]
-# The same settings can come from the environment: FAST=1 SEEDS=3 FRACTIONS=... FREEZES=... LAUNCHER=... OUT=...
+#                      [--launcher basic|joblib|submitit_local|submitit_slurm] [--arch bert|gpt2] [--out DIR]
+#                      [-- extra sweep overrides]
+# --arch bert pre-trains tiny BERT with MLM (the default), --arch gpt2 tiny GPT-2 with CLM.
+# The same settings can come from the environment: FAST=1 SEEDS=3 FRACTIONS=... FREEZES=... LAUNCHER=... ARCH=... OUT=...
 # Defaults take about 30-40 minutes on 2 CPU cores; --fast is a few-minute smoke run of the same pipeline.
 set -euo pipefail
 
@@ -15,6 +17,7 @@ SEEDS=${SEEDS:-2}
 FRACTIONS=${FRACTIONS:-0.01,0.1,1.0}
 FREEZES=${FREEZES:-none,backbone,lora}
 LAUNCHER=${LAUNCHER:-basic}
+ARCH=${ARCH:-bert}
 OUT=${OUT:-outputs}
 EXTRA=()
 while [ $# -gt 0 ]; do
@@ -24,9 +27,10 @@ while [ $# -gt 0 ]; do
     --fractions) FRACTIONS=$2; shift ;;
     --freezes) FREEZES=$2; shift ;;
     --launcher) LAUNCHER=$2; shift ;;
+    --arch) ARCH=$2; shift ;;
     --out) OUT=$2; shift ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "multirun.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -51,6 +55,11 @@ else
   PRETRAIN=(trainer.max_steps=2000 trainer.max_epochs=-1 trainer.val_check_interval=500 trainer.check_val_every_n_epoch=null)
   SWEEP=()
 fi
+case "$ARCH" in
+  bert) pretrain=pretrain_mlm ;;
+  gpt2) pretrain=pretrain_clm ;;
+  *) echo "multirun.sh: --arch must be bert or gpt2, not '$ARCH'" >&2; exit 2 ;;
+esac
 seeds=$(seq -s, 1 "$SEEDS")
 launcher=()
 [ "$LAUNCHER" != basic ] && launcher=("hydra/launcher=$LAUNCHER")
@@ -60,7 +69,7 @@ study="$OUT/study/$stamp"
 echo "study dir: $study"
 start=$(date +%s)
 
-"$train" experiment=pretrain_mlm "hydra.run.dir=$study/pretrain" paths.output_dir="$OUT" "${PRETRAIN[@]}"
+"$train" "experiment=$pretrain" "hydra.run.dir=$study/pretrain" paths.output_dir="$OUT" "${PRETRAIN[@]}"
 
 status=0
 "$train" -m experiment=study "pretrained_source=$study/pretrain/export" \

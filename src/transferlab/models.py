@@ -88,7 +88,7 @@ def build_model(cfg, auto_class: str, tokenizer, extra: dict):
             setattr(config, f"{key}_token_id", token_id)
     for key, value in extra.items():
         setattr(config, key, value)
-    if model_cfg.arch:
+    if model_cfg.arch or model_cfg.random_init:
         model = auto.from_config(config, **kwargs)
     else:
         # A different head size (e.g. new labels over an old classifier) is re-initialised, loudly by transformers.

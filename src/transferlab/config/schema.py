@@ -14,6 +14,7 @@ from hydra.core.config_store import ConfigStore
 class ModelConfig:
     arch: Optional[str] = None  # HF model_type to build from scratch (bert, gpt2, ...)
     name_or_path: Optional[str] = None  # hub id, local HF-format dir, or a previous run's export/
+    random_init: bool = False  # with name_or_path: that model's architecture (and tokenizer), random weights
     config: Dict[str, Any] = field(default_factory=dict)  # HF config fields (sizes) for from-scratch builds
     revision: Optional[str] = None
     trust_remote_code: bool = False

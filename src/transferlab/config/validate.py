@@ -73,6 +73,8 @@ def _check_model(cfg: DictConfig) -> None:
             "model=pretrained needs model.name_or_path=<hub id | local dir | a run's export/ dir> "
             "(or build from scratch with model.arch, e.g. model=tiny_bert)"
         )
+    if model.random_init and not model.name_or_path:
+        raise TransferlabError("model.random_init=true takes the architecture of model.name_or_path; set model.name_or_path")
     check_objective_fits_model(cfg.objective.name, model_type(model))
     max_pos = model.config.get("max_position_embeddings") or model.config.get("n_positions")
     if max_pos and cfg.data.max_seq_len > max_pos:
