@@ -9,6 +9,7 @@
 #                      [-- extra sweep overrides]
 # --arch bert pre-trains tiny BERT with MLM (the default), --arch gpt2 tiny GPT-2 with CLM.
 # The same settings can come from the environment: FAST=1 SEEDS=3 FRACTIONS=... FREEZES=... LAUNCHER=... ARCH=... OUT=...
+# and PRETRAIN_STEPS (2000 by default).
 # Defaults take about 30-40 minutes on 2 CPU cores; --fast is a few-minute smoke run of the same pipeline.
 set -euo pipefail
 
@@ -19,6 +20,7 @@ FREEZES=${FREEZES:-none,backbone,lora}
 LAUNCHER=${LAUNCHER:-basic}
 ARCH=${ARCH:-bert}
 OUT=${OUT:-outputs}
+PRETRAIN_STEPS=${PRETRAIN_STEPS:-2000}
 EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -52,7 +54,7 @@ if [ "$FAST" = 1 ]; then
             trainer.val_check_interval=10 trainer.check_val_every_n_epoch=null tokenizer.vocab_size=2000 logger=csv)
   SWEEP=(data.max_train_samples=300 data.max_eval_samples=100 trainer.max_steps=8 trainer.val_check_interval=4 logger=csv)
 else
-  PRETRAIN=(trainer.max_steps=2000 trainer.max_epochs=-1 trainer.val_check_interval=500 trainer.check_val_every_n_epoch=null)
+  PRETRAIN=("trainer.max_steps=$PRETRAIN_STEPS" trainer.max_epochs=-1 trainer.val_check_interval=500 trainer.check_val_every_n_epoch=null)
   SWEEP=()
 fi
 case "$ARCH" in
