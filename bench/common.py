@@ -44,10 +44,22 @@ def args(description: str, steps: int, repeats: int = 3) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="fewer steps (a smoke run; numbers are noisier)")
     p.add_argument("--steps", type=int, default=steps, help="timed optimizer steps per runner per round")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps before the timed window")
-    p.add_argument("--repeats", type=int, default=repeats, help="clean rounds wanted (median over them)")
+    p.add_argument("--repeats", type=int, default=repeats, help="rounds (median over them)")
+    p.add_argument("--runners", default=None, help="comma-separated subset of the runners (e.g. transferlab,raw_transferlab "
+                   "with many --repeats for a tighter overhead number)")
     p.add_argument("--profile", action="store_true", help="after the rounds, torch.profiler top ops of the main runners")
-    p.add_argument("--max-foreign", type=float, default=0.25, help="CPU cores used by other processes above which a round is 'loaded'")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, one per core); on a shared box "
+                   "--threads 1 leaves a core to the neighbours and stays stable")
+    p.add_argument("--max-foreign", type=float, default=None, help="cores used by other processes during a timed window above "
+                   "which the call is repeated (default: the cores this run leaves free + 0.25)")
     a = p.parse_args()
+    import torch
+
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    a.threads = torch.get_num_threads()
+    if a.max_foreign is None:
+        a.max_foreign = max(0, (os.cpu_count() or 1) - a.threads) + 0.25
     if a.quick:
         a.steps, a.warmup = max(3, a.steps // 3), 2
     return a
@@ -66,13 +78,13 @@ class ForeignLoad:
         return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")  # minus idle and iowait
 
     def __enter__(self):
-        self.t, self.busy, self.own = time.perf_counter(), self._busy(), sum(os.times()[:2])
+        self.t, self.busy, self.own = time.perf_counter(), self._busy(), sum(os.times()[:4])  # self + waited-for children
         self.loadavg = os.getloadavg()[0]
         return self
 
     def __exit__(self, *exc):
         wall = time.perf_counter() - self.t
-        own = sum(os.times()[:2]) - self.own
+        own = sum(os.times()[:4]) - self.own
         self.cores = max(0.0, (self._busy() - self.busy - own) / wall) if wall > 0 else 0.0
 
 
@@ -146,6 +158,8 @@ class StepLog:
     tokens: list = field(default_factory=list)
     real: list = field(default_factory=list)
     flops: list = field(default_factory=list)
+    warmup: int = 3
+    load: object = None
 
     def batch(self, tokens: int, real: int, flops: float) -> None:
         self.tokens.append(tokens)
@@ -154,20 +168,23 @@ class StepLog:
 
     def step_end(self) -> None:
         self.ends.append(time.perf_counter())
+        if len(self.ends) == self.warmup:  # the timed window starts: watch other processes' CPU use from here
+            self.load = ForeignLoad().__enter__()
 
-    def window(self, warmup: int) -> dict:
+    def window(self) -> dict:
         """Steps warmup..end: from the end of step warmup-1 to the end of the last step (data loading included)."""
-        n = len(self.ends)
+        n, warmup = len(self.ends), self.warmup
         if n <= warmup:
             raise RuntimeError(f"only {n} steps ran; need more than warmup={warmup}")
         seconds = self.ends[-1] - self.ends[warmup - 1]
         tok, real, flops = (sum(x[warmup:n]) for x in (self.tokens, self.real, self.flops))
-        return {"seconds": seconds, "tokens_per_s": tok / seconds, "real_tokens_per_s": real / seconds,
-                "pad_share": 1 - real / tok, "gflops": flops / seconds / 1e9, "steps": n - warmup,
+        self.load.__exit__(None, None, None)
+        return {"foreign_cores": round(self.load.cores, 2), "seconds": seconds, "tokens_per_s": tok / seconds,
+                "real_tokens_per_s": real / seconds, "pad_share": 1 - real / tok, "gflops": flops / seconds / 1e9, "steps": n - warmup,
                 "step_ms": [round(1e3 * (b - a), 1) for a, b in zip(self.ends, self.ends[1:])]}
 
 
-def wait_quiet(threshold: float, max_wait: float = 90.0) -> float:
+def wait_quiet(threshold: float, max_wait: float = 30.0) -> float:
     """Wait (up to max_wait s) until other processes use less than `threshold` cores for two 0.5 s windows in a row.
 
     Needed on a shared 2-core box: with 2 OpenMP threads, one busy foreign process makes a step ~10x slower.
@@ -180,35 +197,49 @@ def wait_quiet(threshold: float, max_wait: float = 90.0) -> float:
     return time.perf_counter() - start
 
 
-def interleave(runners: dict, repeats: int, max_foreign: float, max_rounds: int | None = None) -> dict:
-    """Run every runner once per round, in order, until `repeats` rounds ran without foreign load (or max_rounds).
+def select(runners: dict, names: str | None) -> dict:
+    if not names:
+        return runners
+    unknown = set(names.split(",")) - set(runners)
+    if unknown:
+        raise SystemExit(f"unknown runners {sorted(unknown)}; choose from {list(runners)}")
+    return {k: v for k, v in runners.items() if k in names.split(",")}
 
-    runners: name -> callable returning StepLog.window(...) as a dict. A round is 'loaded' when other processes
-    used more than max_foreign cores during any runner's call. Returns name -> list of per-round dicts, plus
-    '_rounds' with each round's foreign load and matmul peak.
+
+def peer_of(runners: dict, preferred: str = "hf_trainer") -> str:
+    return preferred if preferred in runners else next(iter(runners))
+
+
+def interleave(runners: dict, repeats: int, max_foreign: float, retries: int = 3) -> dict:
+    """`repeats` rounds; each round runs every runner once, in order (A, B, C, A, B, C, ...).
+
+    runners: name -> callable returning StepLog.window(...) as a dict. A call whose timed window saw other
+    processes use more than max_foreign cores is repeated (after waiting for quiet) up to `retries` times; a call
+    still loaded after that is kept and flagged. Returns name -> list of per-round dicts, plus '_rounds'.
     """
-    max_rounds = max_rounds or 3 * repeats
     out = {name: [] for name in runners}
     rounds = []
-    while len(rounds) < max_rounds and sum(not r["loaded"] for r in rounds) < repeats:
-        waited = wait_quiet(max_foreign)
-        loads, row = [], {}
-        with ForeignLoad() as load:
-            peak = matmul_peak_gflops()
-        loads.append(load.cores)
+    for r in range(repeats):
+        row, waited = {}, 0.0
+        waited += wait_quiet(max_foreign)
+        peak = matmul_peak_gflops()
         for name, run in runners.items():
-            with ForeignLoad() as load, PeakRSS() as rss:
-                sample = run()
-            row[name] = {**sample, "rss_mb": rss.peak, "foreign_cores": round(load.cores, 2)}
-            loads.append(load.cores)
-        loaded = max(loads) > max_foreign
-        rounds.append({"foreign_cores": [round(x, 2) for x in loads], "loadavg": round(os.getloadavg()[0], 2),
-                       "peak_gflops": peak, "loaded": loaded, "waited_s": round(waited, 1)})
+            for attempt in range(retries + 1):
+                with PeakRSS() as rss:
+                    sample = run()
+                sample.update(rss_mb=rss.peak, attempts=attempt + 1, loaded=sample["foreign_cores"] > max_foreign)
+                if not sample["loaded"]:
+                    break
+                waited += wait_quiet(max_foreign)
+            row[name] = sample
+        rounds.append({"foreign_cores": {n: row[n]["foreign_cores"] for n in runners}, "loadavg": round(os.getloadavg()[0], 2),
+                       "peak_gflops": peak, "loaded": any(row[n]["loaded"] for n in runners), "waited_s": round(waited, 1),
+                       "attempts": {n: row[n]["attempts"] for n in runners}})
         for name in runners:
-            out[name].append({**row[name], "round": len(rounds) - 1, "peak_gflops": peak, "loaded": loaded})
+            out[name].append({**row[name], "round": r, "peak_gflops": peak})
         summary = "  ".join(f"{n}={row[n]['real_tokens_per_s']:.0f}" for n in runners)
-        print(f"  round {len(rounds)}: foreign load (cores) {rounds[-1]['foreign_cores']}, loadavg {rounds[-1]['loadavg']}"
-              f"{' LOADED' if loaded else ''}: {summary} tok/s", flush=True)
+        print(f"  round {r + 1}: {summary} tok/s | foreign cores {list(rounds[-1]['foreign_cores'].values())}, "
+              f"attempts {list(rounds[-1]['attempts'].values())}, waited {waited:.0f}s{' LOADED' if rounds[-1]['loaded'] else ''}", flush=True)
     out["_rounds"] = rounds
     return out
 
@@ -216,8 +247,7 @@ def interleave(runners: dict, repeats: int, max_foreign: float, max_rounds: int 
 def summarize(results: dict, peer: str, metric: str = "real_tokens_per_s") -> list:
     """One row per runner: medians over the clean rounds (all rounds if fewer than 3 are clean)."""
     rounds = results["_rounds"]
-    clean = [i for i, r in enumerate(rounds) if not r["loaded"]]
-    use = clean if len(clean) >= 3 else list(range(len(rounds)))
+    use = list(range(len(rounds)))
     rows = []
     for name, samples in results.items():
         if name.startswith("_"):
@@ -231,32 +261,56 @@ def summarize(results: dict, peer: str, metric: str = "real_tokens_per_s") -> li
             "ratio": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
             "pad_share": statistics.median(a["pad_share"] for a in s),
             "rss_mb": max(a["rss_mb"] for a in s), "gflops": statistics.median(a["gflops"] for a in s),
-            "util": statistics.median(util), "rounds_used": len(use), "rounds_loaded": len(rounds) - len(clean),
+            "util": statistics.median(util), "rounds": len(use), "loaded_calls": sum(a["loaded"] for a in s),
         })
     return rows
 
 
+def overhead(results: dict, product: str, raw: str, metric: str) -> float | None:
+    """1 - product/raw throughput: the median of the per-round ratios (the framework's cost on the same work)."""
+    if product not in results or raw not in results:
+        return None
+    return 1 - statistics.median(p[metric] / r[metric] for p, r in zip(results[product], results[raw]))
+
+
+def overhead_line(over: float | None, results: dict, metric: str = "tokens_per_s") -> str:
+    if over is None:
+        return "transferlab overhead vs raw_transferlab: not measured in this run (runner subset)"
+    ratios = [p[metric] / r[metric] for p, r in zip(results["transferlab"], results["raw_transferlab"])]
+    return (f"transferlab overhead vs raw_transferlab (median of per-round ratios): {100 * over:.1f}% "
+            f"(per-round transferlab/raw: {[round(x, 3) for x in ratios]})")
+
+
+def settings_line(cfg) -> str:
+    return (f"{cfg.data.max_seq_len} tokens, batch {cfg.data.batch_size}, lr {cfg.optimizer.lr:g}, "
+            f"warm-up {cfg.scheduler.warmup_ratio:g}, clip {cfg.trainer.gradient_clip_val:g}")
+
+
 def table(title: str, rows: list, peer: str, metric_name: str = "tokens/s") -> str:
-    head = f"| runner | {metric_name} (median) | ratio vs {peer} [min-max] | pad share | peak RSS MiB | model GFLOP/s | % of matmul peak |"
-    lines = [f"### {title}", "", head, "|" + "---|" * 7]
+    flops = any(r["gflops"] for r in rows)
+    head = f"| runner | {metric_name} (median) | ratio vs {peer} [min-max] | pad share | peak RSS MiB |"
+    head += " model GFLOP/s | % of matmul peak |" if flops else ""
+    lines = [f"### {title}", "", head, "|" + "---|" * (7 if flops else 5)]
     for r in rows:
-        lines.append(
-            f"| {r['runner']} | {r['tokens_per_s']:,.0f} | {r['ratio']:.2f}x [{r['ratio_min']:.2f}-{r['ratio_max']:.2f}] | "
-            f"{100 * r['pad_share']:.1f}% | {r['rss_mb']:,.0f} | {r['gflops']:.1f} | {100 * r['util']:.0f}% |"
-        )
+        line = (f"| {r['runner']} | {r['tokens_per_s']:,.0f} | {r['ratio']:.2f}x [{r['ratio_min']:.2f}-{r['ratio_max']:.2f}] | "
+                f"{100 * r['pad_share']:.1f}% | {r['rss_mb']:,.0f} |")
+        lines.append(line + (f" {r['gflops']:.1f} | {100 * r['util']:.0f}% |" if flops else ""))
     return "\n".join(lines)
 
 
 def rounds_line(results: dict) -> str:
     r = results["_rounds"]
     peaks = [x["peak_gflops"] for x in r]
-    return (f"rounds: {len(r)} ({sum(x['loaded'] for x in r)} loaded, discarded when >= 3 are clean); max foreign load "
-            f"per round (cores): {[max(x['foreign_cores']) for x in r]}; loadavg: {[x['loadavg'] for x in r]}; "
-            f"matmul peak median {statistics.median(peaks):.1f} GFLOP/s")
+    worst = [max(x["foreign_cores"].values()) for x in r]
+    return (f"rounds: {len(r)} ({sum(x['loaded'] for x in r)} with a call still loaded after retries); worst foreign load "
+            f"per round (cores): {worst}; retried calls: {sum(sum(x['attempts'].values()) - len(x['attempts']) for x in r)}; "
+            f"waited for quiet: {sum(x['waited_s'] for x in r):.0f}s; matmul peak median {statistics.median(peaks):.1f} GFLOP/s")
 
 
-def save(name: str, payload: dict) -> Path:
+def save(name: str, payload: dict, runners: str | None = None) -> Path:
+    """results/<name>.json; a run on a runner subset goes to <name>__<runners>.json and leaves the full one alone."""
     RESULTS.mkdir(parents=True, exist_ok=True)
+    name = f"{name}__{runners.replace(',', '+')}" if runners else name
     path = RESULTS / f"{name}.json"
     payload = {"date": time.strftime("%Y-%m-%d %H:%M"), "python": sys.version.split()[0], **payload}
     path.write_text(json.dumps(payload, indent=1, default=str))

@@ -53,7 +53,7 @@ class TransferlabRunner:
     def __call__(self) -> dict:
         import lightning.pytorch as pl
 
-        log, flops_fn = StepLog(), self.flops_fn
+        log, flops_fn = StepLog(warmup=self.warmup), self.flops_fn
 
         class Stamp(pl.Callback):
             def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
@@ -63,29 +63,36 @@ class TransferlabRunner:
         a = transferlab_assemble(self.cfg, self.run_dir)
         a.trainer.callbacks.append(Stamp())
         a.trainer.fit(a.module, datamodule=a.datamodule)
-        return log.window(self.warmup)
+        return log.window()
 
 
 # ---------------------------------------------------------------- HF Trainer
 
 
-def hf_arguments(output_dir: Path, steps: int, batch_size: int, lr: float, weight_decay: float, **extra):
+def hf_settings(cfg) -> dict:
+    """The peer's hyper-parameters, read from transferlab's composed config: one source of truth for both."""
+    assert cfg.scheduler.name == "linear", "the HF peer uses a linear schedule"
+    return {"batch_size": int(cfg.data.batch_size), "lr": float(cfg.optimizer.lr), "weight_decay": float(cfg.optimizer.weight_decay),
+            "warmup_ratio": float(cfg.scheduler.warmup_ratio), "clip": float(cfg.trainer.gradient_clip_val)}
+
+
+def hf_arguments(output_dir: Path, steps: int, batch_size: int, lr: float, weight_decay: float, warmup_ratio: float,
+                 clip: float, **extra):
     """TrainingArguments as the issue fixes them: no eval, no saving, no reporting, CPU, main-process loading."""
     from transformers import TrainingArguments
 
     return TrainingArguments(
         output_dir=str(output_dir), max_steps=steps, per_device_train_batch_size=batch_size, learning_rate=lr,
-        weight_decay=weight_decay, warmup_steps=0.06, lr_scheduler_type="linear", max_grad_norm=1.0,
+        weight_decay=weight_decay, warmup_steps=warmup_ratio, lr_scheduler_type="linear", max_grad_norm=clip,
         eval_strategy="no", save_strategy="no", report_to=[], logging_steps=10**6, dataloader_num_workers=0,
         use_cpu=True, disable_tqdm=True, seed=42, **extra,
     )
 
 
 class HFTrainerRunner:
-    def __init__(self, model_fn, dataset, collator, steps: int, warmup: int, flops_fn, batch_size: int, lr: float,
-                 weight_decay: float = 0.01, **extra):
+    def __init__(self, model_fn, dataset, collator, steps: int, warmup: int, flops_fn, settings: dict, **extra):
         self.model_fn, self.dataset, self.collator, self.flops_fn = model_fn, dataset, collator, flops_fn
-        self.args = hf_arguments(WORK / "hf_trainer", steps + warmup, batch_size, lr, weight_decay, **extra)
+        self.args = hf_arguments(WORK / "hf_trainer", steps + warmup, **settings, **extra)
         self.warmup = warmup
 
     def __call__(self) -> dict:
@@ -93,7 +100,7 @@ class HFTrainerRunner:
         from transformers import Trainer, TrainerCallback
         from transformers.trainer_callback import PrinterCallback
 
-        log, collator, flops_fn = StepLog(), self.collator, self.flops_fn
+        log, collator, flops_fn = StepLog(warmup=self.warmup), self.collator, self.flops_fn
 
         class Stamp(TrainerCallback):
             def on_step_end(self, args, state, control, **kwargs):
@@ -108,7 +115,7 @@ class HFTrainerRunner:
         trainer = Trainer(model=self.model_fn(), args=self.args, train_dataset=self.dataset, data_collator=collate, callbacks=[Stamp()])
         trainer.remove_callback(PrinterCallback)  # it prints the final metrics dict
         trainer.train()
-        return log.window(self.warmup)
+        return log.window()
 
 
 # ---------------------------------------------------------------- raw PyTorch
@@ -118,13 +125,13 @@ class RawLoopRunner:
     """make() -> (model in train mode, batches iterable, loss_fn(model, batch), optimizer, scheduler); the loop is
     plain PyTorch: forward + loss, backward, clip_grad_norm_, optimizer.step, scheduler.step, zero_grad."""
 
-    def __init__(self, make, steps: int, warmup: int, flops_fn, clip: float = 1.0):
+    def __init__(self, make, steps: int, warmup: int, flops_fn, clip: float):
         self.make, self.steps, self.warmup, self.flops_fn, self.clip = make, steps, warmup, flops_fn, clip
 
     def __call__(self) -> dict:
         import torch
 
-        log = StepLog()
+        log = StepLog(warmup=self.warmup)
         model, batches, loss_fn, optimizer, scheduler = self.make()
         params = [p for p in model.parameters() if p.requires_grad]
         total = self.steps + self.warmup
@@ -139,12 +146,17 @@ class RawLoopRunner:
             log.batch(*count(batch, self.flops_fn))
             if i + 1 == total:
                 break
-        return log.window(self.warmup)
+        return log.window()
 
 
-def transferlab_raw(cfg, run_dir: Path):
+def transferlab_raw(cfg, run_dir: Path, fused_adamw: bool = False, list_data: bool = False, step=None):
     """A raw loop doing exactly transferlab's work: its model, objective.step (loss + metrics), collator, sampler,
-    AdamW param groups and LR schedule, built by the same assemble; only Lightning is left out."""
+    AdamW param groups and LR schedule, built by the same assemble; only Lightning is left out.
+
+    The keyword arguments make the 'what if' variants that price a proposed product change on the same work:
+    fused_adamw (AdamW(fused=True)), list_data (classification rows read from Python lists instead of a
+    datasets Column per item), step (step(objective, model, batch, stage) replacing objective.step, e.g. a slice-free CLM loss).
+    """
     import torch
 
     from transferlab.module import schedule
@@ -156,16 +168,22 @@ def transferlab_raw(cfg, run_dir: Path):
         policy.set_train_mode(model)
         opt_cfg, sched_cfg = cfg.optimizer, cfg.scheduler
         groups = policy.param_groups(model, opt_cfg.lr, opt_cfg.weight_decay)
-        optimizer = torch.optim.AdamW(groups, lr=opt_cfg.lr, betas=tuple(opt_cfg.betas), eps=opt_cfg.eps)
+        optimizer = torch.optim.AdamW(groups, lr=opt_cfg.lr, betas=tuple(opt_cfg.betas), eps=opt_cfg.eps,
+                                      **({"fused": True} if fused_adamw else {}))
         total = int(cfg.trainer.max_steps)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule(sched_cfg.name, int(sched_cfg.warmup_ratio * total), total))
+        if list_data:
+            train = a.datamodule.datasets["train"]
+            train.input_ids, train.labels = train.input_ids[:], train.labels[:]  # Column -> list, read once
         loader = a.datamodule.train_dataloader()
-        return model, loader, (lambda m, b: objective.step(m, b, "train")), optimizer, scheduler
+        if step is None:
+            return model, loader, (lambda m, b: objective.step(m, b, "train")), optimizer, scheduler
+        return model, loader, (lambda m, b: step(objective, m, b, "train")), optimizer, scheduler
 
     return make
 
 
-def hf_raw(model_fn, dataset, collator, batch_size: int, lr: float, weight_decay: float, total_steps: int):
+def hf_raw(model_fn, dataset, collator, settings: dict, total_steps: int):
     """A raw loop doing HF Trainer's work: same model, dataset, collator, AdamW (fused, HF's default on torch>=2.8),
     decay/no-decay groups and linear warm-up schedule; only the Trainer is left out."""
 
@@ -179,10 +197,12 @@ def hf_raw(model_fn, dataset, collator, batch_size: int, lr: float, weight_decay
         torch.manual_seed(42)
         model = model_fn()
         model.train()
-        groups = optimizer_groups("all", list(model.parameters()), lr, weight_decay, no_decay_ids(model))
+        lr = settings["lr"]
+        groups = optimizer_groups("all", list(model.parameters()), lr, settings["weight_decay"], no_decay_ids(model))
         optimizer = torch.optim.AdamW(groups, lr=lr, fused=True)
-        scheduler = get_linear_schedule_with_warmup(optimizer, int(0.06 * total_steps + 0.999), total_steps)
-        loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, collate_fn=collator,
+        warmup = int(settings["warmup_ratio"] * total_steps + 0.999)
+        scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
+        loader = DataLoader(dataset, batch_size=settings["batch_size"], shuffle=True, collate_fn=collator,
                             generator=torch.Generator().manual_seed(42))
         return model, loader, (lambda m, b: m(**b).loss), optimizer, scheduler
 
