@@ -220,7 +220,7 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None, inputs):
         metrics["export/kind"] = kind
     write_metrics(run_dir, metrics)
     shown = {k: round(float(v), 4) for k, v in metrics.items() if k.startswith("test/")}
-    console.print(f"[bold]test[/bold] {shown}  fit {metrics['time/fit_s']:.1f}s")
-    console.print(f"[bold]run dir[/bold] {run_dir}")
+    console.print(f"[bold]test[/bold] {shown}  fit {metrics['time/fit_s']:.1f}s", soft_wrap=True)
+    console.print(f"[bold]run dir[/bold] {run_dir}", soft_wrap=True)
     val_loss = metrics.get("val/loss")
     return float(val_loss) if val_loss is not None else None

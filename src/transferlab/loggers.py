@@ -38,6 +38,7 @@ def build_loggers(cfg, run_dir: Path, group: str | None, resuming: bool = False)
         w = lcfg.wandb
         if w.offline:
             os.environ.setdefault("WANDB_MODE", "offline")
+            os.environ.setdefault("WANDB_SILENT", "true")  # the run ends with our summary, not its banner
         # The run id comes from the run dir (a sweep job: sweep name + job number), so a resumed run
         # (resume=auto) continues the same dashboard run and two sweeps never share an id.
         loggers.append(
