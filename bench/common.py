@@ -203,7 +203,7 @@ def select(runners: dict, names: str | None) -> dict:
     unknown = set(names.split(",")) - set(runners)
     if unknown:
         raise SystemExit(f"unknown runners {sorted(unknown)}; choose from {list(runners)}")
-    return {k: v for k, v in runners.items() if k in names.split(",")}
+    return {k: runners[k] for k in names.split(",")}  # in the order given: flip it to check for order effects
 
 
 def peer_of(runners: dict, preferred: str = "hf_trainer") -> str:

@@ -1,0 +1,112 @@
+"""`make bench`: every comparison, each in its own process, then one summary against the issue's targets.
+
+    python bench/run_all.py [--quick] [--threads N] [--repeats N] [--only mlm,classification,...]
+
+Results: outputs/bench/results/<name>.json and summary.md. On a shared 2-core box, --threads 1 leaves a core to the
+neighbours and keeps the numbers stable (see docs/benchmarks.md).
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS  # noqa: E402
+
+BENCHES = ("mlm", "classification", "clm", "startup", "compile")
+NOT_MEASURED = "not measured (no GPU lent to this task)"
+
+
+def run(name: str, passthrough: list) -> float:
+    start = time.perf_counter()
+    extra = [a for a in passthrough if name != "startup" or a == "--quick"]  # startup takes only --quick
+    print(f"\n=== {name} ===", flush=True)
+    code = subprocess.call([sys.executable, str(Path(__file__).parent / f"{name}.py"), *extra])
+    if code != 0:
+        print(f"{name} failed with exit code {code}", flush=True)
+    return time.perf_counter() - start
+
+
+def load(name: str) -> dict | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def row(rows: list, name: str) -> dict:
+    return next(r for r in rows if r["runner"] == name)
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def summary(started: float) -> str:
+    lines = ["| what | measured | target | verdict |", "|---|---|---|---|"]
+    mlm, cls, clm, startup, comp = (load(n) for n in BENCHES)
+    if mlm:
+        t, h = row(mlm["rows"], "transferlab"), row(mlm["rows"], "hf_trainer")
+        lines.append(f"| MLM tokens/s vs HF Trainer | {t['tokens_per_s']:,.0f} vs {h['tokens_per_s']:,.0f}: {t['ratio']:.2f}x | >= 2.0x | {verdict(t['ratio'] >= 2.0)} |")
+    if cls:
+        t, h = row(cls["rows"], "transferlab"), row(cls["rows"], "hf_trainer")
+        lines.append(f"| Classification non-pad tokens/s vs HF Trainer (dynamic padding) | {t['tokens_per_s']:,.0f} vs {h['tokens_per_s']:,.0f}: "
+                     f"{t['ratio']:.2f}x; pad share {100 * t['pad_share']:.1f}% vs {100 * h['pad_share']:.1f}% | >= 1.3x | {verdict(t['ratio'] >= 1.3)} |")
+    if clm:
+        t, h = row(clm["rows"], "transferlab"), row(clm["rows"], "hf_trainer")
+        lines.append(f"| CLM tokens/s vs HF Trainer (group_texts) | {t['tokens_per_s']:,.0f} vs {h['tokens_per_s']:,.0f}: {t['ratio']:.2f}x | >= 1.0x | {verdict(t['ratio'] >= 1.0)} |")
+    for name, r in (("MLM", mlm), ("classification", cls), ("CLM", clm)):
+        if r:
+            lines.append(f"| Overhead vs raw PyTorch loop, {name} | {100 * r['overhead']:.1f}% (median of {len(r['rounds'])} per-round "
+                         f"ratios) | <= 3% | {verdict(r['overhead'] <= 0.03)} |")
+    if mlm and clm:
+        lm = max(row(mlm["rows"], "transferlab")["pad_share"], row(clm["rows"], "transferlab")["pad_share"])
+        lines.append(f"| Pad-token share, LM (packing) | {100 * lm:.1f}% | 0% | {verdict(lm == 0)} |")
+    if cls:
+        share = cls["epoch_pad_share"]["transferlab (bucketed)"]
+        lines.append(f"| Pad-token share, classification (a whole epoch) | {100 * share:.1f}% (HF random: "
+                     f"{100 * cls['epoch_pad_share']['hf_trainer (random, pad to longest)']:.1f}%) | <= 10% | {verdict(share <= 0.10)} |")
+    if startup:
+        s = startup["report"]
+        first, prep = s["launch"]["first_step_warm_median_s"], s["launch"]["data_prep_warm_median_s"]
+        same = s["launch"]["same_run_dir"]["data_prep_s"]
+        lines.append(f"| Launch to first optimizer step (quickstart, warm) | {first:.1f} s | <= 12 s | {verdict(first <= 12)} |")
+        lines.append(f"| Re-run data prep, cached tokenization (new run dir / same run dir) | {prep:.2f} s / {same:.2f} s | <= 1 s | {verdict(prep <= 1)} |")
+        for key, label in (("help", "--help"), ("config_error", "config error (optimizer.lr=abc)")):
+            c = s[key]
+            before = not c["heavy_imported"]
+            lines.append(f"| `transferlab-train {label}` | {c['median_s']:.2f} s, exit {c['exit_code']}, torch imported: {not before} | before torch | {verdict(before)} |")
+    if comp:
+        for name, r in comp["results"].items():
+            if "error" in r:
+                lines.append(f"| torch.compile (inductor, CPU), {name} | failed: {r['error'][:120]} | report | - |")
+            else:
+                c = row(r["rows"], f"{name}_compiled")
+                said = "no-op: the compiled module is never called" if not any(r["graphs"]) else ("wins" if c["ratio_min"] > 1.0 else "no win")
+                lines.append(f"| torch.compile (inductor, CPU), {name} | {c['ratio']:.2f}x eager [{c['ratio_min']:.2f}-{c['ratio_max']:.2f}]; "
+                             f"+{r['first_call_extra_s']:.0f} s first call; graphs per call {r['graphs']} | report | {said} |")
+    lines.append(f"| Any GPU row | {NOT_MEASURED} | - | - |")
+    dated = ", ".join(f"{n} {r['date']} ({r.get('args', {}).get('threads', '-')} threads)" for n, r in zip(BENCHES, (mlm, cls, clm, startup, comp)) if r)
+    lines.append(f"\nresults from: {dated}; wall time of this run: {time.perf_counter() - started:.0f} s")
+    return "\n".join(lines)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--repeats", type=int)
+    p.add_argument("--only", default=",".join(BENCHES))
+    a = p.parse_args()
+    passthrough = (["--quick"] if a.quick else []) + (["--threads", str(a.threads)] if a.threads else []) + \
+        (["--repeats", str(a.repeats)] if a.repeats else [])
+    started = time.perf_counter()
+    wall = {name: run(name, passthrough) for name in a.only.split(",")}
+    text = summary(started) + "\nper bench (s): " + ", ".join(f"{k} {v:.0f}" for k, v in wall.items())
+    print("\n=== summary ===\n" + text)
+    (RESULTS / "summary.md").write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
