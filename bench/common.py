@@ -61,7 +61,7 @@ def args(description: str, steps: int, repeats: int = 3) -> argparse.Namespace:
     if a.max_foreign is None:
         a.max_foreign = max(0, (os.cpu_count() or 1) - a.threads) + 0.25
     if a.quick:
-        a.steps, a.warmup = max(3, a.steps // 3), 2
+        a.steps, a.warmup, a.repeats = max(3, a.steps // 3), 2, min(a.repeats, 3)
     return a
 
 

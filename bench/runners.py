@@ -41,10 +41,24 @@ def transferlab_assemble(cfg, run_dir: Path):
     return assemble(cfg, run_dir, [], True, Console(file=io.StringIO()))
 
 
+def lean_logging_step(self, batch, stage: str):
+    """A proposed TransferModule._step: train metrics are updated every step but logged once per epoch (see
+    lean_logging_epoch_end), and the step loss only every trainer.log_every_n_steps; val/test log as today."""
+    loss = self.objective.step(self.model, batch, stage)
+    n = batch["input_ids"].size(0)
+    if stage != "train":
+        self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=n)
+        for name, metric in self.objective.metrics[stage].items():
+            self.log(f"{stage}/{name}", metric, on_epoch=True, prog_bar=True, batch_size=n)
+    elif self.global_step % self.trainer.log_every_n_steps == 0:
+        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=n)
+    return loss
+
+
 class TransferlabRunner:
-    def __init__(self, overrides: list, run_dir: Path, steps: int, warmup: int, flops_fn):
+    def __init__(self, overrides: list, run_dir: Path, steps: int, warmup: int, flops_fn, patch_step=None):
         self.cfg = transferlab_config(overrides, steps + warmup)
-        self.run_dir, self.warmup, self.flops_fn = run_dir, warmup, flops_fn
+        self.run_dir, self.warmup, self.flops_fn, self.patch_step = run_dir, warmup, flops_fn, patch_step
 
     def prepare(self):
         """One assembly up front: trains and saves the tokenizer in run_dir, fills the tokenization cache."""
@@ -62,6 +76,8 @@ class TransferlabRunner:
 
         a = transferlab_assemble(self.cfg, self.run_dir)
         a.trainer.callbacks.append(Stamp())
+        if self.patch_step:  # a 'what if' on the product's module, for this call only
+            a.module._step = self.patch_step.__get__(a.module)
         a.trainer.fit(a.module, datamodule=a.datamodule)
         return log.window()
 
