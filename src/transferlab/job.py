@@ -123,9 +123,10 @@ def assemble(cfg: DictConfig, run_dir: Path, loggers: list, rank_zero: bool, con
         console.print(format_parameter_table(summary))
     module = TransferModule(model, objective, policy, cfg.optimizer, cfg.scheduler, cfg.on_nan)
     if cfg.compile:
-        import torch
-
-        module.model = torch.compile(module.model)
+        # In place (nn.Module.compile): state-dict keys, the export and checkpoints stay as without compile. The
+        # objective names the modules its step calls (MLM's sparse head calls the encoder, not model.forward).
+        for part in objective.compile_targets(model):
+            part.compile()
     return Assembly(trainer, module, datamodule, tokenizer, policy, summary)
 
 

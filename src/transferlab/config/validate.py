@@ -142,9 +142,6 @@ def validate(cfg: DictConfig) -> None:
         _check_data(cfg)
         _check_tokenizer(cfg)
         _check_resume(cfg)
-        if cfg.compile and cfg.objective.name == "mlm" and cfg.objective.sparse_head:
-            # The sparse head calls the model's submodules directly, past the compiled wrapper: it would be a no-op.
-            raise TransferlabError("compile=true does not reach objective=mlm's sparse head; set objective.sparse_head=false to compile, or compile=false")
         if cfg.freeze.name == "top_k" and cfg.freeze.k < 1:
             raise TransferlabError(f"freeze.k={cfg.freeze.k} must be at least 1")
     except InterpolationResolutionError as e:

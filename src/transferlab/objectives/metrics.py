@@ -4,7 +4,23 @@ import torch
 from torchmetrics import MeanMetric
 
 
-class Perplexity(MeanMetric):
+class FiniteMean(MeanMetric):
+    """Weighted mean that drops non-finite values without asking the device: torchmetrics' NaN check calls
+    .any(), a host sync at every update, which stalls a GPU's queue once per step. A value skipped by on_nan=skip
+    gets weight 0 here instead."""
+
+    def __init__(self, **kwargs):
+        super().__init__(nan_strategy="disable", **kwargs)
+
+    def update(self, value: torch.Tensor, weight: float | torch.Tensor = 1.0) -> None:
+        value = torch.as_tensor(value, device=self.device).to(self.dtype)
+        finite = torch.isfinite(value)
+        weight = torch.as_tensor(weight, dtype=self.dtype, device=self.device) * finite
+        self.mean_value += (torch.where(finite, value, 0.0) * weight).sum()
+        self.weight += weight.sum()
+
+
+class Perplexity(FiniteMean):
     """exp of the token-weighted mean cross-entropy: update(loss, weight=number_of_tokens)."""
 
     def compute(self) -> torch.Tensor:

@@ -2,13 +2,14 @@
 
 With sparse_head (default) the vocabulary projection runs only at masked positions: ~85% of a dense head's
 FLOPs are spent on positions whose loss is ignored. Loss and accuracy are the same as the dense computation.
+The collator lists the masked positions (flat indices into the batch) on the CPU, so the device gathers them with
+index_select: no boolean indexing, hence no host sync, and the encoder keeps static shapes for torch.compile.
 """
 
 import torch
 from torch import nn
 
-from transferlab.objectives.metrics import Perplexity, per_stage, unwrap
-from torchmetrics import MeanMetric
+from transferlab.objectives.metrics import FiniteMean, Perplexity, per_stage, unwrap
 
 IGNORE = -100
 
@@ -53,7 +54,8 @@ class MLMCollator:
         to_random = chosen & ~to_mask & torch.bernoulli(torch.full(input_ids.shape, self.p_random / rest if rest else 0.0)).bool()
         input_ids[to_mask] = self.mask_id
         input_ids[to_random] = torch.randint(self.vocab_size, (int(to_random.sum()),))
-        return {"input_ids": input_ids, "labels": labels}
+        positions = chosen.flatten().nonzero().squeeze(1)
+        return {"input_ids": input_ids, "labels": labels, "masked_positions": positions}
 
 
 def _distilbert_head(model):
@@ -80,27 +82,34 @@ class MaskedLM(nn.Module):
         super().__init__()
         self.sparse_head = cfg.sparse_head
         self.collator = MLMCollator(tokenizer, cfg)
-        self.metrics = per_stage(lambda: nn.ModuleDict({"acc": MeanMetric(), "perplexity": Perplexity()}))
+        self.metrics = per_stage(lambda: nn.ModuleDict({"acc": FiniteMean(), "perplexity": Perplexity()}))
 
     def model_config(self) -> dict:
         return {}
 
-    def logits_at_masked(self, model, input_ids: torch.Tensor, selected: torch.Tensor) -> torch.Tensor:
-        """Vocabulary logits for the selected positions only: [n_selected, vocab]."""
+    def compile_targets(self, model) -> list:
+        """What compile=true compiles in place: the encoder alone when the sparse head runs outside model.forward."""
         task_model = unwrap(model)
-        head = MLM_HEADS.get(task_model.config.model_type)
-        if not self.sparse_head or head is None:
-            return model(input_ids=input_ids).logits[selected]
+        return [task_model.base_model] if self._sparse_head(task_model) else [model]
+
+    def _sparse_head(self, task_model):
+        return MLM_HEADS.get(task_model.config.model_type) if self.sparse_head else None
+
+    def logits_at_masked(self, model, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Vocabulary logits for the masked positions only: [n_masked, vocab]."""
+        task_model = unwrap(model)
+        head = self._sparse_head(task_model)
+        if head is None:
+            return model(input_ids=input_ids).logits.flatten(0, 1).index_select(0, positions)
         hidden = task_model.base_model(input_ids=input_ids).last_hidden_state
-        return head(task_model)(hidden[selected])
+        return head(task_model)(hidden.flatten(0, 1).index_select(0, positions))
 
     def step(self, model, batch, stage: str) -> torch.Tensor:
-        labels = batch["labels"]
-        selected = labels != IGNORE
-        targets = labels[selected]
-        if targets.numel() == 0:  # a batch where nothing was drawn: no loss, nothing to learn
+        positions = batch["masked_positions"]
+        if positions.numel() == 0:  # a batch where nothing was drawn: no loss, nothing to learn
             return (sum(p.sum() for p in model.parameters() if p.requires_grad) * 0.0)
-        logits = self.logits_at_masked(model, batch["input_ids"], selected).float()
+        targets = batch["labels"].flatten().index_select(0, positions)
+        logits = self.logits_at_masked(model, batch["input_ids"], positions).float()
         loss = nn.functional.cross_entropy(logits, targets)
         metrics = self.metrics[stage]
         metrics["acc"].update((logits.argmax(-1) == targets).float())
