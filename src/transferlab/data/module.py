@@ -12,8 +12,9 @@ class Sequences(Dataset):
     """(input_ids, label) pairs for classification, held as plain lists for cheap indexing."""
 
     def __init__(self, tokenized):
-        self.input_ids = tokenized["input_ids"]
-        self.labels = tokenized["labels"]
+        # Read each column once: indexing a datasets Column per example decodes Arrow on every access.
+        self.input_ids = tokenized["input_ids"][:]
+        self.labels = tokenized["labels"][:]
 
     def __len__(self):
         return len(self.input_ids)
@@ -59,8 +60,12 @@ class TransferDataModule(pl.LightningDataModule):
         )
         return DataLoader(
             ds, batch_sampler=sampler, collate_fn=self.collator, num_workers=self.cfg.num_workers,
-            persistent_workers=self.cfg.num_workers > 0,
+            persistent_workers=self.cfg.num_workers > 0, pin_memory=self._on_gpu(),
         )
+
+    def _on_gpu(self) -> bool:
+        """Pinned host memory lets the copy to a GPU overlap the previous step."""
+        return self.trainer is not None and self.trainer.strategy.root_device.type == "cuda"
 
     def train_dataloader(self):
         return self._loader("train", train=True)
