@@ -42,7 +42,7 @@ def main():
 
     def sparse_flops(batch):
         b, t = batch["input_ids"].shape
-        return encoder_flops(b, t, **dims, head_rows=int((batch["labels"] != -100).sum()), head_params=head_params)
+        return encoder_flops(b, t, **dims, head_rows=batch["masked_positions"].numel(), head_params=head_params)
 
     def dense_flops(batch):
         b, t = batch["input_ids"].shape

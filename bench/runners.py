@@ -56,9 +56,10 @@ def lean_logging_step(self, batch, stage: str):
 
 
 class TransferlabRunner:
-    def __init__(self, overrides: list, run_dir: Path, steps: int, warmup: int, flops_fn, patch_step=None):
+    def __init__(self, overrides: list, run_dir: Path, steps: int, warmup: int, flops_fn, patch_step=None, log_fn=None):
         self.cfg = transferlab_config(overrides, steps + warmup)
         self.run_dir, self.warmup, self.flops_fn, self.patch_step = run_dir, warmup, flops_fn, patch_step
+        self.log_fn = log_fn or (lambda: StepLog(warmup=warmup))
 
     def prepare(self):
         """One assembly up front: trains and saves the tokenizer in run_dir, fills the tokenization cache."""
@@ -67,7 +68,7 @@ class TransferlabRunner:
     def __call__(self) -> dict:
         import lightning.pytorch as pl
 
-        log, flops_fn = StepLog(warmup=self.warmup), self.flops_fn
+        log, flops_fn = self.log_fn(), self.flops_fn
 
         class Stamp(pl.Callback):
             def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
@@ -93,30 +94,33 @@ def hf_settings(cfg) -> dict:
 
 
 def hf_arguments(output_dir: Path, steps: int, batch_size: int, lr: float, weight_decay: float, warmup_ratio: float,
-                 clip: float, **extra):
-    """TrainingArguments as the issue fixes them: no eval, no saving, no reporting, CPU, main-process loading."""
+                 clip: float, use_cpu: bool = True, num_workers: int = 0, **extra):
+    """TrainingArguments as the issue fixes them: no eval, no saving, no reporting; CPU and main-process loading
+    unless told otherwise (bench/gpu.py)."""
     from transformers import TrainingArguments
 
     return TrainingArguments(
         output_dir=str(output_dir), max_steps=steps, per_device_train_batch_size=batch_size, learning_rate=lr,
         weight_decay=weight_decay, warmup_steps=warmup_ratio, lr_scheduler_type="linear", max_grad_norm=clip,
-        eval_strategy="no", save_strategy="no", report_to=[], logging_steps=10**6, dataloader_num_workers=0,
-        use_cpu=True, disable_tqdm=True, seed=42, **extra,
+        eval_strategy="no", save_strategy="no", report_to=[], logging_steps=10**6, dataloader_num_workers=num_workers,
+        use_cpu=use_cpu, disable_tqdm=True, seed=42, **extra,
     )
 
 
 class HFTrainerRunner:
-    def __init__(self, model_fn, dataset, collator, steps: int, warmup: int, flops_fn, settings: dict, **extra):
+    def __init__(self, model_fn, dataset, collator, steps: int, warmup: int, flops_fn, settings: dict, log_fn=None, **extra):
         self.model_fn, self.dataset, self.collator, self.flops_fn = model_fn, dataset, collator, flops_fn
-        self.args = hf_arguments(WORK / "hf_trainer", steps + warmup, **settings, **extra)
-        self.warmup = warmup
+        # TrainingArguments are built per call: building them sets torch's TF32 mode through the new fp32_precision API,
+        # after which Lightning's legacy-API check on a GPU raises; a GPU bench runs the HF Trainer last.
+        self.make_args = lambda: hf_arguments(WORK / "hf_trainer", steps + warmup, **settings, **extra)
+        self.warmup, self.log_fn = warmup, log_fn or (lambda: StepLog(warmup=warmup))
 
     def __call__(self) -> dict:
         import torch
         from transformers import Trainer, TrainerCallback
         from transformers.trainer_callback import PrinterCallback
 
-        log, collator, flops_fn = StepLog(warmup=self.warmup), self.collator, self.flops_fn
+        log, collator, flops_fn = self.log_fn(), self.collator, self.flops_fn
 
         class Stamp(TrainerCallback):
             def on_step_end(self, args, state, control, **kwargs):
@@ -128,7 +132,7 @@ class HFTrainerRunner:
             return batch
 
         torch.manual_seed(42)
-        trainer = Trainer(model=self.model_fn(), args=self.args, train_dataset=self.dataset, data_collator=collate, callbacks=[Stamp()])
+        trainer = Trainer(model=self.model_fn(), args=self.make_args(), train_dataset=self.dataset, data_collator=collate, callbacks=[Stamp()])
         trainer.remove_callback(PrinterCallback)  # it prints the final metrics dict
         trainer.train()
         return log.window()
