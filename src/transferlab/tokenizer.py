@@ -2,10 +2,18 @@
 
 A trained tokenizer is saved in <run>/tokenizer and in the export. A run dir that already holds one (a resumed
 run, or a DDP worker started after rank 0 trained it) reuses it, so every process sees the same vocabulary.
+A trained tokenizer is also cached by what defines it (the train split's fingerprint and the settings): training
+is not deterministic in `tokenizers`, so without the cache every run would get new ids, and re-tokenize its data.
 """
 
+import hashlib
+import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
+from transferlab.config import cache_dir
 from transferlab.config.validate import DECODER_ONLY, model_type
 from transferlab.errors import TransferlabError
 
@@ -53,6 +61,30 @@ def _texts(dataset, batch_size: int = 1000):
         yield dataset[i : i + batch_size]["text"]
 
 
+def _trained(cfg, train_split):
+    """Train (or load from the cache) the tokenizer that tokenizer=train defines for this train split."""
+    from transformers import AutoTokenizer
+
+    tok_cfg = cfg.tokenizer
+    decoder = model_type(cfg.model) in DECODER_ONLY
+    family = _train_byte_bpe if decoder else _train_wordpiece
+    spec = {"data": train_split._fingerprint, "family": "byte_bpe" if decoder else "wordpiece", "vocab_size": tok_cfg.vocab_size,
+            "min_frequency": tok_cfg.min_frequency, "lowercase": tok_cfg.lowercase, "v": 1}
+    cached = cache_dir() / "tokenizers" / hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:32]
+    if cached.is_dir():
+        return AutoTokenizer.from_pretrained(cached)
+    tokenizer = family(_texts(train_split), tok_cfg.vocab_size, tok_cfg.min_frequency, tok_cfg.lowercase)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=cached.parent, prefix=".tmp-"))
+    tokenizer.save_pretrained(tmp)
+    try:
+        os.rename(tmp, cached)  # atomic: a concurrent run sees the whole tokenizer or none
+    except OSError:  # another process cached it first: use theirs, so that concurrent runs agree
+        shutil.rmtree(tmp, ignore_errors=True)
+    # Loaded back, so this run's tokenizer is byte-for-byte what later runs load (and tokenization caches match).
+    return AutoTokenizer.from_pretrained(cached)
+
+
 def build_tokenizer(cfg, train_split, run_dir: Path, is_rank_zero: bool):
     from transformers import AutoTokenizer
 
@@ -67,8 +99,7 @@ def build_tokenizer(cfg, train_split, run_dir: Path, is_rank_zero: bool):
         except (OSError, ValueError) as e:
             raise TransferlabError(f"could not load a tokenizer from {path} ({str(e).splitlines()[0]}); use tokenizer=train or set tokenizer.name_or_path") from None
     else:
-        family = _train_byte_bpe if model_type(cfg.model) in DECODER_ONLY else _train_wordpiece
-        tokenizer = family(_texts(train_split), tok_cfg.vocab_size, tok_cfg.min_frequency, tok_cfg.lowercase)
+        tokenizer = _trained(cfg, train_split)
         if is_rank_zero:
             tokenizer.save_pretrained(saved)
     if tokenizer.pad_token is None:  # GPT-2 style tokenizers ship without one; padding is masked out anyway

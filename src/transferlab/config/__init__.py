@@ -1,5 +1,6 @@
 """Where the config tree lives, and the set-up Hydra needs before it composes (schemas, resolvers)."""
 
+import os
 from pathlib import Path
 
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
@@ -20,6 +21,12 @@ def project_root() -> str:
     if (_SOURCE_ROOT / "pyproject.toml").exists() and (_SOURCE_ROOT / "conf").exists():
         return str(_SOURCE_ROOT)
     return str(Path.cwd())
+
+
+def cache_dir() -> Path:
+    """Derived files shared by runs (trained tokenizers, UTF-8-repaired copies): $TRANSFERLAB_CACHE or
+    ~/.cache/transferlab. Deleting it only costs recomputation."""
+    return Path(os.environ.get("TRANSFERLAB_CACHE", Path.home() / ".cache" / "transferlab"))
 
 
 _ready = False
