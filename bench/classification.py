@@ -9,9 +9,6 @@ Runners, interleaved each round:
   transferlab_no_bucket  the same with data.bucket_by_length=false: what bucketing alone buys
   hf_trainer             transformers.Trainer, DataCollatorWithPadding, random sampler (no group_by_length)
   raw_transferlab        a raw loop doing transferlab's exact work (its sampler, collator, objective): overhead row
-  whatif_lean_logging    transferlab with train metrics logged per epoch, not per step (runners.lean_logging_step)
-  whatif_fused           raw_transferlab with AdamW(fused=True): prices that product change
-  whatif_fused_lists     ... and the train rows read from Python lists, not a datasets Column per item
 Also: the pad-token share of a whole epoch of each sampler (no model involved).
 """
 
@@ -21,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import WORK, args, encoder_flops, interleave, model_dims, overhead, overhead_line, peer_of, select, profile_top, quiet, rounds_line, save, settings_line, summarize, table, versions  # noqa: E402
-from runners import HFTrainerRunner, RawLoopRunner, TransferlabRunner, lean_logging_step, hf_settings, load_texts, transferlab_raw  # noqa: E402
+from runners import HFTrainerRunner, RawLoopRunner, TransferlabRunner, hf_settings, load_texts, transferlab_raw  # noqa: E402
 
 PINNED = ["model=tiny_bert", "objective=classification", "freeze=none", "data=wordnet_topics", "tokenizer=train",
           "task_name=bench_classification", "data.max_seq_len=64", "data.batch_size=32", "data.max_train_samples=null",
@@ -72,11 +69,6 @@ def main():
         "hf_trainer": HFTrainerRunner(model_fn, encoded, DataCollatorWithPadding(tokenizer), a.steps, a.warmup, flops, settings,
                                       train_sampling_strategy="random"),  # group_by_length=False
         "raw_transferlab": RawLoopRunner(transferlab_raw(tl.cfg, run_dir), a.steps, a.warmup, flops, settings["clip"]),
-        "whatif_lean_logging": TransferlabRunner([*PINNED, "data.bucket_by_length=true"], run_dir, a.steps, a.warmup, flops,
-                                                 patch_step=lean_logging_step),
-        "whatif_fused": RawLoopRunner(transferlab_raw(tl.cfg, run_dir, fused_adamw=True), a.steps, a.warmup, flops, settings["clip"]),
-        "whatif_fused_lists": RawLoopRunner(transferlab_raw(tl.cfg, run_dir, fused_adamw=True, list_data=True), a.steps, a.warmup,
-                                            flops, settings["clip"]),
     }
 
     # Pad share of one whole epoch: the product's sampler vs a random sampler with pad-to-longest.

@@ -8,7 +8,6 @@ Runners, interleaved each round:
   hf_trainer       transformers.Trainer, tokenize + group_texts, DataCollatorForLanguageModeling(mlm=False)
   raw_transferlab  a raw loop doing transferlab's exact work (objective.step): overhead row
   raw_hf           a raw loop doing HF's work (loss inside the model): separates Trainer overhead from the loss path
-  whatif_slice_free  raw_transferlab with the loss on unsliced logits (slice_free_step below): prices that product change
 """
 
 import sys
@@ -22,19 +21,6 @@ from runners import HFTrainerRunner, RawLoopRunner, TransferlabRunner, group_tex
 PINNED = ["model=tiny_gpt2", "objective=clm", "freeze=none", "data=wordnet_corpus", "tokenizer=train", "task_name=bench_clm",
           "data.max_seq_len=128", "data.batch_size=32", "optimizer.lr=1e-3", "optimizer.weight_decay=0.01",
           "scheduler.name=linear", "scheduler.warmup_ratio=0.06", "trainer.gradient_clip_val=1.0", "trainer.precision=32-true"]
-
-
-def slice_free_step(objective, model, batch, stage):
-    """CausalLM.step without logits[:, :-1]: the shift goes into the targets (last position ignored), so the
-    [batch, block, vocab] logits are neither copied by reshape nor zero-filled and scattered in backward."""
-    from torch import nn
-
-    ids = batch["input_ids"]
-    logits = model(input_ids=ids).logits
-    targets = nn.functional.pad(ids[:, 1:], (0, 1), value=-100)
-    loss = nn.functional.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=-100)
-    objective.metrics[stage]["perplexity"].update(loss.detach(), weight=ids.numel() - ids.size(0))
-    return loss
 
 
 def main():
@@ -68,8 +54,6 @@ def main():
         "hf_trainer": HFTrainerRunner(model_fn, blocks, collator, a.steps, a.warmup, flops, settings),
         "raw_transferlab": RawLoopRunner(transferlab_raw(tl.cfg, run_dir), a.steps, a.warmup, flops, settings["clip"]),
         "raw_hf": RawLoopRunner(hf_raw(model_fn, blocks, collator, settings, total), a.steps, a.warmup, flops, settings["clip"]),
-        "whatif_slice_free": RawLoopRunner(transferlab_raw(tl.cfg, run_dir, step=slice_free_step), a.steps, a.warmup, flops,
-                                           settings["clip"]),
     }
     params = sum(p.numel() for p in first.module.model.parameters())
     print(f"setup {time.perf_counter() - t0:.1f}s; tiny GPT-2 {params / 1e6:.2f}M params, vocab {vocab}, "

@@ -8,7 +8,6 @@ Runners, interleaved each round:
   hf_trainer       transformers.Trainer, run_mlm.py's tokenize + group_texts, DataCollatorForLanguageModeling
   raw_transferlab  a raw loop doing transferlab's exact work (its collator, sparse head, metrics): overhead row
   raw_hf_dense     a raw loop doing HF's work (dense head): the sparse head's gain without either framework
-  whatif_lean_logging  transferlab with train metrics logged per epoch, not per step (runners.lean_logging_step)
 """
 
 import sys
@@ -17,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import WORK, args, encoder_flops, interleave, model_dims, overhead, overhead_line, peer_of, select, profile_top, quiet, rounds_line, save, settings_line, summarize, table, versions  # noqa: E402
-from runners import HFTrainerRunner, RawLoopRunner, TransferlabRunner, lean_logging_step, group_texts, hf_raw, hf_settings, load_texts, transferlab_raw  # noqa: E402
+from runners import HFTrainerRunner, RawLoopRunner, TransferlabRunner, group_texts, hf_raw, hf_settings, load_texts, transferlab_raw  # noqa: E402
 
 PINNED = ["model=tiny_bert", "objective=mlm", "freeze=none", "data=wordnet_corpus", "tokenizer=train", "task_name=bench_mlm",
           "data.max_seq_len=128", "data.batch_size=32", "objective.mlm_probability=0.15", "objective.whole_word_mask=false",
@@ -62,7 +61,6 @@ def main():
         "transferlab": tl,
         "hf_trainer": HFTrainerRunner(model_fn, blocks, collator, a.steps, a.warmup, dense_flops, settings),
         "raw_transferlab": RawLoopRunner(transferlab_raw(tl.cfg, run_dir), a.steps, a.warmup, sparse_flops, settings["clip"]),
-        "whatif_lean_logging": TransferlabRunner(PINNED, run_dir, a.steps, a.warmup, sparse_flops, patch_step=lean_logging_step),
         "raw_hf_dense": RawLoopRunner(
             hf_raw(model_fn, blocks.remove_columns(["special_tokens_mask"]), collator, settings, total),
             a.steps, a.warmup, dense_flops, settings["clip"]),

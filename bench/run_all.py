@@ -17,14 +17,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS  # noqa: E402
 
 BENCHES = ("mlm", "classification", "clm", "startup", "compile")
-NOT_MEASURED = "not measured (no GPU lent to this task)"
+GPU_BENCHES = {"gpu_bert": ["--model", "bert"], "gpu_gpt2": ["--model", "gpt2"]}  # run where a CUDA GPU is present
 
 
 def run(name: str, passthrough: list) -> float:
     start = time.perf_counter()
-    extra = [a for a in passthrough if name != "startup" or a == "--quick"]  # startup takes only --quick
+    if name in GPU_BENCHES:
+        script, extra = "gpu", GPU_BENCHES[name]
+    else:
+        script, extra = name, [a for a in passthrough if name != "startup" or a == "--quick"]  # startup takes only --quick
     print(f"\n=== {name} ===", flush=True)
-    code = subprocess.call([sys.executable, str(Path(__file__).parent / f"{name}.py"), *extra])
+    code = subprocess.call([sys.executable, str(Path(__file__).parent / f"{script}.py"), *extra])
     if code != 0:
         print(f"{name} failed with exit code {code}", flush=True)
     return time.perf_counter() - start
@@ -37,6 +40,12 @@ def load(name: str) -> dict | None:
 
 def row(rows: list, name: str) -> dict:
     return next(r for r in rows if r["runner"] == name)
+
+
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def verdict(ok: bool) -> str:
@@ -86,7 +95,17 @@ def summary(started: float) -> str:
                 said = "no-op: the compiled module is never called" if not any(r["graphs"]) else ("wins" if c["ratio_min"] > 1.0 else "no win")
                 lines.append(f"| torch.compile (inductor, CPU), {name} | {c['ratio']:.2f}x eager [{c['ratio_min']:.2f}-{c['ratio_max']:.2f}]; "
                              f"+{r['first_call_extra_s']:.0f} s first call; graphs per call {r['graphs']} | report | {said} |")
-    lines.append(f"| Any GPU row | {NOT_MEASURED} | - | - |")
+    for name in GPU_BENCHES:
+        r = load(name)
+        if r is None:
+            lines.append(f"| GPU, {name[4:]} | not measured here (no CUDA GPU); docs/benchmarks.md has H100 rows | - | - |")
+            continue
+        hf = row(r["rows"], "hf_trainer") if any(x["runner"] == "hf_trainer" for x in r["rows"]) else None
+        for x in r["rows"]:
+            ratio = f", {x['tokens_per_s'] / hf['tokens_per_s']:.2f}x HF Trainer" if hf else ""
+            lines.append(f"| GPU ({r['device']}), {name[4:]}, {x['runner']} | {x['tokens_per_s']:,.0f} tokens/s{ratio}; MFU "
+                         f"{100 * x['mfu_executed']:.1f}% executed, {100 * x['mfu_dense_equiv']:.1f}% dense-equivalent | "
+                         f"{'MFU >= 35% (BERT MLM)' if name == 'gpu_bert' else 'report'} | - |")
     dated = ", ".join(f"{n} {r['date']} ({r.get('args', {}).get('threads', '-')} threads)" for n, r in zip(BENCHES, (mlm, cls, clm, startup, comp)) if r)
     lines.append(f"\nresults from: {dated}; wall time of this run: {time.perf_counter() - started:.0f} s")
     return "\n".join(lines)
@@ -97,12 +116,14 @@ def main():
     p.add_argument("--quick", action="store_true")
     p.add_argument("--threads", type=int)
     p.add_argument("--repeats", type=int)
-    p.add_argument("--only", default=",".join(BENCHES))
+    p.add_argument("--only", default=None, help=f"comma-separated subset of {', '.join([*BENCHES, *GPU_BENCHES])} "
+                   "(default: all; the GPU ones only where CUDA is available)")
     a = p.parse_args()
     passthrough = (["--quick"] if a.quick else []) + (["--threads", str(a.threads)] if a.threads else []) + \
         (["--repeats", str(a.repeats)] if a.repeats else [])
     started = time.perf_counter()
-    wall = {name: run(name, passthrough) for name in a.only.split(",")}
+    names = a.only.split(",") if a.only else [*BENCHES, *(GPU_BENCHES if cuda_available() else [])]
+    wall = {name: run(name, passthrough) for name in names}
     text = summary(started) + "\nper bench (s): " + ", ".join(f"{k} {v:.0f}" for k, v in wall.items())
     print("\n=== summary ===\n" + text)
     (RESULTS / "summary.md").write_text(text + "\n")

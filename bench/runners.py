@@ -41,24 +41,10 @@ def transferlab_assemble(cfg, run_dir: Path):
     return assemble(cfg, run_dir, [], True, Console(file=io.StringIO()))
 
 
-def lean_logging_step(self, batch, stage: str):
-    """A proposed TransferModule._step: train metrics are updated every step but logged once per epoch (see
-    lean_logging_epoch_end), and the step loss only every trainer.log_every_n_steps; val/test log as today."""
-    loss = self.objective.step(self.model, batch, stage)
-    n = batch["input_ids"].size(0)
-    if stage != "train":
-        self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=n)
-        for name, metric in self.objective.metrics[stage].items():
-            self.log(f"{stage}/{name}", metric, on_epoch=True, prog_bar=True, batch_size=n)
-    elif self.global_step % self.trainer.log_every_n_steps == 0:
-        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=n)
-    return loss
-
-
 class TransferlabRunner:
-    def __init__(self, overrides: list, run_dir: Path, steps: int, warmup: int, flops_fn, patch_step=None, log_fn=None):
+    def __init__(self, overrides: list, run_dir: Path, steps: int, warmup: int, flops_fn, log_fn=None):
         self.cfg = transferlab_config(overrides, steps + warmup)
-        self.run_dir, self.warmup, self.flops_fn, self.patch_step = run_dir, warmup, flops_fn, patch_step
+        self.run_dir, self.warmup, self.flops_fn = run_dir, warmup, flops_fn
         self.log_fn = log_fn or (lambda: StepLog(warmup=warmup))
 
     def prepare(self):
@@ -77,8 +63,6 @@ class TransferlabRunner:
 
         a = transferlab_assemble(self.cfg, self.run_dir)
         a.trainer.callbacks.append(Stamp())
-        if self.patch_step:  # a 'what if' on the product's module, for this call only
-            a.module._step = self.patch_step.__get__(a.module)
         a.trainer.fit(a.module, datamodule=a.datamodule)
         return log.window()
 
@@ -169,14 +153,10 @@ class RawLoopRunner:
         return log.window()
 
 
-def transferlab_raw(cfg, run_dir: Path, fused_adamw: bool = False, list_data: bool = False, step=None):
+def transferlab_raw(cfg, run_dir: Path):
     """A raw loop doing exactly transferlab's work: its model, objective.step (loss + metrics), collator, sampler,
-    AdamW param groups and LR schedule, built by the same assemble; only Lightning is left out.
-
-    The keyword arguments make the 'what if' variants that price a proposed product change on the same work:
-    fused_adamw (AdamW(fused=True)), list_data (classification rows read from Python lists instead of a
-    datasets Column per item), step (step(objective, model, batch, stage) replacing objective.step, e.g. a slice-free CLM loss).
-    """
+    AdamW (fused, as TransferModule makes it under fp32), param groups and LR schedule, built by the same assemble;
+    only Lightning is left out."""
     import torch
 
     from transferlab.module import schedule
@@ -188,17 +168,10 @@ def transferlab_raw(cfg, run_dir: Path, fused_adamw: bool = False, list_data: bo
         policy.set_train_mode(model)
         opt_cfg, sched_cfg = cfg.optimizer, cfg.scheduler
         groups = policy.param_groups(model, opt_cfg.lr, opt_cfg.weight_decay)
-        optimizer = torch.optim.AdamW(groups, lr=opt_cfg.lr, betas=tuple(opt_cfg.betas), eps=opt_cfg.eps,
-                                      **({"fused": True} if fused_adamw else {}))
+        optimizer = torch.optim.AdamW(groups, lr=opt_cfg.lr, betas=tuple(opt_cfg.betas), eps=opt_cfg.eps, fused=True)
         total = int(cfg.trainer.max_steps)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule(sched_cfg.name, int(sched_cfg.warmup_ratio * total), total))
-        if list_data:
-            train = a.datamodule.datasets["train"]
-            train.input_ids, train.labels = train.input_ids[:], train.labels[:]  # Column -> list, read once
-        loader = a.datamodule.train_dataloader()
-        if step is None:
-            return model, loader, (lambda m, b: objective.step(m, b, "train")), optimizer, scheduler
-        return model, loader, (lambda m, b: step(objective, m, b, "train")), optimizer, scheduler
+        return model, a.datamodule.train_dataloader(), (lambda m, b: objective.step(m, b, "train")), optimizer, scheduler
 
     return make
 
