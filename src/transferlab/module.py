@@ -13,6 +13,11 @@ from lightning.pytorch.plugins.precision import MixedPrecision, Precision
 from transferlab.errors import TransferlabError
 
 
+def _nonfinite(loss) -> bool:
+    """A loss tensor that is nan or inf (reading it waits for the device)."""
+    return loss is not None and not bool(torch.isfinite(loss))
+
+
 def schedule(name: str, warmup: int, total: int):
     """LR multiplier as a function of the optimizer step: linear warm-up, then linear/cosine decay or constant."""
 
@@ -33,7 +38,7 @@ class TransferModule(pl.LightningModule):
         self.model, self.objective, self.policy = model, objective, policy
         self.optimizer_cfg, self.scheduler_cfg, self.on_nan = optimizer_cfg, scheduler_cfg, on_nan
         self.skipped_batches = 0
-        self._nonfinite_loss = None  # the latest non-finite loss of this optimizer step, kept on the device
+        self._step_loss = None  # this optimizer step's loss (summed over accumulated batches), on the device
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -62,22 +67,21 @@ class TransferModule(pl.LightningModule):
 
     def training_step(self, batch, batch_idx):
         loss = self._step(batch, "train")
-        # Remember a non-finite loss on the device; it is looked at once backward is queued (on_before_optimizer_step),
-        # so a GPU never idles waiting for the host between forward and backward.
-        bad = self._nonfinite_loss if self._nonfinite_loss is not None else torch.zeros((), device=loss.device)
-        self._nonfinite_loss = torch.where(torch.isfinite(loss.detach()), bad, loss.detach().float())
+        # The optimizer step's loss, summed over accumulated batches and kept on the device (detach: no kernel). It
+        # is checked once backward is queued (on_before_optimizer_step), so a GPU never idles between the two.
+        self._step_loss = loss.detach() if self._step_loss is None else self._step_loss + loss.detach()
         return loss
 
     def on_before_optimizer_step(self, optimizer):
-        bad, self._nonfinite_loss = self._nonfinite_loss, None
-        nonfinite = bad is not None and not bool(torch.isfinite(bad))  # one host sync per optimizer step
+        loss, self._step_loss = self._step_loss, None
+        nonfinite = _nonfinite(loss)  # one host sync per optimizer step
         if self.trainer.world_size > 1:
             # Every rank must take the same path (stop, skip or step), or DDP waits forever on the others.
             nonfinite = self.trainer.strategy.reduce_boolean_decision(nonfinite, all=False)
         if not nonfinite:
             return
         if self.on_nan == "stop":  # before the update: the weights and every checkpoint stay finite
-            value = bad.item() if bad is not None and not torch.isfinite(bad) else float("nan")
+            value = loss.item() if _nonfinite(loss) else float("nan")  # else: another DDP rank saw it
             raise TransferlabError(
                 f"loss is {value} at step {self.global_step}; lower optimizer.lr, check the data, "
                 "or set on_nan=skip to skip such batches"
