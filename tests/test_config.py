@@ -81,6 +81,20 @@ def test_cli_answers_bad_config_in_one_line_without_importing_torch(tmp_path):
     assert out.stderr.strip().splitlines() == ["error: optimizer.lr: expected a float, got 'abc' (Value 'abc' of type 'str' could not be converted to Float)"]
 
 
+def test_help_lists_groups_and_the_composed_config_without_importing_torch(tmp_path):
+    code = (
+        "import sys; from transferlab.train import main; sys.argv=['transferlab-train','experiment=finetune','--help'];\n"
+        "main(); print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[-1] == "False"
+    assert "freeze: backbone, bitfit, gradual, llrd, lora, none, top_k" in lines
+    assert "== Config ==" in lines and "hydra:" not in lines
+    assert "  name_or_path: ${run:pretrain_mlm}" in lines  # the config as composed with the given overrides
+
+
 def _fake_run(root: Path, task: str, stamp: str, status: str, export: bool = True) -> Path:
     run = root / task / "runs" / stamp
     run.mkdir(parents=True)

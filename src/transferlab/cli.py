@@ -152,8 +152,32 @@ def preflight(argv: List[str]) -> None:
     validate(cfg)
 
 
+def print_help(argv: List[str]) -> None:
+    """--help: the groups and the composed config, as Hydra's help shows them, without Hydra's group scan (which
+    deep-copies the ConfigStore once per group: ~1 s before anything is printed)."""
+    from omegaconf import OmegaConf
+
+    from transferlab.config import CONF_DIR
+
+    cfg = compose(_overrides(argv)[0])
+    groups = sorted(d for d in CONF_DIR.iterdir() if d.is_dir() and d.name != "hydra")
+    lines = [cfg.hydra.help.header, "== Configuration groups ==", "Compose your configuration from those groups (group=option)", ""]
+    lines += [f"{d.name}: {', '.join(sorted(f.stem for f in d.glob('*.yaml')))}" for d in groups]
+    lines += ["", "", "== Config ==", "Override anything in the config (foo.bar=value)", ""]
+    shown = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    lines += [OmegaConf.to_yaml(shown), cfg.hydra.help.footer]
+    print("\n".join(lines))
+
+
 def run_cli(hydra_entry: Callable[[], object], argv: Optional[List[str]] = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    if "--help" in argv or "-h" in argv:
+        try:
+            print_help(argv)
+        except TransferlabError as e:
+            report(e, verbose_requested(argv))
+            sys.exit(2)
+        return
     if not any(a.split("=")[0] in _PASSTHROUGH_FLAGS for a in argv):
         try:
             preflight(argv)
