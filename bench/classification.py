@@ -90,7 +90,7 @@ def main():
     rows = summarize(results, peer=peer, metric="real_tokens_per_s")
     text = table(f"Classification: non-pad tokens/s (max {settings_line(tl.cfg)}, {a.threads} torch threads)", rows, peer, "non-pad tokens/s")
     over = overhead(results, "transferlab", "raw_transferlab", "real_tokens_per_s")
-    text += (f"\n\nepoch pad share: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in epoch.items())
+    text += ("\n\nepoch pad share: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in epoch.items())
              + f"\n{overhead_line(over, results, 'real_tokens_per_s')}\n{rounds_line(results)}")
     print(text, flush=True)
     if a.profile:
