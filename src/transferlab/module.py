@@ -104,7 +104,8 @@ class TransferModule(pl.LightningModule):
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
         # Lightning's mixed-precision plugin refuses to clip any fused optimizer, as if a GradScaler had to unscale
         # first; under bf16-mixed there is none, so the gradients are clipped as they are.
-        if gradient_clip_val and type(self.trainer.precision_plugin) is MixedPrecision and self._unscaled_gradients():
+        plugin = self.trainer.precision_plugin
+        if gradient_clip_val and type(plugin) is MixedPrecision and plugin.scaler is None:
             params = [p for group in optimizer.param_groups for p in group["params"]]
             if gradient_clip_algorithm == "value":
                 torch.nn.utils.clip_grad_value_(params, gradient_clip_val)
