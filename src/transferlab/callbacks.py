@@ -5,9 +5,11 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 
+from transferlab.objectives import monitored
+
 
 class Throughput(pl.Callback):
-    """Tokens seen per second of fit time (non-pad tokens: attention_mask when present, else the block)."""
+    """Tokens seen per second of fit time (what the objective counts: non-pad input tokens)."""
 
     def __init__(self):
         self.tokens, self.fit_s, self._start = 0, 0.0, None
@@ -16,8 +18,7 @@ class Throughput(pl.Callback):
         self._start = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        mask = batch.get("attention_mask")  # summed on the device: int() here would sync with a GPU every step
-        self.tokens += mask.sum() if mask is not None else batch["input_ids"].numel()
+        self.tokens += pl_module.objective.count_tokens(batch)  # on the device: int() here would sync a GPU per step
 
     def on_train_end(self, trainer, pl_module):
         self.fit_s = time.perf_counter() - self._start
@@ -59,7 +60,8 @@ class EpochCounter(pl.Callback):
 def build_callbacks(cfg, run_dir: Path, has_loggers: bool) -> list:
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
 
-    from transferlab.reliability import LastCheckpoint, ResumeState
+    from transferlab.checkpoints import LastCheckpoint
+    from transferlab.resume import ResumeState
 
     cb_cfg = cfg.callbacks
     callbacks = [Throughput(), LastValidation(), EpochCounter(), ResumeState()]
@@ -67,11 +69,12 @@ def build_callbacks(cfg, run_dir: Path, has_loggers: bool) -> list:
     if ck.enabled:
         checkpoints = run_dir / "checkpoints"
         callbacks.append(LastCheckpoint(checkpoints / "last.ckpt"))
-        # At every validation: last.ckpt and the best by ck.monitor.
+        # At every validation: last.ckpt and the best by the monitored metric.
+        metric, mode = monitored(cfg, ck)
         callbacks.append(
             ModelCheckpoint(
-                dirpath=checkpoints, filename="best-{epoch}-{step}", monitor=ck.monitor, mode=ck.mode,
-                save_top_k=ck.save_top_k if ck.monitor else 0, save_last=True, auto_insert_metric_name=False,
+                dirpath=checkpoints, filename="best-{epoch}-{step}", monitor=metric, mode=mode,
+                save_top_k=ck.save_top_k, save_last=True, auto_insert_metric_name=False,
                 enable_version_counter=False,  # both savers write the one last.ckpt, never last-v1.ckpt
             )
         )
@@ -88,6 +91,6 @@ def build_callbacks(cfg, run_dir: Path, has_loggers: bool) -> list:
         # tqdm redrawing every 10 steps: a live-refresh thread (rich) steals a core from the 2 BLAS threads on CPU.
         callbacks.append(TQDMProgressBar(refresh_rate=10))
     if cb_cfg.early_stopping is not None:
-        es = cb_cfg.early_stopping
-        callbacks.append(EarlyStopping(monitor=es.monitor, mode=es.mode, patience=es.patience))
+        metric, mode = monitored(cfg, cb_cfg.early_stopping, "callbacks.early_stopping")
+        callbacks.append(EarlyStopping(monitor=metric, mode=mode, patience=cb_cfg.early_stopping.patience))
     return callbacks

@@ -1,4 +1,4 @@
-"""One job, top to bottom: validate -> inputs -> tokenizer -> objective -> model -> freeze -> fit -> test -> export.
+"""One job, top to bottom: validate -> inputs -> tokenizer -> objective -> model -> freeze -> data -> fit -> test -> export.
 
 Any failure is written to metrics.json as status: failed with the error. A single run then exits non-zero with
 one line; inside a sweep the job returns and the sweep goes on (the sweep's exit code reports the failures).
@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from transferlab.cli import report
 from transferlab.config.validate import validate
-from transferlab.errors import TransferlabError
+from transferlab.errors import Interrupted, TransferlabError
 
 
 def _rank_zero() -> bool:
@@ -38,7 +38,7 @@ def run_job(cfg: DictConfig):
     verbose = cfg.verbose or os.environ.get("HYDRA_FULL_ERROR") == "1"
     try:
         validate(cfg)
-        from transferlab.inputs import check_inputs
+        from transferlab.preflight import check_inputs
 
         inputs = check_inputs(cfg, run_dir)  # bad input answers here, before torch/Lightning/transformers load
         return train(cfg, run_dir, group, inputs)
@@ -48,19 +48,14 @@ def run_job(cfg: DictConfig):
 
             write_metrics(run_dir, failure_record(e))
             report(e, verbose)
-        elif not _is_interruption(e):  # every rank stops on a signal; rank 0 alone says how to resume
+        elif not isinstance(e, Interrupted):  # every rank stops on a signal; rank 0 alone says how to resume
             report(e, verbose)
-        if multirun and not isinstance(e, KeyboardInterrupt) and not _is_interruption(e):
+        if multirun and not isinstance(e, (KeyboardInterrupt, Interrupted)):
             return float("nan")  # the sweep continues; its exit code reports the failure
         sys.exit(getattr(e, "exit_code", 1))
     finally:
         if "wandb" in sys.modules:
             sys.modules["wandb"].finish()  # each job its own wandb run, even in one process
-
-
-def _is_interruption(e: BaseException) -> bool:
-    # reliability.Interrupted, told by its exit code: importing that module would load Lightning for any error.
-    return hasattr(e, "exit_code")
 
 
 @dataclass
@@ -77,7 +72,7 @@ def _build_trainer(cfg: DictConfig, run_dir: Path, loggers: list):
     import lightning.pytorch as pl
 
     from transferlab.callbacks import build_callbacks
-    from transferlab.reliability import AtomicCheckpointIO
+    from transferlab.checkpoints import AtomicCheckpointIO
 
     kwargs = dict(cfg.trainer)
     kwargs["plugins"] = [*(kwargs.get("plugins") or []), AtomicCheckpointIO()]
@@ -90,13 +85,14 @@ def _build_trainer(cfg: DictConfig, run_dir: Path, loggers: list):
 
 
 def assemble(cfg: DictConfig, run_dir: Path, loggers: list, rank_zero: bool, console, inputs=None) -> Assembly:
-    """Trainer, data, tokenizer, objective, model and freeze policy, in the order that fails cheapest first.
+    """Trainer, tokenizer, objective, model, freeze policy and data, in the order that fails cheapest first.
 
-    `inputs` are the splits and labels check_inputs already loaded; without them (transferlab-eval) they load here.
+    The model is built and frozen before the data is prepared, so that preparing can use what the policy says stays
+    frozen. `inputs` are the splits check_inputs already loaded; without them (transferlab-eval) they load here.
     """
     import lightning.pytorch as pl
 
-    from transferlab.data.module import TransferDataModule, build_datasets
+    from transferlab.data.module import TransferDataModule, prepare_splits
     from transferlab.freeze import build_freeze_policy
     from transferlab.freeze.summary import format_parameter_table, parameter_summary
     from transferlab.models import build_model
@@ -107,20 +103,21 @@ def assemble(cfg: DictConfig, run_dir: Path, loggers: list, rank_zero: bool, con
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     trainer = _build_trainer(cfg, run_dir, loggers)  # a bad trainer key fails before the tokenizer and model
     if inputs is None:
-        from transferlab.inputs import check_inputs
+        from transferlab.preflight import check_inputs
 
         inputs = check_inputs(cfg, run_dir)
-    raw, label2id = inputs.raw, inputs.label2id
-    tokenizer = build_tokenizer(cfg, raw["train"], run_dir, rank_zero)
-    objective = OBJECTIVES[cfg.objective.name](cfg.objective, tokenizer, label2id)
-    datamodule = TransferDataModule(build_datasets(raw, tokenizer, objective, cfg.data), objective.collator, cfg.data, cfg.seed)
+    raw = inputs.raw
+    objective_cls = OBJECTIVES[cfg.objective.name]
+    tokenizer = build_tokenizer(cfg, raw["train"], run_dir, rank_zero, objective_cls)
+    objective = objective_cls(cfg.objective, cfg.data, tokenizer, raw["train"])
 
-    model = build_model(cfg, objective.auto_class, tokenizer, objective.model_config())
+    model = build_model(cfg, objective, tokenizer)
     policy = build_freeze_policy(cfg.freeze)
     model = policy.apply(model)
     summary = parameter_summary(model)
     if rank_zero:
         console.print(format_parameter_table(summary))
+    datamodule = TransferDataModule(prepare_splits(raw, objective), objective, cfg.data, cfg.seed)
     module = TransferModule(model, objective, policy, cfg.optimizer, cfg.scheduler, cfg.on_nan)
     if cfg.compile:
         # In place (nn.Module.compile): state-dict keys, the export and checkpoints stay as without compile. The
@@ -139,7 +136,10 @@ def _stop_cleanly_on_signals(a: Assembly, run_dir: Path):
     """SIGTERM or Ctrl+C during fit/validate/test: last.ckpt is saved (see LastCheckpoint); exit saying how to resume."""
     from hydra.core.hydra_config import HydraConfig
 
-    from transferlab.reliability import LastCheckpoint, SIGTERMException, interrupted, sigint_as_sigterm
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from transferlab.checkpoints import LastCheckpoint
+    from transferlab.signals import interrupted, sigint_as_sigterm
 
     with sigint_as_sigterm() as signals:
         try:
@@ -152,7 +152,7 @@ def _stop_cleanly_on_signals(a: Assembly, run_dir: Path):
 def _fit_and_evaluate(cfg: DictConfig, a: Assembly, resume_from: str | None) -> dict:
     """fit (continuing resume_from), validate the final weights once, test the best checkpoint: the metrics."""
     from transferlab.callbacks import LastValidation
-    from transferlab.reliability import check_checkpoint_fits
+    from transferlab.preflight import check_checkpoint_fits
 
     trainer, module, datamodule = a.trainer, a.module, a.datamodule
     if resume_from:
@@ -188,16 +188,20 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None, inputs):
 
     from transferlab.callbacks import Throughput
     from transferlab.loggers import build_loggers
+    from transferlab.objectives import monitored
     from transferlab.outputs import export, write_metrics
 
     console = Console(stderr=True)
     rank_zero = _rank_zero()
     if rank_zero:
+        for split, n in inputs.dropped.items():
+            console.print(f"data.{split}: dropped {n} rows with a missing value (data.missing=drop)")
+    if rank_zero:
         from rich.syntax import Syntax
 
         console.print(Syntax(OmegaConf.to_yaml(cfg, resolve=True), "yaml", theme="ansi_dark"))
     if inputs.resume_from and rank_zero and cfg.tokenizer.source == "train":
-        from transferlab.reliability import adopt_tokenizer
+        from transferlab.resume import adopt_tokenizer
 
         adopt_tokenizer(inputs.resume_from, run_dir)
     loggers = build_loggers(cfg, run_dir, group, resuming=inputs.resume_from is not None) if rank_zero else []
@@ -215,6 +219,7 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None, inputs):
         return None
     metrics.update(_callback(trainer, Throughput).metrics(trainer.world_size))
     metrics.update({"params/trainable": a.summary["trainable"], "params/total": a.summary["total"], "status": "ok"})
+    metrics.update({f"data/dropped_{split}": n for split, n in inputs.dropped.items()})
     if cfg.export:
         export_model, kind = a.policy.model_for_export(module.model)
         export(export_model, a.tokenizer, run_dir / "export")
@@ -223,5 +228,7 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None, inputs):
     shown = {k: round(float(v), 4) for k, v in metrics.items() if k.startswith("test/")}
     console.print(f"[bold]test[/bold] {shown}  fit {metrics['time/fit_s']:.1f}s", soft_wrap=True)
     console.print(f"[bold]run dir[/bold] {run_dir}", soft_wrap=True)
-    val_loss = metrics.get("val/loss")
-    return float(val_loss) if val_loss is not None else None
+    # The sweeper optimises what picks the best checkpoint (hparams_search/optuna.yaml's direction must match).
+    key, _ = monitored(cfg, cfg.callbacks.checkpoint)
+    value = metrics.get(key)
+    return float(value) if value is not None else None

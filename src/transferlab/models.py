@@ -4,12 +4,7 @@ Initialising from an earlier run's weights is not resuming it: resume=auto|PATH 
 from a .ckpt in trainer.fit; this module only ever loads weights.
 """
 
-import os
-from pathlib import Path
-
-from transferlab.cli import did_you_mean
-from transferlab.config.validate import check_objective_fits_model
-from transferlab.errors import TransferlabError
+from transferlab.errors import TransferlabError, did_you_mean
 
 
 def _check_fields(config, fields) -> None:
@@ -37,21 +32,14 @@ def _scratch_config(model_cfg):
 def _pretrained_config(model_cfg):
     from transformers import AutoConfig
 
+    from transferlab.hub import local_dir, offline_note
+
     name = str(model_cfg.name_or_path)
-    offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TRANSFORMERS_OFFLINE") == "1"
-    local = Path(name).expanduser()
-    looks_local = name.startswith((".", "/", "~")) or local.exists() or name.count("/") > 1
-    if looks_local and not local.is_dir():
-        raise TransferlabError(
-            f"model.name_or_path={name}: no such local directory (looked locally; not tried as a hub id); "
-            "give an HF-format dir (e.g. a run's export/) or a hub id"
-        )
+    local = local_dir(name)
     try:
         config = AutoConfig.from_pretrained(name, revision=model_cfg.revision, trust_remote_code=model_cfg.trust_remote_code)
     except (OSError, ValueError) as e:
-        where = "a local dir without a usable config.json" if local.is_dir() else (
-            f"not a local directory, and not loadable as a hub id (offline mode {'on' if offline else 'off'})"
-        )
+        where = "a local dir without a usable config.json" if local else f"not a local directory, and not loadable as a hub id ({offline_note()})"
         raise TransferlabError(f"model.name_or_path={name}: {where} ({str(e).splitlines()[0]}); check the path or id") from None
     # model.config on a pretrained model changes fields that don't touch weights (e.g. dropout for fine-tuning).
     _check_fields(config, model_cfg.config)
@@ -60,33 +48,29 @@ def _pretrained_config(model_cfg):
     return config
 
 
-def max_positions(config) -> int | None:
-    return getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
-
-
-def build_model(cfg, auto_class: str, tokenizer, extra: dict):
-    """The task model named by the objective (e.g. AutoModelForMaskedLM), sized to the tokenizer."""
+def build_model(cfg, objective, tokenizer):
+    """The task model the objective names (e.g. AutoModelForMaskedLM), sized to the tokenizer."""
     import transformers
 
+    from transferlab.architectures import check_fits, check_positions
+
     model_cfg = cfg.model
-    auto = getattr(transformers, auto_class)
+    auto = getattr(transformers, objective.auto_class)
     kwargs = {"attn_implementation": model_cfg.attn_implementation} if model_cfg.attn_implementation else {}
     if model_cfg.arch:
         config = _scratch_config(model_cfg)
         config.vocab_size = len(tokenizer)
     else:
         config = _pretrained_config(model_cfg)
-        check_objective_fits_model(cfg.objective.name, config.model_type)
-    limit = max_positions(config)
-    if limit and cfg.data.max_seq_len > limit:
-        raise TransferlabError(
-            f"data.max_seq_len={cfg.data.max_seq_len} exceeds the model's {limit} position embeddings; lower data.max_seq_len"
-        )
+    # The preflight checked what a config file told it; a hub model's config is known only now.
+    fields = config.to_dict()
+    check_fits(type(objective), fields)
+    check_positions(cfg.data.max_seq_len, fields)
     for key in ("pad", "bos", "eos"):
         token_id = getattr(tokenizer, f"{key}_token_id")
         if token_id is not None:
             setattr(config, f"{key}_token_id", token_id)
-    for key, value in extra.items():
+    for key, value in objective.model_config().items():
         setattr(config, key, value)
     if model_cfg.arch or model_cfg.random_init:
         model = auto.from_config(config, **kwargs)

@@ -1,7 +1,8 @@
 """TransferModule: one LightningModule for every model x objective x freeze combination.
 
-It never branches on the objective's or the policy's name: the objective gives the loss and metrics, the freeze
-policy gives the trainable parameters, their learning rates and which modules stay in eval mode.
+It never branches on the objective's or the policy's name: the objective gives the loss, the per-batch metrics and
+(where it scores whole eval sets) predictions and their evaluation; the freeze policy gives the trainable
+parameters, their learning rates and which modules stay in eval mode.
 """
 
 import math
@@ -36,6 +37,8 @@ class TransferModule(pl.LightningModule):
     def __init__(self, model, objective, policy, optimizer_cfg, scheduler_cfg, on_nan: str = "stop"):
         super().__init__()
         self.model, self.objective, self.policy = model, objective, policy
+        self.metrics = objective.metrics  # a submodule: the metric states move to the model's device
+        self._predictions: list = []  # this rank's predict() records of the eval set being run
         self.optimizer_cfg, self.scheduler_cfg, self.on_nan = optimizer_cfg, scheduler_cfg, on_nan
         self.skipped_batches = 0
         self._step_loss = None  # this optimizer step's loss (summed over accumulated batches), on the device
@@ -48,7 +51,7 @@ class TransferModule(pl.LightningModule):
 
     def _step(self, batch, stage: str) -> torch.Tensor:
         loss = self.objective.step(self.model, batch, stage)
-        n = batch["input_ids"].size(0)
+        n = self.objective.batch_size(batch)
         if stage == "train":
             # Per step only every log_every_n_steps (what the loggers keep anyway): self.log costs ~0.1 ms a call.
             # The train metrics accumulate every step and are logged at the epoch's end.
@@ -57,12 +60,43 @@ class TransferModule(pl.LightningModule):
             return loss
         distributed = self.trainer.world_size > 1
         self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, sync_dist=distributed, batch_size=n)
-        for name, metric in self.objective.metrics[stage].items():
+        for name, metric in self.metrics[stage].items():
             self.log(f"{stage}/{name}", metric, on_epoch=True, prog_bar=True, batch_size=n)
+        records = self.objective.predict(self.model, batch)
+        if records is not None:
+            self._predictions.extend(records)
         return loss
 
+    def _evaluate(self, stage: str) -> None:
+        """The objective's whole-set metrics: records gathered from every rank, each example id once."""
+        records, self._predictions = self._predictions, []
+        if self.trainer.world_size > 1:
+            import torch.distributed as dist
+
+            gathered = [None] * self.trainer.world_size
+            dist.all_gather_object(gathered, records)
+            records = [r for rank_records in gathered for r in rank_records]
+        if not records:
+            return
+        unique = list({r["id"]: r for r in records}.values())
+        for name, value in self.objective.evaluate(stage, unique).items():
+            # Every rank computed the same value from the same records: nothing to reduce.
+            self.log(f"{stage}/{name}", float(value), prog_bar=True, sync_dist=False)
+
+    def on_validation_epoch_start(self):
+        self._predictions = []
+
+    def on_validation_epoch_end(self):
+        self._evaluate("val")
+
+    def on_test_epoch_start(self):
+        self._predictions = []
+
+    def on_test_epoch_end(self):
+        self._evaluate("test")
+
     def on_train_epoch_end(self):
-        for name, metric in self.objective.metrics["train"].items():
+        for name, metric in self.metrics["train"].items():
             self.log(f"train/{name}", metric)  # Lightning computes (across ranks) and resets it
 
     def training_step(self, batch, batch_idx):
@@ -116,16 +150,16 @@ class TransferModule(pl.LightningModule):
 
     def configure_optimizers(self):
         opt_cfg, sched_cfg = self.optimizer_cfg, self.scheduler_cfg
-        groups = self.policy.param_groups(self.model, opt_cfg.lr, opt_cfg.weight_decay)
+        total = int(self.trainer.estimated_stepping_batches)
+        batches = len(self.trainer.datamodule.train_dataloader()) if self.trainer.datamodule else total
+        steps_per_epoch = max(1, batches // self.trainer.accumulate_grad_batches)
+        groups = self.policy.param_groups(self.model, opt_cfg.lr, opt_cfg.weight_decay, steps_per_epoch)
         # fused: one kernel for all parameters. (fused=False would not mean torch's default: it turns foreach off too,
         # and a loop of ~10 kernels per parameter tensor leaves a GPU idle.)
         fused = True if self._unscaled_gradients() else None
         optimizer = torch.optim.AdamW(groups, lr=opt_cfg.lr, betas=tuple(opt_cfg.betas), eps=opt_cfg.eps, fused=fused)
-        total = int(self.trainer.estimated_stepping_batches)
-        batches = len(self.trainer.datamodule.train_dataloader()) if self.trainer.datamodule else total
-        steps_per_epoch = max(1, batches // self.trainer.accumulate_grad_batches)
         base = schedule(sched_cfg.name, int(sched_cfg.warmup_ratio * total), total)
-        multipliers = self.policy.lr_multipliers(steps_per_epoch) or [None] * len(groups)
-        lambdas = [(lambda s, m=m: base(s) * m(s)) if m else base for m in multipliers]
+        # A group's start_step holds its LR at 0 until then (gradual unfreezing); the schedule runs for all alike.
+        lambdas = [(lambda s, start=g.get("start_step", 0): base(s) if s >= start else 0.0) for g in groups]
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -14,7 +14,6 @@ import tempfile
 from pathlib import Path
 
 from transferlab.config import cache_dir
-from transferlab.config.validate import DECODER_ONLY, model_type
 from transferlab.errors import TransferlabError
 
 
@@ -56,24 +55,23 @@ def _train_byte_bpe(texts, vocab_size: int, min_frequency: int, lowercase: bool)
     return PreTrainedTokenizerFast(tokenizer_object=tk, eos_token=eos, bos_token=eos, unk_token=eos, pad_token=pad)
 
 
-def _texts(dataset, batch_size: int = 1000):
-    for i in range(0, len(dataset), batch_size):
-        yield dataset[i : i + batch_size]["text"]
+FAMILIES = {"wordpiece": _train_wordpiece, "byte_bpe": _train_byte_bpe}
 
 
-def _trained(cfg, train_split):
+def _trained(cfg, train_split, objective):
     """Train (or load from the cache) the tokenizer that tokenizer=train defines for this train split."""
     from transformers import AutoTokenizer
 
+    from transferlab.architectures import config_fields, kind_of
+
     tok_cfg = cfg.tokenizer
-    decoder = model_type(cfg.model) in DECODER_ONLY
-    family = _train_byte_bpe if decoder else _train_wordpiece
-    spec = {"data": train_split._fingerprint, "family": "byte_bpe" if decoder else "wordpiece", "vocab_size": tok_cfg.vocab_size,
+    family = objective.tokenizer_family(kind_of(config_fields(cfg.model)))
+    spec = {"data": train_split._fingerprint, "family": family, "vocab_size": tok_cfg.vocab_size,
             "min_frequency": tok_cfg.min_frequency, "lowercase": tok_cfg.lowercase, "v": 1}
     cached = cache_dir() / "tokenizers" / hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:32]
     if cached.is_dir():
         return AutoTokenizer.from_pretrained(cached)
-    tokenizer = family(_texts(train_split), tok_cfg.vocab_size, tok_cfg.min_frequency, tok_cfg.lowercase)
+    tokenizer = FAMILIES[family](objective.texts(train_split), tok_cfg.vocab_size, tok_cfg.min_frequency, tok_cfg.lowercase)
     cached.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=cached.parent, prefix=".tmp-"))
     tokenizer.save_pretrained(tmp)
@@ -85,7 +83,9 @@ def _trained(cfg, train_split):
     return AutoTokenizer.from_pretrained(cached)
 
 
-def build_tokenizer(cfg, train_split, run_dir: Path, is_rank_zero: bool):
+def build_tokenizer(cfg, train_split, run_dir: Path, is_rank_zero: bool, objective):
+    """The run's tokenizer. tokenizer=train builds the family the objective (a class) picks for this kind of model,
+    from the texts it reads."""
     from transformers import AutoTokenizer
 
     saved = run_dir / "tokenizer"
@@ -99,7 +99,7 @@ def build_tokenizer(cfg, train_split, run_dir: Path, is_rank_zero: bool):
         except (OSError, ValueError) as e:
             raise TransferlabError(f"could not load a tokenizer from {path} ({str(e).splitlines()[0]}); use tokenizer=train or set tokenizer.name_or_path") from None
     else:
-        tokenizer = _trained(cfg, train_split)
+        tokenizer = _trained(cfg, train_split, objective)
         if is_rank_zero:
             tokenizer.save_pretrained(saved)
     if tokenizer.pad_token is None:  # GPT-2 style tokenizers ship without one; padding is masked out anyway

@@ -1,13 +1,17 @@
 """Typed schemas for every config group, registered in Hydra's ConfigStore.
 
 Each group file starts with ``defaults: [/schema_<group>_<name>@_here_]``, so Hydra itself rejects an unknown key
-or a wrong type while composing. This module imports nothing heavy: it runs before torch is loaded.
+or a wrong type while composing; ranged fields (config/rules.py) are checked right after. An objective's or a
+freeze policy's schema is its class's ``Config``, registered from its registry. This module imports nothing heavy:
+it runs before torch is loaded.
 """
 
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
+
+from transferlab.config.rules import at_least, choice, fraction, probability, ranged
 
 
 @dataclass
@@ -22,75 +26,9 @@ class ModelConfig:
 
 
 @dataclass
-class MLMConfig:
-    name: str = "mlm"
-    mlm_probability: float = 0.15
-    mask_replace_prob: float = 0.8  # of the selected tokens: 80% [MASK]
-    random_replace_prob: float = 0.1  # 10% a random token, the rest unchanged
-    whole_word_mask: bool = False
-    sparse_head: bool = True  # vocabulary logits only at masked positions
-
-
-@dataclass
-class CLMConfig:
-    name: str = "clm"
-
-
-@dataclass
-class ClassificationConfig:
-    name: str = "classification"
-
-
-@dataclass
-class FreezeNone:
-    name: str = "none"
-
-
-@dataclass
-class FreezeBackbone:
-    name: str = "backbone"
-    head: str = "linear"  # linear | mlp
-
-
-@dataclass
-class FreezeTopK:
-    name: str = "top_k"
-    k: int = 1
-    freeze_embeddings: bool = True
-
-
-@dataclass
-class FreezeGradual:
-    name: str = "gradual"
-    unfreeze_every: int = 1
-    interval: str = "epoch"  # epoch | step
-
-
-@dataclass
-class FreezeLLRD:
-    name: str = "llrd"
-    decay: float = 0.8
-
-
-@dataclass
-class FreezeBitFit:
-    name: str = "bitfit"
-
-
-@dataclass
-class FreezeLoRA:
-    name: str = "lora"
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.1
-    target_modules: Optional[List[str]] = None  # None: the architecture's attention projections
-    merge_on_export: bool = True
-
-
-@dataclass
 class DataConfig:
     name: str = "files"
-    source: str = "files"  # files | hub
+    source: str = choice("files", "hub")
     path: Optional[str] = None  # hub dataset id (source=hub)
     config_name: Optional[str] = None  # hub dataset subset
     train: Optional[str] = None  # a file path (files) or a split name (hub)
@@ -98,40 +36,41 @@ class DataConfig:
     test: Optional[str] = None
     text_column: str = "text"
     label_column: Optional[str] = None
-    max_seq_len: int = 128
-    batch_size: int = 32
-    eval_batch_size: Optional[int] = None  # default: 2 x batch_size
-    max_train_samples: Optional[int] = None
-    max_eval_samples: Optional[int] = None
-    train_fraction: float = 1.0  # 0 < f <= 1, stratified by label for labeled data
-    validation_fraction: float = 0.1  # share of train carved out when a split is missing
+    max_seq_len: int = at_least(128, 8, hint="shorter blocks leave too little context")
+    batch_size: int = at_least(32)
+    eval_batch_size: Optional[int] = at_least(None)  # default: 2 x batch_size
+    max_train_samples: Optional[int] = at_least(None, hint="a positive number of examples, or null for all")
+    max_eval_samples: Optional[int] = at_least(None, hint="a positive number of examples, or null for all")
+    train_fraction: float = fraction(1.0, hint="e.g. data.train_fraction=0.1 keeps 10% of train")  # stratified for labeled data
+    validation_fraction: float = ranged(0.1, gt=0.0, lt=1.0)  # share of train carved out when a split is missing
     split_seed: int = 1234
-    bucket_by_length: bool = True  # classification: batches of similar length (less padding)
-    num_workers: int = 0
-    encoding_errors: str = "strict"  # text files: strict (fail with file and byte offset) | replace
+    bucket_by_length: bool = True  # rows of one example each: batches of similar length (less padding)
+    num_workers: int = at_least(0, 0)
+    encoding_errors: str = choice("strict", "replace")  # text files: strict (fail with file and byte offset) | replace
+    missing: str = choice("error", "drop")  # a row with an empty value in a column the objective reads: error (naming file and row) | drop
 
 
 @dataclass
 class TokenizerConfig:
-    source: str = "pretrained"  # pretrained | train
+    source: str = choice("pretrained", "train")
     name_or_path: Optional[str] = None  # default: model.name_or_path
-    vocab_size: int = 8000
-    min_frequency: int = 2
+    vocab_size: int = at_least(8000, 16)
+    min_frequency: int = at_least(2)
     lowercase: bool = True
 
 
 @dataclass
 class OptimizerConfig:
-    lr: float = 5e-4
-    weight_decay: float = 0.01
+    lr: float = ranged(5e-4, gt=0.0)
+    weight_decay: float = at_least(0.01, 0.0)
     betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
-    eps: float = 1e-8
+    eps: float = ranged(1e-8, gt=0.0)
 
 
 @dataclass
 class SchedulerConfig:
-    name: str = "linear"  # linear | cosine | constant
-    warmup_ratio: float = 0.06
+    name: str = choice("linear", "cosine", "constant")
+    warmup_ratio: float = probability(0.06)
 
 
 @dataclass
@@ -153,17 +92,17 @@ class LoggerConfig:
 @dataclass
 class CheckpointConfig:
     enabled: bool = True
-    monitor: Optional[str] = "val/loss"
-    mode: str = "min"
-    save_top_k: int = 1
-    every_n_train_steps: Optional[int] = None
+    monitor: Optional[str] = None  # None: the objective's monitor (e.g. val/loss)
+    mode: Optional[str] = choice(None, "min", "max")  # None: the objective's
+    save_top_k: int = ranged(1, ge=0, allow=(-1,))
+    every_n_train_steps: Optional[int] = at_least(None)
 
 
 @dataclass
 class EarlyStoppingConfig:
-    monitor: str = "val/loss"
-    mode: str = "min"
-    patience: int = 3
+    monitor: Optional[str] = None  # None: the objective's monitor
+    mode: Optional[str] = choice(None, "min", "max")
+    patience: int = at_least(3)
 
 
 @dataclass
@@ -183,16 +122,6 @@ class PathsConfig:
 
 SCHEMAS = {
     "model": {"model": ModelConfig},
-    "objective": {"mlm": MLMConfig, "clm": CLMConfig, "classification": ClassificationConfig},
-    "freeze": {
-        "none": FreezeNone,
-        "backbone": FreezeBackbone,
-        "top_k": FreezeTopK,
-        "gradual": FreezeGradual,
-        "llrd": FreezeLLRD,
-        "bitfit": FreezeBitFit,
-        "lora": FreezeLoRA,
-    },
     "data": {"data": DataConfig},
     "tokenizer": {"tokenizer": TokenizerConfig},
     "logger": {"logger": LoggerConfig},
@@ -200,18 +129,34 @@ SCHEMAS = {
     "paths": {"paths": PathsConfig},
 }
 
+# lightning.Trainer arguments are passed through as they are; these are the ones a user mistypes into a range.
+TRAINER_RANGES = {
+    "max_steps": {"ge": 1, "gt": None, "le": None, "lt": None, "allow": (-1,), "hint": "-1 means no step limit"},
+    "max_epochs": {"ge": 1, "gt": None, "le": None, "lt": None, "allow": (-1,), "hint": "-1 means no epoch limit"},
+    "min_epochs": {"ge": 0, "gt": None, "le": None, "lt": None, "allow": (), "hint": ""},
+    "accumulate_grad_batches": {"ge": 1, "gt": None, "le": None, "lt": None, "allow": (), "hint": ""},
+    "log_every_n_steps": {"ge": 1, "gt": None, "le": None, "lt": None, "allow": (), "hint": ""},
+    "check_val_every_n_epoch": {"ge": 1, "gt": None, "le": None, "lt": None, "allow": (), "hint": ""},
+    "val_check_interval": {"ge": None, "gt": 0, "le": None, "lt": None, "allow": (), "hint": "a share of an epoch (0, 1] or a number of steps"},
+    "gradient_clip_val": {"ge": 0, "gt": None, "le": None, "lt": None, "allow": (), "hint": ""},
+    "limit_train_batches": {"ge": None, "gt": 0, "le": None, "lt": None, "allow": (), "hint": "a share (0, 1] or a number of batches"},
+    "limit_val_batches": {"ge": 0, "gt": None, "le": None, "lt": None, "allow": (), "hint": ""},
+    "limit_test_batches": {"ge": None, "gt": 0, "le": None, "lt": None, "allow": (), "hint": ""},
+}
+
+
 @dataclass
 class TrainConfig:
     """train.yaml's own keys; the groups carry their own schemas."""
 
     task_name: str = "train"
-    seed: int = 42
+    seed: int = at_least(42, 0)
     resume: str = "never"  # never | auto | PATH to a .ckpt (continue that run; not the same as model init)
     verbose: bool = False  # full tracebacks
     export: bool = True  # save_pretrained model + tokenizer into <run>/export
     test: bool = True  # evaluate the best checkpoint on the test split after fit
     compile: bool = False  # torch.compile the model
-    on_nan: str = "stop"  # stop | skip: what a NaN/Inf loss does
+    on_nan: str = choice("stop", "skip")  # what a NaN/Inf loss does
     init: Optional[str] = None  # scratch | pretrained: set by the init/ group (study sweeps), shown in tags and reports
     pretrained_source: Optional[str] = None  # the pre-trained model dir that init/ reads (weights or tokenizer)
     trainer: Dict[str, Any] = field(default_factory=dict)  # passed through to lightning.Trainer
@@ -227,10 +172,17 @@ class TrainConfig:
     paths: Any = None
 
 
-def register_schemas() -> None:
-    cs = ConfigStore.instance()
+def store_schema(group: str, name: str, node: type) -> None:
     # Stored as plain configs (schema_<group>_<name>), not as a group, so they are not offered as choices.
-    cs.store(name="schema_train", node=TrainConfig)
-    for group, nodes in SCHEMAS.items():
+    ConfigStore.instance().store(name=f"schema_{group}_{name}", node=node)
+
+
+def register_schemas() -> None:
+    from transferlab.freeze import FREEZE_POLICIES
+    from transferlab.objectives import OBJECTIVES
+
+    ConfigStore.instance().store(name="schema_train", node=TrainConfig)
+    groups = {**SCHEMAS, "objective": {n: c.Config for n, c in OBJECTIVES.items()}, "freeze": {n: c.Config for n, c in FREEZE_POLICIES.items()}}
+    for group, nodes in groups.items():
         for name, node in nodes.items():
-            cs.store(name=f"schema_{group}_{name}", node=node)
+            store_schema(group, name, node)

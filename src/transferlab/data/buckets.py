@@ -6,6 +6,11 @@ example is seen exactly once per epoch.
 
 The order depends only on (seed, epoch), so a run resumed mid-epoch can replay it and skip the batches it already
 trained on (resume_at).
+
+Across DDP ranks, training pads the shards with repeated batches: every rank must take the same number of steps, or
+the gradient all-reduce waits forever. Evaluation shards examples instead, each exactly once (counts differ by at
+most one batch, which is safe: eval logs reduce at the epoch's end, not per step), so per-example scores and means
+count no example twice.
 """
 
 import math
@@ -15,10 +20,11 @@ from torch.utils.data import Sampler
 
 
 class BatchSampler(Sampler):
-    def __init__(self, lengths, batch_size: int, shuffle: bool, bucket: bool, seed: int, rank: int = 0, world: int = 1):
+    def __init__(self, lengths, batch_size: int, shuffle: bool, bucket: bool, seed: int, rank: int = 0, world: int = 1,
+                 pad_ranks: bool = True):
         self.lengths = np.asarray(lengths)
         self.batch_size, self.shuffle, self.bucket, self.seed = batch_size, shuffle, bucket, seed
-        self.rank, self.world = rank, world
+        self.rank, self.world, self.pad_ranks = rank, world, pad_ranks
         self.epoch = 0
         self.start = 0  # batches of the next iteration to skip (mid-epoch resume), used once
 
@@ -33,6 +39,9 @@ class BatchSampler(Sampler):
         n = len(self.lengths)
         rng = np.random.default_rng(self.seed + self.epoch)
         order = rng.permutation(n) if self.shuffle else np.arange(n)
+        if self.world > 1 and not self.pad_ranks:
+            order = order[self.rank :: self.world]  # this rank's examples, each example on exactly one rank
+            n = len(order)
         if self.bucket:
             chunk = self.batch_size * 50
             order = np.concatenate(
@@ -47,7 +56,7 @@ class BatchSampler(Sampler):
         # A generator: the order is drawn at the first next(), after Lightning has set the epoch and a resumed run
         # its position (the loader's iterator is created earlier, while the optimizer is configured).
         batches = self._batches()
-        if self.world > 1:
+        if self.world > 1 and self.pad_ranks:
             # Every rank takes the same number of batches, or DDP would wait forever on the longer rank.
             per_rank = math.ceil(len(batches) / self.world)
             batches = (batches + batches[: per_rank * self.world - len(batches)])[self.rank :: self.world]
@@ -55,4 +64,6 @@ class BatchSampler(Sampler):
         yield from batches[start:]
 
     def __len__(self) -> int:
-        return math.ceil(math.ceil(len(self.lengths) / self.batch_size) / self.world)
+        if self.pad_ranks:
+            return math.ceil(math.ceil(len(self.lengths) / self.batch_size) / self.world)
+        return math.ceil(len(range(self.rank, len(self.lengths), self.world)) / self.batch_size)

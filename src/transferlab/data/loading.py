@@ -5,7 +5,6 @@ Bad input fails here, before any tokenization, with one line naming the file and
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -93,12 +92,13 @@ def _load_file(path_str: str, split: str, encoding_errors: str):
 def _load_hub(data_cfg) -> Dict[str, object]:
     from datasets import load_dataset
 
-    offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1"
+    from transferlab.hub import offline_note
+
     try:
         full = load_dataset(data_cfg.path, data_cfg.config_name)
     except Exception as e:
         raise TransferlabError(
-            f"data.path={data_cfg.path}: could not load this hub dataset (offline mode {'on' if offline else 'off'}; "
+            f"data.path={data_cfg.path}: could not load this hub dataset ({offline_note('datasets')}; "
             f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); check the id and your network or HF cache"
         ) from None
     out = {}
@@ -111,14 +111,67 @@ def _load_hub(data_cfg) -> Dict[str, object]:
     return out
 
 
-def _check_columns(ds, split: str, where: str, data_cfg) -> None:
-    needed = [data_cfg.text_column] + ([data_cfg.label_column] if data_cfg.label_column else [])
-    for column, key in zip(needed, ("text_column", "label_column")):
+def _where(data_cfg, split: str) -> str:
+    return data_cfg[split] if data_cfg.source == "files" else data_cfg.path
+
+
+def _check_columns(ds, split: str, data_cfg, fields: Dict[str, str]) -> None:
+    for key in fields.values():
+        column = data_cfg[key]
         if column not in ds.column_names:
             raise TransferlabError(
-                f"data.{split} ({where}) has no column '{column}'; columns found: {', '.join(ds.column_names)}; "
-                f"set data.{key}=<one of them>"
+                f"data.{split} ({_where(data_cfg, split)}) has no column '{column}'; columns found: "
+                f"{', '.join(ds.column_names)}; set data.{key}=<one of them>"
             )
+
+
+def _missing_rows(ds, column: str):
+    """Indices of rows whose value is missing: null, NaN, a blank string or an empty list."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = ds.data.column(column)
+    missing = values.is_null()
+    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+        missing = pc.or_(missing, pc.fill_null(pc.equal(pc.utf8_trim_whitespace(values), ""), True))
+    elif pa.types.is_floating(values.type):
+        missing = pc.or_(missing, pc.fill_null(pc.is_nan(values), True))
+    elif pa.types.is_list(values.type) or pa.types.is_large_list(values.type):
+        missing = pc.or_(missing, pc.fill_null(pc.equal(pc.list_value_length(values), 0), True))
+    return np.flatnonzero(missing.to_numpy(zero_copy_only=False))
+
+
+def _rows_named(data_cfg, split: str, rows) -> str:
+    """Rows as a user finds them: file lines for text formats (a CSV's header is line 1), else example numbers."""
+    path = str(data_cfg[split]) if data_cfg.source == "files" else ""
+    fmt = _format(Path(path)) if path else None
+    offset = {"csv": 2, "json": 1, "text": 1}.get(fmt)
+    unit = "line" if offset else "example"
+    numbers = [int(i) + (offset or 1) for i in rows[:5]]
+    more = f" and {len(rows) - 5} more" if len(rows) > 5 else ""
+    return f"{unit}{'s' if len(rows) > 1 else ''} {', '.join(map(str, numbers))}{more}"
+
+
+def _handle_missing(ds, split: str, data_cfg, fields: Dict[str, str]):
+    """data.missing=error: fail naming the file and rows; drop: keep the complete rows. Returns (ds, dropped)."""
+    if ds._indices is not None:
+        ds = ds.flatten_indices()
+    bad = set()
+    for key in fields.values():
+        rows = _missing_rows(ds, data_cfg[key])
+        if len(rows) and data_cfg.missing == "error":
+            raise TransferlabError(
+                f"data.{split} ({_where(data_cfg, split)}) has an empty '{data_cfg[key]}' value at "
+                f"{_rows_named(data_cfg, split, rows)}; fill it in, or set data.missing=drop to drop such rows"
+            )
+        bad.update(rows.tolist())
+    if not bad:
+        return ds, 0
+    keep = [i for i in range(len(ds)) if i not in bad]
+    if not keep:
+        raise TransferlabError(f"data.{split} ({_where(data_cfg, split)}): every row has a missing value; nothing is left to use")
+    return ds.select(keep), len(bad)
 
 
 def _column(ds, column: str) -> list:
@@ -126,56 +179,40 @@ def _column(ds, column: str) -> list:
     return ds[column][:]
 
 
-def _labels(ds, column: Optional[str]):
-    return [str(v) for v in _column(ds, column)] if column else None
+def _strata(ds, field: Optional[str]):
+    return [str(v) for v in _column(ds, field)] if field else None
 
 
-def load_splits(data_cfg, labeled: bool) -> Dict[str, object]:
-    """train/validation/test as datasets.Dataset with columns text (+ label), cut to the configured size."""
+def load_splits(data_cfg, fields: Dict[str, str], stratify: Optional[str] = None):
+    """train/validation/test as datasets.Dataset with one column per field (field -> the data.* key naming its
+    column), cut to the configured size, and the number of rows dropped per split for a missing value."""
     if data_cfg.source == "hub":
         raw = _load_hub(data_cfg)
     else:
         raw = {s: _load_file(data_cfg[s], s, data_cfg.encoding_errors) for s in SPLITS if data_cfg[s] is not None}
-    label_column = data_cfg.label_column if labeled else None
+    dropped = {}
     for split, ds in raw.items():
-        _check_columns(ds, split, data_cfg[split] if data_cfg.source == "files" else data_cfg.path, data_cfg)
-        keep = [data_cfg.text_column] + ([label_column] if label_column else [])
-        ds = ds.select_columns(keep)
-        raw[split] = ds.rename_columns({data_cfg.text_column: "text", **({label_column: "label"} if label_column else {})})
+        _check_columns(ds, split, data_cfg, fields)
+        ds, dropped[split] = _handle_missing(ds, split, data_cfg, fields)
+        ds = ds.select_columns([data_cfg[key] for key in fields.values()])
+        raw[split] = ds.rename_columns({data_cfg[key]: field for field, key in fields.items() if data_cfg[key] != field})
 
     # Missing splits are carved from train (stratified, fixed seed), validation first.
     for split in ("validation", "test"):
         if split not in raw:
             train = raw["train"]
-            held, rest = stratified_take(_labels(train, "label" if labeled else None), len(train), data_cfg.validation_fraction, data_cfg.split_seed)
+            held, rest = stratified_take(_strata(train, stratify), len(train), data_cfg.validation_fraction, data_cfg.split_seed)
             raw[split], raw["train"] = train.select(held), train.select(rest)
 
     if len(raw["train"]) == 0:
         raise TransferlabError("data.train has too few examples to carve validation/test splits from; give data.validation and data.test files")
-    label_key = "label" if labeled else None
     if data_cfg.train_fraction < 1:
         train = raw["train"]
-        taken, _ = stratified_take(_labels(train, label_key), len(train), data_cfg.train_fraction, data_cfg.split_seed)
+        taken, _ = stratified_take(_strata(train, stratify), len(train), data_cfg.train_fraction, data_cfg.split_seed)
         raw["train"] = train.select(taken)
     limits = {"train": data_cfg.max_train_samples, "validation": data_cfg.max_eval_samples, "test": data_cfg.max_eval_samples}
     for split, limit in limits.items():
         if limit is not None and limit < len(raw[split]):
             ds = raw[split]
-            raw[split] = ds.select(stratified_sample(_labels(ds, label_key), len(ds), limit, data_cfg.split_seed))
-    return raw
-
-
-def label_mapping(raw: Dict[str, object]) -> Dict[str, int]:
-    """label -> id from the train split (sorted, as strings); other splits must not hold unseen labels."""
-    train_labels = sorted({str(v) for v in _column(raw["train"], "label")})
-    for split in ("validation", "test"):
-        unseen = sorted({str(v) for v in _column(raw[split], "label")} - set(train_labels))
-        if unseen:
-            shown = ", ".join(unseen[:5]) + (" ..." if len(unseen) > 5 else "")
-            raise TransferlabError(
-                f"data.{split} has labels never seen in train: {shown}; the model cannot predict them "
-                "(fix the split, or raise data.train_fraction/max_train_samples so train covers every label)"
-            )
-    if len(train_labels) < 2:
-        raise TransferlabError(f"classification needs at least 2 labels in train; found {train_labels}")
-    return {label: i for i, label in enumerate(train_labels)}
+            raw[split] = ds.select(stratified_sample(_strata(ds, stratify), len(ds), limit, data_cfg.split_seed))
+    return raw, {split: n for split, n in dropped.items() if n}

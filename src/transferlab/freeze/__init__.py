@@ -1,4 +1,7 @@
-"""Freeze policies behind ``freeze=<name>``: which parameters train, at which LR, and what gets exported."""
+"""Freeze policies behind ``freeze=<name>``: which parameters train, at which LR, and what gets exported.
+
+Importing it is cheap (no torch): the preflight reads the policies' schemas and checks.
+"""
 
 from transferlab.freeze.blocks import Blocks, find_blocks
 from transferlab.freeze.policies import FREEZE_POLICIES, build_freeze_policy

@@ -1,9 +1,12 @@
 """LoRA through peft (the [lora] extra), imported only when freeze=lora is chosen."""
 
+from __future__ import annotations
+
 import copy
+from dataclasses import dataclass
+from typing import List, Optional
 
-from torch import nn
-
+from transferlab.config.rules import at_least, probability
 from transferlab.errors import TransferlabError
 from transferlab.freeze.blocks import find_blocks
 from transferlab.freeze.common import Policy, ids_of
@@ -14,8 +17,19 @@ LORA_TARGETS = {
     "distilbert": ["q_lin", "v_lin"],
     "gpt2": ["c_attn"],
     "llama": ["q_proj", "v_proj"],
+    "t5": ["q", "v"],
+    "bart": ["q_proj", "v_proj"],
 }
 
+
+@dataclass
+class FreezeLoRA:
+    name: str = "lora"
+    r: int = at_least(8)
+    alpha: int = at_least(16)
+    dropout: float = probability(0.1)
+    target_modules: Optional[List[str]] = None  # None: the architecture's attention projections
+    merge_on_export: bool = True
 
 
 class LoRA(Policy):
@@ -23,7 +37,10 @@ class LoRA(Policy):
     A head module holding the tied word embeddings (GPT-2's lm_head, BERT-MLM's cls) stays frozen, as in peft's
     own LM recipes: training a copy of it would untie it from the embeddings."""
 
-    def apply(self, model: nn.Module) -> nn.Module:
+    name = "lora"
+    Config = FreezeLoRA
+
+    def apply(self, model):
         try:
             import peft
         except ImportError:
@@ -64,12 +81,14 @@ class LoRA(Policy):
         )
         return peft.get_peft_model(model, config)
 
-    def model_for_export(self, model: nn.Module) -> tuple[nn.Module, str]:
+    def model_for_export(self, model) -> tuple:
         if self.cfg.merge_on_export:
             # Merge a copy: merge_and_unload rewrites the modules in place, and the run may still use the peft model.
             return copy.deepcopy(model).merge_and_unload(), "model"
         return model, "adapter"
 
 
-def _is_linear(module: nn.Module) -> bool:
+def _is_linear(module) -> bool:
+    from torch import nn
+
     return isinstance(module, nn.Linear) or type(module).__name__ == "Conv1D"  # transformers' GPT-2 Conv1D

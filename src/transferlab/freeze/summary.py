@@ -1,9 +1,9 @@
 """The trainable-vs-total parameter table printed before training."""
 
-from torch import nn
+from __future__ import annotations
 
 
-def parameter_summary(model: nn.Module) -> dict:
+def parameter_summary(model) -> dict:
     """Trainable and total parameter counts, each tied/shared tensor counted once, with one row per top-level module
     of the task model (a peft model is looked through, so its rows are the wrapped model's modules, adapters inside)."""
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model

@@ -1,48 +1,78 @@
-"""Sequence classification: accuracy and macro-F1; labels may be strings (mapped in the data step)."""
+"""Sequence classification: accuracy and macro-F1; labels may be strings, mapped by a vocabulary taken from train."""
 
-import torch
-from torch import nn
-from torchmetrics import MetricCollection
-from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+from dataclasses import dataclass
 
-from transferlab.objectives.metrics import per_stage
+from transferlab.errors import TransferlabError
+from transferlab.objectives.base import Objective
 
 
-class PadCollator:
-    """Dynamic padding to the batch's longest sequence (a multiple of `multiple_of`, 8 helps GPU tensor cores)."""
-
-    def __init__(self, pad_id: int, multiple_of: int = 1):
-        self.pad_id, self.multiple_of = pad_id, multiple_of
-
-    def __call__(self, examples):
-        longest = max(len(ids) for ids, _ in examples)
-        longest = -(-longest // self.multiple_of) * self.multiple_of
-        input_ids = torch.full((len(examples), longest), self.pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(examples), longest), dtype=torch.long)
-        for row, (ids, _) in enumerate(examples):
-            input_ids[row, : len(ids)] = torch.as_tensor(ids)
-            attention_mask[row, : len(ids)] = 1
-        labels = torch.tensor([label for _, label in examples], dtype=torch.long)
-        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+@dataclass
+class ClassificationConfig:
+    name: str = "classification"
 
 
-class Classification(nn.Module):
+def label_vocabulary(train) -> dict:
+    """label -> id from the train split (sorted, as strings)."""
+    labels = sorted({str(v) for v in train["label"][:]})
+    if len(labels) < 2:
+        raise TransferlabError(f"objective=classification needs at least 2 labels in train; found {labels}")
+    return {label: i for i, label in enumerate(labels)}
+
+
+class Classification(Objective):
+    name = "classification"
+    Config = ClassificationConfig
+    fields = {"text": "text_column", "label": "label_column"}
+    stratify = "label"
     auto_class = "AutoModelForSequenceClassification"
-    packed = False  # one example per row, truncated to data.max_seq_len, padded per batch
-    monitor = ("val/acc", "max")
 
-    def __init__(self, cfg, tokenizer, label2id: dict):
-        super().__init__()
-        self.label2id = label2id
-        self.collator = PadCollator(tokenizer.pad_token_id)
-        n = len(label2id)
+    @classmethod
+    def check_splits(cls, splits: dict, cfg) -> None:
+        """Every validation/test label must occur in train: the model cannot predict the others."""
+        known = set(label_vocabulary(splits["train"]))
+        for split in ("validation", "test"):
+            unseen = sorted({str(v) for v in splits[split]["label"][:]} - known)
+            if unseen:
+                shown = ", ".join(unseen[:5]) + (" ..." if len(unseen) > 5 else "")
+                raise TransferlabError(
+                    f"data.{split} has labels never seen in train: {shown}; the model cannot predict them "
+                    "(fix the split, or raise data.train_fraction/max_train_samples so train covers every label)"
+                )
+
+    def __init__(self, cfg, data_cfg, tokenizer, train):
+        from torchmetrics import MetricCollection
+        from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+
+        from transferlab.objectives.metrics import per_stage
+
+        super().__init__(cfg, data_cfg, tokenizer, train)
+        self.label2id = label_vocabulary(train)
+        n = len(self.label2id)
         self.metrics = per_stage(
             lambda: MetricCollection(
-                # validate_args=False: the data step already checked the labels; the checks cost a host sync per update
+                # validate_args=False: prepare already mapped the labels; the checks cost a host sync per update
                 {"acc": MulticlassAccuracy(n, average="micro", validate_args=False),
                  "f1_macro": MulticlassF1Score(n, average="macro", validate_args=False)}
             )
         )
+
+    def prepare(self, split: str, dataset):
+        from transferlab.data.prepared import Rows
+        from transferlab.data.tokenize import cached_map
+
+        tokenizer, max_len, label2id = self.tokenizer, self.data_cfg.max_seq_len, self.label2id
+
+        def encode(batch):
+            ids = tokenizer(batch["text"], truncation=True, max_length=max_len, verbose=False)["input_ids"]
+            return {"input_ids": ids, "labels": [label2id[str(v)] for v in batch["label"]]}
+
+        settings = {"objective": self.name, "max_len": max_len, "labels": label2id, "v": 2}
+        return Rows(cached_map(dataset, encode, tokenizer, settings), ["input_ids", "labels"])
+
+    def collator(self, stage: str):
+        from transferlab.objectives.collate import PadCollator
+
+        return PadCollator(self.tokenizer.pad_token_id)
 
     def model_config(self) -> dict:
         return {
@@ -51,11 +81,10 @@ class Classification(nn.Module):
             "label2id": dict(self.label2id),
         }
 
-    def compile_targets(self, model) -> list:
-        return [model]
+    def step(self, model, batch, stage: str):
+        from torch.nn.functional import cross_entropy
 
-    def step(self, model, batch, stage: str) -> torch.Tensor:
         out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-        loss = nn.functional.cross_entropy(out.logits.float(), batch["labels"])
+        loss = cross_entropy(out.logits.float(), batch["labels"])
         self.metrics[stage].update(out.logits.argmax(-1), batch["labels"])
         return loss

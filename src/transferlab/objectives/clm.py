@@ -1,37 +1,44 @@
 """Causal LM on packed blocks: next-token cross-entropy, reported as perplexity."""
 
-import torch
-from torch import nn
+from dataclasses import dataclass
 
-from transferlab.objectives.metrics import Perplexity, per_stage
+from transferlab.objectives.base import Objective
 
 IGNORE = -100
 
 
-class BlockCollator:
-    """Packed blocks are equal-length: stacking is all there is (no padding, no attention mask)."""
-
-    def __call__(self, examples):
-        return {"input_ids": torch.stack(examples)}
+@dataclass
+class CLMConfig:
+    name: str = "clm"
 
 
-class CausalLM(nn.Module):
+class CausalLM(Objective):
+    name = "clm"
+    Config = CLMConfig
+    model_kinds = ("decoder",)
     auto_class = "AutoModelForCausalLM"
-    packed = True
-    monitor = ("val/loss", "min")
 
-    def __init__(self, cfg, tokenizer, label2id=None):
-        super().__init__()
-        self.collator = BlockCollator()
+    def __init__(self, cfg, data_cfg, tokenizer, train):
+        from torch import nn
+
+        from transferlab.objectives.metrics import Perplexity, per_stage
+
+        super().__init__(cfg, data_cfg, tokenizer, train)
         self.metrics = per_stage(lambda: nn.ModuleDict({"perplexity": Perplexity()}))
 
-    def model_config(self) -> dict:
-        return {}
+    def prepare(self, split: str, dataset):
+        from transferlab.data.packing import packed_blocks
 
-    def compile_targets(self, model) -> list:
-        return [model]
+        return packed_blocks(dataset, self.tokenizer, self.data_cfg.max_seq_len, {"objective": "lm"})
 
-    def step(self, model, batch, stage: str) -> torch.Tensor:
+    def collator(self, stage: str):
+        from transferlab.objectives.collate import BlockCollator
+
+        return BlockCollator()
+
+    def step(self, model, batch, stage: str):
+        from torch import nn
+
         ids = batch["input_ids"]
         logits = model(input_ids=ids).logits
         # Shift the targets, not the logits: logits[:, :-1] would copy the [batch, block, vocab] tensor (and

@@ -6,18 +6,31 @@ The collator lists the masked positions (flat indices into the batch) on the CPU
 index_select: no boolean indexing, hence no host sync, and the encoder keeps static shapes for torch.compile.
 """
 
-import torch
-from torch import nn
+from dataclasses import dataclass
 
-from transferlab.objectives.metrics import FiniteMean, Perplexity, per_stage, unwrap
+from transferlab.errors import TransferlabError
+from transferlab.objectives.base import Objective
+from transferlab.config.rules import probability
 
 IGNORE = -100
 
 
+@dataclass
+class MLMConfig:
+    name: str = "mlm"
+    mlm_probability: float = probability(0.15)
+    mask_replace_prob: float = probability(0.8)  # of the selected tokens: 80% [MASK]
+    random_replace_prob: float = probability(0.1)  # 10% a random token, the rest unchanged
+    whole_word_mask: bool = False
+    sparse_head: bool = True  # vocabulary logits only at masked positions
+
+
 class MLMCollator:
     def __init__(self, tokenizer, cfg):
+        import torch
+
         if tokenizer.mask_token_id is None:
-            raise ValueError("objective=mlm needs a tokenizer with a mask token")
+            raise TransferlabError("objective=mlm needs a tokenizer with a mask token; use tokenizer=train or a BERT-style tokenizer")
         vocab = tokenizer.get_vocab()
         size = max(len(tokenizer), max(vocab.values()) + 1)
         self.special = torch.zeros(size, dtype=torch.bool)
@@ -33,7 +46,9 @@ class MLMCollator:
                 self.continuation[i] = (not token.startswith("Ġ")) if byte_level else token.startswith("##")
             self.continuation &= ~self.special
 
-    def _select(self, input_ids: torch.Tensor) -> torch.Tensor:
+    def _select(self, input_ids):
+        import torch
+
         special = self.special[input_ids]
         if self.continuation is None:
             chosen = torch.bernoulli(torch.full(input_ids.shape, self.p)).bool()
@@ -46,6 +61,8 @@ class MLMCollator:
         return chosen & ~special
 
     def __call__(self, examples):
+        import torch
+
         input_ids = torch.stack(examples).clone()
         chosen = self._select(input_ids)
         labels = torch.where(chosen, input_ids, torch.full_like(input_ids, IGNORE))
@@ -73,30 +90,54 @@ MLM_HEADS = {
 }
 
 
-class MaskedLM(nn.Module):
+class MaskedLM(Objective):
+    name = "mlm"
+    Config = MLMConfig
+    model_kinds = ("encoder",)
     auto_class = "AutoModelForMaskedLM"
-    packed = True
-    monitor = ("val/loss", "min")
 
-    def __init__(self, cfg, tokenizer, label2id=None):
-        super().__init__()
+    @classmethod
+    def check(cls, cfg) -> None:
+        super().check(cfg)
+        o = cfg.objective
+        if o.mask_replace_prob + o.random_replace_prob > 1:
+            raise TransferlabError(
+                f"objective.mask_replace_prob={o.mask_replace_prob} + objective.random_replace_prob={o.random_replace_prob} "
+                "exceed 1; they share the selected tokens (the rest stay unchanged)"
+            )
+
+    def __init__(self, cfg, data_cfg, tokenizer, train):
+        from torch import nn
+
+        from transferlab.objectives.metrics import FiniteMean, Perplexity, per_stage
+
+        super().__init__(cfg, data_cfg, tokenizer, train)
         self.sparse_head = cfg.sparse_head
-        self.collator = MLMCollator(tokenizer, cfg)
+        self._collator = MLMCollator(tokenizer, cfg)
         self.metrics = per_stage(lambda: nn.ModuleDict({"acc": FiniteMean(), "perplexity": Perplexity()}))
 
-    def model_config(self) -> dict:
-        return {}
+    def prepare(self, split: str, dataset):
+        from transferlab.data.packing import packed_blocks
+
+        return packed_blocks(dataset, self.tokenizer, self.data_cfg.max_seq_len, {"objective": "lm"})
+
+    def collator(self, stage: str):
+        return self._collator
 
     def compile_targets(self, model) -> list:
-        """What compile=true compiles in place: the encoder alone when the sparse head runs outside model.forward."""
+        """The encoder alone when the sparse head runs outside model.forward."""
+        from transferlab.objectives.metrics import unwrap
+
         task_model = unwrap(model)
         return [task_model.base_model] if self._sparse_head(task_model) else [model]
 
     def _sparse_head(self, task_model):
         return MLM_HEADS.get(task_model.config.model_type) if self.sparse_head else None
 
-    def logits_at_masked(self, model, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    def logits_at_masked(self, model, input_ids, positions):
         """Vocabulary logits for the masked positions only: [n_masked, vocab]."""
+        from transferlab.objectives.metrics import unwrap
+
         task_model = unwrap(model)
         head = self._sparse_head(task_model)
         if head is None:
@@ -104,7 +145,9 @@ class MaskedLM(nn.Module):
         hidden = task_model.base_model(input_ids=input_ids).last_hidden_state
         return head(task_model)(hidden.flatten(0, 1).index_select(0, positions))
 
-    def step(self, model, batch, stage: str) -> torch.Tensor:
+    def step(self, model, batch, stage: str):
+        from torch import nn
+
         positions = batch["masked_positions"]
         if positions.numel() == 0:  # a batch where nothing was drawn: no loss, nothing to learn
             return (sum(p.sum() for p in model.parameters() if p.requires_grad) * 0.0)

@@ -4,26 +4,21 @@ Bad input must answer with one line, before training starts. These checks need a
 checkpoint), and run quietly: no progress bar or library warning prints before the one line that says what's wrong.
 """
 
-import json
 import logging
-import os
 import warnings
 import zipfile
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from transferlab.errors import TransferlabError
 
-# Where each architecture family keeps its block count in an HF config.
-_DEPTH_KEYS = ("num_hidden_layers", "n_layer", "num_layers")
-
 
 @dataclass
 class Inputs:
-    raw: dict  # split name -> datasets.Dataset with columns text (+ label)
-    label2id: dict | None
+    raw: dict  # split name -> datasets.Dataset, one column per field the objective reads
     resume_from: str | None  # a checked .ckpt to continue from, or None
+    dropped: dict = field(default_factory=dict)  # split -> rows dropped for a missing value (data.missing=drop)
 
 
 @contextmanager
@@ -43,65 +38,6 @@ def quiet():
         datasets.logging.set_verbosity(verbosity)
         if not bars_were_off:
             datasets.utils.enable_progress_bars()
-
-
-def _offline() -> bool:
-    return any(os.environ.get(k) == "1" for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
-
-
-def check_model_source(model_cfg) -> None:
-    """model.name_or_path must be a local HF-format dir, or a hub id (in the HF cache when offline)."""
-    name = model_cfg.name_or_path
-    if not name:
-        return
-    name = str(name)
-    local = Path(name).expanduser()
-    offline = f"offline mode {'on' if _offline() else 'off'}"
-    if local.is_dir():
-        if not (local / "config.json").is_file():
-            raise TransferlabError(
-                f"model.name_or_path={name}: a local directory without config.json (looked locally; {offline}); "
-                "give an HF-format dir such as a run's export/"
-            )
-        return
-    if name.startswith((".", "/", "~")) or name.count("/") > 1:
-        raise TransferlabError(
-            f"model.name_or_path={name}: no such local directory (looked locally at {local.absolute()}; "
-            f"not tried as a hub id; {offline}); give an HF-format dir such as a run's export/, or a hub id"
-        )
-    if _offline():
-        from huggingface_hub import try_to_load_from_cache
-
-        try:
-            cached = try_to_load_from_cache(name, "config.json", revision=model_cfg.revision)
-        except Exception:  # an id the hub would reject, e.g. with spaces
-            cached = None
-        if not isinstance(cached, str):
-            raise TransferlabError(
-                f"model.name_or_path={name}: not a local directory (looked locally) and not in the HF cache, "
-                "and offline mode is on (HF_HUB_OFFLINE=1); download it once without HF_HUB_OFFLINE, or give a local dir"
-            )
-
-
-def _model_depth(model_cfg) -> int | None:
-    """The number of transformer blocks, when the config says so without loading transformers."""
-    if model_cfg.arch:
-        fields = model_cfg.config
-    else:
-        path = Path(str(model_cfg.name_or_path)).expanduser() / "config.json"
-        fields = json.loads(path.read_text()) if path.is_file() else {}
-    return next((int(fields[k]) for k in _DEPTH_KEYS if fields.get(k) is not None), None)
-
-
-def check_freeze_depth(cfg) -> None:
-    if cfg.freeze.name != "top_k":
-        return
-    depth = _model_depth(cfg.model)
-    if depth is not None and cfg.freeze.k > depth:
-        raise TransferlabError(
-            f"freeze.k={cfg.freeze.k} but the model has {depth} blocks; use freeze.k <= {depth} "
-            "(freeze=none trains every block)"
-        )
 
 
 def resume_path(cfg, run_dir: Path) -> str | None:
@@ -140,17 +76,34 @@ def read_checkpoint(path: str) -> dict:
     return ckpt
 
 
+def check_checkpoint_fits(module, ckpt: str) -> None:
+    """The checkpoint's weights must have this model's names and shapes: say so in one line, not in Lightning's
+    hundred-line load_state_dict error."""
+    theirs = read_checkpoint(ckpt)["state_dict"]
+    ours = module.state_dict()
+    wrong = [f"{k} {tuple(theirs[k].shape)} vs {tuple(v.shape)}" for k, v in ours.items() if k in theirs and theirs[k].shape != v.shape]
+    missing = sorted(set(ours) - set(theirs))
+    extra = sorted(set(theirs) - set(ours))
+    problems = wrong + [f"missing {k}" for k in missing] + [f"unexpected {k}" for k in extra]
+    if problems:
+        shown = "; ".join(problems[:2]) + (f"; and {len(problems) - 2} more" if len(problems) > 2 else "")
+        raise TransferlabError(
+            f"resume={ckpt}: its weights don't fit this model ({shown}); resume with the config of the run that wrote it"
+        )
+
+
 def check_inputs(cfg, run_dir: Path) -> Inputs:
     """Every input check that needs the file system, cheapest first; returns what later steps reuse."""
-    from transferlab.data.loading import label_mapping, load_splits
+    from transferlab.data.loading import load_splits
+    from transferlab.hub import check_model_source
+    from transferlab.objectives import OBJECTIVES
 
+    objective = OBJECTIVES[cfg.objective.name]
     with quiet():
         check_model_source(cfg.model)
-        check_freeze_depth(cfg)
         resume_from = resume_path(cfg, run_dir)
         if resume_from:
             read_checkpoint(resume_from)
-        labeled = cfg.objective.name == "classification"
-        raw = load_splits(cfg.data, labeled=labeled)
-        label2id = label_mapping(raw) if labeled else None
-    return Inputs(raw, label2id, resume_from)
+        raw, dropped = load_splits(cfg.data, objective.fields, objective.stratify)
+        objective.check_splits(raw, cfg)
+    return Inputs(raw, resume_from, dropped)

@@ -1,0 +1,96 @@
+"""The objective interface: what every objective owns, with the defaults most of them share.
+
+An objective owns its task end to end, so nothing upstream names a task:
+- class level (read before torch loads, so keep module-level imports light): ``name``, its config schema
+  ``Config``, the data ``fields`` it reads and which ``data.*_column`` key supplies each, the field its splits are
+  stratified by, the model ``kinds`` it accepts, the HF ``auto_class`` of its task model, the ``monitor`` metric
+  that picks the best checkpoint, drives early stopping and is returned to a sweeper, and ``check`` /
+  ``check_splits`` for the rules that need the whole config or the loaded data;
+- instance, built from its config, the data config, the tokenizer and the train split (it derives its own label or
+  tag vocabulary): ``prepare`` turns a raw split into a dataset with stable example ids, ``collator(stage)`` batches
+  it, ``step`` gives the loss (and updates the per-batch metrics), ``predict`` / ``evaluate`` score whole eval sets
+  at the epoch's end (after predictions are gathered across ranks and duplicates dropped by id), and
+  ``batch_size`` / ``count_tokens`` / ``compile_targets`` / ``model_config`` tell the rest of the run what it needs.
+
+A new objective is one module (a subclass overriding what differs), one YAML and one registry line.
+"""
+
+from transferlab.architectures import KINDS
+from transferlab.errors import TransferlabError
+
+
+class Objective:
+    name: str
+    Config: type
+    fields: dict = {"text": "text_column"}  # field -> the data.* key naming its column
+    stratify: str | None = None  # the field that stratified cuts (train_fraction, carved splits) keep balanced
+    model_kinds: tuple = KINDS
+    auto_class: str
+    monitor: tuple = ("val/loss", "min")
+
+    @classmethod
+    def check(cls, cfg) -> None:
+        """Cross-field rules on the composed config (no data read, nothing heavy). Default: every field's column."""
+        data = cfg.data
+        for field, key in cls.fields.items():
+            if not data.get(key):
+                from transferlab.objectives import OBJECTIVES
+
+                others = [n for n, o in OBJECTIVES.items() if all(data.get(k) for k in o.fields.values())]
+                instead = f", or use objective={'|'.join(others)}" if others else ""
+                raise TransferlabError(
+                    f"objective={cls.name} needs a '{field}' column, but data={data.name} has no data.{key}; "
+                    f"set data.{key}=<column>{instead}"
+                )
+
+    @classmethod
+    def check_splits(cls, splits: dict, cfg) -> None:
+        """Rules on the loaded splits (columns renamed to field names), before the tokenizer or model is built."""
+
+    @classmethod
+    def tokenizer_family(cls, kind: str | None) -> str:
+        """The tokenizer tokenizer=train builds for this objective on a model of this kind."""
+        return "byte_bpe" if kind == "decoder" else "wordpiece"
+
+    @classmethod
+    def texts(cls, split, batch_size: int = 1000):
+        """Batches of the texts a trained tokenizer learns from (the fields the model reads)."""
+        for i in range(0, len(split), batch_size):
+            yield split[i : i + batch_size]["text"]
+
+    def __init__(self, cfg, data_cfg, tokenizer, train):
+        self.cfg, self.data_cfg, self.tokenizer = cfg, data_cfg, tokenizer
+
+    # What the objective makes of the data; prepare and step have no default.
+    def prepare(self, split: str, dataset):
+        raise NotImplementedError
+
+    def collator(self, stage: str):
+        raise NotImplementedError
+
+    def step(self, model, batch, stage: str):
+        raise NotImplementedError
+
+    def predict(self, model, batch) -> list | None:
+        """Per-example records ({"id": ..., ...}) for `evaluate`; None: the per-batch metrics say it all."""
+        return None
+
+    def evaluate(self, stage: str, predictions: list) -> dict:
+        """Metrics of a whole eval set from predict's records, one per example id."""
+        return {}
+
+    def batch_size(self, batch) -> int:
+        return batch["input_ids"].size(0)
+
+    def count_tokens(self, batch):
+        """Non-pad input tokens, left on the device (reading it would sync a GPU every step)."""
+        mask = batch.get("attention_mask")
+        return mask.sum() if mask is not None else batch["input_ids"].numel()
+
+    def compile_targets(self, model) -> list:
+        """What compile=true compiles in place: the modules `step` calls."""
+        return [model]
+
+    def model_config(self) -> dict:
+        """HF config fields the task model needs from the data (e.g. num_labels and id2label)."""
+        return {}

@@ -1,0 +1,34 @@
+"""Batching shared by the row-per-example objectives: dynamic padding (to a multiple of 8 on GPU helps tensor cores).
+
+Imported by the objectives' instances only (it loads torch)."""
+
+import torch
+
+
+class PadCollator:
+    """Pads input_ids to the batch's longest row with an attention mask; stacks every other listed column as a
+    tensor. Eval batches also carry the examples' ids (a plain list: Lightning leaves it on the CPU)."""
+
+    def __init__(self, pad_id: int, columns: tuple = ("labels",), keep_ids: bool = False, multiple_of: int = 1):
+        self.pad_id, self.columns, self.keep_ids, self.multiple_of = pad_id, columns, keep_ids, multiple_of
+
+    def __call__(self, examples: list) -> dict:
+        longest = max(len(e["input_ids"]) for e in examples)
+        longest = -(-longest // self.multiple_of) * self.multiple_of
+        input_ids = torch.full((len(examples), longest), self.pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(examples), longest), dtype=torch.long)
+        for row, e in enumerate(examples):
+            input_ids[row, : len(e["input_ids"])] = torch.as_tensor(e["input_ids"])
+            attention_mask[row, : len(e["input_ids"])] = 1
+        batch = {"input_ids": input_ids, "attention_mask": attention_mask}
+        batch.update({c: torch.tensor([e[c] for e in examples]) for c in self.columns})
+        if self.keep_ids:
+            batch["ids"] = [e["id"] for e in examples]
+        return batch
+
+
+class BlockCollator:
+    """Packed blocks are equal-length: stacking is all there is (no padding, no attention mask)."""
+
+    def __call__(self, examples):
+        return {"input_ids": torch.stack(examples)}
