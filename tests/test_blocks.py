@@ -28,7 +28,8 @@ from transformers import (
     RobertaModel,
 )
 
-from transferlab.config.schema import FreezeBackbone, FreezeLoRA
+from transferlab.freeze.lora import FreezeLoRA
+from transferlab.freeze.policies import FreezeBackbone
 from transferlab.errors import TransferlabError
 from transferlab.freeze import build_freeze_policy, find_blocks, format_parameter_table, parameter_summary
 

@@ -21,12 +21,37 @@ def test_every_group_has_real_members():
     assert {p.stem for p in (CONF_DIR / "freeze").glob("*.yaml")} == {"none", "backbone", "top_k", "gradual", "llrd", "bitfit", "lora"}
 
 
+# What each preset sets, on top of the defaults (a preset that stops setting one of these, or a new preset without an
+# entry, fails here).
+PRESETS = {
+    "finetune": {"objective.name": "classification", "freeze.name": "none", "data.name": "wordnet_topics", "tokenizer.source": "pretrained"},
+    "lora": {"objective.name": "classification", "freeze.name": "lora", "tokenizer.source": "pretrained", "optimizer.lr": 2.0e-3},
+    "pretrain_clm": {"objective.name": "clm", "model.arch": "gpt2", "data.name": "wordnet_corpus", "tokenizer.source": "train", "data.max_seq_len": 64},
+    "pretrain_mlm": {"objective.name": "mlm", "model.arch": "bert", "data.name": "wordnet_corpus", "objective.mlm_probability": 0.3,
+                     "model.config.hidden_dropout_prob": 0.0, "data.max_seq_len": 64},
+    "probe": {"objective.name": "classification", "freeze.name": "backbone", "tokenizer.source": "pretrained", "optimizer.weight_decay": 0.0},
+    "quickstart": {"objective.name": "classification", "model.arch": "bert", "tokenizer.source": "train", "data.max_train_samples": 20000},
+    "study": {"objective.name": "classification", "data.name": "wordnet_topics", "trainer.max_steps": 600, "init": "pretrained"},
+}
+
+
+def test_every_experiment_has_a_recipe_here():
+    assert set(EXPERIMENTS) == set(PRESETS)
+
+
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_every_experiment_composes_with_debug_fast(experiment, tmp_path):
-    cfg = compose([f"experiment={experiment}", "debug=fast", f"pretrained_source={tmp_path}", f"model.name_or_path={tmp_path}"]
-                  if experiment in ("finetune", "probe", "lora", "study") else [f"experiment={experiment}", "debug=fast"])
+def test_every_experiment_composes_and_sets_its_recipe(experiment, tmp_path):
+    from omegaconf import OmegaConf
+
+    needs_source = experiment in ("finetune", "probe", "lora", "study")
+    extra = [f"pretrained_source={tmp_path}", f"model.name_or_path={tmp_path}"] if needs_source else []
+    cfg = compose([f"experiment={experiment}", *extra])
     assert cfg.task_name == experiment
-    assert cfg.trainer.max_epochs == 1 and cfg.logger.wandb is None  # debug=fast applied on top
+    for key, value in PRESETS[experiment].items():
+        assert OmegaConf.select(cfg, key) == value, key
+    fast = compose([f"experiment={experiment}", "debug=fast", *extra])
+    assert fast.trainer.max_epochs == 1 and fast.logger.wandb is None  # debug=fast applied on top
+    assert fast.objective == cfg.objective and fast.freeze == cfg.freeze  # and nothing of the recipe lost
 
 
 @pytest.mark.parametrize("preset", ["gpu", "ddp", "ddp_cpu", "fsdp", "deepspeed", "cpu"])
@@ -53,7 +78,16 @@ def test_optuna_preset_composes():
         (["seed=abc"], "seed: expected an integer, got 'abc'"),
         (["objective=clm"], "objective=clm needs a decoder-only model, but model type 'bert' is encoder-only"),
         (["objective=mlm", "model=tiny_gpt2"], "objective=mlm needs an encoder-only model, but model type 'gpt2' is decoder-only"),
-        (["data.label_column=null"], "objective=classification needs labeled data, but data=wordnet_topics has no data.label_column"),
+        (["data.label_column=null"], "objective=classification needs a 'label' column, but data=wordnet_topics has no data.label_column; set data.label_column=<column>, or use objective=mlm|clm"),
+        (["data.batch_size=0"], "data.batch_size=0 must be >= 1"),
+        (["optimizer.lr=-1"], "optimizer.lr=-1.0 must be > 0"),
+        (["trainer.max_steps=-5"], "trainer.max_steps=-5 must be >= 1 (or -1); -1 means no step limit"),
+        (["scheduler.warmup_ratio=1.5"], "scheduler.warmup_ratio=1.5 must be in [0, 1]"),
+        (["objective=mlm", "objective.mlm_probability=-0.1"], "objective.mlm_probability=-0.1 must be in [0, 1]"),
+        (["freeze=llrd", "freeze.decay=0"], "freeze.decay=0.0 must be in (0, 1]; 0.8 is a common choice"),
+        (["freeze=gradual", "freeze.interval=epochs"], "freeze.interval=epochs is not one of: epoch, step"),
+        (["data.missing=skip"], "data.missing=skip is not one of: drop, error"),
+        (["callbacks.checkpoint.monitor=val/acc"], "callbacks.checkpoint.monitor=val/acc needs its mode too"),
         (["data.train_fraction=0"], "data.train_fraction=0.0 must be in (0, 1]"),
         (["data.train_fraction=1.5"], "data.train_fraction=1.5 must be in (0, 1]"),
         (["data.max_seq_len=1024"], "data.max_seq_len=1024 exceeds the model's 512 position embeddings"),

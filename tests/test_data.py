@@ -8,12 +8,14 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from transferlab.config.schema import DataConfig, MLMConfig
+from transferlab.config.schema import DataConfig
+from transferlab.objectives.mlm import MLMConfig
 from transferlab.data.buckets import BatchSampler
-from transferlab.data.loading import label_mapping, load_splits
+from transferlab.data.loading import load_splits
 from transferlab.data.packing import flat_tokens, pack_blocks
 from transferlab.data.splits import stratified_sample, stratified_take
 from transferlab.errors import TransferlabError
+from transferlab.objectives.classification import Classification, label_vocabulary
 from transferlab.objectives.mlm import IGNORE, MLMCollator
 from transferlab.tokenizer import _train_wordpiece
 
@@ -107,8 +109,24 @@ def test_ddp_shards_are_disjoint_and_equal_sized():
     assert {i for b in shards[0] + shards[1] for i in b} == set(range(100))
 
 
+def test_eval_shards_hold_every_example_exactly_once():
+    lengths = [5] * 37  # does not divide by 2 ranks nor by the batch size
+    shards = [list(BatchSampler(lengths, 8, False, False, 0, rank=r, world=2, pad_ranks=False)) for r in (0, 1)]
+    seen = [i for shard in shards for b in shard for i in b]
+    assert sorted(seen) == list(range(37))  # no example twice, none left out
+    assert [len(s) for s in shards] == [3, 3] and [len(BatchSampler(lengths, 8, False, False, 0, r, 2, pad_ranks=False)) for r in (0, 1)] == [3, 3]
+
+
 def _data_cfg(tmp_path, **kw):
     return OmegaConf.structured(DataConfig(**kw))
+
+
+def _load(cfg, labeled: bool) -> dict:
+    """The splits as the classification (labeled) or an LM objective (text only) loads them."""
+    fields = Classification.fields if labeled else {"text": "text_column"}
+    raw, dropped = load_splits(cfg, fields, "label" if labeled else None)
+    assert dropped == {}
+    return raw
 
 
 def _write(path, lines, raw=False):
@@ -119,12 +137,12 @@ def _write(path, lines, raw=False):
 def test_string_labels_are_mapped_and_test_labels_must_occur_in_train(tmp_path):
     train = _write(tmp_path / "train.jsonl", [json.dumps({"text": f"t{i}", "label": "pos" if i % 2 else "neg"}) for i in range(40)])
     test = _write(tmp_path / "test.jsonl", [json.dumps({"text": "x", "label": "neutral"})])
-    raw = load_splits(_data_cfg(tmp_path, train=train, label_column="label"), labeled=True)
+    raw = _load(_data_cfg(tmp_path, train=train, label_column="label"), labeled=True)
     assert set(raw) == {"train", "validation", "test"}  # missing splits carved from train
-    assert label_mapping(raw) == {"neg": 0, "pos": 1}
-    raw = load_splits(_data_cfg(tmp_path, train=train, test=test, label_column="label"), labeled=True)
+    assert label_vocabulary(raw["train"]) == {"neg": 0, "pos": 1}
+    raw = _load(_data_cfg(tmp_path, train=train, test=test, label_column="label"), labeled=True)
     with pytest.raises(TransferlabError, match="data.test has labels never seen in train: neutral"):
-        label_mapping(raw)
+        Classification.check_splits(raw, None)
 
 
 @pytest.mark.parametrize(
@@ -140,12 +158,12 @@ def test_bad_files_fail_with_one_clear_line(tmp_path, name, content, message):
     path = _write(tmp_path / name, content, raw=True)
     label = None if name.endswith(".txt") else "label"
     with pytest.raises(TransferlabError, match=message):
-        load_splits(_data_cfg(tmp_path, train=path, label_column=label), labeled=label is not None)
+        _load(_data_cfg(tmp_path, train=path, label_column=label), labeled=label is not None)
 
 
 def test_replace_policy_decodes_bad_bytes(tmp_path):
     path = _write(tmp_path / "latin.txt", "caf\u00e9 au lait\nsecond line\nthird\nfourth\n".encode("latin-1"), raw=True)
-    raw = load_splits(_data_cfg(tmp_path, train=path, encoding_errors="replace", validation_fraction=0.25), labeled=False)
+    raw = _load(_data_cfg(tmp_path, train=path, encoding_errors="replace", validation_fraction=0.25), labeled=False)
     texts = [t for split in raw.values() for t in split["text"]]
     assert "caf\ufffd au lait" in texts
 
@@ -154,17 +172,38 @@ def test_gzip_jsonl_reads(tmp_path):
     path = tmp_path / "t.jsonl.gz"
     with gzip.open(path, "wt") as f:
         f.write("\n".join(json.dumps({"text": f"x{i}"}) for i in range(10)))
-    raw = load_splits(_data_cfg(tmp_path, train=str(path), validation_fraction=0.2), labeled=False)
+    raw = _load(_data_cfg(tmp_path, train=str(path), validation_fraction=0.2), labeled=False)
     assert len(raw["train"]) + len(raw["validation"]) + len(raw["test"]) == 10
 
 
-def test_tokenization_is_cached_across_runs(tmp_path, wordpiece):
-    from transferlab.data.tokenize import tokenize_split
+def test_tokenization_is_cached_across_runs(tmp_path, wordpiece, monkeypatch):
+    from transferlab.data import tokenize
 
     path = _write(tmp_path / "t.jsonl", [json.dumps({"text": f"the cat number {i}", "label": "a" if i % 2 else "b"}) for i in range(50)])
-    cfg = _data_cfg(tmp_path, train=path, label_column="label")
-    first = tokenize_split(load_splits(cfg, labeled=True)["train"], wordpiece, 32, False, {"a": 0, "b": 1})
-    again = tokenize_split(load_splits(cfg, labeled=True)["train"], wordpiece, 32, False, {"a": 0, "b": 1})
-    assert first.cache_files and again.cache_files == first.cache_files  # the second run read the cache
-    other = tokenize_split(load_splits(cfg, labeled=True)["train"], wordpiece, 16, False, {"a": 0, "b": 1})
-    assert other.cache_files != first.cache_files  # a different max_seq_len re-tokenizes
+    raw = _load(_data_cfg(tmp_path, train=path, label_column="label"), labeled=True)
+    cache_files = []
+    real = tokenize.cached_map
+    monkeypatch.setattr(tokenize, "cached_map", lambda *args: cache_files.append(real(*args).cache_files) or real(*args))
+
+    def prepare(max_seq_len: int):
+        data_cfg = _data_cfg(tmp_path, max_seq_len=max_seq_len)
+        objective = Classification(OmegaConf.create({"name": "classification"}), data_cfg, wordpiece, raw["train"])
+        return objective.prepare("train", raw["train"])
+
+    first, again = prepare(32), prepare(32)
+    assert cache_files[0] and cache_files[1] == cache_files[0]  # the second run read the cache
+    assert again.columns == first.columns and first[3] == {"id": 3, **{c: v[3] for c, v in first.columns.items()}}
+    prepare(16)
+    assert cache_files[2] != cache_files[0]  # a different max_seq_len re-tokenizes
+
+
+def test_missing_values_fail_naming_file_and_line_or_are_dropped_and_counted(tmp_path):
+    path = _write(tmp_path / "gaps.csv", ["text,label", "a cat,animal", ",animal", "a car,", "a bus,vehicle", "a dog,animal", "a van,vehicle"])
+    held_out = _write(tmp_path / "held_out.csv", ["text,label", "a cow,animal", "a cab,vehicle"])
+    cfg = _data_cfg(tmp_path, train=path, validation=held_out, test=held_out, label_column="label")
+    with pytest.raises(TransferlabError, match=r"gaps.csv\) has an empty 'text' value at line 3; fill it in, or set data.missing=drop"):
+        load_splits(cfg, Classification.fields, "label")
+    cfg.missing = "drop"
+    raw, dropped = load_splits(cfg, Classification.fields, "label")
+    assert dropped == {"train": 2}
+    assert sorted(raw["train"]["text"]) == ["a bus", "a cat", "a dog", "a van"]

@@ -19,10 +19,13 @@ from transformers import (
     LlamaForSequenceClassification,
 )
 
-from transferlab.config.schema import FreezeBackbone, FreezeBitFit, FreezeGradual, FreezeLLRD, FreezeLoRA, FreezeNone
-from transferlab.config.schema import FreezeTopK
+from transferlab.freeze.lora import FreezeLoRA
+from transferlab.freeze.policies import FreezeBackbone, FreezeBitFit, FreezeGradual, FreezeLLRD, FreezeNone
+from transferlab.freeze.policies import FreezeTopK
 from transferlab.errors import TransferlabError
+from transferlab.config.rules import check_fields
 from transferlab.freeze import FREEZE_POLICIES, build_freeze_policy
+from transferlab.module import group_schedules
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -90,9 +93,9 @@ class Run:
 
     def __init__(self, policy, model, lr=1e-2, weight_decay=0.1, steps_per_epoch=1):
         self.policy, self.model, self.batch = policy, model, batch_for(model)
-        self.opt = torch.optim.AdamW(policy.param_groups(model, lr, weight_decay))
-        multipliers = policy.lr_multipliers(steps_per_epoch)
-        self.sched = LambdaLR(self.opt, multipliers) if multipliers is not None else None
+        groups = policy.param_groups(model, lr, weight_decay, steps_per_epoch)
+        self.opt = torch.optim.AdamW(groups)
+        self.sched = LambdaLR(self.opt, group_schedules(groups, lambda step: 1.0))
         self.before = {n: p.detach().clone() for n, p in model.named_parameters()}
 
     def step(self, n=2):
@@ -102,8 +105,7 @@ class Run:
             self.model(**self.batch).loss.backward()
             self.opt.step()
             self.opt.zero_grad()
-            if self.sched is not None:
-                self.sched.step()
+            self.sched.step()
         return {n for n, p in self.model.named_parameters() if not torch.equal(p, self.before[n])}
 
     def names(self, *prefix_lists):
@@ -197,9 +199,9 @@ def test_gradual_unfreezes_top_down_with_exactly_zero_lr(arch):
 def test_gradual_epoch_schedule():
     policy = policy_of(FreezeGradual(interval="epoch", unfreeze_every=1))
     model = policy.apply(make(BertForSequenceClassification, bert_config()))
-    names = [g["name"].removesuffix(".no_decay") for g in policy.param_groups(model, 1.0, 0.1)]
-    multipliers = policy.lr_multipliers(steps_per_epoch=10)
-    assert len(multipliers) == len(names)
+    groups = policy.param_groups(model, 1.0, 0.1, steps_per_epoch=10)
+    names = [g["name"].removesuffix(".no_decay") for g in groups]
+    multipliers = group_schedules(groups, lambda step: 1.0)
     starts = {name: next(s for s in range(100) if f(s) == 1.0) for name, f in zip(names, multipliers)}
     assert starts == {"head": 0, "pooler": 0, "layer.2": 10, "layer.1": 20, "layer.0": 30, "embeddings": 40}
     assert all(f(s) in (0.0, 1.0) for f in multipliers for s in range(100))
@@ -253,7 +255,7 @@ def test_masked_and_causal_lm_heads(case):
     [
         (FreezeBackbone(), lambda: GPT2LMHeadModel(gpt2_config()), r"no trainable parameters .*tied"),
         (FreezeBackbone(head="mlp"), lambda: GPT2ForSequenceClassification(gpt2_config()), "has no pooler"),
-        (FreezeTopK(k=5), lambda: BertForSequenceClassification(bert_config()), r"freeze.k=5 .* has 3 blocks"),
+        (FreezeTopK(k=5), lambda: BertForSequenceClassification(bert_config()), r"freeze.k=5 but the model has 3 blocks"),
         (FreezeLoRA(target_modules=["qurey"]), lambda: BertForSequenceClassification(bert_config()),
          r"\['qurey'\] match no linear layer .*choose from: .*query"),
         (FreezeBitFit(), lambda: LlamaForSequenceClassification(LlamaConfig(
@@ -273,10 +275,13 @@ def test_apply_errors(cfg, model, message):
 def test_config_errors(monkeypatch):
     with pytest.raises(TransferlabError, match="choose one of: none, backbone, top_k, gradual, llrd, bitfit, lora"):
         build_freeze_policy(OmegaConf.create({"name": "frozen"}))
-    with pytest.raises(TransferlabError, match="freeze.interval=epochs is unknown"):
-        policy_of(FreezeGradual(interval="epochs"))
-    with pytest.raises(TransferlabError, match="freeze.k=0 must be at least 1"):
-        policy_of(FreezeTopK(k=0))
+    # Choices and ranges are declared on each policy's schema and checked with every other field of the config.
+    with pytest.raises(TransferlabError, match="freeze.interval=epochs is not one of: epoch, step"):
+        check_fields(OmegaConf.structured(FreezeGradual(interval="epochs")), "freeze.")
+    with pytest.raises(TransferlabError, match="freeze.k=0 must be >= 1; freeze=backbone trains the head alone"):
+        check_fields(OmegaConf.structured(FreezeTopK(k=0)), "freeze.")
+    with pytest.raises(TransferlabError, match=r"freeze.decay=1.5 must be in \(0, 1\]"):
+        check_fields(OmegaConf.structured(FreezeLLRD(decay=1.5)), "freeze.")
     monkeypatch.setitem(sys.modules, "peft", None)  # as if the [lora] extra were not installed
     with pytest.raises(TransferlabError, match=r"freeze=lora needs peft: pip install 'transferlab\[lora\]'"):
         policy_of(FreezeLoRA()).apply(BertForSequenceClassification(bert_config()))

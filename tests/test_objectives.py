@@ -7,7 +7,9 @@ import torch
 from omegaconf import OmegaConf
 from transformers import BertConfig, BertForMaskedLM, GPT2Config, GPT2LMHeadModel, RobertaConfig, RobertaForMaskedLM
 
-from transferlab.config.schema import MLMConfig, OptimizerConfig, SchedulerConfig
+from transferlab.config.schema import OptimizerConfig, SchedulerConfig
+from transferlab.objectives.mlm import MLMConfig
+from transferlab.objectives.base import Objective
 from transferlab.objectives.clm import CausalLM
 from transferlab.objectives.metrics import FiniteMean, Perplexity
 from transferlab.objectives.mlm import IGNORE, MaskedLM
@@ -25,9 +27,9 @@ def wordpiece():
 
 def _mlm_batch(wordpiece, seed=0):
     torch.manual_seed(seed)
-    objective = MaskedLM(OmegaConf.structured(MLMConfig(mlm_probability=0.3)), wordpiece)
+    objective = MaskedLM(OmegaConf.structured(MLMConfig(mlm_probability=0.3)), None, wordpiece, None)
     ids = torch.tensor(wordpiece(["the cat sleeps on a mat and a small dog runs"] * 6)["input_ids"])
-    return objective, objective.collator(list(ids))
+    return objective, objective.collator("train")(list(ids))
 
 
 def test_collator_lists_the_masked_positions(wordpiece):
@@ -63,7 +65,7 @@ def test_clm_loss_shifts_targets_and_equals_hf_loss():
     torch.manual_seed(0)
     model = GPT2LMHeadModel(GPT2Config(n_embd=32, n_layer=2, n_head=2, vocab_size=100, n_positions=32, bos_token_id=0,
                                        eos_token_id=0, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0))
-    objective = CausalLM(OmegaConf.create({}), tokenizer=None)
+    objective = CausalLM(OmegaConf.create({}), None, None, None)
     ids = torch.randint(0, 100, (3, 16))
     loss = objective.step(model, {"input_ids": ids}, "train")
     logits = model(input_ids=ids).logits
@@ -84,8 +86,11 @@ def test_finite_mean_gives_non_finite_values_no_weight():
     assert perplexity.weight.item() == 10 and torch.isclose(perplexity.compute(), torch.tensor(2.0).exp())
 
 
-class _Squares(torch.nn.Module):
+class _Squares(Objective):
     metrics = {"train": {}, "val": {}, "test": {}}
+
+    def __init__(self):
+        pass  # a stand-in: no config, tokenizer or data
 
     def step(self, model, batch, stage):
         return ((model(batch["x"]) - batch["y"]) ** 2).mean() * 100  # large gradients: clipping has work to do
@@ -134,14 +139,14 @@ def test_trained_tokenizer_is_cached_across_run_dirs(tmp_path, monkeypatch):
 
     monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path / "cache"))
     cfg = OmegaConf.create({"tokenizer": {"source": "train", "vocab_size": 200, "min_frequency": 1, "lowercase": True},
-                            "model": {"arch": "bert", "name_or_path": None}})
+                            "model": {"arch": "bert", "name_or_path": None, "config": {}}})
     train = Dataset.from_dict({"text": [f"the cat number {i} sleeps" for i in range(300)]})
-    first = tok.build_tokenizer(cfg, train, tmp_path / "run1", True)
-    monkeypatch.setattr(tok, "_train_wordpiece", lambda *a: pytest.fail("trained again instead of using the cache"))
-    second = tok.build_tokenizer(cfg, train, tmp_path / "run2", True)
+    first = tok.build_tokenizer(cfg, train, tmp_path / "run1", True, MaskedLM)
+    monkeypatch.setitem(tok.FAMILIES, "wordpiece", lambda *a: pytest.fail("trained again instead of using the cache"))
+    second = tok.build_tokenizer(cfg, train, tmp_path / "run2", True, MaskedLM)
     assert first.get_vocab() == second.get_vocab()
     assert json.loads((tmp_path / "run2" / "tokenizer" / "tokenizer.json").read_text()) == json.loads(
         (tmp_path / "run1" / "tokenizer" / "tokenizer.json").read_text())
     other = OmegaConf.merge(cfg, {"tokenizer": {"vocab_size": 150}})
-    monkeypatch.setattr(tok, "_train_wordpiece", _train_wordpiece)
-    assert len(tok.build_tokenizer(other, train, tmp_path / "run3", True)) != len(first)  # other settings: trained anew
+    monkeypatch.setitem(tok.FAMILIES, "wordpiece", _train_wordpiece)
+    assert len(tok.build_tokenizer(other, train, tmp_path / "run3", True, MaskedLM)) != len(first)  # other settings: trained anew

@@ -22,6 +22,7 @@ import torch
 from omegaconf import OmegaConf
 
 from transferlab.errors import TransferlabError
+from transferlab.objectives.base import Objective
 
 ARGS = ["experiment=quickstart", "debug=fast", "logger=default", "trainer.max_epochs=10", "trainer.max_steps=12",
         "callbacks.checkpoint.every_n_train_steps=2", "trainer.deterministic=true", "seed=7", "callbacks.progress_bar=false"]
@@ -177,7 +178,7 @@ def test_batch_sampler_resumes_mid_epoch_at_the_same_batches():
 
 
 def test_atomic_checkpoint_io_never_leaves_a_torn_file(tmp_path, monkeypatch):
-    from transferlab.reliability import AtomicCheckpointIO
+    from transferlab.checkpoints import AtomicCheckpointIO
 
     target = tmp_path / "last.ckpt"
     io = AtomicCheckpointIO()
@@ -203,7 +204,7 @@ class _NotATensor:
 
 
 def test_checkpoints_load_with_weights_only(tmp_path):
-    from transferlab.inputs import read_checkpoint
+    from transferlab.preflight import read_checkpoint
 
     path = tmp_path / "code.ckpt"
     torch.save({"state_dict": {}, "loops": {}, "optimizer_states": [], "extra": _NotATensor()}, path)
@@ -215,7 +216,7 @@ def test_checkpoints_load_with_weights_only(tmp_path):
 
 
 def test_rng_state_round_trips_through_a_safe_load(tmp_path):
-    from transferlab.reliability import rng_state, set_rng_state
+    from transferlab.resume import rng_state, set_rng_state
 
     torch.manual_seed(1), np.random.seed(1), random.seed(1)
     torch.save(rng_state(), tmp_path / "rng.pt")
@@ -226,7 +227,7 @@ def test_rng_state_round_trips_through_a_safe_load(tmp_path):
 
 
 def test_ctrl_c_takes_the_sigterm_path_and_sigusr1_is_left_alone():
-    from transferlab.reliability import sigint_as_sigterm
+    from transferlab.signals import sigint_as_sigterm
 
     seen = []
     old_term = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
@@ -262,10 +263,13 @@ def test_nan_loss_stops_naming_the_step_and_records_failure(tmp_path, capsys):
     assert not (run / "export").exists()
 
 
-class _LeastSquares(torch.nn.Module):
+class _LeastSquares(Objective):
     """A stand-in objective: squared error of a linear model; a batch flagged `poison` has a NaN loss."""
 
     metrics = {"train": {}, "val": {}, "test": {}}
+
+    def __init__(self):
+        pass  # a stand-in: no config, tokenizer or data
 
     def step(self, model, batch, stage):
         loss = ((model(batch["x"]) - batch["y"]) ** 2).mean()

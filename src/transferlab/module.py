@@ -33,6 +33,11 @@ def schedule(name: str, warmup: int, total: int):
     return factor
 
 
+def group_schedules(groups: list[dict], base) -> list:
+    """One LR multiplier per param group: the schedule, held at 0 before the group's start_step (gradual unfreezing)."""
+    return [(lambda step, start=g.get("start_step", 0): base(step) if step >= start else 0.0) for g in groups]
+
+
 class TransferModule(pl.LightningModule):
     def __init__(self, model, objective, policy, optimizer_cfg, scheduler_cfg, on_nan: str = "stop"):
         super().__init__()
@@ -159,7 +164,5 @@ class TransferModule(pl.LightningModule):
         fused = True if self._unscaled_gradients() else None
         optimizer = torch.optim.AdamW(groups, lr=opt_cfg.lr, betas=tuple(opt_cfg.betas), eps=opt_cfg.eps, fused=fused)
         base = schedule(sched_cfg.name, int(sched_cfg.warmup_ratio * total), total)
-        # A group's start_step holds its LR at 0 until then (gradual unfreezing); the schedule runs for all alike.
-        lambdas = [(lambda s, start=g.get("start_step", 0): base(s) if s >= start else 0.0) for g in groups]
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, group_schedules(groups, base))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
