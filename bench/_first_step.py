@@ -68,7 +68,7 @@ def assemble(*args, **kwargs):
     import transferlab.tokenizer as tokenizer
 
     timed(tokenizer, "build_tokenizer", "build_tokenizer")
-    timed(datamodule, "build_datasets", "build_datasets (tokenize + pack/bucket)")
+    timed(datamodule, "prepare_splits", "prepare_splits (tokenize + pack/bucket)")
     timed(models, "build_model", "build_model")
     result = original_assemble(*args, **kwargs)
     fit = result.trainer.fit
@@ -86,7 +86,7 @@ def assemble(*args, **kwargs):
 
 job.assemble = assemble
 timed(job, "assemble", "assemble", start_mark="assemble_start")
-for module_name, function, key in (("transferlab.inputs", "check_inputs", "check_inputs (load splits, labels)"),
+for module_name, function, key in (("transferlab.preflight", "check_inputs", "check_inputs (load splits, labels)"),
                                    ("transferlab.loggers", "build_loggers", "build_loggers")):
     try:  # only where this version of the product has them; importing them is light
         __import__(module_name)

@@ -72,7 +72,7 @@ def main():
     }
 
     # Pad share of one whole epoch: the product's sampler vs a random sampler with pad-to-longest.
-    tl_lengths = [len(x) for x in first.datamodule.datasets["train"].input_ids]
+    tl_lengths = first.datamodule.datasets["train"].lengths
     batch = settings["batch_size"]
     bucketed = list(BatchSampler(tl_lengths, batch, shuffle=True, bucket=True, seed=42))
     hf_lengths = [len(x) for x in encoded["input_ids"]]

@@ -111,14 +111,16 @@ def raw_runner(cfg, run_dir, log_fn, flops_fn, steps: int, device: str, bf16: bo
         from transferlab.module import schedule
 
         a = transferlab_assemble(cfg, run_dir)
-        model, objective, policy = a.module.model.to(device), a.module.objective.to(device), a.policy
+        model, objective, policy = a.module.model.to(device), a.module.objective, a.policy
+        a.module.metrics.to(device)
         model.train()
         opt, sched = cfg.optimizer, cfg.scheduler
-        optimizer = torch.optim.AdamW(policy.param_groups(model, opt.lr, opt.weight_decay), lr=opt.lr, betas=tuple(opt.betas),
-                                      eps=opt.eps, fused=True)  # as TransferModule
+        train_loader = a.datamodule.train_dataloader()
+        optimizer = torch.optim.AdamW(policy.param_groups(model, opt.lr, opt.weight_decay, len(train_loader)), lr=opt.lr,
+                                      betas=tuple(opt.betas), eps=opt.eps, fused=True)  # as TransferModule
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule(sched.name, int(sched.warmup_ratio * steps), steps))
-        loader = torch.utils.data.DataLoader(a.datamodule.datasets["train"], batch_sampler=a.datamodule.train_dataloader().batch_sampler,
-                                             collate_fn=objective.collator, num_workers=cfg.data.num_workers,
+        loader = torch.utils.data.DataLoader(a.datamodule.datasets["train"], batch_sampler=train_loader.batch_sampler,
+                                             collate_fn=objective.collator("train"), num_workers=cfg.data.num_workers,
                                              pin_memory=device == "cuda", persistent_workers=False)
         log, params = log_fn(), [p for p in model.parameters() if p.requires_grad]
         for i, batch in enumerate(loader):

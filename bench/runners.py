@@ -159,7 +159,7 @@ def transferlab_raw(cfg, run_dir: Path):
     only Lightning is left out."""
     import torch
 
-    from transferlab.module import schedule
+    from transferlab.module import group_schedules, schedule
 
     def make():
         a = transferlab_assemble(cfg, run_dir)
@@ -167,11 +167,13 @@ def transferlab_raw(cfg, run_dir: Path):
         model.train()
         policy.set_train_mode(model)
         opt_cfg, sched_cfg = cfg.optimizer, cfg.scheduler
-        groups = policy.param_groups(model, opt_cfg.lr, opt_cfg.weight_decay)
+        loader = a.datamodule.train_dataloader()
+        groups = policy.param_groups(model, opt_cfg.lr, opt_cfg.weight_decay, len(loader))
         optimizer = torch.optim.AdamW(groups, lr=opt_cfg.lr, betas=tuple(opt_cfg.betas), eps=opt_cfg.eps, fused=True)
         total = int(cfg.trainer.max_steps)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule(sched_cfg.name, int(sched_cfg.warmup_ratio * total), total))
-        return model, a.datamodule.train_dataloader(), (lambda m, b: objective.step(m, b, "train")), optimizer, scheduler
+        base = schedule(sched_cfg.name, int(sched_cfg.warmup_ratio * total), total)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, group_schedules(groups, base))
+        return model, loader, (lambda m, b: objective.step(m, b, "train")), optimizer, scheduler
 
     return make
 

@@ -6,7 +6,7 @@
   3. `transferlab-train experiment=quickstart` to the end of its first optimizer step (bench/_first_step.py wraps
      the product's functions with timers and exits there): once with an empty datasets cache (cold: empty datasets and tokenizer caches), then 3 times
      warm (median), and once more warm into the same run dir (the tokenizer is loaded instead of trained).
-     Data prep = load_splits + build_tokenizer + build_datasets.
+     Data prep = load_splits + build_tokenizer + prepare_splits.
   4. `python -X importtime` of the launch: which packages the first step pays for.
 """
 
@@ -26,7 +26,7 @@ from common import ROOT, WORK, ForeignLoad, save  # noqa: E402
 PY = sys.executable
 TRAIN = str(Path(PY).parent / "transferlab-train")
 HEAVY = ("torch", "lightning", "transformers", "datasets", "wandb", "torchmetrics", "numpy")
-DATA_PREP = ("check_inputs (load splits, labels)", "build_tokenizer", "build_datasets (tokenize + pack/bucket)")
+DATA_PREP = ("check_inputs (load splits, labels)", "build_tokenizer", "prepare_splits (tokenize + pack/bucket)")
 
 
 def importtime(args: list, env=None) -> dict:

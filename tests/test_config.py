@@ -105,6 +105,7 @@ def test_validation_errors_name_problem_and_fix(overrides, message):
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.slow
 def test_cli_answers_bad_config_in_one_line_without_importing_torch(tmp_path):
     code = (
         "import sys; from transferlab.train import main; sys.argv=['transferlab-train','optimizer.lr=abc'];\n"
@@ -115,6 +116,7 @@ def test_cli_answers_bad_config_in_one_line_without_importing_torch(tmp_path):
     assert out.stderr.strip().splitlines() == ["error: optimizer.lr: expected a float, got 'abc' (Value 'abc' of type 'str' could not be converted to Float)"]
 
 
+@pytest.mark.slow
 def test_help_lists_groups_and_the_composed_config_without_importing_torch(tmp_path):
     code = (
         "import sys; from transferlab.train import main; sys.argv=['transferlab-train','experiment=finetune','--help'];\n"

@@ -201,7 +201,7 @@ def test_missing_values_fail_naming_file_and_line_or_are_dropped_and_counted(tmp
     path = _write(tmp_path / "gaps.csv", ["text,label", "a cat,animal", ",animal", "a car,", "a bus,vehicle", "a dog,animal", "a van,vehicle"])
     held_out = _write(tmp_path / "held_out.csv", ["text,label", "a cow,animal", "a cab,vehicle"])
     cfg = _data_cfg(tmp_path, train=path, validation=held_out, test=held_out, label_column="label")
-    with pytest.raises(TransferlabError, match=r"gaps.csv\) has an empty 'text' value at line 3; fill it in, or set data.missing=drop"):
+    with pytest.raises(TransferlabError, match=r"gaps.csv\) has empty values: 'text' at line 3; 'label' at line 4; fill them in, or set data.missing=drop"):
         load_splits(cfg, Classification.fields, "label")
     cfg.missing = "drop"
     raw, dropped = load_splits(cfg, Classification.fields, "label")

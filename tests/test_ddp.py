@@ -16,7 +16,11 @@ import torch
 
 from transferlab.cli import compose
 
-EVAL_SAMPLES, EVAL_BATCH = 64, 16  # 4 test batches: 2 per rank, all of them within debug=fast's limit_test_batches=2
+pytestmark = pytest.mark.slow  # subprocess end-to-end runs
+
+# 37 test examples in batches of 6: rank 0 gets 19 (4 batches), rank 1 gets 18 (3 batches). Uneven on purpose: no
+# example may be counted twice (the old padding with repeated batches would have), none left out.
+EVAL_SAMPLES, EVAL_BATCH = 37, 6
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +29,7 @@ def ddp_run(tmp_path_factory) -> Path:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "TRANSFERLAB_DEBUG_RANKS": "1"}
     args = ["experiment=quickstart", "debug=fast", "trainer=ddp_cpu", "freeze=gradual", "logger=default",
             f"data.max_eval_samples={EVAL_SAMPLES}", f"data.eval_batch_size={EVAL_BATCH}", "callbacks.progress_bar=false",
+            "trainer.limit_val_batches=1.0", "trainer.limit_test_batches=1.0",
             f"hydra.run.dir={run}"]
     out = subprocess.run([sys.executable, "-m", "transferlab.train", *args], capture_output=True, text=True, env=env, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -49,14 +54,15 @@ def test_only_rank_zero_writes_outputs(ddp_run):
 
 
 def test_test_metrics_are_reduced_over_both_ranks(ddp_run):
-    """test/acc and test/loss cover all 64 test examples, not rank 0's half: recompute them in one process."""
+    """test/acc and test/loss cover every test example exactly once, not rank 0's half: recompute them in one process."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from transferlab.data.loading import load_splits
+    from transferlab.objectives.classification import Classification
 
     metrics = json.loads((ddp_run / "metrics.json").read_text())
     cfg = compose(["experiment=quickstart", "debug=fast", f"data.max_eval_samples={EVAL_SAMPLES}"])
-    test = load_splits(cfg.data, labeled=True)["test"]
+    test = load_splits(cfg.data, Classification.fields, Classification.stratify)[0]["test"]
     model = AutoModelForSequenceClassification.from_pretrained(ddp_run / "export").eval()
     tokenizer = AutoTokenizer.from_pretrained(ddp_run / "export")
     losses, hits = [], []

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
+pytestmark = pytest.mark.slow  # subprocess end-to-end runs
+
 DATA_ROWS = [("the cat sleeps on a mat", "animal"), ("a red car drives fast", "vehicle")] * 10
 
 
@@ -36,6 +38,8 @@ def files(tmp_path_factory) -> dict:
     torch.save({"state_dict": {"w": torch.zeros(256, 256)}, "loops": {}, "optimizer_states": []}, ckpt)
     truncated = d / "truncated.ckpt"
     truncated.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])
+    gaps = d / "gaps.csv"  # an empty label cell on file line 3, an empty text cell on line 4
+    gaps.write_text("text,label\nthe cat sleeps,animal\na red car,\n,vehicle\n" + "".join(f"{t},{l}\n" for t, l in DATA_ROWS))
     return {
         "ok": ok,
         "no_label": _csv(d / "no_label.csv", "text,category", DATA_ROWS),
@@ -45,6 +49,7 @@ def files(tmp_path_factory) -> dict:
         "bad_jsonl": str(jsonl),
         "latin1": str(latin),
         "truncated": str(truncated),
+        "gaps": str(gaps),
     }
 
 
@@ -74,6 +79,20 @@ CATALOGUE = [
     ("train_fraction_zero", ["data.train_fraction=0"], {}, "data.train_fraction=0.0 must be in (0, 1]"),
     ("train_fraction_above_one", ["data.train_fraction=1.5"], {}, "data.train_fraction=1.5 must be in (0, 1]"),
     ("non_utf8", _files(train="latin1"), {}, "latin1.csv: invalid UTF-8 at byte offset 14; fix the file, or set data.encoding_errors=replace"),
+    ("empty_cells", _files(train="gaps"), {},
+     "gaps.csv) has empty values: 'text' at line 4; 'label' at line 3; fill them in, or set data.missing=drop"),
+    ("batch_size_zero", ["data.batch_size=0"], {}, "data.batch_size=0 must be >= 1"),
+    ("lr_negative", ["optimizer.lr=-1"], {}, "optimizer.lr=-1.0 must be > 0"),
+    ("max_steps_negative", ["trainer.max_steps=-5"], {}, "trainer.max_steps=-5 must be >= 1 (or -1); -1 means no step limit"),
+    ("warmup_ratio_above_one", ["scheduler.warmup_ratio=1.5"], {}, "scheduler.warmup_ratio=1.5 must be in [0, 1]"),
+    ("weight_decay_negative", ["optimizer.weight_decay=-0.1"], {}, "optimizer.weight_decay=-0.1 must be >= 0"),
+    ("eval_samples_zero", ["data.max_eval_samples=0"], {}, "data.max_eval_samples=0 must be >= 1; a positive number of examples, or null for all"),
+    ("mask_probability", ["experiment=pretrain_mlm", "objective.mlm_probability=1.5"], {}, "objective.mlm_probability=1.5 must be in [0, 1]"),
+    ("top_k_zero", ["freeze=top_k", "freeze.k=0"], {}, "freeze.k=0 must be >= 1; freeze=backbone trains the head alone"),
+    ("llrd_decay_zero", ["freeze=llrd", "freeze.decay=0"], {}, "freeze.decay=0.0 must be in (0, 1]"),
+    ("gradual_every_zero", ["freeze=gradual", "freeze.unfreeze_every=0"], {}, "freeze.unfreeze_every=0 must be >= 1"),
+    ("lora_rank_zero", ["freeze=lora", "freeze.r=0"], {}, "freeze.r=0 must be >= 1"),
+    ("missing_policy", ["data.missing=skip"], {}, "data.missing=skip is not one of: drop, error"),
 ]
 
 

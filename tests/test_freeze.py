@@ -332,3 +332,78 @@ def test_lora_adapter_export_loads_over_a_fresh_base(arch, tmp_path):
     fresh = AutoModelForSequenceClassification.from_pretrained(tmp_path / "base")
     loaded = PeftModel.from_pretrained(fresh, tmp_path / "adapter").eval()
     torch.testing.assert_close(logits(loaded, run.batch), expected, atol=1e-5, rtol=0)
+
+
+# --- Encoder-decoders: two stacks, depth counted per stack ----------------------------------------------------------
+
+
+def t5_config(**kw):
+    from transformers import T5Config
+
+    return T5Config(d_model=32, d_ff=64, num_layers=3, num_decoder_layers=2, num_heads=2, d_kv=16, vocab_size=100,
+                    decoder_start_token_id=0, pad_token_id=0, dropout_rate=0.0, **kw)
+
+
+def bart_config():
+    from transformers import BartConfig
+
+    return BartConfig(d_model=32, encoder_layers=3, decoder_layers=2, encoder_attention_heads=2, decoder_attention_heads=2,
+                      encoder_ffn_dim=64, decoder_ffn_dim=64, vocab_size=100, max_position_embeddings=64, pad_token_id=0)
+
+
+def t5(tied: bool = True):
+    from transformers import T5ForConditionalGeneration
+
+    config = t5_config()
+    config.tie_word_embeddings = tied  # set after construction: T5Config's own argument does not take
+    return make(T5ForConditionalGeneration, config)
+
+
+def test_top_k_trains_the_top_blocks_of_encoder_and_decoder():
+    policy = policy_of(FreezeTopK(k=1))
+    run = Run(policy, policy.apply(t5()))
+    # lm_head is the tied shared embedding: frozen with the embeddings
+    assert run.step(2) == run.names(["encoder.block.2", "decoder.block.1", "encoder.final_layer_norm", "decoder.final_layer_norm"])
+    with pytest.raises(TransferlabError, match="freeze.k=3 but the model has 2 blocks"):  # the shallower stack bounds k
+        policy_of(FreezeTopK(k=3)).apply(t5())
+
+
+def test_llrd_counts_depth_within_each_stack():
+    from transformers import BartForSequenceClassification
+
+    lr, decay = 0.1, 0.5
+    policy = policy_of(FreezeLLRD(decay=decay))
+    model = policy.apply(make(BartForSequenceClassification, bart_config()))
+    lrs = {g["name"].removesuffix(".no_decay"): g["lr"] for g in policy.param_groups(model, lr, 0.1, 1)}
+    assert lrs == {
+        "embeddings": lr * decay**4,  # below the deeper stack's bottom block
+        "encoder.layer.0": lr * decay**3, "encoder.layer.1": lr * decay**2, "encoder.layer.2": lr * decay,
+        "decoder.layer.0": lr * decay**2, "decoder.layer.1": lr * decay,
+        "head": lr,  # BART has no final norms (its layernorm_embedding belongs to the embeddings)
+    }
+
+
+def test_gradual_unfreezes_each_stack_from_its_top():
+    policy = policy_of(FreezeGradual(interval="step", unfreeze_every=1))
+    model = policy.apply(t5(tied=False))  # an untied lm_head: the head gradual starts with
+    starts = {g["name"].removesuffix(".no_decay"): g["start_step"] for g in policy.param_groups(model, 1.0, 0.0, 1)}
+    assert starts == {"head": 0, "encoder.final_norm": 0, "decoder.final_norm": 0, "encoder.layer.2": 1, "decoder.layer.1": 1,
+                      "encoder.layer.1": 2, "decoder.layer.0": 2, "encoder.layer.0": 3, "embeddings": 4}
+    run = Run(policy, model)
+    assert run.step(1) == run.names(["lm_head", "encoder.final_layer_norm", "decoder.final_layer_norm"])
+    assert run.step(1) >= run.names(["encoder.block.2", "decoder.block.1"])
+
+
+def test_frozen_backbone_names_its_trunk():
+    from transformers import BartForSequenceClassification
+
+    policy = policy_of(FreezeBackbone())
+    model = policy.apply(make(BartForSequenceClassification, bart_config()))
+    assert policy.frozen_trunk(model) is model.model and not any(p.requires_grad for p in model.model.parameters())
+    run = Run(policy, model)
+    run.batch["input_ids"][:, -1] = model.config.eos_token_id  # BART classifies from each row's last <eos>
+    run.batch["input_ids"][:, :-1] = run.batch["input_ids"][:, :-1].clamp(min=3)
+    assert run.step(2) == run.names(["classification_head"])
+    for cfg in (FreezeNone(), FreezeTopK(k=1), FreezeBitFit()):  # something in the base model trains: no frozen trunk
+        other = policy_of(cfg)
+        assert other.frozen_trunk(other.apply(make(BertForSequenceClassification, bert_config()))) is None

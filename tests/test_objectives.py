@@ -86,6 +86,17 @@ def test_finite_mean_gives_non_finite_values_no_weight():
     assert perplexity.weight.item() == 10 and torch.isclose(perplexity.compute(), torch.tensor(2.0).exp())
 
 
+def test_weighted_mean_weights_by_batch_size_and_keeps_nan_visible():
+    from transferlab.objectives.metrics import WeightedMean
+
+    mean = WeightedMean()
+    mean.update(torch.tensor(2.0), 6)
+    mean.update(torch.tensor(4.0), 2)
+    assert mean.compute().item() == 2.5  # (2*6 + 4*2) / 8; torchmetrics' MeanMetric(nan_strategy="disable") gives 3.0
+    mean.update(torch.tensor(float("nan")), 1)
+    assert torch.isnan(mean.compute())  # an eval loss that went NaN must show
+
+
 class _Squares(Objective):
     metrics = {"train": {}, "val": {}, "test": {}}
 

@@ -1,8 +1,11 @@
 """The wheel carries conf/ and the embedded data: an installed package composes and finds its data anywhere."""
 
+import pytest
 import subprocess
 import sys
 from pathlib import Path
+
+pytestmark = pytest.mark.slow  # subprocess end-to-end runs
 
 ROOT = Path(__file__).resolve().parents[1]
 

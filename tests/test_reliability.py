@@ -107,11 +107,13 @@ def runs(tmp_path_factory) -> dict:
     return {"root": root, "ref": ref, "cut": cut, "killed": killed, "killed_at": killed_at}
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_weights_and_metrics(runs):
     assert runs["killed"] == -signal.SIGKILL and 0 < runs["killed_at"] < 12
     _assert_same_training(runs["ref"], runs["cut"])
 
 
+@pytest.mark.slow
 def test_sigterm_saves_last_ckpt_and_says_how_to_resume(runs):
     run = runs["root"] / "term"
     shutil.copytree(runs["ref"] / "tokenizer", run / "tokenizer")
@@ -128,6 +130,7 @@ def test_sigterm_saves_last_ckpt_and_says_how_to_resume(runs):
     _assert_same_training(runs["ref"], run)
 
 
+@pytest.mark.slow
 def test_resume_from_a_path_continues_that_run_in_a_new_dir(runs):
     """resume=PATH of a finished run: nothing left to train, its tokenizer is reused, the same metrics come out."""
     run = runs["root"] / "from_path"
@@ -139,6 +142,7 @@ def test_resume_from_a_path_continues_that_run_in_a_new_dir(runs):
     }
 
 
+@pytest.mark.slow
 def test_no_secret_from_the_environment_lands_in_a_run(runs):
     root = runs["root"]
     files = [p for p in root.rglob("*") if p.is_file()]
@@ -149,11 +153,13 @@ def test_no_secret_from_the_environment_lands_in_a_run(runs):
             assert secret.encode() not in data, f"{secret} in {path}"
 
 
+@pytest.mark.slow
 def test_export_is_safetensors_only(runs):
     names = {p.name for p in (runs["ref"] / "export").iterdir()}
     assert "model.safetensors" in names and not any(n.endswith((".bin", ".pt", ".pkl")) for n in names)
 
 
+@pytest.mark.slow
 def test_resumed_run_continues_the_same_wandb_run(runs):
     # wandb's offline dirs end with the run id; the id is the run dir's name, so both segments are one run.
     segments = sorted((runs["cut"] / "wandb").glob("offline-run-*"))
@@ -244,6 +250,7 @@ def test_ctrl_c_takes_the_sigterm_path_and_sigusr1_is_left_alone():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_naming_the_step_and_records_failure(tmp_path, capsys):
     from transferlab.train import main
 

@@ -9,6 +9,8 @@ import torch
 
 from transferlab.train import main
 
+pytestmark = pytest.mark.slow  # subprocess end-to-end runs
+
 LABELS = ["noun.act", "noun.animal", "noun.artifact", "noun.attribute", "noun.communication",
           "noun.location", "noun.person", "noun.plant", "noun.state", "noun.substance"]
 

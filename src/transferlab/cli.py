@@ -4,21 +4,15 @@ Hydra's own messages for a bad override span several lines and end in a stack-tr
 line naming the problem and the fix. Nothing heavy is imported, so these answers take well under a second.
 """
 
-import difflib
 import os
 import re
 import sys
 from typing import Callable, List, Optional
 
-from transferlab.errors import TransferlabError
+from transferlab.errors import TransferlabError, did_you_mean
 
 _PASSTHROUGH_FLAGS = {"--help", "-h", "--hydra-help", "--version", "--cfg", "-c", "--info", "-i", "--shell-completion", "-sc", "--resolve", "-p", "--package"}
 _VALUE_FLAGS = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--experimental-rerun"}
-
-
-def did_you_mean(word: str, candidates) -> str:
-    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.5)
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def verbose_requested(argv: List[str]) -> bool:

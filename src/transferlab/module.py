@@ -12,6 +12,7 @@ import torch
 from lightning.pytorch.plugins.precision import MixedPrecision, Precision
 
 from transferlab.errors import TransferlabError
+from transferlab.objectives.metrics import WeightedMean
 
 
 def _nonfinite(loss) -> bool:
@@ -43,6 +44,10 @@ class TransferModule(pl.LightningModule):
         super().__init__()
         self.model, self.objective, self.policy = model, objective, policy
         self.metrics = objective.metrics  # a submodule: the metric states move to the model's device
+        # Eval losses as metrics, not self.log(sync_dist=True): Lightning's batch-size-weighted mean syncs the example
+        # count as an integer mean, which truncates (37 examples over 2 ranks count as 36) when ranks hold uneven
+        # shares, as eval shards do. A metric's states are summed across ranks instead: exact.
+        self.eval_losses = torch.nn.ModuleDict({stage: WeightedMean() for stage in ("val", "test")})
         self._predictions: list = []  # this rank's predict() records of the eval set being run
         self.optimizer_cfg, self.scheduler_cfg, self.on_nan = optimizer_cfg, scheduler_cfg, on_nan
         self.skipped_batches = 0
@@ -63,8 +68,8 @@ class TransferModule(pl.LightningModule):
             if self.global_step % self.trainer.log_every_n_steps == 0:
                 self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=n)
             return loss
-        distributed = self.trainer.world_size > 1
-        self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, sync_dist=distributed, batch_size=n)
+        self.eval_losses[stage].update(loss.detach(), n)
+        self.log(f"{stage}/loss", self.eval_losses[stage], on_epoch=True, prog_bar=True, batch_size=n)
         for name, metric in self.metrics[stage].items():
             self.log(f"{stage}/{name}", metric, on_epoch=True, prog_bar=True, batch_size=n)
         records = self.objective.predict(self.model, batch)
@@ -75,6 +80,8 @@ class TransferModule(pl.LightningModule):
     def _evaluate(self, stage: str) -> None:
         """The objective's whole-set metrics: records gathered from every rank, each example id once."""
         records, self._predictions = self._predictions, []
+        if self.trainer.sanity_checking:  # a few batches only: whole-set scores would mean nothing
+            return
         if self.trainer.world_size > 1:
             import torch.distributed as dist
 

@@ -7,7 +7,7 @@ runs them, plus the rules about files and sources that belong to no group.
 
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 from transferlab.config.rules import check_fields, check_value
@@ -81,6 +81,17 @@ def _check_resume(cfg: DictConfig) -> None:
         raise TransferlabError(f"resume={cfg.resume}: no such checkpoint file; give a .ckpt path, resume=auto or resume=never")
 
 
+def _check_sweep_direction(cfg: DictConfig, monitor: tuple) -> None:
+    """A sweeper optimises what each job returns, the monitored metric: its direction must agree with the mode."""
+    direction = OmegaConf.select(cfg, "hydra.sweeper.direction", default=None)
+    wanted = {"min": "minimize", "max": "maximize"}[monitor[1]]
+    if isinstance(direction, str) and direction != wanted:
+        raise TransferlabError(
+            f"hydra.sweeper.direction={direction}, but each job returns {monitor[0]}, which is better when "
+            f"{monitor[1]}imized; set hydra.sweeper.direction={wanted}"
+        )
+
+
 def validate(cfg: DictConfig) -> None:
     """All config checks; raises TransferlabError with one line. Resolves interpolations (e.g. ${run:...})."""
     from transferlab.architectures import config_fields, depth
@@ -99,6 +110,7 @@ def validate(cfg: DictConfig) -> None:
         for where in ("checkpoint", "early_stopping"):
             if cfg.callbacks[where] is not None:
                 monitored(cfg, cfg.callbacks[where], f"callbacks.{where}")
+        _check_sweep_direction(cfg, monitored(cfg, cfg.callbacks.checkpoint))
         if cfg.model.arch or Path(str(cfg.model.name_or_path)).expanduser().is_dir():
             FREEZE_POLICIES[cfg.freeze.name].check(cfg.freeze, depth(config_fields(cfg.model)))
     except InterpolationResolutionError as e:

@@ -1,6 +1,6 @@
 """Batch samplers that every train/eval loader uses; they also shard batches across DDP ranks.
 
-Length bucketing (classification): shuffle the examples, cut them into mega-batches of 50 batches, sort each
+Length bucketing (rows of one example each): shuffle the examples, cut them into mega-batches of 50 batches, sort each
 mega-batch by length, then shuffle the order of the batches. Order is random, batches are homogeneous, and every
 example is seen exactly once per epoch.
 

@@ -157,15 +157,15 @@ def _handle_missing(ds, split: str, data_cfg, fields: Dict[str, str]):
     """data.missing=error: fail naming the file and rows; drop: keep the complete rows. Returns (ds, dropped)."""
     if ds._indices is not None:
         ds = ds.flatten_indices()
-    bad = set()
-    for key in fields.values():
-        rows = _missing_rows(ds, data_cfg[key])
-        if len(rows) and data_cfg.missing == "error":
-            raise TransferlabError(
-                f"data.{split} ({_where(data_cfg, split)}) has an empty '{data_cfg[key]}' value at "
-                f"{_rows_named(data_cfg, split, rows)}; fill it in, or set data.missing=drop to drop such rows"
-            )
-        bad.update(rows.tolist())
+    found = {data_cfg[key]: _missing_rows(ds, data_cfg[key]) for key in fields.values()}
+    found = {column: rows for column, rows in found.items() if len(rows)}
+    if found and data_cfg.missing == "error":
+        where = "; ".join(f"'{column}' at {_rows_named(data_cfg, split, rows)}" for column, rows in found.items())
+        raise TransferlabError(
+            f"data.{split} ({_where(data_cfg, split)}) has empty values: {where}; fill them in, or set data.missing=drop "
+            "to drop such rows"
+        )
+    bad = {int(i) for rows in found.values() for i in rows}
     if not bad:
         return ds, 0
     keep = [i for i in range(len(ds)) if i not in bad]

@@ -1,4 +1,4 @@
-"""Metric pieces shared by the LM objectives."""
+"""Metric pieces shared by the objectives and the module."""
 
 import torch
 from torchmetrics import MeanMetric
@@ -18,6 +18,20 @@ class FiniteMean(MeanMetric):
         weight = torch.as_tensor(weight, dtype=self.dtype, device=self.device) * finite
         self.mean_value += (torch.where(finite, value, 0.0) * weight).sum()
         self.weight += weight.sum()
+
+
+class WeightedMean(MeanMetric):
+    """Weighted mean with no check on the values (NaN stays visible) and no host sync. torchmetrics' own
+    MeanMetric(nan_strategy="disable") ignores the weights (torchmetrics 1.9): every update counts 1."""
+
+    def __init__(self, **kwargs):
+        super().__init__(nan_strategy="disable", **kwargs)
+
+    def update(self, value: torch.Tensor, weight: float | torch.Tensor = 1.0) -> None:
+        value = torch.as_tensor(value, device=self.device).to(self.dtype)
+        weight = torch.as_tensor(weight, dtype=self.dtype, device=self.device)
+        self.mean_value += (value * weight).sum()
+        self.weight += weight.sum() if weight.dim() else weight * value.numel()
 
 
 class Perplexity(FiniteMean):
