@@ -49,7 +49,7 @@ def test_failing_job_is_recorded_and_the_sweep_goes_on_under_submitit(tmp_path):
     assert out.returncode == 1  # the sweep's exit code says a job failed
     ok, failed = (json.loads((tmp_path / "sweep" / str(i) / "metrics.json").read_text()) for i in (0, 1))
     assert ok["status"] == "ok" and "test/acc" in ok
-    assert failed["status"] == "failed" and "Invalid learning rate" in failed["error"]
+    assert failed["status"] == "failed" and "optimizer.lr=-1.0 must be > 0" in failed["error"]  # its own validation
     assert "1 of 2 jobs ok" in out.stdout
 
 
