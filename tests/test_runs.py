@@ -96,6 +96,22 @@ def test_quickstart_export_reloads_with_same_logits_and_labels(tmp_path):
         assert torch.allclose(model(**batch).logits, reference(**batch).logits, atol=1e-6)
 
 
+def test_eval_command_rescores_a_checkpoint_and_missing_cells_can_be_dropped(tmp_path, capsys):
+    """transferlab-eval on the best checkpoint gives the run's own test metrics; data.missing=drop counts its rows."""
+    from transferlab.evaluate import evaluate
+
+    rows = ["text,label"] + [f"{w} item number {i},{lab}" for i in range(40) for w, lab in [("good", "pos"), ("bad", "neg")]]
+    rows[5], rows[9] = "good item without a label,", ",neg"
+    (tmp_path / "train.csv").write_text("\n".join(rows))
+    run = train("data=files", f"data.train={tmp_path / 'train.csv'}", "data.label_column=label", "data.missing=drop",
+                f"hydra.run.dir={tmp_path / 'run'}")
+    m = metrics(run)
+    assert m["status"] == "ok" and m["data/dropped_train"] == 2
+    (best,) = (run / "checkpoints").glob("best-*.ckpt")
+    scored = evaluate([f"ckpt_path={best}"])
+    assert scored["test/acc"] == pytest.approx(m["test/acc"]) and scored["test/loss"] == pytest.approx(m["test/loss"], rel=1e-5)
+
+
 def test_string_labels_from_own_csv_round_trip(tmp_path):
     rows = ["text,label"] + [f"{w} item number {i},{lab}" for i in range(60) for w, lab in [("good", "pos"), ("bad", "neg"), ("plain", "neutral")]]
     (tmp_path / "train.csv").write_text("\n".join(rows))
