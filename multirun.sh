@@ -1,25 +1,29 @@
 #!/usr/bin/env bash
 # The transfer study, end to end:
-#   1. pre-train tiny BERT with MLM (or tiny GPT-2 with CLM) on the unlabeled WordNet corpus, once;
-#   2. a Hydra multirun over train fraction x init (scratch | pretrained) x freeze x seed on WordNet topics;
-#   3. transferlab-report over the sweep: report.md, results.csv, learning_curves.png.
+#   1. pre-train tiny BERT with MLM (or tiny GPT-2 with CLM) on the unlabeled WordNet corpus, once
+#      (or take any HF checkpoint with --source);
+#   2. a Hydra multirun over train fraction x init (scratch | pretrained) x freeze x seed on WordNet topics, and the
+#      TF-IDF + logistic-regression baseline over the same fractions and seeds (transferlab-baseline);
+#   3. transferlab-report over both: report.md (with its Claims section), results.csv, learning_curves.png.
 #
 # Usage: ./multirun.sh [--fast] [--seeds N] [--fractions 0.01,0.1,1.0] [--freezes none,backbone,lora]
-#                      [--launcher basic|joblib|submitit_local|submitit_slurm] [--arch bert|gpt2] [--out DIR]
-#                      [-- extra sweep overrides]
-# --arch bert pre-trains tiny BERT with MLM (the default), --arch gpt2 tiny GPT-2 with CLM.
-# The same settings can come from the environment: FAST=1 SEEDS=3 FRACTIONS=... FREEZES=... LAUNCHER=... ARCH=... OUT=...
-# and PRETRAIN_STEPS (2000 by default).
+#                      [--launcher basic|joblib|submitit_local|submitit_slurm] [--arch bert|gpt2] [--source ID_OR_DIR]
+#                      [--out DIR] [-- extra sweep overrides]
+# --arch bert pre-trains tiny BERT with MLM (the default), --arch gpt2 tiny GPT-2 with CLM; --source skips
+# pre-training and runs the study from that checkpoint (a hub id or a local HF-format dir, with its tokenizer).
+# The same settings can come from the environment: FAST=1 SEEDS=3 FRACTIONS=... FREEZES=... LAUNCHER=... ARCH=...
+# SOURCE=... OUT=... and PRETRAIN_STEPS (2000 by default).
 # Defaults take about 30-40 minutes on 2 CPU cores; --fast is a few-minute smoke run of the same pipeline.
 set -euo pipefail
 
 FAST=${FAST:-0}
-SEEDS=${SEEDS:-2}
+SEEDS=${SEEDS:-3}
 FRACTIONS=${FRACTIONS:-0.01,0.1,1.0}
 FREEZES=${FREEZES:-none,backbone,lora}
 LAUNCHER=${LAUNCHER:-basic}
 ARCH=${ARCH:-bert}
 OUT=${OUT:-outputs}
+SOURCE=${SOURCE:-}
 PRETRAIN_STEPS=${PRETRAIN_STEPS:-2000}
 EXTRA=()
 while [ $# -gt 0 ]; do
@@ -30,9 +34,10 @@ while [ $# -gt 0 ]; do
     --freezes) FREEZES=$2; shift ;;
     --launcher) LAUNCHER=$2; shift ;;
     --arch) ARCH=$2; shift ;;
+    --source) SOURCE=$2; shift ;;
     --out) OUT=$2; shift ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "multirun.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -41,21 +46,25 @@ done
 here=$(cd "$(dirname "$0")" && pwd)
 train=${TRAIN:-transferlab-train}
 report=${REPORT:-transferlab-report}
+baseline=${BASELINE:-transferlab-baseline}
 if ! command -v "$train" >/dev/null 2>&1 && [ -x "$here/.venv/bin/transferlab-train" ]; then
   train="$here/.venv/bin/transferlab-train"
   report="$here/.venv/bin/transferlab-report"
+  baseline="$here/.venv/bin/transferlab-baseline"
 fi
 
 if [ "$FAST" = 1 ]; then
   [ "${FRACTIONS}" = "0.01,0.1,1.0" ] && FRACTIONS=0.1,1.0
   [ "${FREEZES}" = "none,backbone,lora" ] && FREEZES=none,backbone
-  [ "${SEEDS}" = 2 ] && SEEDS=1
+  [ "${SEEDS}" = 3 ] && SEEDS=1
   PRETRAIN=(data.max_train_samples=2000 data.max_eval_samples=200 trainer.max_steps=20 trainer.max_epochs=-1
             trainer.val_check_interval=10 trainer.check_val_every_n_epoch=null tokenizer.vocab_size=2000 logger=csv)
   SWEEP=(data.max_train_samples=300 data.max_eval_samples=100 trainer.max_steps=8 trainer.val_check_interval=4 logger=csv)
+  BASE=(data.max_train_samples=300 data.max_eval_samples=100)
 else
   PRETRAIN=("trainer.max_steps=$PRETRAIN_STEPS" trainer.max_epochs=-1 trainer.val_check_interval=500 trainer.check_val_every_n_epoch=null)
   SWEEP=()
+  BASE=()
 fi
 case "$ARCH" in
   bert) pretrain=pretrain_mlm ;;
@@ -71,13 +80,20 @@ study="$OUT/study/$stamp"
 echo "study dir: $study"
 start=$(date +%s)
 
-"$train" "experiment=$pretrain" "hydra.run.dir=$study/pretrain" paths.output_dir="$OUT" "${PRETRAIN[@]}"
+if [ -n "$SOURCE" ]; then
+  source_dir=$SOURCE  # a hub id or a local dir: both init arms read it (weights, or architecture and tokenizer)
+else
+  "$train" "experiment=$pretrain" "hydra.run.dir=$study/pretrain" paths.output_dir="$OUT" "${PRETRAIN[@]}"
+  source_dir=$study/pretrain/export
+fi
 
 status=0
-"$train" -m experiment=study "pretrained_source=$study/pretrain/export" \
+"$train" -m experiment=study "pretrained_source=$source_dir" \
   "init=scratch,pretrained" "freeze=$FREEZES" "data.train_fraction=$FRACTIONS" "seed=$seeds" \
   "hydra.sweep.dir=$study/sweep" paths.output_dir="$OUT" "${launcher[@]}" "${SWEEP[@]}" "${EXTRA[@]}" || status=$?
+"$baseline" -m "data.train_fraction=$FRACTIONS" "seed=$seeds" "hydra.sweep.dir=$study/baseline" \
+  paths.output_dir="$OUT" "${BASE[@]}" || status=$?
 
-"$report" "$study/sweep" --out "$study" || true
+"$report" "$study/sweep" "$study/baseline" --out "$study" || true
 echo "study took $(( $(date +%s) - start ))s; report: $study/report.md"
 exit $status

@@ -67,7 +67,8 @@ def read_csv(path: Path):
 
 def table_rows(md: str):
     """Parse the first Markdown table into a list of dicts."""
-    lines = [ln for ln in md.splitlines() if ln.startswith("|")]
+    start = md.index("\n|") + 1
+    lines = md[start:].split("\n\n")[0].splitlines()
     split = lambda ln: [c.strip() for c in ln.strip("|").split(" | ")]  # noqa: E731
     header = split(lines[0])
     return [dict(zip(header, split(ln))) for ln in lines[2:]]
@@ -178,3 +179,44 @@ def test_partial_sweep_single_seed_and_extra_varying_key(tmp_path, capsys):
     assert not (out2 / "learning_curves.png").exists()
     assert "no data for metric 'test/bleu'" in capsys.readouterr().out
     assert (out2 / "report.md").is_file() and (out2 / "results.csv").is_file()
+
+
+def test_claims_are_computed_from_seed_paired_differences(tmp_path):
+    """pre-trained vs scratch (fine-tuned and probed) and vs the TF-IDF arm, per fraction; constant columns dropped."""
+    sweep = tmp_path / "sweep"
+    acc = {  # (init, freeze, fraction) -> per-seed test/acc
+        ("pretrained", "none", 0.01): [0.60, 0.64, 0.62], ("scratch", "none", 0.01): [0.40, 0.46, 0.40],
+        ("pretrained", "none", 1.0): [0.80, 0.82, 0.81], ("scratch", "none", 1.0): [0.78, 0.80, 0.82],
+        ("pretrained", "backbone", 0.01): [0.50, 0.50, 0.52], ("scratch", "backbone", 0.01): [0.20, 0.21, 0.19],
+        ("pretrained", "backbone", 1.0): [0.55, 0.56, 0.57], ("scratch", "backbone", 1.0): [0.25, 0.24, 0.26],
+        ("tfidf", "none", 0.01): [0.50, 0.50, 0.50], ("tfidf", "none", 1.0): [0.88, 0.88, 0.88],
+    }
+    for n, ((init, freeze, fraction), values) in enumerate(acc.items()):
+        for seed, value in enumerate(values):
+            make_job(sweep / f"{n}_{seed}", init=init, freeze=freeze, fraction=fraction, seed=seed,
+                     metrics={"status": "ok", "test/acc": value})
+    assert main([str(sweep), "--out", str(tmp_path / "out")]) == 0
+    md = (tmp_path / "out" / "report.md").read_text()
+    claims = md.split("## Claims")[1].split("## Failed jobs")[0]
+    rows = table_rows(claims)
+    assert [r["fraction"] for r in rows] == ["0.01", "1"]
+    low, high = rows
+    assert low["pre-trained − scratch, fine-tuned"] == "+20.0 ± 2.0 pts, clear (> 2 std) (n=3)"
+    assert high["pre-trained − scratch, fine-tuned"] == "+1.0 ± 1.7 pts, within 2 std (n=3)"
+    assert low["probe: pre-trained − random features"].startswith("+30.7 ± ") and "clear" in low["probe: pre-trained − random features"]
+    assert high["pre-trained fine-tuned − TF-IDF"] == "-7.0 ± 1.0 pts, clearly worse (< −2 std) (n=3)"
+    assert "adds +20.0 pts at fraction 0.01 and +1.0 pts at 1: it helps most where labels are scarcest." in claims
+    assert "`objective.name=ce`" not in md  # only core keys are listed as constant, e.g. when init never varies
+    assert table_rows(md)[0].keys() >= {"init", "freeze.name", "data.train_fraction"}
+
+
+def test_one_seed_cannot_call_a_margin_clear_and_constant_columns_are_dropped(tmp_path):
+    sweep = tmp_path / "sweep"
+    for n, init in enumerate(("pretrained", "scratch")):
+        make_job(sweep / str(n), init=init, freeze="none", fraction=0.1, seed=0,
+                 metrics={"status": "ok", "test/acc": 0.7 if init == "pretrained" else 0.5})
+    assert main([str(sweep), "--out", str(tmp_path / "out")]) == 0
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "The same in every job: `freeze.name=none`, `data.train_fraction=0.1`." in md
+    assert list(table_rows(md)[0])[:2] == ["init", "n"]
+    assert "+20.0 pts, one seed: cannot tell (n=1)" in md

@@ -24,14 +24,17 @@ def test_multirun_fast_end_to_end(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     (study,) = (tmp_path / "study").iterdir()
     report = (study / "report.md").read_text()
-    rows = [line for line in report.splitlines() if line.startswith("| pretrained") or line.startswith("| scratch")]
-    # init {scratch, pretrained} x freeze {none, backbone} x fraction {0.1, 1.0}, one seed each
-    assert len(rows) == 8
+    table = report.split("## Claims")[0]
+    rows = [line for line in table.splitlines() if line.startswith(("| pretrained", "| scratch", "| tfidf"))]
+    # init {scratch, pretrained} x freeze {none, backbone} x fraction {0.1, 1.0}, one seed each; + the TF-IDF arm
+    assert len(rows) == 10
     assert {tuple(c.strip() for c in r.split("|")[1:4]) for r in rows} == {
         (i, f, frac) for i in ("pretrained", "scratch") for f in ("backbone", "none") for frac in ("0.1", "1.0")
-    }
+    } | {("tfidf", "none", frac) for frac in ("0.1", "1.0")}
     with open(study / "results.csv") as f:
-        assert sum(1 for row in csv.DictReader(f) if row["status"] == "ok") == 8
+        assert sum(1 for row in csv.DictReader(f) if row["status"] == "ok") == 10
+    claims = report.split("## Claims")[1]
+    assert "pre-trained − scratch, fine-tuned" in claims and "one seed: cannot tell (n=1)" in claims
     png = (study / "learning_curves.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     import matplotlib.image

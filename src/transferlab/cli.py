@@ -49,7 +49,7 @@ def _first_of_each_sweep(overrides: List[str]) -> List[str]:
     return out
 
 
-def compose(overrides: List[str]):
+def compose(overrides: List[str], config_name: str = "train"):
     """Compose train.yaml with overrides (hydra node included), translating Hydra's errors to TransferlabError."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
@@ -61,7 +61,7 @@ def compose(overrides: List[str]):
     setup()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR), job_name="transferlab"):
         try:
-            return hydra_compose("train", overrides=overrides, return_hydra_config=True)
+            return hydra_compose(config_name, overrides=overrides, return_hydra_config=True)
         except (HydraException, OmegaConfBaseException) as e:
             raise TransferlabError(_explain(e, overrides)) from e
 
@@ -135,25 +135,25 @@ def report(e: BaseException, verbose: bool) -> None:
     print(f"error: {kind}{message}{hint}", file=sys.stderr)
 
 
-def preflight(argv: List[str]) -> None:
+def preflight(argv: List[str], config_name: str = "train") -> None:
     """Compose and validate before Hydra starts the job; raises TransferlabError."""
     from transferlab.config.validate import validate
 
     overrides, multirun = _overrides(argv)
     if multirun:
         overrides = _first_of_each_sweep(overrides)
-    cfg = compose(overrides)
+    cfg = compose(overrides, config_name)
     validate(cfg)
 
 
-def print_help(argv: List[str]) -> None:
+def print_help(argv: List[str], config_name: str = "train") -> None:
     """--help: the groups and the composed config, as Hydra's help shows them, without Hydra's group scan (which
     deep-copies the ConfigStore once per group: ~1 s before anything is printed)."""
     from omegaconf import OmegaConf
 
     from transferlab.config import CONF_DIR
 
-    cfg = compose(_overrides(argv)[0])
+    cfg = compose(_overrides(argv)[0], config_name)
     groups = sorted(d for d in CONF_DIR.iterdir() if d.is_dir() and d.name != "hydra")
     lines = [cfg.hydra.help.header, "== Configuration groups ==", "Compose your configuration from those groups (group=option)", ""]
     lines += [f"{d.name}: {', '.join(sorted(f.stem for f in d.glob('*.yaml')))}" for d in groups]
@@ -163,18 +163,18 @@ def print_help(argv: List[str]) -> None:
     print("\n".join(lines))
 
 
-def run_cli(hydra_entry: Callable[[], object], argv: Optional[List[str]] = None) -> None:
+def run_cli(hydra_entry: Callable[[], object], argv: Optional[List[str]] = None, config_name: str = "train") -> None:
     argv = sys.argv[1:] if argv is None else argv
     if "--help" in argv or "-h" in argv:
         try:
-            print_help(argv)
+            print_help(argv, config_name)
         except TransferlabError as e:
             report(e, verbose_requested(argv))
             sys.exit(2)
         return
     if not any(a.split("=")[0] in _PASSTHROUGH_FLAGS for a in argv):
         try:
-            preflight(argv)
+            preflight(argv, config_name)
         except TransferlabError as e:
             from transferlab.outputs import record_config_failure
 

@@ -15,6 +15,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from transferlab.claims import claims_section
+
 CORE_KEYS = ("init", "freeze.name", "data.train_fraction")
 SIDE_PREFIXES = ("params/", "time/", "throughput/")  # reported separately, not as mean ± std columns
 DASH = "–"
@@ -81,12 +83,16 @@ def determined_by_core(key: str, jobs: list[Job]) -> bool:
     return True
 
 
+def varies(key: str, jobs: list[Job]) -> bool:
+    return len({repr(j.config.get(key)) for j in jobs}) > 1
+
+
 def varying_keys(jobs: list[Job]) -> list[str]:
+    """The core keys, then any other key whose value differs between jobs (and that the core keys don't fix)."""
     keys = {k for j in jobs for k in j.config}
     extra = sorted(
         k for k in keys - set(CORE_KEYS)
-        if k != "seed" and not is_pathish(k) and len({repr(j.config.get(k)) for j in jobs}) > 1
-        and not determined_by_core(k, jobs)
+        if k != "seed" and not is_pathish(k) and varies(k, jobs) and not determined_by_core(k, jobs)
     )
     return list(CORE_KEYS) + extra
 
@@ -157,18 +163,23 @@ def md_row(cells: list) -> str:
 
 
 # ---------------------------------------------------------------- outputs
-def write_markdown(path: Path, dirs, jobs, keys, groups, metrics) -> None:
-    header = keys + ["n", "failed", "missing"] + metrics + ["trainable params", "fit time (s)"]
+def write_markdown(path: Path, dirs, jobs, keys, groups, metrics, claim_metric: str) -> None:
+    shown = [i for i, k in enumerate(keys) if varies(k, jobs)]  # a column the whole sweep shares says nothing
+    constant = [f"{keys[i]}={fmt_value(jobs[0].config.get(keys[i]))}" for i in range(len(keys)) if i not in shown]
+    header = [keys[i] for i in shown] + ["n", "failed", "missing"] + metrics + ["trainable params", "fit time (s)"]
     lines = ["# transferlab report", "", "Sources:", ""] + [f"- `{d}`" for d in dirs]
+    if constant:
+        lines += ["", "The same in every job: " + ", ".join(f"`{c}`" for c in constant) + "."]
     lines += ["", md_row(header), md_row(["---"] * len(header))]
     for values, members in groups.items():
         counts = [sum(j.status == s for j in members) for s in ("ok", "failed", "missing")]
         fit = mean_std(numeric_values(members, "time/fit_s"))[0]
         lines.append(md_row(
-            [fmt_value(v) for v in values] + counts
+            [fmt_value(values[i]) for i in shown] + counts
             + [fmt_mean_std(numeric_values(members, m)) for m in metrics]
             + [human_count(mean_std(numeric_values(members, "params/trainable"))[0]),
                DASH if fit is None else f"{fit:.1f}"]))
+    lines += claims_section(jobs, claim_metric)
     failed = [j for j in jobs if j.status == "failed"]
     missing = [j for j in jobs if j.status == "missing"]
     lines += ["", "## Failed jobs", ""]
@@ -232,7 +243,7 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(prog="transferlab-report", description=__doc__.splitlines()[0])
     parser.add_argument("dirs", nargs="+", type=Path, help="run or multirun directories (searched recursively)")
     parser.add_argument("--out", type=Path, default=None, help="output directory (default: first DIR)")
-    parser.add_argument("--metric", default="test/acc", help="metric for learning_curves.png")
+    parser.add_argument("--metric", default="test/acc", help="metric for learning_curves.png and the claims")
     return parser.parse_args(argv)
 
 
@@ -248,7 +259,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     keys = varying_keys(jobs)
     groups = group_jobs(jobs, keys)
-    write_markdown(out / "report.md", args.dirs, jobs, keys, groups, table_metrics(jobs))
+    write_markdown(out / "report.md", args.dirs, jobs, keys, groups, table_metrics(jobs), args.metric)
     print(f"report:          {out / 'report.md'}")
     write_csv(out / "results.csv", jobs, keys)
     print(f"results:         {out / 'results.csv'}")
