@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 from omegaconf import OmegaConf
-from transformers import BertConfig, BertForMaskedLM, GPT2Config, GPT2LMHeadModel, RobertaConfig, RobertaForMaskedLM
+from transformers import ModernBertConfig, ModernBertForMaskedLM, BertConfig, BertForMaskedLM, GPT2Config, GPT2LMHeadModel, RobertaConfig, RobertaForMaskedLM
 
 from transferlab.config.schema import OptimizerConfig, SchedulerConfig
 from transferlab.objectives.mlm import MLMConfig
@@ -40,11 +40,13 @@ def test_collator_lists_the_masked_positions(wordpiece):
     assert 0 < batch["masked_positions"].numel() < chosen.numel()
 
 
-@pytest.mark.parametrize("cls,config", [(BertForMaskedLM, BertConfig), (RobertaForMaskedLM, RobertaConfig)], ids=["bert", "roberta"])
+@pytest.mark.parametrize("cls,config", [(BertForMaskedLM, BertConfig), (RobertaForMaskedLM, RobertaConfig),
+                                        (ModernBertForMaskedLM, ModernBertConfig)], ids=["bert", "roberta", "modernbert"])
 def test_sparse_head_loss_and_gradients_equal_the_dense_computation(wordpiece, cls, config):
     objective, batch = _mlm_batch(wordpiece)
     torch.manual_seed(0)
-    model = cls(config(**SMALL, max_position_embeddings=64, pad_token_id=0))
+    ids = {"bos_token_id": None, "eos_token_id": None, "cls_token_id": None, "sep_token_id": None} if cls is ModernBertForMaskedLM else {}
+    model = cls(config(**SMALL, max_position_embeddings=64, pad_token_id=0, **ids))
     results = {}
     for sparse in (True, False):
         objective.sparse_head = sparse

@@ -66,9 +66,9 @@ def build_model(cfg, objective, tokenizer):
     fields = config.to_dict()
     check_fits(type(objective), fields)
     check_positions(cfg.data.max_seq_len, fields)
-    for key in ("pad", "bos", "eos"):
+    for key in ("pad", "bos", "eos", "cls", "sep"):  # cls/sep: the config fields some encoders keep (ModernBERT)
         token_id = getattr(tokenizer, f"{key}_token_id")
-        if token_id is not None:
+        if token_id is not None and (key in ("pad", "bos", "eos") or hasattr(config, f"{key}_token_id")):
             setattr(config, f"{key}_token_id", token_id)
     for key, value in objective.model_config().items():
         setattr(config, key, value)

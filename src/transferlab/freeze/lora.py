@@ -15,6 +15,7 @@ LORA_TARGETS = {
     "bert": ["query", "value"],
     "roberta": ["query", "value"],
     "distilbert": ["q_lin", "v_lin"],
+    "modernbert": ["Wqkv"],
     "gpt2": ["c_attn"],
     "llama": ["q_proj", "v_proj"],
     "t5": ["q", "v"],

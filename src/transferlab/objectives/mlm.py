@@ -87,6 +87,7 @@ MLM_HEADS = {
     "camembert": lambda m: m.lm_head,
     "electra": lambda m: (lambda h: m.generator_lm_head(m.generator_predictions(h))),
     "distilbert": _distilbert_head,
+    "modernbert": lambda m: (lambda h: m.decoder(m.head(h))),
 }
 
 
