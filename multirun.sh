@@ -12,8 +12,8 @@
 # --arch bert pre-trains tiny BERT with MLM (the default), --arch gpt2 tiny GPT-2 with CLM; --source skips
 # pre-training and runs the study from that checkpoint (a hub id or a local HF-format dir, with its tokenizer).
 # The same settings can come from the environment: FAST=1 SEEDS=3 FRACTIONS=... FREEZES=... LAUNCHER=... ARCH=...
-# SOURCE=... OUT=... and PRETRAIN_STEPS (2000 by default).
-# Defaults take about 30-40 minutes on 2 CPU cores; --fast is a few-minute smoke run of the same pipeline.
+# SOURCE=... OUT=... and PRETRAIN_STEPS (default: the pretrain experiment's own schedule, ~15 min for MLM).
+# --fast is a few-minute smoke run of the same pipeline.
 set -euo pipefail
 
 FAST=${FAST:-0}
@@ -24,7 +24,7 @@ LAUNCHER=${LAUNCHER:-basic}
 ARCH=${ARCH:-bert}
 OUT=${OUT:-outputs}
 SOURCE=${SOURCE:-}
-PRETRAIN_STEPS=${PRETRAIN_STEPS:-2000}
+PRETRAIN_STEPS=${PRETRAIN_STEPS:-}
 EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -62,7 +62,10 @@ if [ "$FAST" = 1 ]; then
   SWEEP=(data.max_train_samples=300 data.max_eval_samples=100 trainer.max_steps=8 trainer.val_check_interval=4 logger=csv)
   BASE=(data.max_train_samples=300 data.max_eval_samples=100)
 else
-  PRETRAIN=("trainer.max_steps=$PRETRAIN_STEPS" trainer.max_epochs=-1 trainer.val_check_interval=500 trainer.check_val_every_n_epoch=null)
+  PRETRAIN=()
+  if [ -n "$PRETRAIN_STEPS" ]; then
+    PRETRAIN=("trainer.max_steps=$PRETRAIN_STEPS" trainer.max_epochs=-1 trainer.val_check_interval=500 trainer.check_val_every_n_epoch=null)
+  fi
   SWEEP=()
   BASE=()
 fi
