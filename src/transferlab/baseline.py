@@ -8,7 +8,6 @@ test/acc, test/f1_macro), params/*, time/fit_s and status. A report over a sweep
 
 import sys
 import time
-from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig

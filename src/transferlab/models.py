@@ -67,9 +67,11 @@ def build_model(cfg, objective, tokenizer):
     check_fits(type(objective), fields)
     check_positions(cfg.data.max_seq_len, fields)
     for key in ("pad", "bos", "eos", "cls", "sep"):  # cls/sep: the config fields some encoders keep (ModernBERT)
-        token_id = getattr(tokenizer, f"{key}_token_id")
-        if token_id is not None and (key in ("pad", "bos", "eos") or hasattr(config, f"{key}_token_id")):
-            setattr(config, f"{key}_token_id", token_id)
+        token_id, field = getattr(tokenizer, f"{key}_token_id"), f"{key}_token_id"
+        if token_id is not None and (key in ("pad", "bos", "eos") or hasattr(config, field)):
+            setattr(config, field, token_id)
+        elif token_id is None and (getattr(config, field, None) or 0) >= len(tokenizer):
+            setattr(config, field, None)  # an architecture default outside this vocabulary (ModernBERT's 50281)
     for key, value in objective.model_config().items():
         setattr(config, key, value)
     if model_cfg.arch or model_cfg.random_init:

@@ -18,7 +18,7 @@ from pathlib import Path
 from transferlab.claims import claims_section
 
 CORE_KEYS = ("init", "freeze.name", "data.train_fraction")
-SIDE_PREFIXES = ("params/", "time/", "throughput/")  # reported separately, not as mean ± std columns
+SIDE_PREFIXES = ("params/", "time/", "throughput/", "baseline/")  # reported separately, not as mean ± std columns
 DASH = "–"
 
 
