@@ -13,10 +13,14 @@ from omegaconf import DictConfig, OmegaConf
 from transferlab.errors import TransferlabError
 
 
-def ranged(default, *, ge=None, gt=None, le=None, lt=None, allow=(), hint: str = ""):
-    """A dataclass field whose value must lie in the range (or be one of `allow`, e.g. -1 for 'no limit')."""
-    bounds = {"ge": ge, "gt": gt, "le": le, "lt": lt, "allow": tuple(allow), "hint": hint}
-    return dataclasses.field(default=default, metadata={"range": bounds})
+def bounds(*, ge=None, gt=None, le=None, lt=None, allow=(), hint: str = "") -> dict:
+    """A range: >=, >, <=, < (each optional), values allowed outside it (e.g. -1 for 'no limit'), and a hint."""
+    return {"ge": ge, "gt": gt, "le": le, "lt": lt, "allow": tuple(allow), "hint": hint}
+
+
+def ranged(default, **range_):
+    """A dataclass field whose value must lie in the range `bounds(**range_)` describes."""
+    return dataclasses.field(default=default, metadata={"range": bounds(**range_)})
 
 
 def choice(default, *others: str):
@@ -41,33 +45,33 @@ def _n(x) -> str:
     return f"{x:g}" if isinstance(x, float) else str(x)
 
 
-def describe(bounds: dict) -> str:
-    bounds = {k: (_n(v) if k in ("ge", "gt", "le", "lt") and v is not None else v) for k, v in bounds.items()}
-    low = f"[{bounds['ge']}" if bounds["ge"] is not None else (f"({bounds['gt']}" if bounds["gt"] is not None else "(-inf")
-    high = f"{bounds['le']}]" if bounds["le"] is not None else (f"{bounds['lt']})" if bounds["lt"] is not None else "inf)")
-    if bounds["ge"] is not None and bounds["le"] is None and bounds["lt"] is None:
-        text = f">= {bounds['ge']}"
-    elif bounds["gt"] is not None and bounds["le"] is None and bounds["lt"] is None:
-        text = f"> {bounds['gt']}"
+def describe(range_: dict) -> str:
+    b = {k: (_n(v) if k in ("ge", "gt", "le", "lt") and v is not None else v) for k, v in range_.items()}
+    low = f"[{b['ge']}" if b["ge"] is not None else (f"({b['gt']}" if b["gt"] is not None else "(-inf")
+    high = f"{b['le']}]" if b["le"] is not None else (f"{b['lt']})" if b["lt"] is not None else "inf)")
+    if b["ge"] is not None and b["le"] is None and b["lt"] is None:
+        text = f">= {b['ge']}"
+    elif b["gt"] is not None and b["le"] is None and b["lt"] is None:
+        text = f"> {b['gt']}"
     else:
         text = f"in {low}, {high}"
-    allowed = " or ".join(str(a) for a in bounds["allow"])
+    allowed = " or ".join(str(a) for a in b["allow"])
     return f"{text}{f' (or {allowed})' if allowed else ''}"
 
 
-def violates(value, bounds: dict) -> bool:
-    if value is None or isinstance(value, bool) or value in bounds["allow"]:
+def violates(value, range_: dict) -> bool:
+    if value is None or isinstance(value, bool) or value in range_["allow"]:
         return False
     if isinstance(value, float) and math.isnan(value):
         return True
-    return ((bounds["ge"] is not None and value < bounds["ge"]) or (bounds["gt"] is not None and value <= bounds["gt"])
-            or (bounds["le"] is not None and value > bounds["le"]) or (bounds["lt"] is not None and value >= bounds["lt"]))
+    return ((range_["ge"] is not None and value < range_["ge"]) or (range_["gt"] is not None and value <= range_["gt"])
+            or (range_["le"] is not None and value > range_["le"]) or (range_["lt"] is not None and value >= range_["lt"]))
 
 
-def check_value(key: str, value, bounds: dict) -> None:
-    if violates(value, bounds):
-        hint = f"; {bounds['hint']}" if bounds["hint"] else ""
-        raise TransferlabError(f"{key}={value} must be {describe(bounds)}{hint}")
+def check_value(key: str, value, range_: dict) -> None:
+    if violates(value, range_):
+        hint = f"; {range_['hint']}" if range_["hint"] else ""
+        raise TransferlabError(f"{key}={value} must be {describe(range_)}{hint}")
 
 
 def check_fields(cfg: DictConfig, prefix: str = "") -> None:

@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 
-from transferlab.config.rules import at_least, choice, fraction, probability, ranged
+from transferlab.config.rules import at_least, bounds, choice, fraction, probability, ranged
 
 
 @dataclass
@@ -131,17 +131,17 @@ SCHEMAS = {
 
 # lightning.Trainer arguments are passed through as they are; these are the ones a user mistypes into a range.
 TRAINER_RANGES = {
-    "max_steps": {"ge": 1, "gt": None, "le": None, "lt": None, "allow": (-1,), "hint": "-1 means no step limit"},
-    "max_epochs": {"ge": 1, "gt": None, "le": None, "lt": None, "allow": (-1,), "hint": "-1 means no epoch limit"},
-    "min_epochs": {"ge": 0, "gt": None, "le": None, "lt": None, "allow": (), "hint": ""},
-    "accumulate_grad_batches": {"ge": 1, "gt": None, "le": None, "lt": None, "allow": (), "hint": ""},
-    "log_every_n_steps": {"ge": 1, "gt": None, "le": None, "lt": None, "allow": (), "hint": ""},
-    "check_val_every_n_epoch": {"ge": 1, "gt": None, "le": None, "lt": None, "allow": (), "hint": ""},
-    "val_check_interval": {"ge": None, "gt": 0, "le": None, "lt": None, "allow": (), "hint": "a share of an epoch (0, 1] or a number of steps"},
-    "gradient_clip_val": {"ge": 0, "gt": None, "le": None, "lt": None, "allow": (), "hint": ""},
-    "limit_train_batches": {"ge": None, "gt": 0, "le": None, "lt": None, "allow": (), "hint": "a share (0, 1] or a number of batches"},
-    "limit_val_batches": {"ge": 0, "gt": None, "le": None, "lt": None, "allow": (), "hint": ""},
-    "limit_test_batches": {"ge": None, "gt": 0, "le": None, "lt": None, "allow": (), "hint": ""},
+    "max_steps": bounds(ge=1, allow=(-1,), hint="-1 means no step limit"),
+    "max_epochs": bounds(ge=1, allow=(-1,), hint="-1 means no epoch limit"),
+    "min_epochs": bounds(ge=0),
+    "accumulate_grad_batches": bounds(ge=1),
+    "log_every_n_steps": bounds(ge=1),
+    "check_val_every_n_epoch": bounds(ge=1),
+    "val_check_interval": bounds(gt=0, hint="a share of an epoch (0, 1] or a number of steps"),
+    "gradient_clip_val": bounds(ge=0),
+    "limit_train_batches": bounds(gt=0, hint="a share (0, 1] or a number of batches"),
+    "limit_val_batches": bounds(ge=0),
+    "limit_test_batches": bounds(gt=0),
 }
 
 
