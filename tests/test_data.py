@@ -168,6 +168,12 @@ def test_replace_policy_decodes_bad_bytes(tmp_path):
     assert "caf\ufffd au lait" in texts
 
 
+def test_blank_lines_of_a_text_file_are_paragraph_breaks_not_missing_values(tmp_path):
+    path = _write(tmp_path / "corpus.txt", ["first paragraph", "", "second one", "   ", "third", "fourth", "fifth"])
+    raw = _load(_data_cfg(tmp_path, train=path, validation_fraction=0.2), labeled=False)
+    assert sorted(t for split in raw.values() for t in split["text"]) == ["fifth", "first paragraph", "fourth", "second one", "third"]
+
+
 def test_gzip_jsonl_reads(tmp_path):
     path = tmp_path / "t.jsonl.gz"
     with gzip.open(path, "wt") as f:

@@ -84,6 +84,9 @@ def _load_file(path_str: str, split: str, encoding_errors: str):
         ds = load_dataset(fmt, data_files={split: str(path)}, split=split, **kwargs)
     except Exception as e:  # datasets raises many types; name the real problem instead
         raise _diagnose(Path(path_str), fmt, e) from e
+    if fmt == "text":  # one text per line: a blank line separates paragraphs, it is not a missing value
+        blank = set(_missing_rows(ds, "text").tolist())
+        ds = ds.select([i for i in range(len(ds)) if i not in blank]) if blank else ds
     if len(ds) == 0:
         raise TransferlabError(f"data.{split}: {path_str} has no examples; give a file with at least one example")
     return ds
