@@ -8,7 +8,6 @@ from transferlab.objectives.clm import CausalLM
 from transferlab.objectives.mlm import MaskedLM
 
 OBJECTIVES: dict[str, type] = {cls.name: cls for cls in (MaskedLM, CausalLM, Classification)}
-STAGES = ("train", "val", "test")
 
 
 def register(cls: type) -> type:
