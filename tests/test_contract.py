@@ -22,10 +22,10 @@ MODEL_FOR_KIND = {"encoder": "tiny_bert", "decoder": "tiny_gpt2"}
 # Combinations that cannot work, and say so before training: tiny GPT-2's LM head is its tied word embedding, so
 # freezing the backbone leaves nothing to train and gradual unfreezing has no head to start with.
 REFUSED = {("clm", "backbone"): "leaves no trainable parameters", ("clm", "gradual"): "has no untied head"}
-FAST = ["debug=fast", "logger=none", "callbacks.checkpoint.enabled=false", "callbacks.progress_bar=false",
-        "trainer.max_steps=1", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
-        "+trainer.enable_model_summary=false", "data.max_train_samples=48", "data.max_eval_samples=16",
-        "tokenizer.vocab_size=300"]
+ONE_STEP = ["debug=fast", "logger=none", "callbacks.checkpoint.enabled=false", "callbacks.progress_bar=false",
+            "trainer.max_steps=1", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
+            "+trainer.enable_model_summary=false"]
+FAST = [*ONE_STEP, "data.max_train_samples=48", "data.max_eval_samples=16", "tokenizer.vocab_size=300"]
 
 
 def _data_for(objective: str) -> list:
@@ -160,7 +160,7 @@ def test_an_outside_objective_needs_one_class_one_yaml_and_evaluates_whole_sets(
     rows = ["text,words"] + [f"{' '.join(['word'] * (1 + i % 7))},{1 + i % 7}" for i in range(120)]
     (tmp_path / "train.csv").write_text("\n".join(rows) + "\n")
     overrides = [f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "objective=regression", "model=tiny_bert",
-                 "data=files", f"data.train={tmp_path / 'train.csv'}", "data.label_column=words", *FAST[:-3],
+                 "data=files", f"data.train={tmp_path / 'train.csv'}", "data.label_column=words", *ONE_STEP,
                  "trainer.limit_val_batches=1.0", "trainer.limit_test_batches=1.0", "data.eval_batch_size=5",
                  "tokenizer.vocab_size=100"]
     preflight(overrides)
