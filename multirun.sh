@@ -59,7 +59,8 @@ if [ "$FAST" = 1 ]; then
   [ "${SEEDS}" = 3 ] && SEEDS=1
   PRETRAIN=(data.max_train_samples=2000 data.max_eval_samples=200 trainer.max_steps=20 trainer.max_epochs=-1
             trainer.val_check_interval=10 trainer.check_val_every_n_epoch=null tokenizer.vocab_size=2000 logger=csv)
-  SWEEP=(data.max_train_samples=300 data.max_eval_samples=100 trainer.max_steps=8 trainer.val_check_interval=4 logger=csv)
+  SWEEP=(data.max_train_samples=300 data.max_eval_samples=100 trainer.max_steps=8 trainer.val_check_interval=4
+         trainer.check_val_every_n_epoch=null logger=csv)
   BASE=(data.max_train_samples=300 data.max_eval_samples=100)
 else
   PRETRAIN=()

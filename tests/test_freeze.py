@@ -54,11 +54,12 @@ def gpt2_config(**kw):
 ARCHS = {
     "bert": dict(
         cls=BertForSequenceClassification, config=bert_config, emb=["bert.embeddings"], layer="bert.encoder.layer.{}",
-        pooler=["bert.pooler"], norm=[], head=["classifier"],
+        pooler=["bert.pooler"], norm=[], head=["classifier"], native_pooling="cls",
     ),
     "gpt2": dict(
         cls=GPT2ForSequenceClassification, config=gpt2_config, layer="transformer.h.{}", pooler=[],
         emb=["transformer.wte", "transformer.wpe", "transformer.drop"], norm=["transformer.ln_f"], head=["score"],
+        native_pooling="last",
     ),
 }
 
@@ -84,7 +85,8 @@ def batch_for(model, seed=1):
     g = torch.Generator().manual_seed(seed)
     ids = torch.randint(1, 100, (4, 8), generator=g)
     task = type(model.get_base_model() if hasattr(model, "get_base_model") else model).__name__  # peft: look through
-    labels = torch.randint(0, 2, (4,), generator=g) if "SequenceClassification" in task else ids
+    sequence_level = "SequenceClassification" in task or hasattr(model, "featurize")  # a probe classifies sequences
+    labels = torch.randint(0, 2, (4,), generator=g) if sequence_level else ids
     return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
 
 
@@ -102,11 +104,17 @@ class Run:
         for _ in range(n):
             self.model.train()
             self.policy.set_train_mode(self.model)
-            self.model(**self.batch).loss.backward()
+            self.loss().backward()
             self.opt.step()
             self.opt.zero_grad()
             self.sched.step()
         return {n for n, p in self.model.named_parameters() if not torch.equal(p, self.before[n])}
+
+    def loss(self):
+        if hasattr(self.model, "featurize"):  # a probe (freeze=backbone) gives logits; the objective owns the loss
+            logits = self.model(input_ids=self.batch["input_ids"], attention_mask=self.batch["attention_mask"]).logits
+            return torch.nn.functional.cross_entropy(logits, self.batch["labels"])
+        return self.model(**self.batch).loss
 
     def names(self, *prefix_lists):
         return {n for n in self.before if any(under(n, prefixes) for prefixes in prefix_lists)}
@@ -114,7 +122,7 @@ class Run:
 
 TRAINS = {  # policy config -> the parts that must change (everything else must be bit-identical)
     "none": (FreezeNone(), lambda s: [s["emb"], layers(s, 0, 1, 2), s["pooler"], s["norm"], s["head"]]),
-    "backbone": (FreezeBackbone(), lambda s: [s["head"]]),
+    "backbone": (FreezeBackbone(pooling="_native"), lambda s: [s["head"]]),  # the pooling its HF class computes
     "top_k": (FreezeTopK(k=1), lambda s: [layers(s, 2), s["pooler"], s["norm"], s["head"]]),
     "top_k2_emb": (FreezeTopK(k=2, freeze_embeddings=False),
                    lambda s: [s["emb"], layers(s, 1, 2), s["pooler"], s["norm"], s["head"]]),
@@ -126,6 +134,8 @@ TRAINS = {  # policy config -> the parts that must change (everything else must 
 @pytest.mark.parametrize("case", TRAINS)
 def test_policy_trains_exactly_its_parts(arch, case):
     spec, (cfg, parts) = ARCHS[arch], TRAINS[case]
+    if getattr(cfg, "pooling", None) == "_native":
+        cfg = FreezeBackbone(pooling=spec["native_pooling"])
     policy = policy_of(cfg)
     run = Run(policy, policy.apply(make(spec["cls"], spec["config"]())))
     expected = run.names(*parts(spec))
@@ -144,7 +154,7 @@ def test_bitfit_trains_biases_and_head(arch):
 
 
 def test_backbone_mlp_trains_the_pooler_too():
-    policy = policy_of(FreezeBackbone(head="mlp"))
+    policy = policy_of(FreezeBackbone(head="mlp", pooling="cls"))
     run = Run(policy, policy.apply(make(BertForSequenceClassification, bert_config())))
     assert run.step(2) == run.names(["classifier", "bert.pooler"])
 
@@ -254,7 +264,10 @@ def test_masked_and_causal_lm_heads(case):
     ("cfg", "model", "message"),
     [
         (FreezeBackbone(), lambda: GPT2LMHeadModel(gpt2_config()), r"no trainable parameters .*tied"),
-        (FreezeBackbone(head="mlp"), lambda: GPT2ForSequenceClassification(gpt2_config()), "has no pooler"),
+        (FreezeBackbone(head="mlp"), lambda: GPT2ForSequenceClassification(gpt2_config()),
+         r"freeze.head=mlp trains the dense layer .* with freeze.pooling=last it has none; use freeze.head=linear"),
+        (FreezeBackbone(head="mlp"), lambda: BertForMaskedLM(bert_config()), "has no pooler"),
+        (FreezeBackbone(pooling="cls"), lambda: BertForMaskedLM(bert_config()), r"freeze.pooling=cls: BertForMaskedLM's head reads every token"),
         (FreezeTopK(k=5), lambda: BertForSequenceClassification(bert_config()), r"freeze.k=5 but the model has 3 blocks"),
         (FreezeLoRA(target_modules=["qurey"]), lambda: BertForSequenceClassification(bert_config()),
          r"\['qurey'\] match no linear layer .*choose from: .*query"),
@@ -264,7 +277,7 @@ def test_masked_and_causal_lm_heads(case):
         (FreezeGradual(), lambda: GPT2Model(gpt2_config()), "has no untied head"),
         (FreezeGradual(), lambda: GPT2LMHeadModel(gpt2_config()), "GPT2LMHeadModel has no untied head"),
     ],
-    ids=["zero_trainable_tied", "mlp_without_pooler", "k_too_large", "lora_no_match", "bitfit_no_bias", "no_head",
+    ids=["zero_trainable_tied", "mlp_without_dense", "mlp_without_pooler", "pooling_on_lm", "k_too_large", "lora_no_match", "bitfit_no_bias", "no_head",
          "tied_head"],
 )
 def test_apply_errors(cfg, model, message):
@@ -394,16 +407,8 @@ def test_gradual_unfreezes_each_stack_from_its_top():
     assert run.step(1) >= run.names(["encoder.block.2", "decoder.block.1"])
 
 
-def test_frozen_backbone_names_its_trunk():
+def test_frozen_backbone_refuses_an_encoder_decoder_classifier():
     from transformers import BartForSequenceClassification
 
-    policy = policy_of(FreezeBackbone())
-    model = policy.apply(make(BartForSequenceClassification, bart_config()))
-    assert policy.frozen_trunk(model) is model.model and not any(p.requires_grad for p in model.model.parameters())
-    run = Run(policy, model)
-    run.batch["input_ids"][:, -1] = model.config.eos_token_id  # BART classifies from each row's last <eos>
-    run.batch["input_ids"][:, :-1] = run.batch["input_ids"][:, :-1].clamp(min=3)
-    assert run.step(2) == run.names(["classification_head"])
-    for cfg in (FreezeNone(), FreezeTopK(k=1), FreezeBitFit()):  # something in the base model trains: no frozen trunk
-        other = policy_of(cfg)
-        assert other.frozen_trunk(other.apply(make(BertForSequenceClassification, bert_config()))) is None
+    with pytest.raises(TransferlabError, match="freeze=backbone pools one encoder or decoder; BartForSequenceClassification has both"):
+        policy_of(FreezeBackbone()).apply(make(BartForSequenceClassification, bart_config()))

@@ -62,22 +62,32 @@ def test_pretrain_mlm_run_dir_contract(pretrain):
     assert AutoTokenizer.from_pretrained(pretrain / "export").mask_token == "[MASK]"
 
 
-def test_finetune_via_run_resolver_then_probe_keeps_backbone(pretrain, outputs, tmp_path):
+def test_finetune_via_run_resolver_then_probe_keeps_backbone(pretrain, outputs, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path / "cache"))  # a fresh feature cache
     finetune = train("experiment=finetune", f"paths.output_dir={outputs}", f"hydra.run.dir={tmp_path / 'finetune'}")
     probe = train("experiment=probe", f"paths.output_dir={outputs}", f"hydra.run.dir={tmp_path / 'probe'}")
+    assert "frozen features: train miss, validation miss, test miss" in capsys.readouterr().err
     for run in (finetune, probe):
         assert metrics(run)["status"] == "ok" and 0 <= metrics(run)["test/acc"] <= 1
     from safetensors.torch import load_file
 
     before = load_file(pretrain / "export" / "model.safetensors")
     after = load_file(probe / "export" / "model.safetensors")
-    # ModernBERT's classification head (head.dense, head.norm, classifier) is all the probe trains
-    head = [k for k in after if k.startswith(("head.", "classifier."))]
+    # A linear probe trains ModernBERT's output layer alone; the prediction head under it (the MLM head's dense and
+    # norm, loaded from the pre-trained export) is part of the frozen features.
+    head = [k for k in after if k.startswith("classifier.")]
     assert metrics(probe)["params/trainable"] == sum(after[k].numel() for k in head) < metrics(finetune)["params/trainable"] / 20
-    shared = [k for k in after if k.startswith(("model.layers", "model.embeddings"))]
+    shared = [k for k in after if k.startswith(("model.layers", "model.embeddings", "head."))]
     assert shared and all(torch.equal(before[k], after[k]) for k in shared)  # the frozen backbone did not move
     tuned = load_file(finetune / "export" / "model.safetensors")
     assert not all(torch.equal(before[k], tuned[k]) for k in shared)  # the fine-tune did
+
+    from transferlab.evaluate import evaluate  # a probe checkpoint re-scores on the cached features
+
+    (best,) = (probe / "checkpoints").glob("best-*.ckpt")
+    scored = evaluate([f"ckpt_path={best}"])
+    assert "frozen features: train hit, validation hit, test hit" in capsys.readouterr().err
+    assert scored["test/acc"] == pytest.approx(metrics(probe)["test/acc"])
 
 
 def test_quickstart_export_reloads_with_same_logits_and_labels(tmp_path):

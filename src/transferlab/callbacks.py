@@ -92,5 +92,8 @@ def build_callbacks(cfg, run_dir: Path, has_loggers: bool) -> list:
         callbacks.append(TQDMProgressBar(refresh_rate=10))
     if cb_cfg.early_stopping is not None:
         metric, mode = monitored(cfg, cb_cfg.early_stopping, "callbacks.early_stopping")
-        callbacks.append(EarlyStopping(monitor=metric, mode=mode, patience=cb_cfg.early_stopping.patience))
+        # Checked after each validation only: Lightning would also check at a train epoch's end when validation runs
+        # once per epoch, and fail there if max_steps ended the epoch before its validation.
+        callbacks.append(EarlyStopping(monitor=metric, mode=mode, patience=cb_cfg.early_stopping.patience,
+                                       check_on_train_epoch_end=False))
     return callbacks

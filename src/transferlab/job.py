@@ -117,7 +117,10 @@ def assemble(cfg: DictConfig, run_dir: Path, loggers: list, rank_zero: bool, con
     summary = parameter_summary(model)
     if rank_zero:
         console.print(format_parameter_table(summary))
-    datamodule = TransferDataModule(prepare_splits(raw, objective), objective, cfg.data, cfg.seed)
+    datasets = prepare_splits(raw, objective)
+    if objective.reads_features and hasattr(model, "featurize"):  # a frozen trunk: its features once, not every step
+        datasets = _frozen_features(cfg, trainer, model, objective, datasets, console if rank_zero else None)
+    datamodule = TransferDataModule(datasets, objective, cfg.data, cfg.seed)
     module = TransferModule(model, objective, policy, cfg.optimizer, cfg.scheduler, cfg.on_nan)
     if cfg.compile:
         # In place (nn.Module.compile): state-dict keys, the export and checkpoints stay as without compile. The
@@ -125,6 +128,23 @@ def assemble(cfg: DictConfig, run_dir: Path, loggers: list, rank_zero: bool, con
         for part in objective.compile_targets(model):
             part.compile()
     return Assembly(trainer, module, datamodule, tokenizer, policy, summary)
+
+
+def _frozen_features(cfg, trainer, model, objective, datasets, console) -> dict:
+    import time
+
+    from transferlab.config import cache_dir
+    from transferlab.data.features import cached_features
+
+    start = time.perf_counter()
+    datasets, status = cached_features(
+        datasets, model, objective.collator("val"), cache_dir(), cfg.data.eval_batch_size or 2 * cfg.data.batch_size,
+        trainer.strategy.root_device, trainer.precision_plugin.forward_context, str(trainer.precision),
+    )
+    if console:
+        shown = ", ".join(f"{split} {s}" for split, s in status.items())
+        console.print(f"frozen features: {shown} in the cache, ready in {time.perf_counter() - start:.1f}s")
+    return datasets
 
 
 def _callback(trainer, kind):

@@ -31,7 +31,8 @@ class TransferDataModule(pl.LightningDataModule):
             seed=self.seed, rank=rank, world=world, pad_ranks=train,
         )
         return DataLoader(
-            ds, batch_sampler=sampler, collate_fn=self.objective.collator(STAGE_OF_SPLIT[split]),
+            # cached features (data/features.py) batch themselves; tokens as the objective says
+            ds, batch_sampler=sampler, collate_fn=getattr(ds, "collate", None) or self.objective.collator(STAGE_OF_SPLIT[split]),
             num_workers=self.cfg.num_workers, persistent_workers=self.cfg.num_workers > 0, pin_memory=self._on_gpu(),
         )
 

@@ -8,9 +8,10 @@ from torch.utils.data import Dataset
 
 class Rows(Dataset):
     """Examples as columns read once into plain lists (indexing a datasets Column decodes Arrow on every access);
-    item i is {"id": i, column: value, ...}."""
+    item i is {"id": i, column: value, ...}. `fingerprint` names the content (data, tokenizer and settings)."""
 
     def __init__(self, tokenized, columns: list, length_column: str = "input_ids"):
+        self.fingerprint = tokenized._fingerprint
         self.columns = {c: tokenized[c][:] for c in columns}
         self.lengths = [len(x) for x in self.columns[length_column]]
 

@@ -39,17 +39,32 @@ class TrainAll(Policy):
 @dataclass
 class FreezeBackbone:
     name: str = "backbone"
-    head: str = choice("linear", "mlp")  # mlp: the pooler trains too
+    head: str = choice("linear", "mlp")  # mlp: the dense layer under the output layer trains too
+    pooling: str = choice("auto", "cls", "mean", "last")
 
 
 class FrozenBackbone(Policy):
-    """Frozen features: only the head trains (head=mlp: also the pooler)."""
+    """Frozen features: only the head trains. On a sequence classifier the model becomes a Probe (freeze/probe.py):
+    a head over pooled features that data/features.py computes once per split. On other task models (an MLM or
+    untied LM head reads every token) the head trains over the frozen model's output, computed every step."""
 
     name = "backbone"
     Config = FreezeBackbone
 
     def apply(self, model):
+        from transferlab.freeze.probe import Probe, default_pooling
+
         blocks = find_blocks(model)
+        if type(model).__name__.endswith("ForSequenceClassification"):
+            pooling = default_pooling(model.config) if self.cfg.pooling == "auto" else self.cfg.pooling
+            probe = Probe(model, pooling, self.cfg.head)
+            train_only(probe, ids_of(*(m.parameters() for m in probe.trained_modules())), "backbone")
+            return probe
+        if self.cfg.pooling != "auto":
+            raise TransferlabError(
+                f"freeze.pooling={self.cfg.pooling}: {type(model).__name__}'s head reads every token, not one pooled "
+                "vector per text; drop freeze.pooling"
+            )
         if self.cfg.head == "mlp" and blocks.pooler is None:
             raise TransferlabError(
                 f"freeze.head=mlp trains the pooler, but {type(model).__name__} has no pooler; use freeze.head=linear"
@@ -60,14 +75,14 @@ class FrozenBackbone(Policy):
         return model
 
     def set_train_mode(self, model) -> None:
-        eval_frozen_parts(model)
+        if not hasattr(model, "featurize"):  # a Probe keeps its base model in eval mode itself
+            eval_frozen_parts(model)
 
-    def frozen_trunk(self, model):
-        """The whole base model, when the head reads its output and nothing in it trains."""
-        base = model.base_model
-        if base is model or any(p.requires_grad for p in base.parameters()):
-            return None
-        return base
+    def model_for_export(self, model) -> tuple:
+        """A probe whose pooling an HF class computes exports as that class; any other as a probe form."""
+        if not hasattr(model, "featurize"):
+            return model, "model"
+        return (model.task_model, "model") if model.exports_as_task_model() else (model, "probe")
 
 
 @dataclass

@@ -27,6 +27,9 @@ class Objective:
     model_kinds: tuple = KINDS
     auto_class: str
     monitor: tuple = ("val/loss", "min")
+    # True: step calls the model with model_inputs(batch), so a batch may carry a frozen trunk's cached `features` in
+    # place of tokens (freeze=backbone on a sequence classifier, data/features.py); the head then trains on them.
+    reads_features: bool = False
 
     @classmethod
     def check(cls, cfg) -> None:
@@ -79,13 +82,21 @@ class Objective:
         """Metrics of a whole eval set from predict's records, one per example id."""
         return {}
 
+    @staticmethod
+    def model_inputs(batch) -> dict:
+        """What the model reads: tokens (input_ids, attention_mask) or cached `features`; not targets or ids."""
+        return {k: batch[k] for k in ("input_ids", "attention_mask", "features") if k in batch}
+
     def batch_size(self, batch) -> int:
-        return batch["input_ids"].size(0)
+        return (batch["input_ids"] if "input_ids" in batch else batch["features"]).size(0)
 
     def count_tokens(self, batch):
-        """Non-pad input tokens, left on the device (reading it would sync a GPU every step)."""
+        """Non-pad input tokens, left on the device (reading it would sync a GPU every step); a batch of cached
+        features reads none."""
         mask = batch.get("attention_mask")
-        return mask.sum() if mask is not None else batch["input_ids"].numel()
+        if mask is not None:
+            return mask.sum()
+        return batch["input_ids"].numel() if "input_ids" in batch else 0
 
     def compile_targets(self, model) -> list:
         """What compile=true compiles in place: the modules `step` calls."""

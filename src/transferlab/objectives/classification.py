@@ -25,6 +25,7 @@ class Classification(Objective):
     fields = {"text": "text_column", "label": "label_column"}
     stratify = "label"
     auto_class = "AutoModelForSequenceClassification"
+    reads_features = True
 
     @classmethod
     def check_splits(cls, splits: dict, cfg) -> None:
@@ -84,7 +85,7 @@ class Classification(Objective):
     def step(self, model, batch, stage: str):
         from torch.nn.functional import cross_entropy
 
-        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        out = model(**self.model_inputs(batch))
         loss = cross_entropy(out.logits.float(), batch["labels"])
         self.metrics[stage].update(out.logits.argmax(-1), batch["labels"])
         return loss

@@ -1,0 +1,98 @@
+"""Frozen features, computed once: each prepared split through a model's frozen part (``model.featurize``), cached.
+
+A probe (freeze=backbone on a sequence classifier) trains a head over features that never change, so they are
+computed in one no-grad pass per split and the head then trains for many cheap epochs on the vectors alone.
+
+The cache lives under ``$TRANSFERLAB_CACHE/features/<key>.npy`` (float32 [examples, features], read memory-mapped).
+The key hashes what the features depend on: every frozen tensor of the model, the layout and pooling
+(``model.cache_key()``), the prepared split's fingerprint (data, tokenizer, max_seq_len) and the precision. New
+weights, data or pooling miss; a re-run, another seed or a sweep's other arms on the same weights hit. A file is
+written under a temp name and renamed, so a reader never sees half of one and concurrent writers are safe.
+"""
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+
+class FeatureRows(Dataset):
+    """Cached features with the split's other columns (labels); item i is {"id": i, "features": ..., ...}."""
+
+    lengths = None  # equal-size vectors: nothing to bucket
+
+    def __init__(self, features, columns: dict):
+        self.features, self.columns = features, columns
+
+    def __len__(self):
+        return len(self.features)
+
+    def __getitem__(self, i):
+        return {"id": i, "features": self.features[i], **{c: values[i] for c, values in self.columns.items()}}
+
+    @staticmethod
+    def collate(examples: list) -> dict:
+        batch = {"features": torch.from_numpy(np.stack([e["features"] for e in examples]))}
+        for column in examples[0]:
+            if column not in ("id", "features"):
+                batch[column] = torch.tensor([e[column] for e in examples])
+        batch["ids"] = [e["id"] for e in examples]
+        return batch
+
+
+def _key(model, rows, precision: str) -> str:
+    payload = {**model.cache_key(), "data": rows.fingerprint, "precision": precision, "v": 1}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _compute(model, rows, collate, batch_size: int, device, autocast) -> np.ndarray:
+    order = np.argsort(rows.lengths, kind="stable")  # similar lengths together: little padding
+    out = None
+    was_training = model.training
+    model.eval()
+    model.to(device)
+    try:
+        for start in range(0, len(order), batch_size):
+            index = order[start : start + batch_size]
+            batch = collate([rows[int(i)] for i in index])
+            with autocast():
+                vectors = model.featurize(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+            vectors = vectors.float().cpu().numpy()
+            if out is None:
+                out = np.empty((len(rows), vectors.shape[1]), dtype=np.float32)
+            out[index] = vectors
+    finally:
+        model.train(was_training)
+    return out
+
+
+def _write(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, array)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def cached_features(datasets: dict, model, collate, cache_dir: Path, batch_size: int, device, autocast,
+                    precision: str) -> tuple[dict, dict]:
+    """Every split as FeatureRows; also {split: "hit" | "miss"} (what the run log and tests read)."""
+    out, status = {}, {}
+    for split, rows in datasets.items():
+        path = cache_dir / "features" / f"{_key(model, rows, precision)}.npy"
+        status[split] = "hit" if path.is_file() else "miss"
+        if status[split] == "miss":
+            _write(path, _compute(model, rows, collate, batch_size, device, autocast))
+        features = np.load(path, mmap_mode="r")
+        columns = {c: v for c, v in rows.columns.items() if c != "input_ids"}
+        out[split] = FeatureRows(features, columns)
+    return out, status

@@ -1,0 +1,248 @@
+"""freeze=backbone on a sequence classifier: a head trained over frozen, pooled features.
+
+The frozen part (the base model, a pooling over its last hidden states and, for ``freeze.head=linear``, the dense layer
+the HF class puts under its output layer) maps an example to one feature vector that never changes during training,
+so data/features.py computes it once per split and the head trains on the cached vectors.
+
+How an HF class turns hidden states into logits differs by family; each layout below says where it splits into
+features and head, for the poolings that class computes itself. A probe in such a layout *is* that class: it keeps
+the task model's modules under their own names (checkpoints, parameter tables and policies read the same) and
+exports as that class with the same logits. Any other pooling (e.g. mean over BERT, whose class reads the pooler)
+gets a linear head of its own and exports as the backbone plus that head (``save_pretrained`` / ``load_probe``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from transferlab.errors import TransferlabError
+
+POOLINGS = ("cls", "mean", "last")
+
+
+def pool(hidden: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
+    """[B, T, H] -> [B, H]: the first token, the mean of the real tokens, or the last real token (right padding)."""
+    if how == "cls":
+        return hidden[:, 0]
+    if how == "mean":
+        m = mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * m).sum(1) / m.sum(1).clamp(min=1)
+    return hidden[torch.arange(hidden.size(0), device=hidden.device), mask.sum(1) - 1]
+
+
+class ScoreOnLast:
+    """GPT-2, Llama & co.: ``score`` (no bias) reads the last real token."""
+
+    name, poolings, output, has_dense = "score_on_last", ("last",), "score", False
+
+    @staticmethod
+    def fits(model) -> bool:
+        return isinstance(getattr(model, "score", None), nn.Linear)
+
+    @staticmethod
+    def dense(probe):
+        return None
+
+    @staticmethod
+    def logits(probe, features):
+        return probe.score(features)
+
+
+class PredictionHead:
+    """ModernBERT: ``classifier(drop(head(pooled)))``, pooled as ``config.classifier_pooling`` (cls or mean) says;
+    ``head`` (dense, activation, norm) is the dense layer (after MLM pre-training, the MLM head's weights)."""
+
+    name, poolings, output, has_dense = "prediction_head", ("cls", "mean"), "classifier", True
+
+    @staticmethod
+    def fits(model) -> bool:
+        return hasattr(model.config, "classifier_pooling") and all(hasattr(model, n) for n in ("head", "drop", "classifier"))
+
+    @staticmethod
+    def dense(probe):
+        return probe.head
+
+    @staticmethod
+    def logits(probe, features):
+        return probe.classifier(probe.drop(probe.head(features) if probe.trains_dense else features))
+
+
+class Pooler:
+    """BERT & co.: ``classifier(dropout(pooler(hidden)))``; the pooler (dense + tanh) reads the first token."""
+
+    name, poolings, output, has_dense = "pooler", ("cls",), "classifier", True
+
+    @staticmethod
+    def fits(model) -> bool:
+        pooler = getattr(model.base_model, "pooler", None)
+        return hasattr(pooler, "dense") and isinstance(getattr(model, "classifier", None), nn.Linear) and hasattr(model, "dropout")
+
+    @staticmethod
+    def dense(probe):
+        return probe.base_model.pooler
+
+    @staticmethod
+    def logits(probe, features):
+        if probe.trains_dense:
+            pooler = probe.base_model.pooler
+            features = pooler.activation(pooler.dense(features))
+        return probe.classifier(probe.dropout(features))
+
+
+class OwnLinear:
+    """Any other pooling: a linear head of its own (exported as backbone + head, see save_pretrained)."""
+
+    name, poolings, output, has_dense = "own_linear", POOLINGS, "probe_head", False
+
+    @staticmethod
+    def fits(model) -> bool:
+        return True
+
+    @staticmethod
+    def dense(probe):
+        return None
+
+    @staticmethod
+    def logits(probe, features):
+        return probe.probe_head(features)
+
+
+LAYOUTS = (ScoreOnLast, PredictionHead, Pooler)
+
+
+def default_pooling(config) -> str:
+    """Decoders: the last token (the only one that has read the whole text). ModernBERT-style configs: their own
+    classifier_pooling. Other encoders: the mean, since MLM never trains the first token to summarise a text and
+    their pooler (if any) is untrained by MLM."""
+    from transferlab.architectures import kind_of
+
+    if kind_of(config.to_dict()) == "decoder":
+        return "last"
+    return getattr(config, "classifier_pooling", None) or "mean"
+
+
+def choose_layout(model, pooling: str, head: str):
+    for layout in LAYOUTS:
+        if layout.fits(model) and pooling in layout.poolings:
+            if head == "mlp" and not layout.has_dense:
+                break
+            return layout
+    if head == "mlp":
+        raise TransferlabError(
+            f"freeze.head=mlp trains the dense layer {type(model).__name__} puts under its output layer (BERT's pooler, "
+            f"ModernBERT's head), but with freeze.pooling={pooling} it has none; use freeze.head=linear"
+        )
+    return OwnLinear
+
+
+class Probe(nn.Module):
+    """A task model's head over its frozen base model, callable on tokens or on cached features (``features=``)."""
+
+    def __init__(self, model, pooling: str, head: str):
+        super().__init__()
+        if model.config.is_encoder_decoder:
+            raise TransferlabError(
+                f"freeze=backbone pools one encoder or decoder; {type(model).__name__} has both: use freeze=top_k"
+            )
+        self.layout = choose_layout(model, pooling, head)
+        self.pooling, self.trains_dense = pooling, head == "mlp"
+        base = model.base_model
+        for name, child in model.named_children():  # the task model's own names, so checkpoints read the same
+            if self.layout is not OwnLinear or child is base:
+                self.add_module(name, child)
+        self._base_name = next(name for name, child in model.named_children() if child is base)
+        if self.layout is OwnLinear:
+            self.probe_head = nn.Linear(model.config.hidden_size, model.config.num_labels)
+            self.probe_head.weight.data.normal_(0.0, getattr(model.config, "initializer_range", 0.02))
+            self.probe_head.bias.data.zero_()
+        if self.layout is PredictionHead:
+            model.config.classifier_pooling = pooling  # the export pools as the probe did
+        self.config = model.config
+        self.__dict__["task_model"] = model  # not registered again: its modules are this probe's own
+        self.train(self.training)
+
+    @property
+    def base_model(self):
+        return getattr(self, self._base_name)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.base_model.eval()  # frozen features: no dropout, the same vector every time
+        return self
+
+    @torch.no_grad()
+    def featurize(self, input_ids, attention_mask):
+        out = self.base_model(input_ids=input_ids, attention_mask=attention_mask)
+        if self.layout is Pooler and not self.trains_dense:
+            return out.pooler_output  # the frozen pooler's output is the feature
+        pooled = pool(out.last_hidden_state, attention_mask, self.pooling)
+        dense = self.layout.dense(self)
+        return dense(pooled) if dense is not None and not self.trains_dense else pooled
+
+    def forward(self, input_ids=None, attention_mask=None, features=None):
+        from transformers.modeling_outputs import SequenceClassifierOutput
+
+        if features is None:
+            if attention_mask is None:
+                attention_mask = torch.ones_like(input_ids)
+            features = self.featurize(input_ids, attention_mask)
+        return SequenceClassifierOutput(logits=self.layout.logits(self, features))
+
+    def trained_modules(self) -> list:
+        """The output layer, and the dense layer under it with freeze.head=mlp: all that trains."""
+        return [self.get_submodule(self.layout.output)] + ([self.layout.dense(self)] if self.trains_dense else [])
+
+    def cache_key(self) -> dict:
+        """What the features depend on besides the data: every frozen tensor, the layout and the pooling."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        trained = {id(p) for m in self.trained_modules() for p in m.parameters()}
+        tensors = [(n, p) for n, p in self.named_parameters() if id(p) not in trained] + list(self.named_buffers())
+        for name, tensor in sorted(tensors, key=lambda item: item[0]):
+            t = tensor.detach().cpu().contiguous()
+            digest.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        return {"weights": digest.hexdigest(), "layout": self.layout.name, "pooling": self.pooling, "dense": self.trains_dense}
+
+    def exports_as_task_model(self) -> bool:
+        return self.layout is not OwnLinear
+
+    def save_pretrained(self, export_dir) -> None:
+        """The documented form of a probe no HF class computes: ``backbone/`` (AutoModel), ``probe_head.safetensors``
+        (weight [labels, hidden], bias [labels]) and ``probe.json`` (pooling, labels). No config.json at the top:
+        nothing loads it as an HF task model that would predict differently. Load it with ``load_probe``."""
+        from safetensors.torch import save_file
+
+        export_dir = Path(export_dir)
+        self.base_model.save_pretrained(export_dir / "backbone")
+        save_file({k: v.detach().cpu().contiguous() for k, v in self.probe_head.state_dict().items()},
+                  str(export_dir / "probe_head.safetensors"))
+        meta = {"format": "transferlab-probe", "backbone": "backbone", "pooling": self.pooling,
+                "id2label": {str(i): label for i, label in self.config.id2label.items()}}
+        (export_dir / "probe.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def load_probe(export_dir) -> Probe:
+    """A probe export (probe.json) as a module in eval mode: ``load_probe(d)(**tokenizer(texts, ...)).logits``."""
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
+
+    export_dir = Path(export_dir)
+    meta_path = export_dir / "probe.json"
+    if not meta_path.is_file():
+        raise TransferlabError(f"{export_dir}: no probe.json; an export with config.json loads with transformers' Auto classes")
+    meta = json.loads(meta_path.read_text())
+    backbone = export_dir / meta["backbone"]
+    config = AutoConfig.from_pretrained(backbone, num_labels=len(meta["id2label"]), id2label=meta["id2label"])
+    task = AutoModelForSequenceClassification.from_config(config)
+    task.base_model.load_state_dict(AutoModel.from_pretrained(backbone).state_dict())
+    probe = Probe(task, meta["pooling"], "linear")
+    if probe.layout is not OwnLinear:
+        raise TransferlabError(f"{export_dir}: pooling {meta['pooling']} has an HF class; this export is not a probe form")
+    probe.probe_head.load_state_dict(load_file(str(export_dir / "probe_head.safetensors")))
+    return probe.eval()
