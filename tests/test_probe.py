@@ -122,19 +122,25 @@ def test_a_probe_in_an_hf_layout_exports_as_that_class_with_the_same_logits(case
 
 
 def test_a_probe_no_hf_class_computes_exports_as_backbone_plus_head(tmp_path):
+    from transformers import AutoConfig, AutoModel
+
     probe = probe_of("bert")  # mean pooling over BERT: BertForSequenceClassification would read the pooler
     probe.probe_head.weight.data.normal_()
     policy = build_freeze_policy(OmegaConf.structured(FreezeBackbone()))
     model, kind = policy.model_for_export(probe)
     assert kind == "probe" and model is probe
     model.save_pretrained(tmp_path)
-    assert not (tmp_path / "config.json").exists()  # nothing loads it as an HF classifier that predicts differently
-    assert {p.name for p in tmp_path.iterdir()} == {"backbone", "probe_head.safetensors", "probe.json"}
-    loaded = load_probe(tmp_path)
+    assert {p.name for p in tmp_path.iterdir()} == {"config.json", "model.safetensors", "probe_head.safetensors", "probe.json"}
+    assert AutoConfig.from_pretrained(tmp_path).architectures == ["BertModel"]  # the backbone, not a classifier
     ids, mask = padded_batch()
+    backbone = AutoModel.from_pretrained(tmp_path).eval()
+    torch.testing.assert_close(backbone(input_ids=ids).last_hidden_state, probe.base_model(input_ids=ids).last_hidden_state)
+    loaded = load_probe(tmp_path)
+    assert loaded.config.id2label == {0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"}
     torch.testing.assert_close(loaded(input_ids=ids, attention_mask=mask).logits, probe.eval()(input_ids=ids, attention_mask=mask).logits)
-    with pytest.raises(TransferlabError, match="no probe.json"):
-        load_probe(tmp_path / "backbone")
+    (tmp_path / "probe.json").unlink()
+    with pytest.raises(TransferlabError, match="no probe.json, so not a probe export"):
+        load_probe(tmp_path)
 
 
 def rows(texts_ids, labels):

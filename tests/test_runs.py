@@ -90,6 +90,23 @@ def test_finetune_via_run_resolver_then_probe_keeps_backbone(pretrain, outputs, 
     assert scored["test/acc"] == pytest.approx(metrics(probe)["test/acc"])
 
 
+def test_a_mean_pooled_bert_probe_exports_backbone_and_head_that_reload_with_the_run_labels(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path / "cache"))
+    run = train("experiment=quickstart", "freeze=backbone", f"hydra.run.dir={tmp_path / 'run'}")  # tiny BERT: mean pooling
+    m = metrics(run)
+    assert m["status"] == "ok" and m["export/kind"] == "probe"
+    from transformers import AutoTokenizer
+
+    from transferlab.freeze.probe import load_probe
+
+    probe, tokenizer = load_probe(run / "export"), AutoTokenizer.from_pretrained(run / "export")
+    assert [probe.config.id2label[i] for i in range(10)] == LABELS and probe.pooling == "mean"
+    ckpt = torch.load(next((run / "checkpoints").glob("best-*.ckpt")), map_location="cpu", weights_only=True)
+    assert torch.equal(probe.probe_head.weight, ckpt["state_dict"]["model.probe_head.weight"])
+    batch = tokenizer(["a small tree of the rose family", "a person who writes"], return_tensors="pt", padding=True)
+    assert probe(**batch).logits.shape == (2, 10)
+
+
 def test_quickstart_export_reloads_with_same_logits_and_labels(tmp_path):
     run = train("experiment=quickstart", f"hydra.run.dir={tmp_path / 'run'}")
     m = metrics(run)

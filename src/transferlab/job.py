@@ -143,7 +143,7 @@ def _frozen_features(cfg, trainer, model, objective, datasets, console) -> dict:
     )
     if console:
         shown = ", ".join(f"{split} {s}" for split, s in status.items())
-        console.print(f"frozen features: {shown} in the cache, ready in {time.perf_counter() - start:.1f}s")
+        console.print(f"frozen features: {shown} in the cache, ready in {time.perf_counter() - start:.1f}s", soft_wrap=True)
     return datasets
 
 

@@ -213,16 +213,17 @@ class Probe(nn.Module):
         return self.layout is not OwnLinear
 
     def save_pretrained(self, export_dir) -> None:
-        """The documented form of a probe no HF class computes: ``backbone/`` (AutoModel), ``probe_head.safetensors``
-        (weight [labels, hidden], bias [labels]) and ``probe.json`` (pooling, labels). No config.json at the top:
-        nothing loads it as an HF task model that would predict differently. Load it with ``load_probe``."""
+        """The form of a probe no HF class computes: the frozen backbone as an HF ``AutoModel`` (config.json with its
+        base-model architecture, weights), ``probe_head.safetensors`` (weight [labels, hidden], bias [labels]) and
+        ``probe.json`` (pooling, labels). Loaded as an HF classifier it would get a new, random head, and transformers
+        reports that head's weights as missing; ``load_probe`` loads the probe itself."""
         from safetensors.torch import save_file
 
         export_dir = Path(export_dir)
-        self.base_model.save_pretrained(export_dir / "backbone")
+        self.base_model.save_pretrained(export_dir)
         save_file({k: v.detach().cpu().contiguous() for k, v in self.probe_head.state_dict().items()},
                   str(export_dir / "probe_head.safetensors"))
-        meta = {"format": "transferlab-probe", "backbone": "backbone", "pooling": self.pooling,
+        meta = {"format": "transferlab-probe", "pooling": self.pooling,
                 "id2label": {str(i): label for i, label in self.config.id2label.items()}}
         (export_dir / "probe.json").write_text(json.dumps(meta, indent=2) + "\n")
 
@@ -235,14 +236,16 @@ def load_probe(export_dir) -> Probe:
     export_dir = Path(export_dir)
     meta_path = export_dir / "probe.json"
     if not meta_path.is_file():
-        raise TransferlabError(f"{export_dir}: no probe.json; an export with config.json loads with transformers' Auto classes")
+        raise TransferlabError(
+            f"{export_dir}: no probe.json, so not a probe export; an export of an HF class loads with "
+            "AutoModelForSequenceClassification.from_pretrained"
+        )
     meta = json.loads(meta_path.read_text())
-    backbone = export_dir / meta["backbone"]
-    config = AutoConfig.from_pretrained(backbone, num_labels=len(meta["id2label"]), id2label=meta["id2label"])
+    id2label = {int(i): label for i, label in meta["id2label"].items()}
+    config = AutoConfig.from_pretrained(export_dir, num_labels=len(id2label), id2label=id2label,
+                                        label2id={label: i for i, label in id2label.items()})
     task = AutoModelForSequenceClassification.from_config(config)
-    task.base_model.load_state_dict(AutoModel.from_pretrained(backbone).state_dict())
+    task.base_model.load_state_dict(AutoModel.from_pretrained(export_dir).state_dict())
     probe = Probe(task, meta["pooling"], "linear")
-    if probe.layout is not OwnLinear:
-        raise TransferlabError(f"{export_dir}: pooling {meta['pooling']} has an HF class; this export is not a probe form")
     probe.probe_head.load_state_dict(load_file(str(export_dir / "probe_head.safetensors")))
     return probe.eval()
