@@ -1,6 +1,8 @@
-"""Test-wide settings: no hub, wandb offline, HF caches inside the test session's tmp dir."""
+"""Test-wide settings: no hub, wandb offline, and transferlab's cache (tokenizers, prepared data, features) in a
+fresh dir per session, so a test never reads what an earlier session or a user's runs left."""
 
 import os
+import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -8,3 +10,4 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("TRANSFERLAB_CACHE", tempfile.mkdtemp(prefix="transferlab-test-cache-"))

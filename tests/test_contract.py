@@ -121,7 +121,7 @@ class Regression(Objective):
             ids = tokenizer(batch["text"], truncation=True, max_length=max_len)["input_ids"]
             return {"input_ids": ids, "labels": [float(v) for v in batch["score"]]}
 
-        return Rows(cached_map(dataset, encode, tokenizer, {"objective": self.name, "max_len": max_len}), ["input_ids", "labels"])
+        return Rows(cached_map(dataset, encode, tokenizer, {"objective": self.name, "max_len": max_len}), ["labels"], len(tokenizer))
 
     def collator(self, stage):
         from transferlab.objectives.collate import PadCollator

@@ -151,7 +151,8 @@ def test_trained_tokenizer_is_cached_across_run_dirs(tmp_path, monkeypatch):
     import transferlab.tokenizer as tok
 
     monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path / "cache"))
-    cfg = OmegaConf.create({"tokenizer": {"source": "train", "vocab_size": 200, "min_frequency": 1, "lowercase": True},
+    cfg = OmegaConf.create({"tokenizer": {"source": "train", "vocab_size": 200, "min_frequency": 1, "lowercase": True,
+                                          "train_samples": None},
                             "model": {"arch": "bert", "name_or_path": None, "config": {}}})
     train = Dataset.from_dict({"text": [f"the cat number {i} sleeps" for i in range(300)]})
     first = tok.build_tokenizer(cfg, train, tmp_path / "run1", True, MaskedLM)
@@ -163,3 +164,14 @@ def test_trained_tokenizer_is_cached_across_run_dirs(tmp_path, monkeypatch):
     other = OmegaConf.merge(cfg, {"tokenizer": {"vocab_size": 150}})
     monkeypatch.setitem(tok.FAMILIES, "wordpiece", _train_wordpiece)
     assert len(tok.build_tokenizer(other, train, tmp_path / "run3", True, MaskedLM)) != len(first)  # other settings: trained anew
+    seen = []
+
+    def counting(texts, *args):
+        batches = [list(b) for b in texts]
+        seen.append(sum(map(len, batches)))
+        return _train_wordpiece(iter(batches), *args)
+
+    monkeypatch.setitem(tok.FAMILIES, "wordpiece", counting)
+    bounded = OmegaConf.merge(cfg, {"tokenizer": {"train_samples": 100}})
+    tok.build_tokenizer(bounded, train, tmp_path / "run4", True, MaskedLM)
+    assert seen == [100]  # tokenizer.train_samples: trained on a sample of 100 texts, never the whole split

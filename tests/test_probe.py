@@ -144,7 +144,7 @@ def test_a_probe_no_hf_class_computes_exports_as_backbone_plus_head(tmp_path):
 
 
 def rows(texts_ids, labels):
-    return Rows(Dataset.from_dict({"input_ids": texts_ids, "labels": labels}), ["input_ids", "labels"])
+    return Rows(Dataset.from_dict({"input_ids": texts_ids, "labels": labels}), ["labels"], 100)
 
 
 def featurize_all(probe, splits, cache):
@@ -157,7 +157,8 @@ def test_feature_cache_hits_misses_and_invalidates(tmp_path):
     out, status = featurize_all(probe, splits, tmp_path)
     assert status == {"train": "miss", "validation": "miss"}
     assert sorted(p.suffix for p in (tmp_path / "features").iterdir()) == [".npy", ".npy"]  # no temp file left
-    for i, ids in enumerate(splits["train"].columns["input_ids"]):  # row i is example i's features, however batched
+    for i in range(len(splits["train"])):  # row i is example i's features, however batched
+        ids = splits["train"][i]["input_ids"].tolist()
         alone = probe.featurize(torch.tensor([ids]), torch.ones((1, len(ids)), dtype=torch.long))[0]
         torch.testing.assert_close(torch.from_numpy(out["train"][i]["features"].copy()), alone, atol=1e-5, rtol=1e-5)
         assert out["train"][i]["labels"] == splits["train"].columns["labels"][i]

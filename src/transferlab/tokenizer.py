@@ -66,6 +66,9 @@ def _trained(cfg, train_split, objective):
 
     tok_cfg = cfg.tokenizer
     family = objective.tokenizer_family(kind_of(config_fields(cfg.model)))
+    if tok_cfg.train_samples and tok_cfg.train_samples < len(train_split):
+        # a bounded, seeded sample: a vocabulary needs far less text than a large corpus holds
+        train_split = train_split.shuffle(seed=0).select(range(tok_cfg.train_samples))
     spec = {"data": train_split._fingerprint, "family": family, "vocab_size": tok_cfg.vocab_size,
             "min_frequency": tok_cfg.min_frequency, "lowercase": tok_cfg.lowercase, "v": 1}
     cached = cache_dir() / "tokenizers" / hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:32]

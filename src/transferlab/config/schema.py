@@ -46,6 +46,7 @@ class DataConfig:
     split_seed: int = 1234
     bucket_by_length: bool = True  # rows of one example each: batches of similar length (less padding)
     num_workers: int = at_least(0, 0)
+    num_proc: Optional[int] = at_least(None, hint="tokenizer processes, or null for one per CPU")  # preparing large splits
     encoding_errors: str = choice("strict", "replace")  # text files: strict (fail with file and byte offset) | replace
     missing: str = choice("error", "drop")  # a row with an empty value in a column the objective reads: error (naming file and row) | drop
 
@@ -57,6 +58,7 @@ class TokenizerConfig:
     vocab_size: int = at_least(8000, 16)
     min_frequency: int = at_least(2)
     lowercase: bool = True
+    train_samples: Optional[int] = at_least(None, hint="a number of texts, or null for the whole train split")  # trained on a seeded sample
 
 
 @dataclass

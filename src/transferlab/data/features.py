@@ -33,7 +33,7 @@ class FeatureRows(Dataset):
         return len(self.features)
 
     def __getitem__(self, i):
-        return {"id": i, "features": self.features[i], **{c: values[i] for c, values in self.columns.items()}}
+        return {"id": i, "features": self.features[i], **{c: values[i].item() for c, values in self.columns.items()}}
 
     @staticmethod
     def collate(examples: list) -> dict:
@@ -93,6 +93,5 @@ def cached_features(datasets: dict, model, collate, cache_dir: Path, batch_size:
         if status[split] == "miss":
             _write(path, _compute(model, rows, collate, batch_size, device, autocast))
         features = np.load(path, mmap_mode="r")
-        columns = {c: v for c, v in rows.columns.items() if c != "input_ids"}
-        out[split] = FeatureRows(features, columns)
+        out[split] = FeatureRows(features, rows.columns)
     return out, status

@@ -1,6 +1,7 @@
 """The one LightningDataModule: the objective's prepared splits in, DataLoaders out, with its collator per stage."""
 
 import lightning.pytorch as pl
+import numpy as np
 from torch.utils.data import DataLoader
 
 from transferlab.data.buckets import BatchSampler
@@ -24,7 +25,7 @@ class TransferDataModule(pl.LightningDataModule):
         world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
         if not train and len(ds) < world:  # a rank without a batch would never join the epoch-end reductions
             raise TransferlabError(f"data.{split} has {len(ds)} examples for {world} processes; give every process at least one")
-        lengths = ds.lengths if ds.lengths is not None else [1] * len(ds)
+        lengths = ds.lengths if ds.lengths is not None else np.zeros(len(ds), dtype=np.uint8)  # not a Python list
         batch_size = self.cfg.batch_size if train else (self.cfg.eval_batch_size or 2 * self.cfg.batch_size)
         sampler = BatchSampler(
             lengths, batch_size, shuffle=train, bucket=self.cfg.bucket_by_length and ds.lengths is not None,

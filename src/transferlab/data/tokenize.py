@@ -20,14 +20,38 @@ def _fingerprint(dataset, tokenizer, settings: dict) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
-def cached_map(dataset, encode, tokenizer, settings: dict):
+ROWS_PER_PROCESS = 10_000  # below this a process's start-up costs more than its share of the work
+
+
+def processes(num_proc: int | None, rows: int) -> int | None:
+    """data.num_proc (None: every CPU), at most one process per ROWS_PER_PROCESS rows; None for one process."""
+    import os
+
+    n = min(num_proc or os.cpu_count() or 1, rows // ROWS_PER_PROCESS)
+    return n if n > 1 else None
+
+
+def cached_map(dataset, encode, tokenizer, settings: dict, num_proc: int | None = None):
     """dataset.map(encode) in batches, replacing every raw column; cached under a fingerprint of all three inputs.
-    `settings` must name everything `encode` depends on besides the data and the tokenizer."""
+    `settings` must name everything `encode` depends on besides the data and the tokenizer. Token ids are stored in
+    the smallest integer type that holds the vocabulary (data/store.py), in parallel processes on large splits."""
+    import numpy as np
+
+    from transferlab.data.store import id_dtype
+
+    dtype = id_dtype(len(tokenizer))
+
+    def encode_small(batch):
+        out = encode(batch)
+        out["input_ids"] = [np.asarray(ids, dtype=dtype) for ids in out["input_ids"]]
+        return out
+
     return dataset.map(
-        encode,
+        encode_small,
         batched=True,
         batch_size=2000,
         remove_columns=dataset.column_names,
-        new_fingerprint=_fingerprint(dataset, tokenizer, settings),
+        new_fingerprint=_fingerprint(dataset, tokenizer, {**settings, "ids": np.dtype(dtype).name}),
+        num_proc=processes(num_proc, len(dataset)),
         desc="tokenize",
     )

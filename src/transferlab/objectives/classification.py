@@ -68,7 +68,7 @@ class Classification(Objective):
             return {"input_ids": ids, "labels": [label2id[str(v)] for v in batch["label"]]}
 
         settings = {"objective": self.name, "max_len": max_len, "labels": label2id, "v": 2}
-        return Rows(cached_map(dataset, encode, tokenizer, settings), ["input_ids", "labels"])
+        return Rows(cached_map(dataset, encode, tokenizer, settings, self.data_cfg.num_proc), ["labels"], len(tokenizer))
 
     def collator(self, stage: str):
         from transferlab.objectives.collate import PadCollator

@@ -1,0 +1,166 @@
+"""Corpora larger than memory: preparation time, disk and peak RSS against corpus size, and HF's run_mlm.py path.
+
+    python bench/scale.py [--sizes 0.25,1] [--steps 200] [--peer-size 0.25]
+
+For each size (GB of text) a synthetic corpus is generated under outputs/bench/scale/ (never committed): WordNet
+glosses from the embedded corpus with random word-level variation (words swapped for others from the corpus
+vocabulary, numbers inserted), so that it neither repeats nor compresses to nothing. Then, in fresh processes:
+- **prepare**: load, tokenize (data.num_proc processes) and pack the MLM blocks into the prepared-data cache, as the
+  first run on a corpus does; time, tokens/s, disk (text Arrow, tokenized Arrow, blocks) and peak RSS;
+- **train**: `transferlab-train experiment=pretrain_mlm` for --steps steps on the prepared corpus (a cache hit), peak RSS;
+- **num_proc**: the smallest corpus is prepared with 1 and with 2 processes;
+- **peer**: HF run_mlm.py's path on the --peer-size corpus (datasets map tokenize + group_texts into int64 lists).
+Writes outputs/bench/results/scale.json and prints the table docs/benchmarks.md keeps.
+"""
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "outputs" / "bench" / "scale"
+PY = sys.executable
+TRAIN = Path(PY).parent / "transferlab-train"
+
+
+def generate(size_gb: float) -> Path:
+    import gzip
+
+    path = WORK / f"corpus_{size_gb:g}gb.txt"
+    if path.is_file():
+        return path
+    with gzip.open(ROOT / "data" / "wordnet_corpus" / "train.jsonl.gz", "rt") as f:
+        lines = [json.loads(line)["text"] for line in f]
+    vocab = sorted({w for line in lines[:20000] for w in line.split()})
+    rng = random.Random(0)
+    target, written = int(size_gb * 2**30), 0
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w") as out:
+        while written < target:
+            chunk = []
+            for line in rng.choices(lines, k=10000):
+                words = line.split()
+                for _ in range(max(1, len(words) // 5)):
+                    words[rng.randrange(len(words))] = rng.choice(vocab)
+                if rng.random() < 0.3:
+                    words.insert(rng.randrange(len(words) + 1), str(rng.randrange(10000)))
+                chunk.append(" ".join(words))
+            text = "\n".join(chunk) + "\n"
+            out.write(text)
+            written += len(text.encode())
+    tmp.rename(path)
+    return path
+
+
+def measured(cmd: list, env: dict | None = None) -> dict:
+    """Run cmd in a wrapper process that reports its child's peak RSS (ru_maxrss of that one child)."""
+    wrapper = ("import resource, subprocess, sys, time; t = time.perf_counter(); r = subprocess.run(sys.argv[1:]); "
+               "print('MEASURED', r.returncode, time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    out = subprocess.run([PY, "-c", wrapper, *cmd], capture_output=True, text=True, env=env)
+    line = next(x for x in out.stdout.splitlines() if x.startswith("MEASURED"))
+    _, rc, seconds, rss_kb = line.split()
+    if int(rc):
+        raise SystemExit(f"{' '.join(map(str, cmd))} failed:\n{out.stderr[-3000:]}")
+    return {"seconds": round(float(seconds), 1), "peak_rss_mb": round(int(rss_kb) / 1024), "stdout": out.stdout, "stderr": out.stderr}
+
+
+def du(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
+
+
+def overrides(corpus: Path, cache: Path, num_proc: int) -> list:
+    small = ROOT / "data" / "wordnet_corpus" / "validation.jsonl.gz"
+    return ["experiment=pretrain_mlm", "data=files", f"data.train={corpus}", f"data.validation={small}", "data.test=null",
+            f"data.num_proc={num_proc}", "tokenizer.train_samples=100000", "logger=none", "callbacks.progress_bar=false",
+            "export=false", "test=false", f"paths.output_dir={cache.parent / 'runs'}"]
+
+
+PREPARE = """
+import json, sys, time
+from transferlab.cli import compose
+from transferlab.preflight import check_inputs
+from transferlab.objectives import OBJECTIVES
+from transferlab.tokenizer import build_tokenizer
+from pathlib import Path
+cfg = compose(sys.argv[1:])
+run = Path(cfg.paths.output_dir) / "prepare"
+start = time.perf_counter()
+raw = check_inputs(cfg, run).raw
+loaded = time.perf_counter()
+cls = OBJECTIVES[cfg.objective.name]
+tok = build_tokenizer(cfg, raw["train"], run, True, cls)
+tokenizer_s = time.perf_counter()
+blocks = cls(cfg.objective, cfg.data, tok, raw["train"]).prepare("train", raw["train"])
+done = time.perf_counter()
+print("RESULT", json.dumps({"load_s": loaded - start, "tokenizer_s": tokenizer_s - loaded, "prepare_s": done - tokenizer_s,
+      "tokens": int(blocks.blocks.size), "blocks_dtype": str(blocks.blocks.dtype)}))
+"""
+
+PEER = """
+import sys, time
+from itertools import chain
+from datasets import load_dataset
+from transformers import AutoTokenizer
+corpus, tokenizer_dir, block = sys.argv[1], sys.argv[2], 64
+tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+start = time.perf_counter()
+raw = load_dataset("text", data_files={"train": corpus}, split="train")
+tokenized = raw.map(lambda b: tok(b["text"], return_special_tokens_mask=True), batched=True, remove_columns=["text"])
+def group_texts(examples):  # run_mlm.py's grouping: concatenate, drop the remainder, cut into blocks
+    concatenated = {k: list(chain(*examples[k])) for k in examples.keys()}
+    total = (len(concatenated["input_ids"]) // block) * block
+    return {k: [t[i : i + block] for i in range(0, total, block)] for k, t in concatenated.items()}
+grouped = tokenized.map(group_texts, batched=True)
+print("RESULT", time.perf_counter() - start, len(grouped))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="0.25,1")
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--peer-size", type=float, default=0.25)
+    args = parser.parse_args()
+    WORK.mkdir(parents=True, exist_ok=True)
+    sizes = [float(s) for s in args.sizes.split(",")]
+    results = []
+    for size in sizes:
+        corpus = generate(size)
+        for num_proc in ((1, 2) if size == min(sizes) else (2,)):
+            cache = WORK / f"cache_{size:g}gb_np{num_proc}"
+            hf_cache = cache / "hf"
+            env = {**os.environ, "TRANSFERLAB_CACHE": str(cache), "HF_DATASETS_CACHE": str(hf_cache)}
+            prep = measured([PY, "-c", PREPARE, *overrides(corpus, cache, num_proc)], env)
+            info = json.loads(next(x for x in prep["stdout"].splitlines() if x.startswith("RESULT"))[7:])
+            row = {"size_gb": size, "num_proc": num_proc, "text_bytes": corpus.stat().st_size, **info,
+                   "prepare_wall_s": prep["seconds"], "prepare_peak_rss_mb": prep["peak_rss_mb"],
+                   "disk_hf_arrow_bytes": du(hf_cache), "disk_blocks_bytes": du(cache / "prepared")}
+            row["tokens_per_s"] = round(info["tokens"] / info["prepare_s"])
+            if num_proc == 2:
+                train = measured([str(TRAIN), *overrides(corpus, cache, num_proc), f"trainer.max_steps={args.steps}",
+                                  "trainer.max_epochs=-1", "trainer.val_check_interval=100000", "trainer.limit_val_batches=0",
+                                  f"hydra.run.dir={cache.parent / 'runs' / f'train_{size:g}'}"], env)
+                row["train_peak_rss_mb"] = train["peak_rss_mb"]
+                row["train_wall_s"] = train["seconds"]
+            results.append(row)
+            print(json.dumps(row), flush=True)
+    peer = None
+    if args.peer_size:
+        corpus = generate(args.peer_size)
+        tokenizers = sorted((WORK / f"cache_{args.peer_size:g}gb_np2" / "tokenizers").iterdir())
+        hf_cache = WORK / "peer_hf_cache"
+        env = {**os.environ, "HF_DATASETS_CACHE": str(hf_cache)}
+        run = measured([PY, "-c", PEER, str(corpus), str(tokenizers[0])], env)
+        peer = {"size_gb": args.peer_size, "wall_s": run["seconds"], "peak_rss_mb": run["peak_rss_mb"], "disk_bytes": du(hf_cache)}
+        print(json.dumps(peer), flush=True)
+    out = ROOT / "outputs" / "bench" / "results" / "scale.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"rows": results, "peer": peer}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
