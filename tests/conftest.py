@@ -11,3 +11,14 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TRANSFERLAB_CACHE", tempfile.mkdtemp(prefix="transferlab-test-cache-"))
+
+
+def single_thread():
+    """Tiny models gain nothing from intra-op threads, and on a busy CPU their spin-waits make a test file 10x slower.
+    A module uses it as `one_thread = pytest.fixture(autouse=True, scope="module")(single_thread)`."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

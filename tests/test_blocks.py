@@ -3,6 +3,8 @@ and the parameter table built on the same rule (a tied tensor counted once)."""
 
 import pytest
 import torch
+
+from conftest import single_thread
 from omegaconf import OmegaConf
 from torch import nn
 from transformers import (
@@ -34,13 +36,7 @@ from transferlab.errors import TransferlabError
 from transferlab.freeze import build_freeze_policy, find_blocks, format_parameter_table, parameter_summary
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy CPU their spin-waits make this file 10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+one_thread = pytest.fixture(autouse=True, scope="module")(single_thread)  # tiny models: one thread is faster
 
 LAYERS = 3
 SIZES = dict(vocab_size=100, pad_token_id=0)

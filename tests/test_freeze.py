@@ -4,6 +4,8 @@ import sys
 
 import pytest
 import torch
+
+from conftest import single_thread
 from omegaconf import OmegaConf
 from torch.optim.lr_scheduler import LambdaLR
 from transformers import (
@@ -28,13 +30,7 @@ from transferlab.freeze import FREEZE_POLICIES, build_freeze_policy
 from transferlab.module import group_schedules
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy CPU their spin-waits make this file 10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+one_thread = pytest.fixture(autouse=True, scope="module")(single_thread)  # tiny models: one thread is faster
 
 
 def bert_config():

@@ -4,6 +4,8 @@ from contextlib import nullcontext
 
 import pytest
 import torch
+
+from conftest import single_thread
 from datasets import Dataset
 from omegaconf import OmegaConf
 from transformers import (
@@ -25,12 +27,7 @@ from transferlab.freeze.probe import default_pooling, load_probe, pool
 from transferlab.objectives.collate import PadCollator
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+one_thread = pytest.fixture(autouse=True, scope="module")(single_thread)  # tiny models: one thread is faster
 
 
 SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, vocab_size=100, pad_token_id=0)
