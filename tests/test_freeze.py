@@ -408,3 +408,24 @@ def test_frozen_backbone_refuses_an_encoder_decoder_classifier():
 
     with pytest.raises(TransferlabError, match="freeze=backbone pools one encoder or decoder; BartForSequenceClassification has both"):
         policy_of(FreezeBackbone()).apply(make(BartForSequenceClassification, bart_config()))
+
+
+@pytest.mark.parametrize(("cfg", "trains_mode"), [(FreezeNone(), lambda n: True), (FreezeTopK(k=1), lambda n: not n.startswith(("bert.embeddings", "bert.encoder.layer.0", "bert.encoder.layer.1")))])
+def test_fit_start_puts_a_pretrained_model_in_train_mode_except_frozen_parts(cfg, trains_mode):
+    """transformers returns from_pretrained models in eval mode and Lightning keeps modes as it finds them: the module
+    switches dropout on at fit start, for the parts that train."""
+    from omegaconf import OmegaConf as OC
+
+    from transferlab.config.schema import OptimizerConfig, SchedulerConfig
+    from transferlab.module import TransferModule
+    from transferlab.objectives.classification import Classification
+
+    policy = policy_of(cfg)
+    model = policy.apply(make(BertForSequenceClassification, bert_config())).eval()  # as from_pretrained leaves it
+    objective = Classification.__new__(Classification)
+    objective.metrics = torch.nn.ModuleDict()
+    module = TransferModule(model, objective, policy, OC.structured(OptimizerConfig()), OC.structured(SchedulerConfig()))
+    module.on_fit_start()
+    modes = {n: m.training for n, m in model.named_modules() if n.startswith(("bert.embeddings.dropout", "bert.encoder.layer"))
+             and n.endswith("dropout")}
+    assert modes and all(mode == trains_mode(n) for n, mode in modes.items())

@@ -55,9 +55,15 @@ class TransferModule(pl.LightningModule):
 
     def train(self, mode: bool = True):
         super().train(mode)
-        if mode:  # Lightning calls train() at every epoch start; frozen parts must stay in eval (no dropout)
+        if mode:  # frozen parts stay in eval (no dropout), whoever calls train()
             self.policy.set_train_mode(self.model)
         return self
+
+    def on_fit_start(self):
+        # Lightning keeps each module's mode as it finds it (and restores it after every validation), and transformers
+        # returns from_pretrained models in eval mode: without this, fine-tuning a pre-trained model runs without
+        # dropout, silently.
+        self.train()
 
     def _step(self, batch, stage: str) -> torch.Tensor:
         loss = self.objective.step(self.model, batch, stage)
