@@ -99,10 +99,6 @@ class OwnLinear:
     name, poolings, output, has_dense = "own_linear", POOLINGS, "probe_head", False
 
     @staticmethod
-    def fits(model) -> bool:
-        return True
-
-    @staticmethod
     def dense(probe):
         return None
 
