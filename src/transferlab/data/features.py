@@ -45,8 +45,8 @@ class FeatureRows(Dataset):
         return batch
 
 
-def _key(model, rows, precision: str) -> str:
-    payload = {**model.cache_key(), "data": rows.fingerprint, "precision": precision, "v": 1}
+def _key(model_key: dict, rows, precision: str) -> str:
+    payload = {**model_key, "data": rows.fingerprint, "precision": precision, "v": 1}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -87,8 +87,9 @@ def cached_features(datasets: dict, model, collate, cache_dir: Path, batch_size:
                     precision: str) -> tuple[dict, dict]:
     """Every split as FeatureRows; also {split: "hit" | "miss"} (what the run log and tests read)."""
     out, status = {}, {}
+    model_key = model.cache_key()  # hashes every frozen tensor: once, not once per split
     for split, rows in datasets.items():
-        path = cache_dir / "features" / f"{_key(model, rows, precision)}.npy"
+        path = cache_dir / "features" / f"{_key(model_key, rows, precision)}.npy"
         status[split] = "hit" if path.is_file() else "miss"
         if status[split] == "miss":
             _write(path, _compute(model, rows, collate, batch_size, device, autocast))
