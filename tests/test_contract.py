@@ -113,7 +113,6 @@ class Regression(Objective):
 
     def prepare(self, split, dataset):
         from transferlab.data.prepared import Rows
-        from transferlab.data.tokenize import cached_map
 
         tokenizer, max_len = self.tokenizer, self.data_cfg.max_seq_len
 
@@ -121,7 +120,7 @@ class Regression(Objective):
             ids = tokenizer(batch["text"], truncation=True, max_length=max_len)["input_ids"]
             return {"input_ids": ids, "labels": [float(v) for v in batch["score"]]}
 
-        return Rows(cached_map(dataset, encode, tokenizer, {"objective": self.name, "max_len": max_len}), ["labels"], len(tokenizer))
+        return Rows.prepare(dataset, encode, tokenizer, {"objective": self.name, "max_len": max_len}, ["labels"])
 
     def collator(self, stage):
         from transferlab.objectives.collate import PadCollator

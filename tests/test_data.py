@@ -1,7 +1,10 @@
 """The data path: packing, MLM masking, stratified slices, label mapping and bad-file messages."""
 
+import copy
 import gzip
 import json
+import os
+import time
 
 import numpy as np
 import pytest
@@ -162,26 +165,49 @@ def test_gzip_jsonl_reads(tmp_path):
     assert len(raw["train"]) + len(raw["validation"]) + len(raw["test"]) == 10
 
 
-def test_tokenization_is_cached_across_runs(tmp_path, wordpiece, monkeypatch):
+def test_prepared_splits_are_reused_across_runs_and_redone_for_another_tokenizer_or_length(tmp_path, wordpiece, monkeypatch):
     from transferlab.data import tokenize
 
     path = _write(tmp_path / "t.jsonl", [json.dumps({"text": f"the cat number {i}", "label": "a" if i % 2 else "b"}) for i in range(50)])
     raw = _load(_data_cfg(tmp_path, train=path, label_column="label"), labeled=True)
-    cache_files = []
-    real = tokenize.cached_map
-    monkeypatch.setattr(tokenize, "cached_map", lambda *args: cache_files.append(real(*args).cache_files) or real(*args))
+    calls = []
+    real = tokenize.tokenize
+    monkeypatch.setattr(tokenize, "tokenize", lambda *args: calls.append(args[2]) or real(*args))
 
-    def prepare(max_seq_len: int):
+    def prepare(max_seq_len: int, tokenizer=wordpiece):
         data_cfg = _data_cfg(tmp_path, max_seq_len=max_seq_len)
-        objective = Classification(OmegaConf.create({"name": "classification"}), data_cfg, wordpiece, raw["train"])
+        objective = Classification(OmegaConf.create({"name": "classification"}), data_cfg, tokenizer, raw["train"])
         return objective.prepare("train", raw["train"])
 
     first, again = prepare(32), prepare(32)
-    assert cache_files[0] and cache_files[1] == cache_files[0]  # the second run read the cache
+    assert len(calls) == 1  # the second run found the prepared split before tokenizing anything
     assert np.array_equal(again.ids, first.ids) and np.array_equal(again.columns["labels"], first.columns["labels"])
     assert first[3]["id"] == 3 and first[3]["labels"] == int(first.columns["labels"][3])
     prepare(16)
-    assert cache_files[2] != cache_files[0]  # a different max_seq_len re-tokenizes
+    assert len(calls) == 2  # a different max_seq_len prepares anew
+    other = copy.deepcopy(wordpiece)
+    other.add_tokens(["zebra"])
+    prepare(32, other)
+    assert len(calls) == 3 and calls[-1] is other  # so does a changed tokenizer
+
+
+def test_a_files_fingerprint_names_the_file_not_the_process_that_loaded_it(tmp_path):
+    """Two processes loading one file agree on its fingerprint (so later runs find what the first prepared); a
+    changed file gets a new one."""
+    import subprocess
+    import sys
+
+    path = _write(tmp_path / "corpus.txt", [f"line {i}" for i in range(30)])
+    code = ("import sys; from transferlab.data.loading import _load_file; "
+            "print(_load_file(sys.argv[1], 'train', 'strict')._fingerprint)")
+    env = {**os.environ, "HF_DATASETS_CACHE": str(tmp_path / "hf")}
+    prints = [subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, env=env, check=True).stdout
+              for _ in range(2)]
+    assert prints[0] == prints[1] and len(prints[0].strip()) == 32
+    time.sleep(0.01)
+    _write(tmp_path / "corpus.txt", [f"line {i}" for i in range(31)])
+    changed = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, env=env, check=True).stdout
+    assert changed != prints[0]
 
 
 def test_missing_values_fail_naming_file_and_line_or_are_dropped_and_counted(tmp_path):

@@ -19,6 +19,7 @@ from transformers import (
 )
 
 from transferlab.data.features import cached_features
+from transferlab.data import store
 from transferlab.data.prepared import Rows
 from transferlab.errors import TransferlabError
 from transferlab.freeze import build_freeze_policy
@@ -141,7 +142,9 @@ def test_a_probe_no_hf_class_computes_exports_as_backbone_plus_head(tmp_path):
 
 
 def rows(texts_ids, labels):
-    return Rows(Dataset.from_dict({"input_ids": texts_ids, "labels": labels}), ["labels"], 100)
+    key = f"probe-test-{texts_ids}-{labels}"
+    data = Dataset.from_dict({"input_ids": texts_ids, "labels": labels})
+    return Rows(store.rows(key, lambda scratch: data, ["labels"], 100), ["labels"], key)
 
 
 def featurize_all(probe, splits, cache):

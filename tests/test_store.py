@@ -20,39 +20,49 @@ def docs(seed=0, n=101, vocab=100):
     return [rng.integers(5, vocab, size=rng.integers(1, 40)).tolist() for _ in range(n)]
 
 
-def tokenized(ids, **columns):
-    # several record batches, as datasets.map writes them
-    return Dataset.from_dict({"input_ids": ids, **columns}).map(lambda b: b, batched=True, batch_size=7)
+class Tokenize:
+    """A stand-in for tokenization: writes the given rows into the scratch dir (several record batches, as
+    datasets.map writes them) and counts its calls."""
+
+    def __init__(self, ids, **columns):
+        self.data, self.calls, self.scratch = {"input_ids": ids, **columns}, 0, None
+
+    def __call__(self, scratch):
+        self.calls, self.scratch = self.calls + 1, scratch
+        scratch.mkdir(parents=True, exist_ok=True)
+        return Dataset.from_dict(self.data).map(lambda b: b, batched=True, batch_size=7, cache_file_name=str(scratch / "t.arrow"))
 
 
-def test_blocks_hold_the_whole_stream_in_order_and_wrap_instead_of_padding():
+def test_blocks_hold_the_whole_stream_in_order_and_wrap_instead_of_padding(cache):
     ids = docs()
     stream = np.concatenate([np.array(d) for d in ids])
-    blocks = store.write_blocks(tokenized(ids), 16, vocab_size=100)
+    tokenize = Tokenize(ids)
+    blocks = store.blocks("a", tokenize, 16, vocab_size=100)
     assert isinstance(blocks, np.memmap) and blocks.dtype == np.uint16 and blocks.shape == (-(-stream.size // 16), 16)
     assert np.array_equal(blocks.reshape(-1), np.resize(stream, blocks.size))  # every token in order; the tail wraps
     item = Blocks(blocks)[3]
     assert item.dtype.is_floating_point is False and item.tolist() == stream[48:64].tolist()
+    (prepared,) = cache.iterdir()  # the tokenized Arrow was scratch: only the blocks are kept
+    assert sorted(p.name for p in prepared.iterdir()) == ["blocks.npy", "layout.json"] and not tokenize.scratch.exists()
 
 
 def test_a_stream_shorter_than_a_block_repeats_and_a_selected_view_is_read_as_selected():
-    blocks = store.write_blocks(Dataset.from_dict({"input_ids": [[1, 2], [3], [4, 5, 6]]}).select([2, 0]), 8, vocab_size=10)
-    assert blocks.tolist() == [[4, 5, 6, 1, 2, 4, 5, 6]]
+    view = Dataset.from_dict({"input_ids": [[1, 2], [3], [4, 5, 6]]}).select([2, 0])
+    assert store.blocks("b", lambda scratch: view, 8, vocab_size=10).tolist() == [[4, 5, 6, 1, 2, 4, 5, 6]]
 
 
 def test_ids_take_the_smallest_type_that_holds_the_vocabulary():
     assert store.id_dtype(30_522) == np.uint16 and store.id_dtype(65_536) == np.uint16
     assert store.id_dtype(65_537) == np.uint32 and store.id_dtype(250_000) == np.uint32
-    big = store.write_blocks(tokenized([[70_000, 5, 65_536]]), 4, vocab_size=80_000)
+    big = store.blocks("c", Tokenize([[70_000, 5, 65_536]]), 4, vocab_size=80_000)
     assert big.dtype == np.uint32 and big.tolist() == [[70_000, 5, 65_536, 70_000]]
     with pytest.raises(TransferlabError, match="token id 70000 does not fit uint16"):
-        store.write_blocks(tokenized([[70_000, 5]], ), 4, vocab_size=100)
+        store.blocks("d", Tokenize([[70_000, 5]]), 4, vocab_size=100)
 
 
 def test_rows_read_back_each_example_and_its_label(cache):
     ids = docs(1, n=50)
-    labels = list(range(50))
-    rows = Rows(tokenized(ids, labels=labels), ["labels"], 100)
+    rows = Rows(store.rows("e", Tokenize(ids, labels=list(range(50))), ["labels"], 100), ["labels"], "e")
     assert len(rows) == 50 and rows.lengths.tolist() == [len(d) for d in ids]
     for i in (0, 17, 49):
         item = rows[i]
@@ -63,22 +73,18 @@ def test_rows_read_back_each_example_and_its_label(cache):
     assert sorted(p.name for p in prepared.iterdir()) == ["ids.npy", "labels.npy", "layout.json", "offsets.npy"]
 
 
-def test_prepared_once_reused_then_redone_for_new_data(cache, monkeypatch):
-    data = tokenized(docs(2))
-    store.write_blocks(data, 16, 100)
-    calls = []
-    real = store._values  # called once per record batch while writing
-    monkeypatch.setattr(store, "_values", lambda *a: calls.append(1) or real(*a))
-    again = store.write_blocks(data, 16, 100)  # same fingerprint and layout: read, not written
-    assert calls == [] and len(list(cache.iterdir())) == 1
-    store.write_blocks(data, 32, 100)  # another block size
-    store.write_blocks(tokenized(docs(3)), 16, 100)  # other data (e.g. another tokenizer's ids)
-    assert len(calls) == 2 * 15 and len(list(cache.iterdir())) == 3  # 101 rows in record batches of 7
-    assert again.shape[1] == 16
+def test_a_prepared_split_is_found_before_anything_is_tokenized_and_redone_for_new_settings(cache):
+    tokenize = Tokenize(docs(2))
+    first = store.blocks("f", tokenize, 16, 100)
+    again = store.blocks("f", tokenize, 16, 100)  # same fingerprint and layout: read, nothing tokenized
+    assert tokenize.calls == 1 and len(list(cache.iterdir())) == 1 and np.array_equal(first, again)
+    store.blocks("f", tokenize, 32, 100)  # another block size
+    store.blocks("g", tokenize, 16, 100)  # other data (e.g. another tokenizer's ids)
+    assert tokenize.calls == 3 and len(list(cache.iterdir())) == 3
 
 
 def test_an_interrupted_preparation_leaves_nothing_and_is_redone(cache, monkeypatch):
-    data = tokenized(docs(4))
+    tokenize = Tokenize(docs(4))
 
     def dies(*args, **kwargs):
         raise KeyboardInterrupt
@@ -86,9 +92,27 @@ def test_an_interrupted_preparation_leaves_nothing_and_is_redone(cache, monkeypa
     with monkeypatch.context() as m:
         m.setattr(np.lib.format, "open_memmap", dies)
         with pytest.raises(KeyboardInterrupt):
-            store.write_blocks(data, 16, 100)
+            store.blocks("h", tokenize, 16, 100)
     assert list(cache.iterdir()) == []  # no half-written dir, not even a temp one
-    assert store.write_blocks(data, 16, 100).shape[1] == 16
+    assert store.blocks("h", tokenize, 16, 100).shape[1] == 16 and tokenize.calls == 2
+
+
+def test_a_killed_preparations_temp_dir_is_never_read_and_is_cleaned_up(cache):
+    import socket
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    tokenize = Tokenize(docs(7))
+    store.blocks("i", tokenize, 16, 100)
+    (final,) = cache.iterdir()
+    key = final.name
+    final.rename(cache / f".{key}.{socket.gethostname()}.{int(dead.stdout)}.x")  # as a kill -9 midway leaves it
+    alive = cache / f".{key}.{socket.gethostname()}.{1}.y"  # pid 1 is alive: another process still writing
+    alive.mkdir()
+    store.blocks("i", tokenize, 16, 100)
+    assert tokenize.calls == 2  # redone, not trusted
+    assert sorted(p.name for p in cache.iterdir()) == sorted([key, alive.name])
 
 
 def test_an_unwritable_cache_fails_in_one_line_naming_it(tmp_path, monkeypatch):
@@ -96,13 +120,13 @@ def test_an_unwritable_cache_fails_in_one_line_naming_it(tmp_path, monkeypatch):
     monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path / "a_file" / "cache"))
     with pytest.raises(TransferlabError, match=f"cannot write prepared data under {tmp_path / 'a_file' / 'cache' / 'prepared'} "
                        r"\(Not a directory\); free space there or set TRANSFERLAB_CACHE to another dir"):
-        store.write_blocks(tokenized(docs(5)), 16, 100)
+        store.blocks("j", Tokenize(docs(5)), 16, 100)
 
 
-def test_a_full_disk_is_named_with_the_space_needed_before_anything_is_written(cache, monkeypatch):
+def test_a_full_disk_is_named_with_the_space_needed_and_nothing_is_left(cache, monkeypatch):
     import shutil
 
     monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
     with pytest.raises(TransferlabError, match=rf"preparing this split needs 4.0 KiB under {cache}, which has 1,000 B free; free space there"):
-        store.write_blocks(tokenized(docs(6)), 16, 100)
+        store.blocks("k", Tokenize(docs(6)), 16, 100)
     assert list(cache.iterdir()) == []

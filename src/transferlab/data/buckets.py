@@ -36,32 +36,34 @@ class BatchSampler(Sampler):
         self.epoch, self.start = epoch, batches_done
 
     def _batches(self):
+        """(order, batch numbers): batch b is order[b * batch_size : (b + 1) * batch_size]. Arrays, not lists of
+        lists: a corpus of millions of blocks costs 4 bytes per example here, not a Python int each."""
         n = len(self.lengths)
         rng = np.random.default_rng(self.seed + self.epoch)
-        order = rng.permutation(n) if self.shuffle else np.arange(n)
+        small = np.uint32 if n < 2**32 else np.int64
+        order = rng.permutation(n).astype(small) if self.shuffle else np.arange(n, dtype=small)
         if self.world > 1 and not self.pad_ranks:
             order = order[self.rank :: self.world]  # this rank's examples, each example on exactly one rank
             n = len(order)
         if self.bucket:
             chunk = self.batch_size * 50
-            order = np.concatenate(
-                [order[i : i + chunk][np.argsort(self.lengths[order[i : i + chunk]], kind="stable")] for i in range(0, n, chunk)]
-            ) if n else order
-        batches = [order[i : i + self.batch_size].tolist() for i in range(0, n, self.batch_size)]
-        if self.shuffle and self.bucket:
-            batches = [batches[i] for i in rng.permutation(len(batches))]
-        return batches
+            for i in range(0, n, chunk):
+                order[i : i + chunk] = order[i : i + chunk][np.argsort(self.lengths[order[i : i + chunk]], kind="stable")]
+        count = math.ceil(n / self.batch_size)
+        numbers = rng.permutation(count) if self.shuffle and self.bucket else np.arange(count)
+        return order, numbers
 
     def __iter__(self):
         # A generator: the order is drawn at the first next(), after Lightning has set the epoch and a resumed run
         # its position (the loader's iterator is created earlier, while the optimizer is configured).
-        batches = self._batches()
+        order, numbers = self._batches()
         if self.world > 1 and self.pad_ranks:
             # Every rank takes the same number of batches, or DDP would wait forever on the longer rank.
-            per_rank = math.ceil(len(batches) / self.world)
-            batches = (batches + batches[: per_rank * self.world - len(batches)])[self.rank :: self.world]
+            per_rank = math.ceil(len(numbers) / self.world)
+            numbers = np.concatenate([numbers, numbers[: per_rank * self.world - len(numbers)]])[self.rank :: self.world]
         start, self.start = self.start, 0
-        yield from batches[start:]
+        for b in numbers[start:]:
+            yield order[b * self.batch_size : (b + 1) * self.batch_size].tolist()
 
     def __len__(self) -> int:
         if self.pad_ranks:

@@ -84,9 +84,14 @@ def _load_file(path_str: str, split: str, encoding_errors: str):
         ds = load_dataset(fmt, data_files={split: str(path)}, split=split, **kwargs)
     except Exception as e:  # datasets raises many types; name the real problem instead
         raise _diagnose(Path(path_str), fmt, e) from e
+    # Named by the file (path, size, mtime) and how it is read, not by how datasets happened to write its Arrow copy:
+    # every process that loads this file then agrees, and finds what the first one prepared.
+    stat = Path(path_str).resolve().stat()
+    identity = [str(Path(path_str).resolve()), stat.st_size, stat.st_mtime_ns, fmt, kwargs, encoding_errors, split, 1]
+    ds._fingerprint = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:32]
     if fmt == "text":  # one text per line: a blank line separates paragraphs, it is not a missing value
-        blank = set(_missing_rows(ds, "text").tolist())
-        ds = ds.select([i for i in range(len(ds)) if i not in blank]) if blank else ds
+        blank = _missing_rows(ds, "text")
+        ds = ds.select(_complement(blank, len(ds))) if len(blank) else ds
     if len(ds) == 0:
         raise TransferlabError(f"data.{split}: {path_str} has no examples; give a file with at least one example")
     return ds
@@ -135,14 +140,33 @@ def _missing_rows(ds, column: str):
     import pyarrow.compute as pc
 
     values = ds.data.column(column)
-    missing = values.is_null()
-    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
-        missing = pc.or_(missing, pc.fill_null(pc.equal(pc.utf8_trim_whitespace(values), ""), True))
-    elif pa.types.is_floating(values.type):
-        missing = pc.or_(missing, pc.fill_null(pc.is_nan(values), True))
-    elif pa.types.is_list(values.type) or pa.types.is_large_list(values.type):
-        missing = pc.or_(missing, pc.fill_null(pc.equal(pc.list_value_length(values), 0), True))
-    return np.flatnonzero(missing.to_numpy(zero_copy_only=False))
+    kind = values.type
+    found, start = [], 0
+    for chunk in values.chunks:  # one record batch at a time: a large corpus is never copied whole
+        missing = chunk.is_null()
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            missing = pc.or_(missing, pc.fill_null(pc.equal(pc.utf8_trim_whitespace(chunk), ""), True))
+        elif pa.types.is_floating(kind):
+            missing = pc.or_(missing, pc.fill_null(pc.is_nan(chunk), True))
+        elif pa.types.is_list(kind) or pa.types.is_large_list(kind):
+            missing = pc.or_(missing, pc.fill_null(pc.equal(pc.list_value_length(chunk), 0), True))
+        found.append(np.flatnonzero(missing.to_numpy(zero_copy_only=False)) + start)
+        start += len(chunk)
+    rows = np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+    if ds._indices is not None:  # a select() view (e.g. a text file without its blank lines): rows as the view numbers them
+        flagged = np.zeros(len(ds.data), dtype=bool)
+        flagged[rows] = True
+        rows = np.flatnonzero(flagged[ds._indices.column(0).to_numpy()])
+    return rows
+
+
+def _complement(rows, n: int):
+    """Every row index below n that is not in `rows`, as an array (not a Python list: a corpus has millions)."""
+    import numpy as np
+
+    keep = np.ones(n, dtype=bool)
+    keep[rows] = False
+    return np.flatnonzero(keep)
 
 
 def _rows_named(data_cfg, split: str, rows) -> str:
@@ -158,8 +182,6 @@ def _rows_named(data_cfg, split: str, rows) -> str:
 
 def _handle_missing(ds, split: str, data_cfg, fields: Dict[str, str]):
     """data.missing=error: fail naming the file and rows; drop: keep the complete rows. Returns (ds, dropped)."""
-    if ds._indices is not None:
-        ds = ds.flatten_indices()
     found = {data_cfg[key]: _missing_rows(ds, data_cfg[key]) for key in fields.values()}
     found = {column: rows for column, rows in found.items() if len(rows)}
     if found and data_cfg.missing == "error":
@@ -168,13 +190,14 @@ def _handle_missing(ds, split: str, data_cfg, fields: Dict[str, str]):
             f"data.{split} ({_where(data_cfg, split)}) has empty values: {where}; fill them in, or set data.missing=drop "
             "to drop such rows"
         )
-    bad = {int(i) for rows in found.values() for i in rows}
-    if not bad:
+    if not found:
         return ds, 0
-    keep = [i for i in range(len(ds)) if i not in bad]
-    if not keep:
+    import numpy as np
+
+    keep = _complement(np.concatenate(list(found.values())), len(ds))
+    if not len(keep):
         raise TransferlabError(f"data.{split} ({_where(data_cfg, split)}): every row has a missing value; nothing is left to use")
-    return ds.select(keep), len(bad)
+    return ds.select(keep), len(ds) - len(keep)
 
 
 def _column(ds, column: str) -> list:

@@ -5,8 +5,6 @@ def packed_blocks(dataset, tokenizer, block_size: int, settings: dict, num_proc:
     """Tokenize a text split without truncation (each text closed by the tokenizer's separator, or EOS) and pack
     the stream into Blocks, memory-mapped from the prepared-data cache (data/store.py): the LM objectives' data path."""
     from transferlab.data.prepared import Blocks
-    from transferlab.data.store import write_blocks
-    from transferlab.data.tokenize import cached_map
 
     append_eos = tokenizer.eos_token_id is not None and tokenizer.sep_token_id is None
     eos = tokenizer.eos_token_id
@@ -17,5 +15,4 @@ def packed_blocks(dataset, tokenizer, block_size: int, settings: dict, num_proc:
             ids = [x if x and x[-1] == eos else x + [eos] for x in ids]
         return {"input_ids": ids}
 
-    tokenized = cached_map(dataset, encode, tokenizer, {**settings, "packed": True, "v": 3}, num_proc)
-    return Blocks(write_blocks(tokenized, block_size, len(tokenizer)))
+    return Blocks.prepare(dataset, encode, tokenizer, {**settings, "packed": True, "v": 3}, block_size, num_proc)

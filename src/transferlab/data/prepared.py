@@ -2,7 +2,10 @@
 
 Both read memory-mapped arrays written once by data/store.py, so a training process holds only the batches it uses,
 whatever the corpus size. `lengths` drives length bucketing in data/buckets.py; None means every item is as long as
-the others.
+the others. `fingerprint` names the content (data, tokenizer and settings).
+
+An objective prepares a split with Rows.prepare or Blocks.prepare, giving the function that encodes a batch of raw
+rows and the settings that function depends on besides the data and the tokenizer.
 """
 
 import numpy as np
@@ -10,18 +13,30 @@ import torch
 from torch.utils.data import Dataset
 
 
+def _tokenizer_of(dataset, encode, tokenizer, num_proc):
+    from transferlab.data.tokenize import tokenize
+
+    return lambda scratch: tokenize(dataset, encode, tokenizer, num_proc, scratch)
+
+
 class Rows(Dataset):
     """Examples of varying length; item i is {"id": i, "input_ids": int64 array, <scalar column>: value, ...}.
-    `columns` are the scalar columns (labels), `fingerprint` names the content (data, tokenizer and settings)."""
+    `columns` are the scalar columns (labels)."""
 
-    def __init__(self, tokenized, scalars: list, vocab_size: int):
-        from transferlab.data.store import write_rows
-
-        self.fingerprint = tokenized._fingerprint
-        arrays = write_rows(tokenized, scalars, vocab_size)
+    def __init__(self, arrays: dict, scalars: list, fingerprint: str):
+        self.fingerprint = fingerprint
         self.ids, self.offsets = arrays["ids"], arrays["offsets"]
         self.columns = {name: arrays[name] for name in scalars}
         self.lengths = np.diff(self.offsets)
+
+    @classmethod
+    def prepare(cls, dataset, encode, tokenizer, settings: dict, scalars: list, num_proc: int | None = None) -> "Rows":
+        """`encode(batch)` gives {"input_ids": [...], <scalar column>: [...]} for a batch of raw rows."""
+        from transferlab.data import store
+        from transferlab.data.tokenize import fingerprint
+
+        key = fingerprint(dataset, tokenizer, {**settings, "scalars": list(scalars)})
+        return cls(store.rows(key, _tokenizer_of(dataset, encode, tokenizer, num_proc), scalars, len(tokenizer)), scalars, key)
 
     def __len__(self):
         return len(self.lengths)
@@ -36,8 +51,17 @@ class Blocks(Dataset):
 
     lengths = None
 
-    def __init__(self, blocks):
-        self.blocks = blocks
+    def __init__(self, blocks, fingerprint: str = ""):
+        self.blocks, self.fingerprint = blocks, fingerprint
+
+    @classmethod
+    def prepare(cls, dataset, encode, tokenizer, settings: dict, block_size: int, num_proc: int | None = None) -> "Blocks":
+        """`encode(batch)` gives {"input_ids": [...]}; the ids of every row, in order, are packed into blocks."""
+        from transferlab.data import store
+        from transferlab.data.tokenize import fingerprint
+
+        key = fingerprint(dataset, tokenizer, settings)
+        return cls(store.blocks(key, _tokenizer_of(dataset, encode, tokenizer, num_proc), block_size, len(tokenizer)), key)
 
     def __len__(self):
         return len(self.blocks)

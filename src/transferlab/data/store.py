@@ -1,22 +1,24 @@
 """Prepared data on disk: token ids in the smallest integer type, written once, read memory-mapped.
 
-A tokenized split (datasets' Arrow, cached by datasets' fingerprint) is written here, one Arrow record batch at a
-time, so neither writing nor training ever holds a whole split in memory:
+A split is tokenized (datasets' Arrow, in parallel processes) into a scratch dir, then written here one Arrow
+record batch at a time, so neither writing nor training ever holds a whole split in memory:
 - packed blocks for the LM objectives: ``blocks.npy`` [n_blocks, block_size];
 - rows for the one-example-per-row objectives: ``ids.npy`` (every row's ids, concatenated), ``offsets.npy``
   (row i is ids[offsets[i]:offsets[i + 1]]) and one ``<column>.npy`` per scalar column (labels).
 Ids are uint16 when the vocabulary has at most 65,536 entries, else uint32 (2 or 4 bytes, against Arrow's 8 for the
-Python ints a tokenizer returns).
+Python ints a tokenizer returns). The tokenized Arrow is deleted once written: the arrays are the only copy kept.
 
-Each prepared split is a directory under ``$TRANSFERLAB_CACHE/prepared/`` named by a hash of the tokenized split's
-fingerprint (data, tokenizer, objective settings) and the layout. It is written under a temp name and renamed when
-complete: a preparation that dies midway leaves nothing a later run would trust, and is redone.
+Each prepared split is a directory under ``$TRANSFERLAB_CACHE/prepared/`` named by a hash of its fingerprint (data,
+tokenizer, objective settings) and the layout. It is looked up before anything is tokenized: a hit costs no work.
+A miss is written under a temp name (``.<key>.<host>.<pid>.*``) and renamed when complete, so a preparation that dies
+midway leaves nothing a later run would trust; the next preparation of that key removes such leftovers and redoes it.
 """
 
 import hashlib
 import json
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -49,26 +51,43 @@ def _values(chunk, dtype) -> np.ndarray:
     return values
 
 
-def _prepared(dataset, layout: dict, write, needed: int) -> Path:
-    """The directory holding `dataset` prepared as `layout` says; `write(tmp_dir)` fills it (`needed` bytes) when it
-    is missing."""
+def _ensure_space(where: Path, needed: int) -> None:
+    free = shutil.disk_usage(where).free
+    if free < needed:
+        raise TransferlabError(
+            f"preparing this split needs {_size(needed)} under {where}, which has {_size(free)} free; "
+            "free space there or set TRANSFERLAB_CACHE to another dir"
+        )
+
+
+def _remove_leftovers(parent: Path, key: str) -> None:
+    """Temp dirs of this key left by a preparation on this host whose process is gone (killed midway)."""
+    host = socket.gethostname()
+    for tmp in parent.glob(f".{key}.{host}.*"):
+        try:
+            os.kill(int(tmp.name.split(".")[3]), 0)
+        except ProcessLookupError:
+            shutil.rmtree(tmp, ignore_errors=True)
+        except (ValueError, IndexError, PermissionError):
+            pass
+
+
+def _prepared(fingerprint: str, layout: dict, write) -> Path:
+    """The directory holding the split `fingerprint` names, prepared as `layout` says; on a miss `write(tmp_dir)`
+    fills it (tokenizing into tmp_dir/scratch, which is removed before the rename)."""
     from transferlab.config import cache_dir
 
-    key = hashlib.sha256(json.dumps({"data": dataset._fingerprint, **layout}, sort_keys=True).encode()).hexdigest()[:32]
+    key = hashlib.sha256(json.dumps({"data": fingerprint, **layout}, sort_keys=True).encode()).hexdigest()[:32]
     final = cache_dir() / "prepared" / key
     if final.is_dir():
         return final
     tmp = None
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
-        free = shutil.disk_usage(final.parent).free
-        if free < needed:
-            raise TransferlabError(
-                f"preparing this split needs {_size(needed)} under {final.parent}, which has {_size(free)} free; "
-                "free space there or set TRANSFERLAB_CACHE to another dir"
-            )
-        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{key}."))
+        _remove_leftovers(final.parent, key)
+        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{key}.{socket.gethostname()}.{os.getpid()}."))
         write(tmp)
+        shutil.rmtree(tmp / "scratch", ignore_errors=True)
         (tmp / "layout.json").write_text(json.dumps(layout, sort_keys=True) + "\n")
         try:
             os.rename(tmp, final)
@@ -87,22 +106,24 @@ def _prepared(dataset, layout: dict, write, needed: int) -> Path:
     return final
 
 
-def write_blocks(tokenized, block_size: int, vocab_size: int) -> np.ndarray:
-    """The token stream cut into [n_blocks, block_size], memory-mapped.
+def blocks(fingerprint: str, tokenize, block_size: int, vocab_size: int) -> np.ndarray:
+    """The token stream cut into [n_blocks, block_size], memory-mapped. `tokenize(scratch_dir)` gives the tokenized
+    split (an ``input_ids`` column) and is called only when the cache has no copy.
 
     The last block is completed by wrapping around to the stream's start, so no token is dropped and none is padding;
     at most block_size - 1 tokens are seen twice per epoch.
     """
-    import pyarrow.compute as pc
-
     dtype = id_dtype(vocab_size)
-    column = _column(tokenized, "input_ids")
-    total = int(pc.sum(pc.list_value_length(column)).as_py() or 0) if len(column) else 0
-    if total == 0:
-        raise TransferlabError("nothing to pack: every text tokenized to zero tokens")
-    n_blocks = -(-total // block_size)
 
     def write(tmp: Path) -> None:
+        import pyarrow.compute as pc
+
+        column = _column(tokenize(tmp / "scratch"), "input_ids")
+        total = int(pc.sum(pc.list_value_length(column)).as_py() or 0) if len(column) else 0
+        if total == 0:
+            raise TransferlabError("nothing to pack: every text tokenized to zero tokens")
+        n_blocks = -(-total // block_size)
+        _ensure_space(tmp.parent, n_blocks * block_size * np.dtype(dtype).itemsize)
         out = np.lib.format.open_memmap(tmp / "blocks.npy", mode="w+", dtype=dtype, shape=(n_blocks, block_size))
         flat = out.reshape(-1)
         pos = 0
@@ -117,22 +138,24 @@ def write_blocks(tokenized, block_size: int, vocab_size: int) -> np.ndarray:
         out.flush()
         del out
 
-    layout = {"layout": "blocks", "block_size": block_size, "dtype": np.dtype(dtype).name, "v": 1}
-    needed = n_blocks * block_size * np.dtype(dtype).itemsize
-    return np.load(_prepared(tokenized, layout, write, needed) / "blocks.npy", mmap_mode="r")
+    layout = {"layout": "blocks", "block_size": block_size, "dtype": np.dtype(dtype).name, "v": 2}
+    return np.load(_prepared(fingerprint, layout, write) / "blocks.npy", mmap_mode="r")
 
 
-def write_rows(tokenized, scalars: list, vocab_size: int) -> dict:
-    """{"ids", "offsets", <scalar column>...} as memory-mapped arrays (see the module docstring)."""
-    import pyarrow.compute as pc
-
+def rows(fingerprint: str, tokenize, scalars: list, vocab_size: int) -> dict:
+    """{"ids", "offsets", <scalar column>...} as memory-mapped arrays (see the module docstring); `tokenize` as for
+    blocks, its split also holding the scalar columns."""
     dtype = id_dtype(vocab_size)
-    column = _column(tokenized, "input_ids")
-    lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False) if len(column) else np.zeros(0, np.int64)
-    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
 
     def write(tmp: Path) -> None:
+        import pyarrow.compute as pc
+
+        tokenized = tokenize(tmp / "scratch")
+        column = _column(tokenized, "input_ids")
+        lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False) if len(column) else np.zeros(0, np.int64)
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        _ensure_space(tmp.parent, int(offsets[-1]) * np.dtype(dtype).itemsize + (len(offsets) + len(scalars) * len(lengths)) * 8)
         np.save(tmp / "offsets.npy", offsets)
         out = np.lib.format.open_memmap(tmp / "ids.npy", mode="w+", dtype=dtype, shape=(int(offsets[-1]),))
         pos = 0
@@ -145,7 +168,6 @@ def write_rows(tokenized, scalars: list, vocab_size: int) -> dict:
         for name in scalars:
             np.save(tmp / f"{name}.npy", _column(tokenized, name).to_numpy())
 
-    layout = {"layout": "rows", "scalars": list(scalars), "dtype": np.dtype(dtype).name, "v": 1}
-    needed = int(offsets[-1]) * np.dtype(dtype).itemsize + (len(offsets) + len(scalars) * len(lengths)) * 8
-    where = _prepared(tokenized, layout, write, needed)
+    layout = {"layout": "rows", "scalars": list(scalars), "dtype": np.dtype(dtype).name, "v": 2}
+    where = _prepared(fingerprint, layout, write)
     return {name: np.load(where / f"{name}.npy", mmap_mode="r") for name in ("ids", "offsets", *scalars)}

@@ -1,23 +1,28 @@
-"""Tokenize a raw split once; datasets' cache makes a re-run skip the work.
+"""Tokenize a raw split into a scratch dir, in parallel processes on large splits; data/store.py keeps the result.
 
-The objective supplies the function that encodes a batch of rows; the fingerprint is derived from the input split,
+The objective supplies the function that encodes a batch of rows. The fingerprint is derived from the input split,
 the tokenizer's full definition and the objective's settings (its name included), so a changed tokenizer, objective
-or max_seq_len re-tokenizes and nothing else does.
+or max_seq_len prepares anew and nothing else does. It is known before any text is read: a prepared split found in
+the cache under it costs no tokenization.
 """
 
 import hashlib
 import json
+from pathlib import Path
 
 
-def _fingerprint(dataset, tokenizer, settings: dict) -> str:
+def fingerprint(dataset, tokenizer, settings: dict) -> str:
+    from transferlab.data.store import id_dtype
+    import numpy as np
+
     if hasattr(tokenizer, "backend_tokenizer"):
         # Calling the tokenizer sets its truncation/padding state; only the vocabulary and pipeline matter.
         spec = json.loads(tokenizer.backend_tokenizer.to_str())
         definition = {k: v for k, v in spec.items() if k not in ("truncation", "padding")}
     else:
         definition = repr(tokenizer)
-    payload = json.dumps({"data": dataset._fingerprint, "tokenizer": definition, **settings}, sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+    payload = {"data": dataset._fingerprint, "tokenizer": definition, "ids": np.dtype(id_dtype(len(tokenizer))).name, **settings}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
 ROWS_PER_PROCESS = 10_000  # below this a process's start-up costs more than its share of the work
@@ -31,10 +36,9 @@ def processes(num_proc: int | None, rows: int) -> int | None:
     return n if n > 1 else None
 
 
-def cached_map(dataset, encode, tokenizer, settings: dict, num_proc: int | None = None):
-    """dataset.map(encode) in batches, replacing every raw column; cached under a fingerprint of all three inputs.
-    `settings` must name everything `encode` depends on besides the data and the tokenizer. Token ids are stored in
-    the smallest integer type that holds the vocabulary (data/store.py), in parallel processes on large splits."""
+def tokenize(dataset, encode, tokenizer, num_proc: int | None, scratch: Path):
+    """dataset.map(encode) in batches, replacing every raw column, written under `scratch` (Arrow). Token ids are
+    stored in the smallest integer type that holds the vocabulary (data/store.py)."""
     import numpy as np
 
     from transferlab.data.store import id_dtype
@@ -46,12 +50,13 @@ def cached_map(dataset, encode, tokenizer, settings: dict, num_proc: int | None 
         out["input_ids"] = [np.asarray(ids, dtype=dtype) for ids in out["input_ids"]]
         return out
 
+    scratch.mkdir(parents=True, exist_ok=True)
     return dataset.map(
         encode_small,
         batched=True,
         batch_size=2000,
         remove_columns=dataset.column_names,
-        new_fingerprint=_fingerprint(dataset, tokenizer, {**settings, "ids": np.dtype(dtype).name}),
+        cache_file_name=str(scratch / "tokenized.arrow"),
         num_proc=processes(num_proc, len(dataset)),
         desc="tokenize",
     )

@@ -59,7 +59,6 @@ class Classification(Objective):
 
     def prepare(self, split: str, dataset):
         from transferlab.data.prepared import Rows
-        from transferlab.data.tokenize import cached_map
 
         tokenizer, max_len, label2id = self.tokenizer, self.data_cfg.max_seq_len, self.label2id
 
@@ -68,7 +67,7 @@ class Classification(Objective):
             return {"input_ids": ids, "labels": [label2id[str(v)] for v in batch["label"]]}
 
         settings = {"objective": self.name, "max_len": max_len, "labels": label2id, "v": 2}
-        return Rows(cached_map(dataset, encode, tokenizer, settings, self.data_cfg.num_proc), ["labels"], len(tokenizer))
+        return Rows.prepare(dataset, encode, tokenizer, settings, ["labels"], self.data_cfg.num_proc)
 
     def collator(self, stage: str):
         from transferlab.objectives.collate import PadCollator
