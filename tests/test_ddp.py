@@ -83,3 +83,55 @@ def test_gpu_strategy_presets_compose(preset, strategy):
     cfg = compose([f"trainer={preset}", "experiment=quickstart"])
     assert cfg.trainer.strategy == strategy and cfg.trainer.accelerator == "gpu"
     assert cfg.trainer.precision == "bf16-mixed" and cfg.trainer.devices == "auto"
+
+
+@pytest.fixture(scope="module")
+def slurm_run(tmp_path_factory) -> Path:
+    """trainer=ddp_multinode as SLURM runs it: 2 'nodes' (processes here), started at the same moment, each told its
+    rank by SLURM's environment, one shared (fresh) prepared-data cache and one run dir named on the command line."""
+    import socket
+
+    root = tmp_path_factory.mktemp("slurm")
+    run = root / "run"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = ["experiment=pretrain_mlm", "debug=fast", "trainer=ddp_multinode", "trainer.accelerator=cpu", "trainer.devices=1",
+            "trainer.precision=32-true", "logger=default", "callbacks.progress_bar=false", "data.max_train_samples=400",
+            "data.max_eval_samples=20", f"hydra.run.dir={run}"]
+    slurm = {"SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "1", "SLURM_NNODES": "2", "SLURM_LOCALID": "0",
+             "SLURM_JOB_NAME": "transferlab-test", "SLURM_JOB_ID": "4242", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    env = {**os.environ, **slurm, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "TRANSFERLAB_DEBUG_RANKS": "1",
+           "TRANSFERLAB_CACHE": str(root / "cache")}
+    procs = [subprocess.Popen([sys.executable, "-m", "transferlab.train", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env={**env, "SLURM_PROCID": str(r), "SLURM_NODEID": str(r)}) for r in (0, 1)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (_, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+    (run / "stderr.txt").write_text("\n".join(err for _, err in outs))
+    return run
+
+
+def test_simultaneous_ranks_prepare_the_data_once_and_read_the_same_files(slurm_run):
+    records = [json.loads((slurm_run / "ranks" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [(r["rank"], r["world_size"]) for r in records] == [(0, 2), (1, 2)]
+    assert records[0]["output_dir"] == records[1]["output_dir"] == str(slurm_run.resolve())
+    assert records[0]["data"] == records[1]["data"] and all(records[0]["data"].values())  # the same prepared splits
+    first, second = sorted(records, key=lambda r: r["preparation"]["waited_s"])
+    assert len(first["preparation"]["written"]) == 3  # train, validation and test: tokenized and packed once ...
+    assert second["preparation"]["written"] == []  # ... and the other rank, held at the lock, found them prepared
+    assert "another process is preparing this data; waiting for it" in (slurm_run / "stderr.txt").read_text()
+
+
+def test_a_slurm_run_writes_its_outputs_once(slurm_run):
+    assert json.loads((slurm_run / "metrics.json").read_text())["status"] == "ok"
+    assert len(list(slurm_run.rglob("metrics.json"))) == 1
+    assert [p.name for p in slurm_run.iterdir() if p.name.startswith(".")] == [".hydra"]  # rank 1 writes no .hydra
+    assert len(list((slurm_run / "wandb").glob("offline-run-*"))) == 1
+    assert [p.name for p in (slurm_run / "csv").iterdir() if p.suffix == ".csv"] == ["metrics.csv"]
+
+
+def test_the_multinode_preset_builds_lightnings_slurm_environment():
+    cfg = compose(["trainer=ddp_multinode"])
+    assert (cfg.trainer.num_nodes, cfg.trainer.devices, cfg.trainer.strategy) == (2, 8, "ddp")
+    assert cfg.trainer.plugins[0]["_target_"] == "lightning.pytorch.plugins.environments.SLURMEnvironment"

@@ -19,8 +19,9 @@ from transferlab.errors import Interrupted, TransferlabError
 
 
 def _rank_zero() -> bool:
-    # Lightning's DDP launcher starts ranks > 0 with these set; rank 0 is the process the user started.
-    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
+    from transferlab.config import first_process
+
+    return first_process()
 
 
 def _hydra_context() -> tuple[Path, bool, str | None]:
@@ -66,16 +67,20 @@ class Assembly:
     tokenizer: object
     policy: object
     summary: dict
+    preparation: dict  # seconds waited for another process's preparation, seconds spent, prepared splits written
 
 
 def _build_trainer(cfg: DictConfig, run_dir: Path, loggers: list):
     import lightning.pytorch as pl
+    from hydra.utils import instantiate
 
     from transferlab.callbacks import build_callbacks
     from transferlab.checkpoints import AtomicCheckpointIO
 
     kwargs = dict(cfg.trainer)
-    kwargs["plugins"] = [*(kwargs.get("plugins") or []), AtomicCheckpointIO()]
+    # A preset names plugins by _target_ (trainer=ddp_multinode's SLURMEnvironment); they are built here
+    plugins = [instantiate(p) if isinstance(p, DictConfig) else p for p in kwargs.get("plugins") or []]
+    kwargs["plugins"] = [*plugins, AtomicCheckpointIO()]
     try:
         return pl.Trainer(**kwargs, default_root_dir=str(run_dir), logger=loggers or False,
                           callbacks=build_callbacks(cfg, run_dir, bool(loggers)), enable_progress_bar=cfg.callbacks.progress_bar,
@@ -92,6 +97,7 @@ def assemble(cfg: DictConfig, run_dir: Path, loggers: list, rank_zero: bool, con
     """
     import lightning.pytorch as pl
 
+    from transferlab.data.lock import preparing
     from transferlab.data.module import TransferDataModule, prepare_splits
     from transferlab.freeze import build_freeze_policy
     from transferlab.freeze.summary import format_parameter_table, parameter_summary
@@ -108,18 +114,20 @@ def assemble(cfg: DictConfig, run_dir: Path, loggers: list, rank_zero: bool, con
         inputs = check_inputs(cfg, run_dir)
     raw = inputs.raw
     objective_cls = OBJECTIVES[cfg.objective.name]
-    tokenizer = build_tokenizer(cfg, raw["train"], run_dir, rank_zero, objective_cls)
-    objective = objective_cls(cfg.objective, cfg.data, tokenizer, raw["train"])
+    # One process prepares (trains the tokenizer, tokenizes, packs) while others on the same data wait (data/lock.py)
+    with preparing(cfg, lambda line: console.print(line, soft_wrap=True)) as preparation:
+        tokenizer = build_tokenizer(cfg, raw["train"], run_dir, rank_zero, objective_cls)
+        objective = objective_cls(cfg.objective, cfg.data, tokenizer, raw["train"])
 
-    model = build_model(cfg, objective, tokenizer)
-    policy = build_freeze_policy(cfg.freeze)
-    model = policy.apply(model)
-    summary = parameter_summary(model)
-    if rank_zero:
-        console.print(format_parameter_table(summary))
-    datasets = prepare_splits(raw, objective)
-    if objective.reads_features and hasattr(model, "featurize"):  # a frozen trunk: its features once, not every step
-        datasets = _frozen_features(cfg, trainer, model, objective, datasets, console if rank_zero else None)
+        model = build_model(cfg, objective, tokenizer)
+        policy = build_freeze_policy(cfg.freeze)
+        model = policy.apply(model)
+        summary = parameter_summary(model)
+        if rank_zero:
+            console.print(format_parameter_table(summary))
+        datasets = prepare_splits(raw, objective)
+        if objective.reads_features and hasattr(model, "featurize"):  # a frozen trunk: its features once, not every step
+            datasets = _frozen_features(cfg, trainer, model, objective, datasets, console if rank_zero else None)
     datamodule = TransferDataModule(datasets, objective, cfg.data, cfg.seed)
     module = TransferModule(model, objective, policy, cfg.optimizer, cfg.scheduler, cfg.on_nan)
     if cfg.compile:
@@ -127,7 +135,7 @@ def assemble(cfg: DictConfig, run_dir: Path, loggers: list, rank_zero: bool, con
         # objective names the modules its step calls (MLM's sparse head calls the encoder, not model.forward).
         for part in objective.compile_targets(model):
             part.compile()
-    return Assembly(trainer, module, datamodule, tokenizer, policy, summary)
+    return Assembly(trainer, module, datamodule, tokenizer, policy, summary, preparation)
 
 
 def _frozen_features(cfg, trainer, model, objective, datasets, console) -> dict:
@@ -189,15 +197,20 @@ def _fit_and_evaluate(cfg: DictConfig, a: Assembly, resume_from: str | None) -> 
     return metrics
 
 
-def _write_rank_record(cfg: DictConfig, run_dir: Path, trainer) -> None:
-    """TRANSFERLAB_DEBUG_RANKS=1: each rank records its run dir and config hash (tests compare DDP ranks)."""
+def _write_rank_record(cfg: DictConfig, run_dir: Path, a: Assembly) -> None:
+    """TRANSFERLAB_DEBUG_RANKS=1: each rank records its run dir, config hash, its share of the data preparation and
+    the prepared splits it read (tests compare DDP ranks)."""
     import hashlib
     import json
 
+    trainer = a.trainer
     record = {
         "rank": trainer.global_rank,
+        "world_size": trainer.world_size,
         "output_dir": str(run_dir.resolve()),
         "config_sha256": hashlib.sha256(OmegaConf.to_yaml(cfg, resolve=True).encode()).hexdigest(),
+        "preparation": a.preparation,
+        "data": {split: getattr(ds, "fingerprint", None) for split, ds in a.datamodule.datasets.items()},
     }
     (run_dir / "ranks").mkdir(exist_ok=True)
     (run_dir / "ranks" / f"rank{trainer.global_rank}.json").write_text(json.dumps(record))
@@ -233,7 +246,7 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None, inputs):
     with _stop_cleanly_on_signals(a, run_dir):
         metrics = _fit_and_evaluate(cfg, a, inputs.resume_from)
     if os.environ.get("TRANSFERLAB_DEBUG_RANKS") == "1":
-        _write_rank_record(cfg, run_dir, trainer)
+        _write_rank_record(cfg, run_dir, a)
 
     if not trainer.is_global_zero:
         return None

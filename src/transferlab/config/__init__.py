@@ -29,6 +29,12 @@ def cache_dir() -> Path:
     return Path(os.environ.get("TRANSFERLAB_CACHE", Path.home() / ".cache" / "transferlab"))
 
 
+def first_process() -> bool:
+    """Rank 0, told before any process group exists: Lightning's DDP launcher starts ranks > 0 with LOCAL_RANK and
+    NODE_RANK set, torchrun sets RANK, SLURM sets SLURM_PROCID (trainer=ddp_multinode); rank 0 has none above 0."""
+    return all(os.environ.get(v, "0") == "0" for v in ("LOCAL_RANK", "NODE_RANK", "RANK", "SLURM_PROCID"))
+
+
 _ready = False
 
 

@@ -30,6 +30,14 @@ def _run(task_name: str, *, _root_) -> str:
     return latest_run_export(task_name, _root_.paths.output_dir)
 
 
+def _hydra_subdir() -> str | None:
+    """.hydra on rank 0; none on other ranks started together with it (SLURM, torchrun), which write into the same
+    run dir. (Lightning's own launcher passes hydra.output_subdir=null to the ranks it starts.)"""
+    from transferlab.config import first_process
+
+    return ".hydra" if first_process() else None
+
+
 def register_resolvers() -> None:
     from transferlab.config import DATA_DIR, project_root
 
@@ -38,6 +46,7 @@ def register_resolvers() -> None:
         "tl_root": project_root,
         "tl_data_dir": lambda: str(DATA_DIR),
         "run": _run,
+        "tl_hydra_subdir": _hydra_subdir,
     }
     for name, fn in resolvers.items():
         # Cached so the run dir's id is drawn once per config (and copied to every job of a sweep).

@@ -26,6 +26,9 @@ import numpy as np
 
 from transferlab.errors import TransferlabError
 
+written: list = []  # keys of the splits this process prepared (not found in the cache), in order
+
+
 
 def _size(n: int) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
@@ -95,6 +98,7 @@ def _prepared(fingerprint: str, layout: dict, write) -> Path:
             if not final.is_dir():
                 raise
             shutil.rmtree(tmp, ignore_errors=True)
+        written.append(key)
     except OSError as e:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
