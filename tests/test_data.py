@@ -151,6 +151,33 @@ def test_replace_policy_decodes_bad_bytes(tmp_path):
     assert "caf\ufffd au lait" in texts
 
 
+def test_mlm_masks_follow_the_batch_not_the_process_that_collates_it(wordpiece):
+    """Masks are drawn from the batch's own seed (seed, epoch, rank, position): worker processes give the very
+    batches the main process gives, a new epoch gives new masks, and evaluation gets the same masks every epoch."""
+    from torch.utils.data import DataLoader
+
+    from transferlab.data.prepared import Blocks
+
+    blocks = Blocks(np.random.default_rng(0).integers(5, len(wordpiece), size=(40, 16)).astype(np.uint16))
+    collator = MLMCollator(wordpiece, OmegaConf.structured(MLMConfig(whole_word_mask=True)))
+
+    def batches(workers: int, epoch: int, shuffle: bool = True, data=blocks):
+        sampler = BatchSampler(np.zeros(40, np.uint8), 8, shuffle=shuffle, bucket=False, seed=3)
+        sampler.set_epoch(epoch)
+        return list(DataLoader(data, batch_sampler=sampler, collate_fn=collator, num_workers=workers))
+
+    def same(a, b):
+        return all(torch.equal(x[k], y[k]) for x, y in zip(a, b) for k in ("input_ids", "labels", "masked_positions"))
+
+    torch.manual_seed(0)
+    main = batches(0, epoch=1)
+    torch.manual_seed(1)  # the global RNG plays no part
+    assert len(main) == 5 and same(main, batches(2, epoch=1))
+    alike = Blocks(np.repeat(blocks.blocks[:1], 40, axis=0))  # every block the same: only the masks can differ
+    assert not torch.equal(batches(0, 1, data=alike)[0]["labels"], batches(0, 2, data=alike)[0]["labels"])  # masked anew
+    assert same(batches(0, 1, shuffle=False), batches(2, 2, shuffle=False))  # evaluation: the same masks each time
+
+
 def test_blank_lines_of_a_text_file_are_paragraph_breaks_not_missing_values(tmp_path):
     path = _write(tmp_path / "corpus.txt", ["first paragraph", "", "second one", "   ", "third", "fourth", "fifth"])
     raw = _load(_data_cfg(tmp_path, train=path, validation_fraction=0.2), labeled=False)

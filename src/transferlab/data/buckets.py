@@ -5,7 +5,10 @@ mega-batch by length, then shuffle the order of the batches. Order is random, ba
 example is seen exactly once per epoch.
 
 The order depends only on (seed, epoch), so a run resumed mid-epoch can replay it and skip the batches it already
-trained on (resume_at).
+trained on (resume_at). Each batch also carries the seed of its random draws (MLM's masks), fixed by (seed, epoch,
+rank, position in the epoch): a batch gets the same draws in a worker process as in the main one, and after a
+resume as before, so resume stays bit-exact with data.num_workers > 0. Evaluation batches take the same draws every
+epoch, so validation scores compare across epochs.
 
 Across DDP ranks, training pads the shards with repeated batches: every rank must take the same number of steps, or
 the gradient all-reduce waits forever. Evaluation shards examples instead, each exactly once (counts differ by at
@@ -17,6 +20,20 @@ import math
 
 import numpy as np
 from torch.utils.data import Sampler
+
+
+class Batch(list):
+    """A batch's example indices, or its examples, with the seed of its random draws."""
+
+    seed: int | None = None
+
+
+def carry_seed(examples: list, indices) -> Batch:
+    """The examples fetched for `indices` (a Batch), keeping its seed for the collator (prepared datasets'
+    __getitems__, which DataLoader calls with the sampler's batch)."""
+    batch = Batch(examples)
+    batch.seed = getattr(indices, "seed", None)
+    return batch
 
 
 class BatchSampler(Sampler):
@@ -62,8 +79,12 @@ class BatchSampler(Sampler):
             per_rank = math.ceil(len(numbers) / self.world)
             numbers = np.concatenate([numbers, numbers[: per_rank * self.world - len(numbers)]])[self.rank :: self.world]
         start, self.start = self.start, 0
-        for b in numbers[start:]:
-            yield order[b * self.batch_size : (b + 1) * self.batch_size].tolist()
+        epoch = self.epoch if self.shuffle else 0
+        for position in range(start, len(numbers)):
+            b = numbers[position]
+            batch = Batch(order[b * self.batch_size : (b + 1) * self.batch_size].tolist())
+            batch.seed = int(np.random.SeedSequence([self.seed % 2**32, epoch, self.rank, position]).generate_state(1)[0])
+            yield batch
 
     def __len__(self) -> int:
         if self.pad_ranks:

@@ -1,7 +1,7 @@
 """The two shapes a prepared split takes: rows (one example each) and packed blocks. Item i has example id i.
 
 Both read memory-mapped arrays written once by data/store.py, so a training process holds only the batches it uses,
-whatever the corpus size. `lengths` drives length bucketing in data/buckets.py; None means every item is as long as
+whatever the corpus size. A batch fetched through the sampler keeps its seed (data/buckets.py). `lengths` drives length bucketing in data/buckets.py; None means every item is as long as
 the others. `fingerprint` names the content (data, tokenizer and settings).
 
 An objective prepares a split with Rows.prepare or Blocks.prepare, giving the function that encodes a batch of raw
@@ -11,6 +11,8 @@ rows and the settings that function depends on besides the data and the tokenize
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+
+from transferlab.data.buckets import carry_seed
 
 
 def _tokenizer_of(dataset, encode, tokenizer, num_proc):
@@ -45,6 +47,9 @@ class Rows(Dataset):
         ids = self.ids[self.offsets[i] : self.offsets[i + 1]].astype(np.int64)
         return {"id": i, "input_ids": ids, **{c: values[i].item() for c, values in self.columns.items()}}
 
+    def __getitems__(self, indices):
+        return carry_seed([self[i] for i in indices], indices)
+
 
 class Blocks(Dataset):
     """Equal-length token blocks [n_blocks, block_size]; item i is row i as an int64 tensor."""
@@ -68,3 +73,6 @@ class Blocks(Dataset):
 
     def __getitem__(self, i):
         return torch.from_numpy(self.blocks[i].astype(np.int64))
+
+    def __getitems__(self, indices):
+        return carry_seed([self[i] for i in indices], indices)

@@ -5,6 +5,13 @@ Imported by the objectives' instances only (it loads torch)."""
 import torch
 
 
+def generator(examples) -> torch.Generator | None:
+    """The random draws of a batch from the sampler come from its own seed (data/buckets.py): the same masks in any
+    worker process and after a resume. Examples not from the sampler (a direct call) draw from torch's global RNG."""
+    seed = getattr(examples, "seed", None)
+    return None if seed is None else torch.Generator().manual_seed(seed)
+
+
 class PadCollator:
     """Pads input_ids to the batch's longest row with an attention mask; stacks every other listed column as a
     tensor. Eval batches also carry the examples' ids (a plain list: Lightning leaves it on the CPU)."""

@@ -1,5 +1,8 @@
 """Masked LM: dynamic 15/80/10/10 masking (optionally whole words), accuracy on masked tokens and perplexity.
 
+Each batch's masks are drawn from its own seed (data/buckets.py): new masks every epoch, the same ones in a worker
+process, after a resume, and at every validation.
+
 With sparse_head (default) the vocabulary projection runs only at masked positions: ~85% of a dense head's
 FLOPs are spent on positions whose loss is ignored. Loss and accuracy are the same as the dense computation.
 The collator lists the masked positions (flat indices into the batch) on the CPU, so the device gathers them with
@@ -46,31 +49,34 @@ class MLMCollator:
                 self.continuation[i] = (not token.startswith("Ġ")) if byte_level else token.startswith("##")
             self.continuation &= ~self.special
 
-    def _select(self, input_ids):
+    def _select(self, input_ids, rng):
         import torch
 
         special = self.special[input_ids]
         if self.continuation is None:
-            chosen = torch.bernoulli(torch.full(input_ids.shape, self.p)).bool()
+            chosen = torch.bernoulli(torch.full(input_ids.shape, self.p), generator=rng).bool()
         else:
             # Number the words in each row, draw once per word, and spread the draw over the word's tokens.
             starts = ~self.continuation[input_ids]
             word = torch.cumsum(starts.long(), dim=1)
-            per_word = torch.bernoulli(torch.full((input_ids.size(0), input_ids.size(1) + 1), self.p)).bool()
+            per_word = torch.bernoulli(torch.full((input_ids.size(0), input_ids.size(1) + 1), self.p), generator=rng).bool()
             chosen = per_word.gather(1, word)
         return chosen & ~special
 
     def __call__(self, examples):
         import torch
 
+        from transferlab.objectives.collate import generator
+
+        rng = generator(examples)
         input_ids = torch.stack(examples).clone()
-        chosen = self._select(input_ids)
+        chosen = self._select(input_ids, rng)
         labels = torch.where(chosen, input_ids, torch.full_like(input_ids, IGNORE))
-        to_mask = chosen & torch.bernoulli(torch.full(input_ids.shape, self.p_mask)).bool()
+        to_mask = chosen & torch.bernoulli(torch.full(input_ids.shape, self.p_mask), generator=rng).bool()
         rest = 1.0 - self.p_mask
-        to_random = chosen & ~to_mask & torch.bernoulli(torch.full(input_ids.shape, self.p_random / rest if rest else 0.0)).bool()
+        to_random = chosen & ~to_mask & torch.bernoulli(torch.full(input_ids.shape, self.p_random / rest if rest else 0.0), generator=rng).bool()
         input_ids[to_mask] = self.mask_id
-        input_ids[to_random] = torch.randint(self.vocab_size, (int(to_random.sum()),))
+        input_ids[to_random] = torch.randint(self.vocab_size, (int(to_random.sum()),), generator=rng)
         positions = chosen.flatten().nonzero().squeeze(1)
         return {"input_ids": input_ids, "labels": labels, "masked_positions": positions}
 
