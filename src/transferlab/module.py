@@ -167,9 +167,12 @@ class TransferModule(pl.LightningModule):
         super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def configure_optimizers(self):
+        from lightning.fabric.utilities.data import has_len
+
         opt_cfg, sched_cfg = self.optimizer_cfg, self.scheduler_cfg
         total = int(self.trainer.estimated_stepping_batches)
-        batches = len(self.trainer.datamodule.train_dataloader()) if self.trainer.datamodule else total
+        loader = self.trainer.datamodule.train_dataloader() if self.trainer.datamodule else None
+        batches = len(loader) if loader is not None and has_len(loader) else total  # a stream: one epoch, max_steps long
         steps_per_epoch = max(1, batches // self.trainer.accumulate_grad_batches)
         groups = self.policy.param_groups(self.model, opt_cfg.lr, opt_cfg.weight_decay, steps_per_epoch)
         # fused: one kernel for all parameters. (fused=False would not mean torch's default: it turns foreach off too,

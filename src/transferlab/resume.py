@@ -47,8 +47,25 @@ def _own_generators(trainer) -> None:
             loader.generator = torch.Generator().manual_seed(torch.initial_seed() % 2**63)
 
 
+def _stream(trainer):
+    """The training stream (data.streaming=true, data/streaming.py), or None."""
+    datamodule = trainer.datamodule
+    train = datamodule.datasets.get("train") if datamodule is not None else None
+    return train if hasattr(train, "record") else None
+
+
+def _gathered(trainer, positions: dict) -> dict:
+    """Every rank's stream positions (each rank reads its own shares of the stream)."""
+    if trainer.world_size == 1 or not torch.distributed.is_initialized():
+        return positions
+    everyone = [None] * trainer.world_size
+    torch.distributed.all_gather_object(everyone, positions)
+    return {share: position for ranks in everyone for share, position in ranks.items()}
+
+
 class ResumeState(pl.Callback):
     """Saves RNG states and the epoch position in every checkpoint; a resumed fit picks them up where it left off.
+    A training stream's position (every rank's) is saved too, and restored before its loader starts reading.
 
     Under DDP the checkpoint holds rank 0's RNG state (every rank starts from the same seed, too), so only a
     single-process run resumes bit-exactly.
@@ -64,9 +81,21 @@ class ResumeState(pl.Callback):
             # Batches trained on in this epoch: the resumed epoch skips them instead of starting over.
             "batches_done": trainer.fit_loop.epoch_loop.batch_progress.current.processed,
         }
+        stream = _stream(trainer)
+        if stream is not None:
+            state = stream.state(trainer.datamodule.cfg.num_workers, trainer.world_size)
+            checkpoint["transferlab"]["stream"] = {**state, "positions": _gathered(trainer, state["positions"])}
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if isinstance(batch, dict) and "stream" in batch:
+            _stream(trainer).record(batch)
 
     def on_load_checkpoint(self, trainer, pl_module, checkpoint):
         self._pending = checkpoint.get("transferlab")
+        stream = _stream(trainer)
+        if stream is not None and self._pending and "stream" in self._pending:
+            # now, before the loader's workers start and copy the stream
+            stream.restore(self._pending["stream"], trainer.datamodule.cfg.num_workers, trainer.world_size)
 
     def on_train_start(self, trainer, pl_module):
         _own_generators(trainer)

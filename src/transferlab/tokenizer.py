@@ -66,7 +66,11 @@ def _trained(cfg, train_split, objective):
 
     tok_cfg = cfg.tokenizer
     family = objective.tokenizer_family(kind_of(config_fields(cfg.model)))
-    if tok_cfg.train_samples and tok_cfg.train_samples < len(train_split):
+    if not hasattr(train_split, "_data"):  # a stream: its first train_samples texts (validate requires the number)
+        from transferlab.data.streaming import sample
+
+        train_split = sample(train_split, tok_cfg.train_samples)
+    elif tok_cfg.train_samples and tok_cfg.train_samples < len(train_split):
         # a bounded, seeded sample: a vocabulary needs far less text than a large corpus holds
         train_split = train_split.shuffle(seed=0).select(range(tok_cfg.train_samples))
     spec = {"data": train_split._fingerprint, "family": family, "vocab_size": tok_cfg.vocab_size,

@@ -48,6 +48,8 @@ class DataConfig:
     num_workers: int = at_least(0, 0)
     num_proc: Optional[int] = at_least(None, hint="tokenizer processes, or null for one per CPU")  # preparing large splits
     encoding_errors: str = choice("strict", "replace")  # text files: strict (fail with file and byte offset) | replace
+    streaming: bool = False  # read train/validation/test as streams, tokenized and packed on the fly (packed objectives)
+    shuffle_buffer: int = at_least(10000, 1, hint="a number of examples")  # streaming: the train stream's shuffle buffer
     missing: str = choice("error", "drop")  # a row with an empty value in a column the objective reads: error (naming file and row) | drop
 
 

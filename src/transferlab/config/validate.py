@@ -64,6 +64,21 @@ def _check_data(cfg: DictConfig) -> None:
         raise TransferlabError("data=hub needs data.path=<dataset id>")
 
 
+def _check_streaming(cfg: DictConfig, objective) -> None:
+    if not cfg.data.streaming:
+        return
+    if not objective.streams:
+        from transferlab.objectives import OBJECTIVES
+
+        packed = "|".join(name for name, o in OBJECTIVES.items() if o.streams)
+        raise TransferlabError(f"data.streaming=true packs text as it is read, which objective={objective.name} does not do; "
+                               f"use objective={packed}, or data.streaming=false")
+    if not isinstance(cfg.trainer.get("max_steps"), int) or cfg.trainer.max_steps <= 0:
+        raise TransferlabError("data.streaming=true reads a stream with no length, so no epoch ends; set trainer.max_steps=N")
+    if cfg.tokenizer.source == "train" and not cfg.tokenizer.train_samples:
+        raise TransferlabError("data.streaming=true with tokenizer=train learns from the stream's first texts; set tokenizer.train_samples=N")
+
+
 def _check_tokenizer(cfg: DictConfig) -> None:
     if cfg.tokenizer.source == "pretrained" and not (cfg.tokenizer.name_or_path or cfg.model.name_or_path):
         raise TransferlabError(
@@ -105,6 +120,7 @@ def validate(cfg: DictConfig) -> None:
         _check_model(cfg, objective)
         _check_data(cfg)
         objective.check(cfg)
+        _check_streaming(cfg, objective)
         _check_tokenizer(cfg)
         _check_resume(cfg)
         for where in ("checkpoint", "early_stopping"):

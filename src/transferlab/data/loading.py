@@ -211,7 +211,12 @@ def _strata(ds, field: Optional[str]):
 
 def load_splits(data_cfg, fields: Dict[str, str], stratify: Optional[str] = None):
     """train/validation/test as datasets.Dataset with one column per field (field -> the data.* key naming its
-    column), cut to the configured size, and the number of rows dropped per split for a missing value."""
+    column), cut to the configured size, and the number of rows dropped per split for a missing value.
+    data.streaming=true: datasets.IterableDataset streams instead (data/streaming.py)."""
+    if data_cfg.streaming:
+        from transferlab.data.streaming import load_streams
+
+        return load_streams(data_cfg, fields), {}
     if data_cfg.source == "hub":
         raw = _load_hub(data_cfg)
     else:

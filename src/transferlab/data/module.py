@@ -23,17 +23,24 @@ class TransferDataModule(pl.LightningDataModule):
     def _loader(self, split: str, train: bool) -> DataLoader:
         ds = self.datasets[split]
         world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
+        batch_size = self.cfg.batch_size if train else (self.cfg.eval_batch_size or 2 * self.cfg.batch_size)
+        collate = self.objective.collator(STAGE_OF_SPLIT[split])
+        if hasattr(ds, "configure"):  # a stream (data/streaming.py) shards, batches and collates itself
+            from transferlab.data.streaming import as_is
+
+            ds.configure(batch_size, collate, train, self.seed, self.cfg.shuffle_buffer, rank, world)
+            return DataLoader(ds, batch_size=None, collate_fn=as_is, num_workers=self.cfg.num_workers,
+                              persistent_workers=self.cfg.num_workers > 0, pin_memory=self._on_gpu())
         if not train and len(ds) < world:  # a rank without a batch would never join the epoch-end reductions
             raise TransferlabError(f"data.{split} has {len(ds)} examples for {world} processes; give every process at least one")
         lengths = ds.lengths if ds.lengths is not None else np.zeros(len(ds), dtype=np.uint8)  # not a Python list
-        batch_size = self.cfg.batch_size if train else (self.cfg.eval_batch_size or 2 * self.cfg.batch_size)
         sampler = BatchSampler(
             lengths, batch_size, shuffle=train, bucket=self.cfg.bucket_by_length and ds.lengths is not None,
             seed=self.seed, rank=rank, world=world, pad_ranks=train,
         )
         return DataLoader(
             # cached features (data/features.py) batch themselves; tokens as the objective says
-            ds, batch_sampler=sampler, collate_fn=getattr(ds, "collate", None) or self.objective.collator(STAGE_OF_SPLIT[split]),
+            ds, batch_sampler=sampler, collate_fn=getattr(ds, "collate", None) or collate,
             num_workers=self.cfg.num_workers, persistent_workers=self.cfg.num_workers > 0, pin_memory=self._on_gpu(),
         )
 

@@ -15,4 +15,10 @@ def packed_blocks(dataset, tokenizer, block_size: int, settings: dict, num_proc:
             ids = [x if x and x[-1] == eos else x + [eos] for x in ids]
         return {"input_ids": ids}
 
-    return Blocks.prepare(dataset, encode, tokenizer, {**settings, "packed": True, "v": 3}, block_size, num_proc)
+    settings = {**settings, "packed": True, "v": 3}
+    if not hasattr(dataset, "_data"):  # a stream (data.streaming=true): packed as it is read, nothing prepared
+        from transferlab.data.streaming import StreamBlocks
+        from transferlab.data.tokenize import fingerprint
+
+        return StreamBlocks(dataset, encode, block_size, fingerprint(dataset, tokenizer, settings))
+    return Blocks.prepare(dataset, encode, tokenizer, settings, block_size, num_proc)

@@ -30,6 +30,8 @@ class Objective:
     # True: step calls the model with model_inputs(batch), so a batch may carry a frozen trunk's cached `features` in
     # place of tokens (freeze=backbone on a sequence classifier, data/features.py); the head then trains on them.
     reads_features: bool = False
+    # True: prepare packs a stream as it is read when data.streaming=true (data/streaming.py)
+    streams: bool = False
 
     @classmethod
     def check(cls, cfg) -> None:

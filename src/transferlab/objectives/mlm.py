@@ -102,6 +102,7 @@ class MaskedLM(Objective):
     Config = MLMConfig
     model_kinds = ("encoder",)
     auto_class = "AutoModelForMaskedLM"
+    streams = True
 
     @classmethod
     def check(cls, cfg) -> None:

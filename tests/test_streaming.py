@@ -1,0 +1,105 @@
+"""data.streaming=true (data/streaming.py): shares across ranks x workers, exact resume from a stream position, and
+the settings a stream needs, refused in one line before any data is read."""
+
+import gzip
+import json
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from test_reliability import CLI, _assert_same_training, _finish, _start
+from transferlab.data.streaming import StreamBlocks, as_is
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "wordnet_corpus"
+
+
+def _stack(blocks):
+    return {"input_ids": torch.stack(list(blocks))}
+
+
+def test_two_ranks_by_two_workers_see_every_example_once_per_pass(tmp_path):
+    from datasets import load_dataset
+
+    path = tmp_path / "numbers.txt"
+    path.write_text("".join(f"{i}\n" for i in range(301)))
+    stream = load_dataset("text", data_files={"train": str(path)}, split="train", streaming=True)
+
+    def encode(batch):  # one token per example: a block of 1 names the example it came from
+        return {"input_ids": [[int(t)] for t in batch["text"]]}
+
+    seen = []
+    for rank in (0, 1):
+        ds = StreamBlocks(stream, encode, 1, "numbers").configure(1, _stack, True, seed=0, shuffle_buffer=50, rank=rank, world=2)
+        finished, shares = set(), set()
+        for batch in DataLoader(ds, batch_size=None, collate_fn=as_is, num_workers=2):
+            share, (epoch, *_) = batch["stream"]
+            shares.add(share)
+            if epoch > 0:  # this share has started its second pass
+                finished.add(share)
+                if len(finished) == 2:
+                    break
+                continue
+            seen.append(int(batch["input_ids"][0, 0]))
+        assert shares == {2 * rank, 2 * rank + 1}
+    assert sorted(seen) == list(range(301))  # 4 shares, none overlapping, none missing
+    assert seen[:20] != sorted(seen[:20])  # and shuffled
+
+
+def _corpus(tmp_path: Path) -> tuple[Path, Path]:
+    with gzip.open(DATA / "train.jsonl.gz", "rt") as f:
+        texts = [json.loads(line)["text"] for _, line in zip(range(1500), f)]
+    train, val = tmp_path / "corpus.txt", tmp_path / "val.txt"
+    train.write_text("\n".join(texts[200:]) + "\n")
+    val.write_text("\n".join(texts[:200]) + "\n")
+    return train, val
+
+
+@pytest.mark.slow
+def test_a_killed_streaming_run_resumes_from_the_next_unseen_example(tmp_path):
+    """kill -9 mid-run, resume=auto: the run continues each share of the stream (2 loader workers) where its last
+    trained batch ended, and ends with the uninterrupted run's weights, optimizer state and metrics."""
+    train, val = _corpus(tmp_path)
+    args = ["experiment=pretrain_mlm", "data=files", f"data.train={train}", f"data.validation={val}", "data.test=null",
+            "data.streaming=true", "data.num_workers=2", "data.shuffle_buffer=100", "data.max_seq_len=32", "data.batch_size=8",
+            "tokenizer.train_samples=500", "tokenizer.vocab_size=2000", "trainer.max_steps=12", "trainer.val_check_interval=6",
+            "data.max_eval_samples=40", "callbacks.checkpoint.every_n_train_steps=2", "trainer.deterministic=true", "seed=7",
+            "logger=default", "callbacks.progress_bar=false", "model=tiny_bert"]
+    ref, cut = tmp_path / "ref", tmp_path / "cut"
+    assert _finish(_start(ref, argv=[*CLI, *args, f"hydra.run.dir={ref}"])) == 0
+    shutil.copytree(ref / "tokenizer", cut / "tokenizer")
+    p = _start(cut, argv=[*CLI, *args, f"hydra.run.dir={cut}"])
+    last = cut / "checkpoints" / "last.ckpt"
+    while not last.exists():
+        assert p.poll() is None, f"the run ended before its first checkpoint: {p.returncode}"
+        time.sleep(0.02)
+    p.send_signal(signal.SIGKILL)
+    _finish(p)
+    state = torch.load(last, weights_only=True)
+    assert 0 < state["global_step"] < 12 and len(state["transferlab"]["stream"]["positions"]) == 2
+    assert _finish(_start(cut, argv=[*CLI, *args, f"hydra.run.dir={cut}", "resume=auto"])) == 0
+    _assert_same_training(ref, cut)
+
+
+MLM = ["experiment=pretrain_mlm", "data=files", "data.streaming=true"]
+
+
+@pytest.mark.parametrize("args, message", [
+    ([*MLM, "tokenizer.train_samples=100"], "data.streaming=true reads a stream with no length, so no epoch ends; set trainer.max_steps=N"),
+    ([*MLM, "trainer.max_steps=5"],
+     "data.streaming=true with tokenizer=train learns from the stream's first texts; set tokenizer.train_samples=N"),
+    (["experiment=quickstart", "data=files", "data.label_column=label", "data.streaming=true", "trainer.max_steps=5"],
+     "data.streaming=true packs text as it is read, which objective=classification does not do; use objective=mlm|clm, or data.streaming=false"),
+])
+def test_a_stream_without_what_it_needs_is_refused_before_any_data_is_read(tmp_path, args, message):
+    import subprocess
+
+    path = tmp_path / "corpus.txt"  # only its existence is checked: validation reads no data
+    path.write_text("x\n")
+    out = subprocess.run([*CLI, *args, f"data.train={path}", f"hydra.run.dir={tmp_path / 'run'}"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and out.stderr.strip().splitlines()[-1] == f"error: {message}"
