@@ -6,8 +6,9 @@ For each size (GB of text) a synthetic corpus is generated under outputs/bench/s
 glosses from the embedded corpus with random word-level variation (words swapped for others from the corpus
 vocabulary, numbers inserted), so that it neither repeats nor compresses to nothing. Then, in fresh processes:
 - **prepare**: load, tokenize (data.num_proc processes) and pack the MLM blocks into the prepared-data cache, as the
-  first run on a corpus does; time, tokens/s, disk (text Arrow, tokenized Arrow, blocks) and peak RSS;
-- **train**: `transferlab-train experiment=pretrain_mlm` for --steps steps on the prepared corpus (a cache hit), peak RSS;
+  first run on a corpus does; time, tokens/s, disk (the text's Arrow copy, the blocks) and peak RSS (all, and anonymous);
+- **train**: `transferlab-train experiment=pretrain_mlm` for --steps steps on the prepared corpus (a cache hit: no
+  tokenization), peak RSS (all, and anonymous);
 - **num_proc**: the smallest corpus is prepared with 1 and with 2 processes;
 - **peer**: HF run_mlm.py's path on the --peer-size corpus (datasets map tokenize + group_texts into int64 lists).
 Writes outputs/bench/results/scale.json and prints the table docs/benchmarks.md keeps.
@@ -17,6 +18,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -57,15 +59,28 @@ def generate(size_gb: float) -> Path:
 
 
 def measured(cmd: list, env: dict | None = None) -> dict:
-    """Run cmd in a wrapper process that reports its child's peak RSS (ru_maxrss of that one child)."""
-    wrapper = ("import resource, subprocess, sys, time; t = time.perf_counter(); r = subprocess.run(sys.argv[1:]); "
-               "print('MEASURED', r.returncode, time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    """Run cmd in a wrapper process that reports its child's peak RSS (ru_maxrss of that one child, file-backed pages
+    of memory-mapped files included) and its peak anonymous RSS (RssAnon, sampled every 50 ms: the process's own
+    memory, which is what runs out; mapped file pages are page cache the kernel can drop)."""
+    wrapper = (
+        "import resource, subprocess, sys, time\n"
+        "t = time.perf_counter(); p = subprocess.Popen(sys.argv[1:]); anon = 0\n"
+        "while p.poll() is None:\n"
+        "    try:\n"
+        "        line = next(x for x in open(f'/proc/{p.pid}/status') if x.startswith('RssAnon'))\n"
+        "        anon = max(anon, int(line.split()[1]))\n"
+        "    except (OSError, StopIteration):\n"
+        "        pass\n"
+        "    time.sleep(0.05)\n"
+        "print('MEASURED', p.returncode, time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, anon)\n"
+    )
     out = subprocess.run([PY, "-c", wrapper, *cmd], capture_output=True, text=True, env=env)
     line = next(x for x in out.stdout.splitlines() if x.startswith("MEASURED"))
-    _, rc, seconds, rss_kb = line.split()
+    _, rc, seconds, rss_kb, anon_kb = line.split()
     if int(rc):
         raise SystemExit(f"{' '.join(map(str, cmd))} failed:\n{out.stderr[-3000:]}")
-    return {"seconds": round(float(seconds), 1), "peak_rss_mb": round(int(rss_kb) / 1024), "stdout": out.stdout, "stderr": out.stderr}
+    return {"seconds": round(float(seconds), 1), "peak_rss_mb": round(int(rss_kb) / 1024), "peak_anon_mb": round(int(anon_kb) / 1024),
+            "stdout": out.stdout, "stderr": out.stderr}
 
 
 def du(path: Path) -> int:
@@ -132,12 +147,13 @@ def main() -> None:
         corpus = generate(size)
         for num_proc in ((1, 2) if size == min(sizes) else (2,)):
             cache = WORK / f"cache_{size:g}gb_np{num_proc}"
+            shutil.rmtree(cache, ignore_errors=True)  # a first preparation, every time
             hf_cache = cache / "hf"
             env = {**os.environ, "TRANSFERLAB_CACHE": str(cache), "HF_DATASETS_CACHE": str(hf_cache)}
             prep = measured([PY, "-c", PREPARE, *overrides(corpus, cache, num_proc)], env)
             info = json.loads(next(x for x in prep["stdout"].splitlines() if x.startswith("RESULT"))[7:])
             row = {"size_gb": size, "num_proc": num_proc, "text_bytes": corpus.stat().st_size, **info,
-                   "prepare_wall_s": prep["seconds"], "prepare_peak_rss_mb": prep["peak_rss_mb"],
+                   "prepare_wall_s": prep["seconds"], "prepare_peak_rss_mb": prep["peak_rss_mb"], "prepare_peak_anon_mb": prep["peak_anon_mb"],
                    "disk_hf_arrow_bytes": du(hf_cache), "disk_blocks_bytes": du(cache / "prepared")}
             row["tokens_per_s"] = round(info["tokens"] / info["prepare_s"])
             if num_proc == 2:
@@ -145,6 +161,8 @@ def main() -> None:
                                   "trainer.max_epochs=-1", "trainer.val_check_interval=100000", "trainer.limit_val_batches=0",
                                   f"hydra.run.dir={cache.parent / 'runs' / f'train_{size:g}'}"], env)
                 row["train_peak_rss_mb"] = train["peak_rss_mb"]
+                row["train_peak_anon_mb"] = train["peak_anon_mb"]
+                row["train_tokenized"] = "tokenize" in train["stderr"]  # a cache miss would show datasets' progress bar
                 row["train_wall_s"] = train["seconds"]
             results.append(row)
             print(json.dumps(row), flush=True)
