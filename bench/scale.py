@@ -1,6 +1,6 @@
 """Corpora larger than memory: preparation time, disk and peak RSS against corpus size, and HF's run_mlm.py path.
 
-    python bench/scale.py [--sizes 0.25,1] [--steps 200] [--peer-size 0.25]
+    python bench/scale.py [--sizes 0.25,1] [--steps 200] [--peer-size 0.25] [--ddp] [--no-compare]
 
 For each size (GB of text) a synthetic corpus is generated under outputs/bench/scale/ (never committed): WordNet
 glosses from the embedded corpus with random word-level variation (words swapped for others from the corpus
@@ -10,7 +10,10 @@ vocabulary, numbers inserted), so that it neither repeats nor compresses to noth
 - **train**: `transferlab-train experiment=pretrain_mlm` for --steps steps on the prepared corpus (a cache hit: no
   tokenization), peak RSS (all, and anonymous);
 - **num_proc**: the smallest corpus is prepared with 1 and with 2 processes;
-- **peer**: HF run_mlm.py's path on the --peer-size corpus (datasets map tokenize + group_texts into int64 lists).
+- **peer**: HF run_mlm.py's path on the --peer-size corpus (datasets map tokenize + group_texts into int64 lists,
+  2 processes as `--preprocessing_num_workers 2`);
+- **ddp** (--ddp): 2 CPU ranks started at once through trainer=ddp_multinode on an empty cache: which rank prepared,
+  how long the other waited and then took, and whether both read the same prepared splits.
 Writes outputs/bench/results/scale.json and prints the table docs/benchmarks.md keeps.
 """
 
@@ -83,6 +86,45 @@ def measured(cmd: list, env: dict | None = None) -> dict:
             "stdout": out.stdout, "stderr": out.stderr}
 
 
+def reprepared(cache: Path, n_blocks: int) -> bool:
+    """Whether the training run prepared the train split again (a second blocks dir of the train split's shape)."""
+    import numpy as np
+
+    shapes = [np.load(d / "blocks.npy", mmap_mode="r").shape[0] for d in (cache / "prepared").iterdir() if (d / "blocks.npy").is_file()]
+    return shapes.count(n_blocks) > 1
+
+
+def ddp_row(corpus: Path, steps: int) -> dict:
+    """trainer=ddp_multinode as SLURM starts it: 2 CPU processes at once on an empty cache; each rank's share of the
+    preparation (time waiting at the data's lock, time preparing, splits it wrote) and the prepared splits it read."""
+    import socket
+
+    cache = WORK / "cache_ddp"
+    shutil.rmtree(cache, ignore_errors=True)
+    run = cache.parent / "runs" / "ddp"
+    shutil.rmtree(run, ignore_errors=True)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "TRANSFERLAB_CACHE": str(cache), "HF_DATASETS_CACHE": str(cache / "hf"), "OMP_NUM_THREADS": "1",
+           "TRANSFERLAB_DEBUG_RANKS": "1", "SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "1", "SLURM_NNODES": "2",
+           "SLURM_LOCALID": "0", "SLURM_JOB_NAME": "bench", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    cmd = [str(TRAIN), *overrides(corpus, cache, 2), "trainer=ddp_multinode", "trainer.accelerator=cpu", "trainer.devices=1",
+           "trainer.precision=32-true", f"trainer.max_steps={steps}", "trainer.max_epochs=-1", "trainer.limit_val_batches=0",
+           f"hydra.run.dir={run}"]
+    procs = [subprocess.Popen(cmd, env={**env, "SLURM_PROCID": str(r), "SLURM_NODEID": str(r)}, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True) for r in (0, 1)]
+    for p in procs:
+        _, err = p.communicate()
+        if p.returncode:
+            raise SystemExit(f"ddp run failed:\n{err[-3000:]}")
+    ranks = [json.loads((run / "ranks" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    return {"size_gb": corpus.stat().st_size / 2**30, "ranks": [
+        {"rank": r["rank"], "waited_s": round(r["preparation"]["waited_s"], 1), "prepare_s": round(r["preparation"]["seconds"], 1),
+         "splits_written": len(r["preparation"]["written"])} for r in ranks],
+        "same_prepared_splits": ranks[0]["data"] == ranks[1]["data"]}
+
+
 def du(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
 
@@ -95,14 +137,14 @@ def overrides(corpus: Path, cache: Path, num_proc: int) -> list:
 
 
 PREPARE = """
-import json, sys, time
+import json, os, sys, time
 from transferlab.cli import compose
 from transferlab.preflight import check_inputs
 from transferlab.objectives import OBJECTIVES
 from transferlab.tokenizer import build_tokenizer
 from pathlib import Path
 cfg = compose(sys.argv[1:])
-run = Path(cfg.paths.output_dir) / "prepare"
+run = Path(os.environ["TRANSFERLAB_CACHE"]) / "prepare_run"  # fresh with the cache: no tokenizer saved by an earlier bench
 start = time.perf_counter()
 raw = check_inputs(cfg, run).raw
 loaded = time.perf_counter()
@@ -112,7 +154,7 @@ tokenizer_s = time.perf_counter()
 blocks = cls(cfg.objective, cfg.data, tok, raw["train"]).prepare("train", raw["train"])
 done = time.perf_counter()
 print("RESULT", json.dumps({"load_s": loaded - start, "tokenizer_s": tokenizer_s - loaded, "prepare_s": done - tokenizer_s,
-      "tokens": int(blocks.blocks.size), "blocks_dtype": str(blocks.blocks.dtype)}))
+      "tokens": int(blocks.blocks.size), "blocks_dtype": str(blocks.blocks.dtype), "n_blocks": len(blocks.blocks)}))
 """
 
 PEER = """
@@ -124,12 +166,12 @@ corpus, tokenizer_dir, block = sys.argv[1], sys.argv[2], 64
 tok = AutoTokenizer.from_pretrained(tokenizer_dir)
 start = time.perf_counter()
 raw = load_dataset("text", data_files={"train": corpus}, split="train")
-tokenized = raw.map(lambda b: tok(b["text"], return_special_tokens_mask=True), batched=True, remove_columns=["text"])
+tokenized = raw.map(lambda b: tok(b["text"], return_special_tokens_mask=True), batched=True, remove_columns=["text"], num_proc=2)
 def group_texts(examples):  # run_mlm.py's grouping: concatenate, drop the remainder, cut into blocks
     concatenated = {k: list(chain(*examples[k])) for k in examples.keys()}
     total = (len(concatenated["input_ids"]) // block) * block
     return {k: [t[i : i + block] for i in range(0, total, block)] for k, t in concatenated.items()}
-grouped = tokenized.map(group_texts, batched=True)
+grouped = tokenized.map(group_texts, batched=True, num_proc=2)
 print("RESULT", time.perf_counter() - start, len(grouped))
 """
 
@@ -139,13 +181,15 @@ def main() -> None:
     parser.add_argument("--sizes", default="0.25,1")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--peer-size", type=float, default=0.25)
+    parser.add_argument("--ddp", action="store_true", help="the 2-rank shared preparation, on the smallest corpus")
+    parser.add_argument("--no-compare", action="store_true", help="skip num_proc=1 on the smallest corpus")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     sizes = [float(s) for s in args.sizes.split(",")]
     results = []
     for size in sizes:
         corpus = generate(size)
-        for num_proc in ((1, 2) if size == min(sizes) else (2,)):
+        for num_proc in ((1, 2) if size == min(sizes) and not args.no_compare else (2,)):
             cache = WORK / f"cache_{size:g}gb_np{num_proc}"
             shutil.rmtree(cache, ignore_errors=True)  # a first preparation, every time
             hf_cache = cache / "hf"
@@ -162,7 +206,7 @@ def main() -> None:
                                   f"hydra.run.dir={cache.parent / 'runs' / f'train_{size:g}'}"], env)
                 row["train_peak_rss_mb"] = train["peak_rss_mb"]
                 row["train_peak_anon_mb"] = train["peak_anon_mb"]
-                row["train_tokenized"] = "tokenize" in train["stderr"]  # a cache miss would show datasets' progress bar
+                row["train_reprepared"] = reprepared(cache, info["n_blocks"])
                 row["train_wall_s"] = train["seconds"]
             results.append(row)
             print(json.dumps(row), flush=True)
@@ -171,13 +215,18 @@ def main() -> None:
         corpus = generate(args.peer_size)
         tokenizers = sorted((WORK / f"cache_{args.peer_size:g}gb_np2" / "tokenizers").iterdir())
         hf_cache = WORK / "peer_hf_cache"
+        shutil.rmtree(hf_cache, ignore_errors=True)
         env = {**os.environ, "HF_DATASETS_CACHE": str(hf_cache)}
         run = measured([PY, "-c", PEER, str(corpus), str(tokenizers[0])], env)
-        peer = {"size_gb": args.peer_size, "wall_s": run["seconds"], "peak_rss_mb": run["peak_rss_mb"], "disk_bytes": du(hf_cache)}
+        peer = {"size_gb": args.peer_size, "wall_s": run["seconds"], "peak_rss_mb": run["peak_rss_mb"],
+                "peak_anon_mb": run["peak_anon_mb"], "disk_bytes": du(hf_cache)}
         print(json.dumps(peer), flush=True)
-    out = ROOT / "outputs" / "bench" / "results" / "scale.json"
+    ddp = ddp_row(generate(min(sizes)), 20) if args.ddp else None
+    if ddp:
+        print(json.dumps(ddp), flush=True)
+    out = ROOT / "outputs" / "bench" / "results" / f"scale_{args.sizes.replace(',', '_')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"rows": results, "peer": peer}, indent=2) + "\n")
+    out.write_text(json.dumps({"rows": results, "peer": peer, "ddp": ddp}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -29,8 +29,10 @@ FAST = [*ONE_STEP, "data.max_train_samples=48", "data.max_eval_samples=16", "tok
 
 
 def _data_for(objective: str) -> list:
-    labeled = "label" in OBJECTIVES[objective].fields
-    return ["data=wordnet_topics"] if labeled else ["data=wordnet_corpus"]
+    fields = OBJECTIVES[objective].fields
+    if "tags" in fields:
+        return ["data=brown_pos"]
+    return ["data=wordnet_topics"] if "label" in fields else ["data=wordnet_corpus"]
 
 
 def _assemble(cfg, run_dir: Path):

@@ -14,7 +14,7 @@ from transferlab.config.rules import check_fields, check_value
 from transferlab.config.schema import TRAINER_RANGES
 from transferlab.errors import TransferlabError
 
-FILE_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".parquet", ".txt")
+FILE_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".parquet", ".txt", ".conll")
 
 
 def _check_trainer(cfg: DictConfig) -> None:

@@ -13,7 +13,8 @@ from transferlab.data.splits import stratified_sample, stratified_take
 from transferlab.errors import TransferlabError
 
 SPLITS = ("train", "validation", "test")
-_FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet", ".txt": "text"}
+_FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet", ".txt": "text",
+            ".conll": "conll"}
 
 
 def _format(path: Path) -> str:
@@ -80,10 +81,15 @@ def _load_file(path_str: str, split: str, encoding_errors: str):
     if encoding_errors == "replace" and fmt != "parquet":
         path = _sanitized_copy(path, cache_dir() / "utf8")
     kwargs = {"delimiter": "\t"} if path.name.endswith((".tsv", ".tsv.gz")) else {}
-    try:
-        ds = load_dataset(fmt, data_files={split: str(path)}, split=split, **kwargs)
-    except Exception as e:  # datasets raises many types; name the real problem instead
-        raise _diagnose(Path(path_str), fmt, e) from e
+    if fmt == "conll":
+        from transferlab.data.conll import read_conll
+
+        ds = read_conll(path)
+    else:
+        try:
+            ds = load_dataset(fmt, data_files={split: str(path)}, split=split, **kwargs)
+        except Exception as e:  # datasets raises many types; name the real problem instead
+            raise _diagnose(Path(path_str), fmt, e) from e
     # Named by the file (path, size, mtime) and how it is read, not by how datasets happened to write its Arrow copy:
     # every process that loads this file then agrees, and finds what the first one prepared.
     stat = Path(path_str).resolve().stat()

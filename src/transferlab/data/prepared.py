@@ -22,30 +22,37 @@ def _tokenizer_of(dataset, encode, tokenizer, num_proc):
 
 
 class Rows(Dataset):
-    """Examples of varying length; item i is {"id": i, "input_ids": int64 array, <scalar column>: value, ...}.
-    `columns` are the scalar columns (labels)."""
+    """Examples of varying length; item i is {"id": i, "input_ids": int64 array, <scalar column>: value, ...,
+    <aligned column>: int64 array as long as input_ids}. `columns` are the scalar columns (labels), `aligned` the
+    per-token ones (a tagger's labels)."""
 
-    def __init__(self, arrays: dict, scalars: list, fingerprint: str):
+    def __init__(self, arrays: dict, scalars: list, fingerprint: str, aligned: tuple = ()):
         self.fingerprint = fingerprint
         self.ids, self.offsets = arrays["ids"], arrays["offsets"]
         self.columns = {name: arrays[name] for name in scalars}
+        self.aligned = {name: arrays[name] for name in aligned}
         self.lengths = np.diff(self.offsets)
 
     @classmethod
-    def prepare(cls, dataset, encode, tokenizer, settings: dict, scalars: list, num_proc: int | None = None) -> "Rows":
-        """`encode(batch)` gives {"input_ids": [...], <scalar column>: [...]} for a batch of raw rows."""
+    def prepare(cls, dataset, encode, tokenizer, settings: dict, scalars: list, num_proc: int | None = None,
+                aligned: tuple = ()) -> "Rows":
+        """`encode(batch)` gives {"input_ids": [...], <scalar column>: [...], <aligned column>: [...]} for a batch
+        of raw rows."""
         from transferlab.data import store
         from transferlab.data.tokenize import fingerprint
 
-        key = fingerprint(dataset, tokenizer, {**settings, "scalars": list(scalars)})
-        return cls(store.rows(key, _tokenizer_of(dataset, encode, tokenizer, num_proc), scalars, len(tokenizer)), scalars, key)
+        key = fingerprint(dataset, tokenizer, {**settings, "scalars": list(scalars), "aligned": list(aligned)})
+        tokenize = _tokenizer_of(dataset, encode, tokenizer, num_proc)
+        return cls(store.rows(key, tokenize, scalars, len(tokenizer), tuple(aligned)), scalars, key, tuple(aligned))
 
     def __len__(self):
         return len(self.lengths)
 
     def __getitem__(self, i):
-        ids = self.ids[self.offsets[i] : self.offsets[i + 1]].astype(np.int64)
-        return {"id": i, "input_ids": ids, **{c: values[i].item() for c, values in self.columns.items()}}
+        start, end = self.offsets[i], self.offsets[i + 1]
+        return {"id": i, "input_ids": self.ids[start:end].astype(np.int64),
+                **{c: values[i].item() for c, values in self.columns.items()},
+                **{c: values[start:end].astype(np.int64) for c, values in self.aligned.items()}}
 
     def __getitems__(self, indices):
         return carry_seed([self[i] for i in indices], indices)

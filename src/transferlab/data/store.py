@@ -146,9 +146,10 @@ def blocks(fingerprint: str, tokenize, block_size: int, vocab_size: int) -> np.n
     return np.load(_prepared(fingerprint, layout, write) / "blocks.npy", mmap_mode="r")
 
 
-def rows(fingerprint: str, tokenize, scalars: list, vocab_size: int) -> dict:
-    """{"ids", "offsets", <scalar column>...} as memory-mapped arrays (see the module docstring); `tokenize` as for
-    blocks, its split also holding the scalar columns."""
+def rows(fingerprint: str, tokenize, scalars: list, vocab_size: int, aligned: tuple = ()) -> dict:
+    """{"ids", "offsets", <scalar column>..., <aligned column>...} as memory-mapped arrays (see the module docstring);
+    `tokenize` as for blocks, its split also holding the scalar columns and the aligned ones: one int per token (a
+    tagger's labels), stored as int32 beside the ids, row i at the same offsets."""
     dtype = id_dtype(vocab_size)
 
     def write(tmp: Path) -> None:
@@ -171,7 +172,18 @@ def rows(fingerprint: str, tokenize, scalars: list, vocab_size: int) -> dict:
         del out
         for name in scalars:
             np.save(tmp / f"{name}.npy", _column(tokenized, name).to_numpy())
+        for name in aligned:
+            out = np.lib.format.open_memmap(tmp / f"{name}.npy", mode="w+", dtype=np.int32, shape=(int(offsets[-1]),))
+            pos = 0
+            for chunk in _column(tokenized, name).chunks:
+                values = chunk.flatten().to_numpy(zero_copy_only=False)
+                out[pos : pos + values.size] = values
+                pos += values.size
+            if pos != out.size:
+                raise TransferlabError(f"column '{name}' is not aligned with input_ids ({pos} values for {out.size} tokens)")
+            out.flush()
+            del out
 
-    layout = {"layout": "rows", "scalars": list(scalars), "dtype": np.dtype(dtype).name, "v": 2}
+    layout = {"layout": "rows", "scalars": list(scalars), "aligned": list(aligned), "dtype": np.dtype(dtype).name, "v": 2}
     where = _prepared(fingerprint, layout, write)
-    return {name: np.load(where / f"{name}.npy", mmap_mode="r") for name in ("ids", "offsets", *scalars)}
+    return {name: np.load(where / f"{name}.npy", mmap_mode="r") for name in ("ids", "offsets", *scalars, *aligned)}

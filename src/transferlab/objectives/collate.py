@@ -14,10 +14,13 @@ def generator(examples) -> torch.Generator | None:
 
 class PadCollator:
     """Pads input_ids to the batch's longest row with an attention mask; stacks every other listed column as a
-    tensor. Eval batches also carry the examples' ids (a plain list: Lightning leaves it on the CPU)."""
+    tensor, and pads each `aligned` column (one value per token) with its pad value. Eval batches also carry the
+    examples' ids (a plain list: Lightning leaves it on the CPU)."""
 
-    def __init__(self, pad_id: int, columns: tuple = ("labels",), keep_ids: bool = False, multiple_of: int = 1):
+    def __init__(self, pad_id: int, columns: tuple = ("labels",), keep_ids: bool = False, multiple_of: int = 1,
+                 aligned: dict | None = None):
         self.pad_id, self.columns, self.keep_ids, self.multiple_of = pad_id, columns, keep_ids, multiple_of
+        self.aligned = aligned or {}
 
     def __call__(self, examples: list) -> dict:
         longest = max(len(e["input_ids"]) for e in examples)
@@ -28,6 +31,10 @@ class PadCollator:
             input_ids[row, : len(e["input_ids"])] = torch.as_tensor(e["input_ids"])
             attention_mask[row, : len(e["input_ids"])] = 1
         batch = {"input_ids": input_ids, "attention_mask": attention_mask}
+        for column, pad in self.aligned.items():
+            batch[column] = torch.full((len(examples), longest), pad, dtype=torch.long)
+            for row, e in enumerate(examples):
+                batch[column][row, : len(e[column])] = torch.as_tensor(e[column])
         batch.update({c: torch.tensor([e[c] for e in examples]) for c in self.columns})
         if self.keep_ids:
             batch["ids"] = [e["id"] for e in examples]
