@@ -29,6 +29,8 @@ PRESETS = {
     "pretrain_clm": {"objective.name": "clm", "model.arch": "gpt2", "data.name": "wordnet_corpus", "tokenizer.source": "train", "data.max_seq_len": 64},
     "pretrain_mlm": {"objective.name": "mlm", "model.arch": "modernbert", "data.name": "wordnet_corpus", "objective.mlm_probability": 0.15,
                      "tokenizer.vocab_size": 4000, "data.max_seq_len": 64, "trainer.max_epochs": 12},
+    "pos": {"objective.name": "token_classification", "data.name": "brown_pos", "model.arch": "bert", "tokenizer.source": "train",
+            "data.text_column": "tokens", "data.label_column": "tags"},
     "probe": {"objective.name": "classification", "freeze.name": "backbone", "tokenizer.source": "pretrained", "optimizer.weight_decay": 0.0},
     "quickstart": {"objective.name": "classification", "model.arch": "bert", "tokenizer.source": "train", "data.max_train_samples": 20000},
     "study": {"objective.name": "classification", "data.name": "wordnet_topics", "trainer.max_steps": 600, "init": "pretrained"},
@@ -54,7 +56,14 @@ def test_every_experiment_composes_and_sets_its_recipe(experiment, tmp_path):
     assert fast.objective == cfg.objective and fast.freeze == cfg.freeze  # and nothing of the recipe lost
 
 
-@pytest.mark.parametrize("preset", ["gpu", "ddp", "ddp_cpu", "fsdp", "deepspeed", "cpu"])
+def test_data_files_names_the_columns_the_objective_reads_unless_told():
+    tagging = compose(["objective=token_classification", "data=files", "data.train=x.conll"])
+    assert (tagging.data.text_column, tagging.data.label_column) == ("tokens", "tags")
+    classifying = compose(["objective=classification", "data=files", "data.train=x.csv", "data.text_column=sentence"])
+    assert (classifying.data.text_column, classifying.data.label_column) == ("sentence", "label")
+
+
+@pytest.mark.parametrize("preset", ["gpu", "ddp", "ddp_cpu", "ddp_multinode", "fsdp", "deepspeed", "cpu"])
 def test_trainer_presets_compose(preset):
     cfg = compose([f"trainer={preset}"])
     assert cfg.trainer.max_epochs == 3  # inherits default

@@ -38,6 +38,11 @@ def files(tmp_path_factory) -> dict:
     torch.save({"state_dict": {"w": torch.zeros(256, 256)}, "loops": {}, "optimizer_states": []}, ckpt)
     truncated = d / "truncated.ckpt"
     truncated.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])
+    ner = "John B-PER\nlives O\n\nParis B-LOC\n\n"
+    (d / "ner.conll").write_text(ner * 10)
+    (d / "ner_unseen.conll").write_text("Acme B-ORG\n\n")
+    (d / "ner_bad.conll").write_text("John NNP B-PER\nlives VBZ O\n\nParis B-LOC\n")
+    (d / "no_tags.jsonl").write_text('{"tokens": ["a"], "tags": ["O"]}\n{"tokens": [], "tags": []}\n' * 5)
     gaps = d / "gaps.csv"  # an empty label cell on file line 3, an empty text cell on line 4
     gaps.write_text("text,label\nthe cat sleeps,animal\na red car,\n,vehicle\n" + "".join(f"{t},{l}\n" for t, l in DATA_ROWS))
     return {
@@ -50,12 +55,16 @@ def files(tmp_path_factory) -> dict:
         "latin1": str(latin),
         "truncated": str(truncated),
         "gaps": str(gaps),
+        **{name: str(d / f"{name}.{ext}") for name, ext in
+           (("ner", "conll"), ("ner_unseen", "conll"), ("ner_bad", "conll"), ("no_tags", "jsonl"))},
     }
 
 
 def _files(**splits) -> list:
     return ["data=files", "data.label_column=label", *(f"data.{k}={{{v}}}" for k, v in splits.items())]
 
+
+TAGGING = ["objective=token_classification", "data=files"]
 
 # (id, overrides with {file} placeholders, extra env, what the one line must say)
 CATALOGUE = [
@@ -93,6 +102,11 @@ CATALOGUE = [
     ("gradual_every_zero", ["freeze=gradual", "freeze.unfreeze_every=0"], {}, "freeze.unfreeze_every=0 must be >= 1"),
     ("lora_rank_zero", ["freeze=lora", "freeze.r=0"], {}, "freeze.r=0 must be >= 1"),
     ("missing_policy", ["data.missing=skip"], {}, "data.missing=skip is not one of: drop, error"),
+    ("conll_columns", [*TAGGING, "data.train={ner_bad}"], {}, "ner_bad.conll:4: 2 columns, but line 1 has 3; every token line needs"),
+    ("tag_unseen", [*TAGGING, "data.train={ner}", "data.test={ner_unseen}"], {}, "data.test has tags never seen in train: B-ORG"),
+    ("empty_tag_list", [*TAGGING, "data.train={no_tags}"], {}, "has empty values: 'tokens' at lines 2, 4, 6, 8, 10; 'tags' at lines 2, 4, 6, 8, 10; fill them in"),
+    ("stream_without_steps", ["experiment=pretrain_mlm", "data.streaming=true", "trainer.max_steps=-1"], {},
+     "data.streaming=true reads a stream with no length, so no epoch ends; set trainer.max_steps=N"),
 ]
 
 

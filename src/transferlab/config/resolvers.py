@@ -38,6 +38,14 @@ def _hydra_subdir() -> str | None:
     return ".hydra" if first_process() else None
 
 
+def _column(key: str, *, _root_):
+    """data=files/hub's default for a column key (text_column, label_column): the objective's (objectives/base.py)."""
+    from transferlab.objectives import OBJECTIVES
+
+    objective = OBJECTIVES.get(_root_.objective.name)
+    return objective.columns.get(key) if objective else None
+
+
 def register_resolvers() -> None:
     from transferlab.config import DATA_DIR, project_root
 
@@ -47,7 +55,8 @@ def register_resolvers() -> None:
         "tl_data_dir": lambda: str(DATA_DIR),
         "run": _run,
         "tl_hydra_subdir": _hydra_subdir,
+        "tl_column": _column,
     }
     for name, fn in resolvers.items():
         # Cached so the run dir's id is drawn once per config (and copied to every job of a sweep).
-        OmegaConf.register_new_resolver(name, fn, use_cache=name != "run", replace=True)
+        OmegaConf.register_new_resolver(name, fn, use_cache=name not in ("run", "tl_column"), replace=True)

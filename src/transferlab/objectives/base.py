@@ -23,6 +23,8 @@ class Objective:
     name: str
     Config: type
     fields: dict = {"text": "text_column"}  # field -> the data.* key naming its column
+    # data=files and data=hub name the columns this way unless told otherwise (data.text_column=...)
+    columns: dict = {"text_column": "text", "label_column": "label"}
     stratify: str | None = None  # the field that stratified cuts (train_fraction, carved splits) keep balanced
     model_kinds: tuple = KINDS
     auto_class: str

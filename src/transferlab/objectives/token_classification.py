@@ -58,6 +58,7 @@ class TokenClassification(Objective):
     name = "token_classification"
     Config = TokenClassificationConfig
     fields = {"tokens": "text_column", "tags": "label_column"}
+    columns = {"text_column": "tokens", "label_column": "tags"}
     auto_class = "AutoModelForTokenClassification"
 
     @classmethod
