@@ -31,6 +31,8 @@ PRESETS = {
                      "tokenizer.vocab_size": 4000, "data.max_seq_len": 64, "trainer.max_epochs": 12},
     "pos": {"objective.name": "token_classification", "data.name": "brown_pos", "model.arch": "bert", "tokenizer.source": "train",
             "data.text_column": "tokens", "data.label_column": "tags"},
+    "pos_finetune": {"objective.name": "token_classification", "data.name": "brown_pos", "tokenizer.source": "pretrained",
+                     "freeze.name": "none"},
     "probe": {"objective.name": "classification", "freeze.name": "backbone", "tokenizer.source": "pretrained", "optimizer.weight_decay": 0.0},
     "quickstart": {"objective.name": "classification", "model.arch": "bert", "tokenizer.source": "train", "data.max_train_samples": 20000},
     "study": {"objective.name": "classification", "data.name": "wordnet_topics", "trainer.max_steps": 600, "init": "pretrained"},
@@ -45,7 +47,7 @@ def test_every_experiment_has_a_recipe_here():
 def test_every_experiment_composes_and_sets_its_recipe(experiment, tmp_path):
     from omegaconf import OmegaConf
 
-    needs_source = experiment in ("finetune", "probe", "lora", "study")
+    needs_source = experiment in ("finetune", "probe", "lora", "study", "pos_finetune")
     extra = [f"pretrained_source={tmp_path}", f"model.name_or_path={tmp_path}"] if needs_source else []
     cfg = compose([f"experiment={experiment}", *extra])
     assert cfg.task_name == experiment
