@@ -66,6 +66,11 @@ def _trained(cfg, train_split, objective):
 
     tok_cfg = cfg.tokenizer
     family = objective.tokenizer_family(kind_of(config_fields(cfg.model)))
+    spec = {"data": train_split._fingerprint, "samples": tok_cfg.train_samples, "family": family, "vocab_size": tok_cfg.vocab_size,
+            "min_frequency": tok_cfg.min_frequency, "lowercase": tok_cfg.lowercase, "v": 2}
+    cached = cache_dir() / "tokenizers" / hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:32]
+    if cached.is_dir():  # found by name: the texts are not read
+        return AutoTokenizer.from_pretrained(cached)
     if not hasattr(train_split, "_data"):  # a stream: its first train_samples texts (validate requires the number)
         from transferlab.data.streaming import sample
 
@@ -73,11 +78,6 @@ def _trained(cfg, train_split, objective):
     elif tok_cfg.train_samples and tok_cfg.train_samples < len(train_split):
         # a bounded, seeded sample: a vocabulary needs far less text than a large corpus holds
         train_split = train_split.shuffle(seed=0).select(range(tok_cfg.train_samples))
-    spec = {"data": train_split._fingerprint, "family": family, "vocab_size": tok_cfg.vocab_size,
-            "min_frequency": tok_cfg.min_frequency, "lowercase": tok_cfg.lowercase, "v": 1}
-    cached = cache_dir() / "tokenizers" / hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:32]
-    if cached.is_dir():
-        return AutoTokenizer.from_pretrained(cached)
     tokenizer = FAMILIES[family](objective.texts(train_split), tok_cfg.vocab_size, tok_cfg.min_frequency, tok_cfg.lowercase)
     cached.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=cached.parent, prefix=".tmp-"))

@@ -211,10 +211,8 @@ def load_streams(data_cfg, fields: dict) -> dict:
 
 
 def sample(stream, n: int):
-    """The first n examples of a stream as a datasets.Dataset (what a tokenizer trains on), named by the stream."""
+    """The first n examples of a stream as a datasets.Dataset: what a tokenizer trains on."""
     from datasets import Dataset
 
     rows = list(stream.take(n))
-    sampled = Dataset.from_dict({k: [r[k] for r in rows] for k in rows[0]}) if rows else Dataset.from_dict({})
-    sampled._fingerprint = f"{stream._fingerprint}-first{n}"
-    return sampled
+    return Dataset.from_dict({k: [r[k] for r in rows] for k in rows[0]}) if rows else Dataset.from_dict({})
