@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS  # noqa: E402
 
-BENCHES = ("mlm", "classification", "clm", "startup", "compile")
+BENCHES = ("mlm", "classification", "clm", "startup", "compile", "tagging")
 GPU_BENCHES = {"gpu_bert": ["--model", "bert"], "gpu_gpt2": ["--model", "gpt2"]}  # run where a CUDA GPU is present
 
 
@@ -54,7 +54,7 @@ def verdict(ok: bool) -> str:
 
 def summary(started: float) -> str:
     lines = ["| what | measured | target | verdict |", "|---|---|---|---|"]
-    mlm, cls, clm, startup, comp = (load(n) for n in BENCHES)
+    mlm, cls, clm, startup, comp, tag = (load(n) for n in BENCHES)
     if mlm:
         t, h = row(mlm["rows"], "transferlab"), row(mlm["rows"], "hf_trainer")
         lines.append(f"| MLM tokens/s vs HF Trainer | {t['tokens_per_s']:,.0f} vs {h['tokens_per_s']:,.0f}: {t['ratio']:.2f}x | >= 2.0x | {verdict(t['ratio'] >= 2.0)} |")
@@ -62,10 +62,14 @@ def summary(started: float) -> str:
         t, h = row(cls["rows"], "transferlab"), row(cls["rows"], "hf_trainer")
         lines.append(f"| Classification non-pad tokens/s vs HF Trainer (dynamic padding) | {t['tokens_per_s']:,.0f} vs {h['tokens_per_s']:,.0f}: "
                      f"{t['ratio']:.2f}x; pad share {100 * t['pad_share']:.1f}% vs {100 * h['pad_share']:.1f}% | >= 1.3x | {verdict(t['ratio'] >= 1.3)} |")
+    if tag:
+        t, h = row(tag["rows"], "transferlab"), row(tag["rows"], "hf_trainer")
+        lines.append(f"| Tagging non-pad tokens/s vs HF Trainer (DataCollatorForTokenClassification) | {t['tokens_per_s']:,.0f} vs "
+                     f"{h['tokens_per_s']:,.0f}: {t['ratio']:.2f}x | >= 1.3x | {verdict(t['ratio'] >= 1.3)} |")
     if clm:
         t, h = row(clm["rows"], "transferlab"), row(clm["rows"], "hf_trainer")
         lines.append(f"| CLM tokens/s vs HF Trainer (group_texts) | {t['tokens_per_s']:,.0f} vs {h['tokens_per_s']:,.0f}: {t['ratio']:.2f}x | >= 1.0x | {verdict(t['ratio'] >= 1.0)} |")
-    for name, r in (("MLM", mlm), ("classification", cls), ("CLM", clm)):
+    for name, r in (("MLM", mlm), ("classification", cls), ("CLM", clm), ("tagging", tag)):
         if r:
             lines.append(f"| Overhead vs raw PyTorch loop, {name} | {100 * r['overhead']:.1f}% (median of {len(r['rounds'])} per-round "
                          f"ratios) | <= 3% | {verdict(r['overhead'] <= 0.03)} |")
@@ -106,7 +110,7 @@ def summary(started: float) -> str:
             lines.append(f"| GPU ({r['device']}), {name[4:]}, {x['runner']} | {x['tokens_per_s']:,.0f} tokens/s{ratio}; MFU "
                          f"{100 * x['mfu_executed']:.1f}% executed, {100 * x['mfu_dense_equiv']:.1f}% dense-equivalent | "
                          f"{'MFU >= 35% (BERT MLM)' if name == 'gpu_bert' else 'report'} | - |")
-    dated = ", ".join(f"{n} {r['date']} ({r.get('args', {}).get('threads', '-')} threads)" for n, r in zip(BENCHES, (mlm, cls, clm, startup, comp)) if r)
+    dated = ", ".join(f"{n} {r['date']} ({r.get('args', {}).get('threads', '-')} threads)" for n, r in zip(BENCHES, (mlm, cls, clm, startup, comp, tag)) if r)
     lines.append(f"\nresults from: {dated}; wall time of this run: {time.perf_counter() - started:.0f} s")
     return "\n".join(lines)
 
