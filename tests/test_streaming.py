@@ -85,6 +85,26 @@ def test_a_killed_streaming_run_resumes_from_the_next_unseen_example(tmp_path):
     _assert_same_training(ref, cut)
 
 
+@pytest.mark.slow
+def test_under_ddp_each_rank_streams_its_share_and_the_checkpoint_keeps_both_positions(tmp_path):
+    import os
+    import subprocess
+
+    train, val = _corpus(tmp_path)
+    run = tmp_path / "run"
+    args = ["experiment=pretrain_mlm", "trainer=ddp_cpu", "data=files", f"data.train={train}", f"data.validation={val}",
+            "data.test=null", "data.streaming=true", "data.max_seq_len=32", "data.batch_size=8", "tokenizer.train_samples=500",
+            "tokenizer.vocab_size=2000", "trainer.max_steps=6", "trainer.val_check_interval=3", "data.max_eval_samples=40",
+            "callbacks.checkpoint.every_n_train_steps=2", "logger=none", "callbacks.progress_bar=false", "model=tiny_bert",
+            f"hydra.run.dir={run}"]
+    out = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    stream = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["transferlab"]["stream"]
+    assert stream["shares"] == 2 and sorted(stream["positions"]) == [0, 1]  # rank 1's position gathered into rank 0's file
+    assert all(position[3] == 6 for position in stream["positions"].values())  # 6 batches each, in their first pass
+    assert json.loads((run / "metrics.json").read_text())["status"] == "ok"
+
+
 MLM = ["experiment=pretrain_mlm", "data=files", "data.streaming=true"]
 
 
