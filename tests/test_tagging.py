@@ -146,3 +146,24 @@ def test_a_tiny_ner_run_scores_entities_and_its_export_tags_alike_in_a_pipeline(
                 firsts[w] = j
         theirs = {e["index"]: e["entity"] for e in tagger(" ".join(words))}
         assert [theirs[j] for j in firsts.values()] == [model.config.id2label[ours[j]] for j in firsts.values()]
+
+
+def test_a_hub_datasets_class_label_tags_are_read_as_their_names():
+    from datasets import ClassLabel, Features, Sequence, Value
+
+    from transferlab.data.loading import _label_names
+
+    features = Features({"tokens": Sequence(Value("string")), "ner_tags": Sequence(ClassLabel(names=["O", "B-PER", "I-PER"])),
+                         "topic": ClassLabel(names=["news", "sport"])})
+    ds = Dataset.from_dict({"tokens": [["Ann", "Lee", "ran"]], "ner_tags": [[1, 2, 0]], "topic": [1]}, features=features)
+    named = _label_names(ds, ["tokens", "ner_tags", "topic"])
+    assert named["ner_tags"][:] == [["B-PER", "I-PER", "O"]] and named["topic"][:] == ["sport"]
+    assert named["tokens"][:] == [["Ann", "Lee", "ran"]]
+
+
+def test_data_format_reads_a_conll_file_whatever_its_name(tmp_path):
+    from transferlab.data.loading import _load_file
+
+    path = tmp_path / "train.txt"
+    path.write_text("John B-PER\nruns O\n\n")
+    assert _load_file(str(path), "train", "strict", "conll")["tags"][:] == [["B-PER", "O"]]

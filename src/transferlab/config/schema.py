@@ -47,6 +47,7 @@ class DataConfig:
     bucket_by_length: bool = True  # rows of one example each: batches of similar length (less padding)
     num_workers: int = at_least(0, 0)
     num_proc: Optional[int] = at_least(None, hint="tokenizer processes, or null for one per CPU")  # preparing large splits
+    format: str = choice("auto", "csv", "json", "parquet", "text", "conll")  # files: auto = by extension (.gz aside)
     encoding_errors: str = choice("strict", "replace")  # text files: strict (fail with file and byte offset) | replace
     streaming: bool = False  # read train/validation/test as streams, tokenized and packed on the fly (packed objectives)
     shuffle_buffer: int = at_least(10000, 1, hint="a number of examples")  # streaming: the train stream's shuffle buffer

@@ -58,8 +58,8 @@ def _check_data(cfg: DictConfig) -> None:
             if not p.is_file():
                 raise TransferlabError(f"data.{split}: file not found: {path}; give an existing file")
             suffixes = [s for s in p.suffixes if s != ".gz"]
-            if not suffixes or suffixes[-1] not in FILE_SUFFIXES:
-                raise TransferlabError(f"data.{split}: unsupported file type '{p.name}'; use one of {', '.join(FILE_SUFFIXES)} (optionally .gz)")
+            if data.format == "auto" and (not suffixes or suffixes[-1] not in FILE_SUFFIXES):
+                raise TransferlabError(f"data.{split}: unsupported file type '{p.name}'; use one of {', '.join(FILE_SUFFIXES)} (optionally .gz); or set data.format=csv|json|parquet|text|conll")
     elif not data.path:
         raise TransferlabError("data=hub needs data.path=<dataset id>")
 

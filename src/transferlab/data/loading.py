@@ -17,7 +17,10 @@ _FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".p
             ".conll": "conll"}
 
 
-def _format(path: Path) -> str:
+def _format(path: Path, fmt: str = "auto") -> str:
+    """data.format, or the file's extension (.gz aside) when it is auto."""
+    if fmt != "auto":
+        return fmt
     suffixes = [s for s in path.suffixes if s != ".gz"]
     return _FORMATS[suffixes[-1].lower()]
 
@@ -69,7 +72,7 @@ def _sanitized_copy(path: Path, cache_dir: Path) -> Path:
     return out
 
 
-def _load_file(path_str: str, split: str, encoding_errors: str):
+def _load_file(path_str: str, split: str, encoding_errors: str, fmt: str = "auto"):
     from datasets import load_dataset
 
     path = Path(path_str)
@@ -77,7 +80,7 @@ def _load_file(path_str: str, split: str, encoding_errors: str):
         raise TransferlabError(f"data.{split}: file not found: {path}")
     if path.stat().st_size == 0:
         raise TransferlabError(f"data.{split}: {path} is empty; give a file with at least one example")
-    fmt = _format(path)
+    fmt = _format(path, fmt)
     if encoding_errors == "replace" and fmt != "parquet":
         path = _sanitized_copy(path, cache_dir() / "utf8")
     kwargs = {"delimiter": "\t"} if path.name.endswith((".tsv", ".tsv.gz")) else {}
@@ -178,7 +181,7 @@ def _complement(rows, n: int):
 def _rows_named(data_cfg, split: str, rows) -> str:
     """Rows as a user finds them: file lines for text formats (a CSV's header is line 1), else example numbers."""
     path = str(data_cfg[split]) if data_cfg.source == "files" else ""
-    fmt = _format(Path(path)) if path else None
+    fmt = _format(Path(path), data_cfg.format) if path else None
     offset = {"csv": 2, "json": 1, "text": 1}.get(fmt)
     unit = "line" if offset else "example"
     numbers = [int(i) + (offset or 1) for i in rows[:5]]
@@ -206,6 +209,28 @@ def _handle_missing(ds, split: str, data_cfg, fields: Dict[str, str]):
     return ds.select(keep), len(ds) - len(keep)
 
 
+def _label_names(ds, columns: list):
+    """Class-label columns (a hub dataset's ClassLabel, or a sequence of them as conll2003's ner_tags) as their names:
+    objectives read labels and tags as strings."""
+    from datasets import ClassLabel, Value
+
+    for column in columns:
+        feature = ds.features[column]
+        inner = getattr(feature, "feature", None)
+        if isinstance(feature, ClassLabel):
+            names, kind = feature.names, Value("string")
+            fn = lambda b, c=column, n=names: {c: [n[i] for i in b[c]]}  # noqa: E731
+        elif isinstance(inner, ClassLabel):
+            names, kind = inner.names, type(feature)(Value("string"))
+            fn = lambda b, c=column, n=names: {c: [[n[i] for i in row] for row in b[c]]}  # noqa: E731
+        else:
+            continue
+        features = ds.features.copy()
+        features[column] = kind
+        ds = ds.map(fn, batched=True, features=features, desc=f"{column}: label names")
+    return ds
+
+
 def _column(ds, column: str) -> list:
     """A whole column as a list in one read (iterating a datasets Column decodes Arrow row by row, ~50x slower)."""
     return ds[column][:]
@@ -226,12 +251,12 @@ def load_splits(data_cfg, fields: Dict[str, str], stratify: Optional[str] = None
     if data_cfg.source == "hub":
         raw = _load_hub(data_cfg)
     else:
-        raw = {s: _load_file(data_cfg[s], s, data_cfg.encoding_errors) for s in SPLITS if data_cfg[s] is not None}
+        raw = {s: _load_file(data_cfg[s], s, data_cfg.encoding_errors, data_cfg.format) for s in SPLITS if data_cfg[s] is not None}
     dropped = {}
     for split, ds in raw.items():
         _check_columns(ds, split, data_cfg, fields)
         ds, dropped[split] = _handle_missing(ds, split, data_cfg, fields)
-        ds = ds.select_columns([data_cfg[key] for key in fields.values()])
+        ds = _label_names(ds.select_columns([data_cfg[key] for key in fields.values()]), [data_cfg[key] for key in fields.values()])
         raw[split] = ds.rename_columns({data_cfg[key]: field for field, key in fields.items() if data_cfg[key] != field})
 
     # Missing splits are carved from train (stratified, fixed seed), validation first.

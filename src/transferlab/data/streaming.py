@@ -177,7 +177,7 @@ def load_streams(data_cfg, fields: dict) -> dict:
             else:
                 from pathlib import Path
 
-                fmt = _format(Path(data_cfg[split]))
+                fmt = _format(Path(data_cfg[split]), data_cfg.format)
                 kwargs = {"delimiter": "\t"} if str(data_cfg[split]).endswith((".tsv", ".tsv.gz")) else {}
                 streams[split] = load_dataset(fmt, data_files={split: data_cfg[split]}, split=split, streaming=True, **kwargs)
             first = next(iter(streams[split]), None)
