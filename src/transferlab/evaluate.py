@@ -29,7 +29,7 @@ def _load_config(ckpt: Path, overrides: list):
         cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(overrides))
     except Exception as e:
         raise TransferlabError(f"bad override: {str(e).splitlines()[0]}") from None
-    cfg.resume, cfg.logger.wandb, cfg.logger.csv = "never", None, False
+    cfg.resume, cfg.logger.wandb, cfg.logger.csv, cfg.test = "never", None, False, True
     validate(cfg)
     return cfg, run_dir
 

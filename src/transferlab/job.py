@@ -125,7 +125,8 @@ def assemble(cfg: DictConfig, run_dir: Path, loggers: list, rank_zero: bool, con
         summary = parameter_summary(model)
         if rank_zero:
             console.print(format_parameter_table(summary))
-        datasets = prepare_splits(raw, objective)
+        # test=false: the test split is never read, so it is not prepared either
+        datasets = prepare_splits({s: ds for s, ds in raw.items() if s != "test" or cfg.test}, objective)
         if objective.reads_features and hasattr(model, "featurize"):  # a frozen trunk: its features once, not every step
             datasets = _frozen_features(cfg, trainer, model, objective, datasets, console if rank_zero else None)
     datamodule = TransferDataModule(datasets, objective, cfg.data, cfg.seed)
