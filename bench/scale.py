@@ -1,6 +1,6 @@
 """Corpora larger than memory: preparation time, disk and peak RSS against corpus size, and HF's run_mlm.py path.
 
-    python bench/scale.py [--sizes 0.25,1] [--steps 200] [--peer-size 0.25] [--ddp] [--no-compare]
+    python bench/scale.py [--sizes 0.25,1|none] [--steps 200] [--peer-size 0.25] [--ddp 0.25] [--no-compare]
 
 For each size (GB of text) a synthetic corpus is generated under outputs/bench/scale/ (never committed): WordNet
 glosses from the embedded corpus with random word-level variation (words swapped for others from the corpus
@@ -12,7 +12,7 @@ vocabulary, numbers inserted), so that it neither repeats nor compresses to noth
 - **num_proc**: the smallest corpus is prepared with 1 and with 2 processes;
 - **peer**: HF run_mlm.py's path on the --peer-size corpus (datasets map tokenize + group_texts into int64 lists,
   2 processes as `--preprocessing_num_workers 2`);
-- **ddp** (--ddp): 2 CPU ranks started at once through trainer=ddp_multinode on an empty cache: which rank prepared,
+- **ddp** (--ddp GB): 2 CPU ranks started at once through trainer=ddp_multinode on an empty cache: which rank prepared,
   how long the other waited and then took, and whether both read the same prepared splits.
 Writes outputs/bench/results/scale.json and prints the table docs/benchmarks.md keeps.
 """
@@ -181,11 +181,11 @@ def main() -> None:
     parser.add_argument("--sizes", default="0.25,1")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--peer-size", type=float, default=0.25)
-    parser.add_argument("--ddp", action="store_true", help="the 2-rank shared preparation, on the smallest corpus")
+    parser.add_argument("--ddp", type=float, default=0, help="GB of the corpus for the 2-rank shared preparation (0: skip)")
     parser.add_argument("--no-compare", action="store_true", help="skip num_proc=1 on the smallest corpus")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
-    sizes = [float(s) for s in args.sizes.split(",")]
+    sizes = [float(s) for s in args.sizes.split(",")] if args.sizes != "none" else []
     results = []
     for size in sizes:
         corpus = generate(size)
@@ -221,7 +221,7 @@ def main() -> None:
         peer = {"size_gb": args.peer_size, "wall_s": run["seconds"], "peak_rss_mb": run["peak_rss_mb"],
                 "peak_anon_mb": run["peak_anon_mb"], "disk_bytes": du(hf_cache)}
         print(json.dumps(peer), flush=True)
-    ddp = ddp_row(generate(min(sizes)), 20) if args.ddp else None
+    ddp = ddp_row(generate(args.ddp), 20) if args.ddp else None
     if ddp:
         print(json.dumps(ddp), flush=True)
     out = ROOT / "outputs" / "bench" / "results" / f"scale_{args.sizes.replace(',', '_')}.json"
