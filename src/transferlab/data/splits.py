@@ -12,7 +12,7 @@ import numpy as np
 def _groups(labels: Optional[Sequence], n: int):
     """Each label's row indices, ascending, labels in sorted order (one group of all rows without labels)."""
     if labels is None:
-        yield np.arange(n)
+        yield np.arange(n, dtype=np.uint32 if n < 2**32 else np.int64)  # 4 bytes a row: a text corpus has millions
         return
     keys, inverse = np.unique(np.asarray(labels, dtype=object).astype(str), return_inverse=True)
     order = np.argsort(inverse, kind="stable")
