@@ -42,9 +42,9 @@ def _finish(p: subprocess.Popen) -> int:
     return p.wait(timeout=600)
 
 
-def _signal_after_first_checkpoint(run: Path, sig: int) -> int:
-    """Start a run, wait for its first periodic last.ckpt, send `sig`; the exit code."""
-    p = _start(run)
+def _signal_after_first_checkpoint(run: Path, sig: int, argv: list | None = None) -> int:
+    """Start a run (ARGS, or the command `argv`), wait for its first periodic last.ckpt, send `sig`; the exit code."""
+    p = _start(run, argv=argv)
     last = run / "checkpoints" / "last.ckpt"
     deadline = time.monotonic() + 600
     while not last.exists():
@@ -167,24 +167,25 @@ def test_resumed_run_continues_the_same_wandb_run(runs):
     assert (runs["cut"] / "csv" / "metrics.0.csv").is_file()  # the segment before the kill keeps its CSV log
 
 
+def killed_and_resumed(root: Path, args: list) -> tuple:
+    """The CLI with `args`: once uninterrupted (ref), once SIGKILLed after its first checkpoint and then resumed
+    with resume=auto (cut, sharing ref's tokenizer). Returns (ref, cut, the checkpoint the kill left behind)."""
+    ref, cut = root / "ref", root / "cut"
+    assert _finish(_start(ref, argv=[*CLI, *args, f"hydra.run.dir={ref}"])) == 0
+    shutil.copytree(ref / "tokenizer", cut / "tokenizer")
+    assert _signal_after_first_checkpoint(cut, signal.SIGKILL, argv=[*CLI, *args, f"hydra.run.dir={cut}"]) == -signal.SIGKILL
+    killed = torch.load(cut / "checkpoints" / "last.ckpt", weights_only=True)
+    assert _finish(_start(cut, argv=[*CLI, *args, f"hydra.run.dir={cut}", "resume=auto"])) == 0
+    return ref, cut, killed
+
+
 @pytest.fixture(scope="module")
 def mlm_runs(tmp_path_factory) -> dict:
     """MLM (random masks) with 2 loader worker processes: uninterrupted, and SIGKILLed then resumed."""
     root = tmp_path_factory.mktemp("resume_workers")
     args = ["experiment=pretrain_mlm", *ARGS[1:], "data.num_workers=2", "data.max_train_samples=600"]
-    ref, cut = root / "ref", root / "cut"
-    assert _finish(_start(ref, argv=[*CLI, *args, f"hydra.run.dir={ref}"])) == 0
-    shutil.copytree(ref / "tokenizer", cut / "tokenizer")
-    p = _start(cut, argv=[*CLI, *args, f"hydra.run.dir={cut}"])
-    last = cut / "checkpoints" / "last.ckpt"
-    while not last.exists():
-        assert p.poll() is None, f"the run ended before its first checkpoint: {p.returncode}"
-        time.sleep(0.02)
-    p.send_signal(signal.SIGKILL)
-    _finish(p)
-    killed_at = torch.load(last, weights_only=True)["global_step"]
-    assert _finish(_start(cut, argv=[*CLI, *args, f"hydra.run.dir={cut}", "resume=auto"])) == 0
-    return {"ref": ref, "cut": cut, "killed_at": killed_at}
+    ref, cut, killed = killed_and_resumed(root, args)
+    return {"ref": ref, "cut": cut, "killed_at": killed["global_step"]}
 
 
 @pytest.mark.slow

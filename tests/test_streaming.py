@@ -3,16 +3,13 @@ the settings a stream needs, refused in one line before any data is read."""
 
 import gzip
 import json
-import shutil
-import signal
-import time
 from pathlib import Path
 
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from test_reliability import CLI, _assert_same_training, _finish, _start
+from test_reliability import CLI, _assert_same_training, killed_and_resumed
 from transferlab.data.streaming import StreamBlocks, as_is
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "wordnet_corpus"
@@ -69,19 +66,8 @@ def test_a_killed_streaming_run_resumes_from_the_next_unseen_example(tmp_path):
             "tokenizer.train_samples=500", "tokenizer.vocab_size=2000", "trainer.max_steps=12", "trainer.val_check_interval=6",
             "data.max_eval_samples=40", "callbacks.checkpoint.every_n_train_steps=2", "trainer.deterministic=true", "seed=7",
             "logger=default", "callbacks.progress_bar=false", "model=tiny_bert"]
-    ref, cut = tmp_path / "ref", tmp_path / "cut"
-    assert _finish(_start(ref, argv=[*CLI, *args, f"hydra.run.dir={ref}"])) == 0
-    shutil.copytree(ref / "tokenizer", cut / "tokenizer")
-    p = _start(cut, argv=[*CLI, *args, f"hydra.run.dir={cut}"])
-    last = cut / "checkpoints" / "last.ckpt"
-    while not last.exists():
-        assert p.poll() is None, f"the run ended before its first checkpoint: {p.returncode}"
-        time.sleep(0.02)
-    p.send_signal(signal.SIGKILL)
-    _finish(p)
-    state = torch.load(last, weights_only=True)
-    assert 0 < state["global_step"] < 12 and len(state["transferlab"]["stream"]["positions"]) == 2
-    assert _finish(_start(cut, argv=[*CLI, *args, f"hydra.run.dir={cut}", "resume=auto"])) == 0
+    ref, cut, killed = killed_and_resumed(tmp_path, args)
+    assert 0 < killed["global_step"] < 12 and len(killed["transferlab"]["stream"]["positions"]) == 2
     _assert_same_training(ref, cut)
 
 
