@@ -32,8 +32,6 @@ def as_is(batch):
 class StreamBlocks(IterableDataset):
     """Packed blocks from a stream; iterating yields collated batches (see the module docstring)."""
 
-    lengths = None
-
     def __init__(self, source, encode, block_size: int, fingerprint: str):
         self.source, self.encode, self.block_size, self.fingerprint = source, encode, block_size, fingerprint
         self.positions: dict = {}  # share -> [pass, example, used, batches] of the last batch trained on
