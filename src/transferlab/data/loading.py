@@ -25,6 +25,14 @@ def _format(path: Path, fmt: str = "auto") -> str:
     return _FORMATS[suffixes[-1].lower()]
 
 
+def file_identity(path) -> list:
+    """What names a local file for caches: its resolved path, size and modification time (not its content, which
+    would mean reading gigabytes)."""
+    resolved = Path(path).resolve()
+    stat = resolved.stat()
+    return [str(resolved), stat.st_size, stat.st_mtime_ns]
+
+
 def _read_text(path: Path) -> str:
     import gzip
 
@@ -95,8 +103,7 @@ def _load_file(path_str: str, split: str, encoding_errors: str, fmt: str = "auto
             raise _diagnose(Path(path_str), fmt, e) from e
     # Named by the file (path, size, mtime) and how it is read, not by how datasets happened to write its Arrow copy:
     # every process that loads this file then agrees, and finds what the first one prepared.
-    stat = Path(path_str).resolve().stat()
-    identity = [str(Path(path_str).resolve()), stat.st_size, stat.st_mtime_ns, fmt, kwargs, encoding_errors, split, 1]
+    identity = [*file_identity(path_str), fmt, kwargs, encoding_errors, split, 1]
     ds._fingerprint = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:32]
     if fmt == "text":  # one text per line: a blank line separates paragraphs, it is not a missing value
         blank = _missing_rows(ds, "text")

@@ -146,13 +146,13 @@ def _identity(data_cfg, split: str) -> str:
     """The stream's name for caches (a trained tokenizer): the file (path, size, mtime) or the hub id and split."""
     import hashlib
     import json
-    from pathlib import Path
+
+    from transferlab.data.loading import file_identity
 
     if data_cfg.source == "hub":
         spec = [data_cfg.path, data_cfg.config_name, data_cfg[split]]
     else:
-        path = Path(data_cfg[split]).resolve()
-        spec = [str(path), path.stat().st_size, path.stat().st_mtime_ns]
+        spec = file_identity(data_cfg[split])
     return hashlib.sha256(json.dumps([*spec, split, "stream", 1]).encode()).hexdigest()[:32]
 
 
