@@ -248,3 +248,41 @@ def test_missing_values_fail_naming_file_and_line_or_are_dropped_and_counted(tmp
     raw, dropped = load_splits(cfg, Classification.fields, "label")
     assert dropped == {"train": 2}
     assert sorted(raw["train"]["text"]) == ["a bus", "a cat", "a dog", "a van"]
+
+
+def test_carved_splits_are_named_before_they_are_cut_and_cut_only_when_read(tmp_path, wordpiece, monkeypatch):
+    """A run on prepared data reads no line of text to carve its splits: the carve is named by the parent and the
+    settings, drawn only on a cache miss, and then gives exactly the seeded stratified cut."""
+    from transferlab.data import splits
+
+    path = _write(tmp_path / "t.jsonl", [json.dumps({"text": f"the cat number {i}", "label": "ab"[i % 2]}) for i in range(60)])
+    data_cfg = _data_cfg(tmp_path, train=path, label_column="label", max_train_samples=30)
+    draws = []
+    real = splits.stratified_take
+    monkeypatch.setattr(splits, "stratified_take", lambda *a: draws.append(a[1]) or real(*a))
+    import transferlab.data.loading as loading
+    monkeypatch.setattr(loading, "stratified_take", splits.stratified_take)
+
+    raw = _load(data_cfg, labeled=True)
+    fingerprints = {split: raw[split]._fingerprint for split in raw}
+    assert draws == [] and all(ds._rows is None for ds in raw.values())  # named, nothing cut
+    assert _load(data_cfg, labeled=True)["test"]._fingerprint == fingerprints["test"]  # the same name in any run
+    objective = Classification(OmegaConf.create({"name": "classification"}), data_cfg, wordpiece, raw["train"])
+    assert draws == [60, 54, 48]  # train's labels read: validation's carve, test's from the rest, the 30-row limit
+    objective.prepare("test", raw["test"])  # a miss, tokenized from the carve already drawn
+    cached = _load(data_cfg, labeled=True)
+    objective.prepare("test", cached["test"])  # a hit: nothing drawn, nothing read
+    assert draws == [60, 54, 48] and cached["test"]._rows is None
+
+    held, rest = real(["ab"[i % 2] for i in range(60)], 60, 0.1, data_cfg.split_seed)
+    test, _ = real(["ab"[i % 2] for i in rest], len(rest), 0.1, data_cfg.split_seed)
+    assert raw["test"]["text"][:] == [f"the cat number {rest[i]}" for i in test]
+    assert len(raw["validation"]) == len(held) == 6 and len(raw["train"]) == 30
+    assert raw["validation"]["text"][:] == [f"the cat number {i}" for i in held]
+
+
+def test_too_few_rows_to_carve_from_fail_in_one_line(tmp_path):
+    path = _write(tmp_path / "t.jsonl", [json.dumps({"text": "one", "label": "a"})])
+    raw = _load(_data_cfg(tmp_path, train=path, label_column="label"), labeled=True)
+    with pytest.raises(TransferlabError, match="data.train has too few examples to carve validation/test splits from"):
+        len(raw["train"])

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Dict, Optional
 
 from transferlab.config import cache_dir
-from transferlab.data.splits import stratified_sample, stratified_take
+from transferlab.data.splits import Cut, stratified_sample, stratified_take
 from transferlab.errors import TransferlabError
 
 SPLITS = ("train", "validation", "test")
@@ -247,6 +247,25 @@ def _strata(ds, field: Optional[str]):
     return [str(v) for v in _column(ds, field)] if field else None
 
 
+def _carve(train, fraction: float, seed: int, stratify: Optional[str], split: str):
+    """(held, rest) of train as Cuts, `fraction` of it held out for `split`; one draw serves both."""
+    drawn = {}
+
+    def part(which: int):
+        def pick(ds):
+            if "cut" not in drawn:
+                drawn["cut"] = stratified_take(_strata(ds, stratify), len(ds), fraction, seed)
+            if which and not len(drawn["cut"][1]):
+                raise TransferlabError("data.train has too few examples to carve validation/test splits from; "
+                                       "give data.validation and data.test files")
+            return drawn["cut"][which]
+
+        return pick
+
+    settings = {"cut": "carve", "split": split, "fraction": fraction, "seed": seed, "by": stratify}
+    return Cut(train, part(0), {**settings, "part": "held"}), Cut(train, part(1), {**settings, "part": "rest"})
+
+
 def load_splits(data_cfg, fields: Dict[str, str], stratify: Optional[str] = None):
     """train/validation/test as datasets.Dataset with one column per field (field -> the data.* key naming its
     column), cut to the configured size, and the number of rows dropped per split for a missing value.
@@ -266,22 +285,18 @@ def load_splits(data_cfg, fields: Dict[str, str], stratify: Optional[str] = None
         ds = _label_names(ds.select_columns([data_cfg[key] for key in fields.values()]), [data_cfg[key] for key in fields.values()])
         raw[split] = ds.rename_columns({data_cfg[key]: field for field, key in fields.items() if data_cfg[key] != field})
 
-    # Missing splits are carved from train (stratified, fixed seed), validation first.
+    # Missing splits are carved from train (stratified, fixed seed), validation first. Each cut is a Cut: named now,
+    # made only when its rows are read (a cache miss), so a run on prepared data reads no line of text to cut them.
+    seed = data_cfg.split_seed
     for split in ("validation", "test"):
         if split not in raw:
-            train = raw["train"]
-            held, rest = stratified_take(_strata(train, stratify), len(train), data_cfg.validation_fraction, data_cfg.split_seed)
-            raw[split], raw["train"] = train.select(held), train.select(rest)
-
-    if len(raw["train"]) == 0:
-        raise TransferlabError("data.train has too few examples to carve validation/test splits from; give data.validation and data.test files")
+            raw[split], raw["train"] = _carve(raw["train"], data_cfg.validation_fraction, seed, stratify, split)
     if data_cfg.train_fraction < 1:
-        train = raw["train"]
-        taken, _ = stratified_take(_strata(train, stratify), len(train), data_cfg.train_fraction, data_cfg.split_seed)
-        raw["train"] = train.select(taken)
+        taken = lambda ds, f=data_cfg.train_fraction: stratified_take(_strata(ds, stratify), len(ds), f, seed)[0]  # noqa: E731
+        raw["train"] = Cut(raw["train"], taken, {"cut": "train_fraction", "fraction": data_cfg.train_fraction, "seed": seed, "by": stratify})
     limits = {"train": data_cfg.max_train_samples, "validation": data_cfg.max_eval_samples, "test": data_cfg.max_eval_samples}
     for split, limit in limits.items():
-        if limit is not None and limit < len(raw[split]):
-            ds = raw[split]
-            raw[split] = ds.select(stratified_sample(_strata(ds, stratify), len(ds), limit, data_cfg.split_seed))
+        if limit is not None:
+            sample = lambda ds, k=limit: stratified_sample(_strata(ds, stratify), len(ds), k, seed) if k < len(ds) else None  # noqa: E731
+            raw[split] = Cut(raw[split], sample, {"cut": "limit", "size": limit, "seed": seed, "by": stratify})
     return raw, {split: n for split, n in dropped.items() if n}

@@ -1,10 +1,13 @@
-"""Seeded, stratified index selection: carving missing splits and data.train_fraction.
+"""Seeded, stratified index selection: carving missing splits, data.train_fraction and the size limits.
 
-Indices are numpy arrays, not Python lists: a text corpus has millions of rows, and every process of a run (the
-training one too) carves its splits.
+A cut split is a `Cut`: named (fingerprinted) from its parent and the cut's settings before any index is drawn, so a
+run whose prepared splits are all in the cache reads no line of text to cut them. Indices, when drawn, are numpy
+arrays, not Python lists: a text corpus has millions of rows.
 """
 
-from typing import Optional, Sequence, Tuple
+import hashlib
+import json
+from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -45,3 +48,37 @@ def stratified_sample(labels: Optional[Sequence], n: int, size: int, seed: int) 
     elif len(taken) < size:
         taken = np.concatenate([taken, rng.choice(rest, size - len(taken), replace=False)])
     return np.sort(taken)
+
+
+class Cut:
+    """The rows `pick(parent)` selects from a datasets split (None: all of them), selected on first use.
+
+    `_fingerprint` is known at once, from the parent's and `settings` (which must determine the pick). Everything
+    else (len, columns, map, select, ...) is the cut dataset's and makes the cut: the prepared-data cache is looked up
+    by fingerprint alone, so on a hit the indices are never drawn.
+    """
+
+    def __init__(self, parent, pick: Callable, settings: dict):
+        self._parent, self._pick, self._rows = parent, pick, None
+        payload = json.dumps([parent._fingerprint, settings], sort_keys=True, default=str)
+        self._fingerprint = hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+    def _cut(self):
+        if self._rows is None:
+            picked = self._pick(self._parent)
+            self._rows = self._parent if picked is None else self._parent.select(picked)
+        return self._rows
+
+    def __getattr__(self, name):
+        if name.startswith("__") or name in ("_parent", "_pick", "_rows"):  # copy/pickle probing an unset instance
+            raise AttributeError(name)
+        return getattr(self._cut(), name)
+
+    def __len__(self):
+        return len(self._cut())
+
+    def __getitem__(self, key):
+        return self._cut()[key]
+
+    def __iter__(self):
+        return iter(self._cut())
