@@ -31,8 +31,10 @@ def _train_wordpiece(texts, vocab_size: int, min_frequency: int, lowercase: bool
     tk.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
     )
+    # Segment ids (0 for a pair's first text, 1 for its second) go to the model as BERT's tokenizer sends them.
     return PreTrainedTokenizerFast(
-        tokenizer_object=tk, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]"
+        tokenizer_object=tk, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
+        model_input_names=["input_ids", "token_type_ids", "attention_mask"],
     )
 
 
@@ -50,8 +52,9 @@ def _train_byte_bpe(texts, vocab_size: int, min_frequency: int, lowercase: bool)
         vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=[eos, pad], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
     )
     tk.train_from_iterator(texts, trainer)
-    # Each text ends with <|endoftext|>, which separates documents once packed for CLM.
-    tk.post_processor = processors.TemplateProcessing(single=f"$A {eos}", special_tokens=[(eos, tk.token_to_id(eos))])
+    # Each text ends with <|endoftext|>, which separates documents once packed for CLM (and a pair's two texts).
+    tk.post_processor = processors.TemplateProcessing(single=f"$A {eos}", pair=f"$A {eos} $B:1 {eos}:1",
+                                                      special_tokens=[(eos, tk.token_to_id(eos))])
     return PreTrainedTokenizerFast(tokenizer_object=tk, eos_token=eos, bos_token=eos, unk_token=eos, pad_token=pad)
 
 
@@ -67,7 +70,7 @@ def _trained(cfg, train_split, objective):
     tok_cfg = cfg.tokenizer
     family = objective.tokenizer_family(kind_of(config_fields(cfg.model)))
     spec = {"data": train_split._fingerprint, "samples": tok_cfg.train_samples, "family": family, "vocab_size": tok_cfg.vocab_size,
-            "min_frequency": tok_cfg.min_frequency, "lowercase": tok_cfg.lowercase, "v": 2}
+            "min_frequency": tok_cfg.min_frequency, "lowercase": tok_cfg.lowercase, "v": 3}
     cached = cache_dir() / "tokenizers" / hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:32]
     if cached.is_dir():  # found by name: the texts are not read
         return AutoTokenizer.from_pretrained(cached)
