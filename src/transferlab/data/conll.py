@@ -36,13 +36,8 @@ def _sentences(path: str):
 
 def read_conll(path: Path):
     """A datasets.Dataset of the file's sentences; a malformed line fails naming file:line."""
-    from datasets import Dataset, Features, Sequence, Value
+    from datasets import Features, Sequence, Value
 
-    features = Features({"tokens": Sequence(Value("string")), "tags": Sequence(Value("string"))})
-    try:
-        return Dataset.from_generator(_sentences, features=features, gen_kwargs={"path": str(path)})
-    except Exception as e:  # datasets wraps what the generator raised
-        cause = e
-        while cause is not None and not isinstance(cause, TransferlabError):
-            cause = cause.__cause__ or cause.__context__
-        raise (cause or e) from None
+    from transferlab.data.readers import from_rows
+
+    return from_rows(_sentences, Features({"tokens": Sequence(Value("string")), "tags": Sequence(Value("string"))}), path)
