@@ -32,6 +32,8 @@ def _data_for(objective: str) -> list:
     fields = OBJECTIVES[objective].fields
     if "tags" in fields:
         return ["data=brown_pos"]
+    if "question" in fields:
+        return ["data=wordnet_qa"]
     return ["data=wordnet_topics"] if "label" in fields else ["data=wordnet_corpus"]
 
 

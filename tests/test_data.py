@@ -18,7 +18,7 @@ from transferlab.data.loading import load_splits
 from transferlab.data.splits import stratified_sample, stratified_take
 from transferlab.errors import TransferlabError
 from transferlab.objectives.classification import Classification, label_vocabulary
-from transferlab.objectives.mlm import IGNORE, MLMCollator
+from transferlab.objectives.mlm import IGNORE, MaskedLM, MLMCollator
 from transferlab.tokenizer import _train_wordpiece
 
 
@@ -107,8 +107,7 @@ def _data_cfg(tmp_path, **kw):
 
 def _load(cfg, labeled: bool) -> dict:
     """The splits as the classification (labeled) or an LM objective (text only) loads them."""
-    fields = Classification.fields if labeled else {"text": "text_column"}
-    raw, dropped = load_splits(cfg, fields, "label" if labeled else None)
+    raw, dropped = load_splits(cfg, Classification if labeled else MaskedLM)
     assert dropped == {}
     return raw
 
@@ -243,9 +242,9 @@ def test_missing_values_fail_naming_file_and_line_or_are_dropped_and_counted(tmp
     held_out = _write(tmp_path / "held_out.csv", ["text,label", "a cow,animal", "a cab,vehicle"])
     cfg = _data_cfg(tmp_path, train=path, validation=held_out, test=held_out, label_column="label")
     with pytest.raises(TransferlabError, match=r"gaps.csv\) has empty values: 'text' at line 3; 'label' at line 4; fill them in, or set data.missing=drop"):
-        load_splits(cfg, Classification.fields, "label")
+        load_splits(cfg, Classification)
     cfg.missing = "drop"
-    raw, dropped = load_splits(cfg, Classification.fields, "label")
+    raw, dropped = load_splits(cfg, Classification)
     assert dropped == {"train": 2}
     assert sorted(raw["train"]["text"]) == ["a bus", "a cat", "a dog", "a van"]
 
@@ -260,8 +259,6 @@ def test_carved_splits_are_named_before_they_are_cut_and_cut_only_when_read(tmp_
     draws = []
     real = splits.stratified_take
     monkeypatch.setattr(splits, "stratified_take", lambda *a: draws.append(a[1]) or real(*a))
-    import transferlab.data.loading as loading
-    monkeypatch.setattr(loading, "stratified_take", splits.stratified_take)
 
     raw = _load(data_cfg, labeled=True)
     fingerprints = {split: raw[split]._fingerprint for split in raw}

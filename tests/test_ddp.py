@@ -62,7 +62,7 @@ def test_test_metrics_are_reduced_over_both_ranks(ddp_run):
 
     metrics = json.loads((ddp_run / "metrics.json").read_text())
     cfg = compose(["experiment=quickstart", "debug=fast", f"data.max_eval_samples={EVAL_SAMPLES}"])
-    test = load_splits(cfg.data, Classification.fields, Classification.stratify)[0]["test"]
+    test = load_splits(cfg.data, Classification)[0]["test"]
     model = AutoModelForSequenceClassification.from_pretrained(ddp_run / "export").eval()
     tokenizer = AutoTokenizer.from_pretrained(ddp_run / "export")
     losses, hits = [], []

@@ -42,7 +42,15 @@ def files(tmp_path_factory) -> dict:
     (d / "ner.conll").write_text(ner * 10)
     (d / "ner_unseen.conll").write_text("Acme B-ORG\n\n")
     (d / "ner_bad.conll").write_text("John NNP B-PER\nlives VBZ O\n\nParis B-LOC\n")
+    (d / "tags_short.jsonl").write_text('{"tokens": ["a"], "tags": ["O"]}\n' * 2 + '{"tokens": ["a", "b"], "tags": ["O"]}\n')
     (d / "no_tags.jsonl").write_text('{"tokens": ["a"], "tags": ["O"]}\n{"tokens": [], "tags": []}\n' * 5)
+    qa = {"question": "which colour is the door?", "context": "the door is red", "answers": {"text": ["red"], "answer_start": [12]}}
+    misplaced = {**qa, "answers": {"text": ["blue"], "answer_start": [4]}}
+    (d / "qa_misplaced.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [qa, misplaced, qa]))
+    (d / "qa_no_answer.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [qa, qa, {**qa, "answers": {"text": [], "answer_start": []}}]))
+    squad = {"data": [{"paragraphs": [{"context": "the door is red", "qas": [
+        {"id": "a", "question": "which colour?", "answers": [{"text": "red", "answer_start": 12}]}, {"id": "b", "answers": []}]}]}]}
+    (d / "squad_bad.json").write_text(json.dumps(squad))
     gaps = d / "gaps.csv"  # an empty label cell on file line 3, an empty text cell on line 4
     gaps.write_text("text,label\nthe cat sleeps,animal\na red car,\n,vehicle\n" + "".join(f"{t},{l}\n" for t, l in DATA_ROWS))
     return {
@@ -56,7 +64,8 @@ def files(tmp_path_factory) -> dict:
         "truncated": str(truncated),
         "gaps": str(gaps),
         **{name: str(d / f"{name}.{ext}") for name, ext in
-           (("ner", "conll"), ("ner_unseen", "conll"), ("ner_bad", "conll"), ("no_tags", "jsonl"))},
+           (("ner", "conll"), ("ner_unseen", "conll"), ("ner_bad", "conll"), ("no_tags", "jsonl"), ("tags_short", "jsonl"), ("qa_misplaced", "jsonl"),
+            ("qa_no_answer", "jsonl"), ("squad_bad", "json"))},
     }
 
 
@@ -65,6 +74,7 @@ def _files(**splits) -> list:
 
 
 TAGGING = ["objective=token_classification", "data=files"]
+QA = ["objective=extractive_qa", "data=files"]
 
 # (id, overrides with {file} placeholders, extra env, what the one line must say)
 CATALOGUE = [
@@ -105,6 +115,12 @@ CATALOGUE = [
     ("conll_columns", [*TAGGING, "data.train={ner_bad}"], {}, "ner_bad.conll:4: 2 columns, but line 1 has 3; every token line needs"),
     ("tag_unseen", [*TAGGING, "data.train={ner}", "data.test={ner_unseen}"], {}, "data.test has tags never seen in train: B-ORG"),
     ("empty_tag_list", [*TAGGING, "data.train={no_tags}"], {}, "has empty values: 'tokens' at lines 2, 4, 6, 8, 10; 'tags' at lines 2, 4, 6, 8, 10; fill them in"),
+    ("tags_per_word", [*TAGGING, "data.train={tags_short}"], {}, "tags_short.jsonl) line 3 has 2 words but 1 tags; give one tag per word"),
+    ("qa_answer_misplaced", [*QA, "data.train={qa_misplaced}"], {},
+     "qa_misplaced.jsonl) line 2: answer 'blue' is not at answer_start 4 of its context (found 'door'); fix answer_start or the answer text"),
+    ("qa_no_answer", [*QA, "data.train={qa_no_answer}"], {}, "qa_no_answer.jsonl) line 3 has no answer; extractive_qa needs at least one per question"),
+    ("squad_malformed", [*QA, "data.train={squad_bad}", "data.format=squad"], {},
+     "squad_bad.json: data[0].paragraphs[0].qas[1] lacks or mistypes 'question'; each question needs 'question' and 'answers'"),
     ("stream_without_steps", ["experiment=pretrain_mlm", "data.streaming=true", "trainer.max_steps=-1"], {},
      "data.streaming=true reads a stream with no length, so no epoch ends; set trainer.max_steps=N"),
 ]

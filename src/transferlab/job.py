@@ -127,10 +127,12 @@ def assemble(cfg: DictConfig, run_dir: Path, loggers: list, rank_zero: bool, con
             console.print(format_parameter_table(summary))
         # test=false: the test split is never read, so it is not prepared either
         datasets = prepare_splits({s: ds for s, ds in raw.items() if s != "test" or cfg.test}, objective)
+        if rank_zero and objective.stats:
+            console.print("data: " + ", ".join(f"{key} {n:,}" for key, n in objective.stats.items()), soft_wrap=True)
         if objective.reads_features and hasattr(model, "featurize"):  # a frozen trunk: its features once, not every step
             datasets = _frozen_features(cfg, trainer, model, objective, datasets, console if rank_zero else None)
     datamodule = TransferDataModule(datasets, objective, cfg.data, cfg.seed)
-    module = TransferModule(model, objective, policy, cfg.optimizer, cfg.scheduler, cfg.on_nan)
+    module = TransferModule(model, objective, policy, cfg.optimizer, cfg.scheduler, cfg.on_nan, run_dir / "predictions")
     if cfg.compile:
         # In place (nn.Module.compile): state-dict keys, the export and checkpoints stay as without compile. The
         # objective names the modules its step calls (MLM's sparse head calls the encoder, not model.forward).
@@ -254,6 +256,7 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None, inputs):
     metrics.update(_callback(trainer, Throughput).metrics(trainer.world_size))
     metrics.update({"params/trainable": a.summary["trainable"], "params/total": a.summary["total"], "status": "ok"})
     metrics.update({f"data/dropped_{split}": n for split, n in inputs.dropped.items()})
+    metrics.update({f"data/{key}": n for key, n in module.objective.stats.items()})
     if cfg.export:
         export_model, kind = a.policy.model_for_export(module.model)
         export(export_model, a.tokenizer, run_dir / "export")

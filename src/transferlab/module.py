@@ -40,8 +40,9 @@ def group_schedules(groups: list[dict], base) -> list:
 
 
 class TransferModule(pl.LightningModule):
-    def __init__(self, model, objective, policy, optimizer_cfg, scheduler_cfg, on_nan: str = "stop"):
+    def __init__(self, model, objective, policy, optimizer_cfg, scheduler_cfg, on_nan: str = "stop", predictions_dir=None):
         super().__init__()
+        self.predictions_dir = predictions_dir  # where the objective's written rows go (<run>/predictions); None: nowhere
         self.model, self.objective, self.policy = model, objective, policy
         self.metrics = objective.metrics  # a submodule: the metric states move to the model's device
         # Eval losses as metrics, not self.log(sync_dist=True): Lightning's batch-size-weighted mean syncs the example
@@ -100,6 +101,11 @@ class TransferModule(pl.LightningModule):
         for name, value in self.objective.evaluate(stage, unique).items():
             # Every rank computed the same value from the same records: nothing to reduce.
             self.log(f"{stage}/{name}", float(value), prog_bar=True, sync_dist=False)
+        rows = self.objective.written(stage, unique)
+        if rows is not None and self.predictions_dir is not None and self.trainer.is_global_zero:
+            from transferlab.outputs import write_jsonl
+
+            write_jsonl(self.predictions_dir / f"{'validation' if stage == 'val' else stage}.jsonl", rows)
 
     def on_validation_epoch_start(self):
         self._predictions = []

@@ -104,6 +104,6 @@ def check_inputs(cfg, run_dir: Path) -> Inputs:
         resume_from = resume_path(cfg, run_dir)
         if resume_from:
             read_checkpoint(resume_from)
-        raw, dropped = load_splits(cfg.data, objective.fields, objective.stratify)
+        raw, dropped = load_splits(cfg.data, objective)
         objective.check_splits(raw, cfg)
     return Inputs(raw, resume_from, dropped)

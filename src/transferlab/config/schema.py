@@ -36,6 +36,7 @@ class DataConfig:
     test: Optional[str] = None
     text_column: str = "text"
     label_column: Optional[str] = None
+    question_column: Optional[str] = None  # extractive QA's question (its context is text_column, its answers label_column)
     max_seq_len: int = at_least(128, 8, hint="shorter blocks leave too little context")
     batch_size: int = at_least(32)
     eval_batch_size: Optional[int] = at_least(None)  # default: 2 x batch_size
@@ -47,7 +48,7 @@ class DataConfig:
     bucket_by_length: bool = True  # rows of one example each: batches of similar length (less padding)
     num_workers: int = at_least(0, 0)
     num_proc: Optional[int] = at_least(None, hint="tokenizer processes, or null for one per CPU")  # preparing large splits
-    format: str = choice("auto", "csv", "json", "parquet", "text", "conll")  # files: auto = by extension (.gz aside)
+    format: str = choice("auto", "csv", "json", "parquet", "text", "conll", "squad")  # files: auto = by extension (.gz aside); squad = SQuAD v1.1 JSON
     encoding_errors: str = choice("strict", "replace")  # text files: strict (fail with file and byte offset) | replace
     streaming: bool = False  # read train/validation/test as streams, tokenized and packed on the fly (packed objectives)
     shuffle_buffer: int = at_least(10000, 1, hint="a number of examples")  # streaming: the train stream's shuffle buffer

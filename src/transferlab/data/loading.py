@@ -6,10 +6,11 @@ Bad input fails here, before any tokenization, with one line naming the file and
 import hashlib
 import json
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict
 
 from transferlab.config import cache_dir
-from transferlab.data.splits import Cut, stratified_sample, stratified_take
+from transferlab.data.readers import FORMATS as READER_FORMATS, read
+from transferlab.data.splits import cut_splits
 from transferlab.errors import TransferlabError
 
 SPLITS = ("train", "validation", "test")
@@ -92,10 +93,8 @@ def _load_file(path_str: str, split: str, encoding_errors: str, fmt: str = "auto
     if encoding_errors == "replace" and fmt != "parquet":
         path = _sanitized_copy(path, cache_dir() / "utf8")
     kwargs = {"delimiter": "\t"} if path.name.endswith((".tsv", ".tsv.gz")) else {}
-    if fmt == "conll":
-        from transferlab.data.conll import read_conll
-
-        ds = read_conll(path)
+    if fmt in READER_FORMATS:
+        ds = read(fmt, path)
     else:
         try:
             ds = load_dataset(fmt, data_files={split: str(path)}, split=split, **kwargs)
@@ -238,38 +237,11 @@ def _label_names(ds, columns: list):
     return ds
 
 
-def _column(ds, column: str) -> list:
-    """A whole column as a list in one read (iterating a datasets Column decodes Arrow row by row, ~50x slower)."""
-    return ds[column][:]
-
-
-def _strata(ds, field: Optional[str]):
-    return [str(v) for v in _column(ds, field)] if field else None
-
-
-def _carve(train, fraction: float, seed: int, stratify: Optional[str], split: str):
-    """(held, rest) of train as Cuts, `fraction` of it held out for `split`; one draw serves both."""
-    drawn = {}
-
-    def part(which: int):
-        def pick(ds):
-            if "cut" not in drawn:
-                drawn["cut"] = stratified_take(_strata(ds, stratify), len(ds), fraction, seed)
-            if which and not len(drawn["cut"][1]):
-                raise TransferlabError("data.train has too few examples to carve validation/test splits from; "
-                                       "give data.validation and data.test files")
-            return drawn["cut"][which]
-
-        return pick
-
-    settings = {"cut": "carve", "split": split, "fraction": fraction, "seed": seed, "by": stratify}
-    return Cut(train, part(0), {**settings, "part": "held"}), Cut(train, part(1), {**settings, "part": "rest"})
-
-
-def load_splits(data_cfg, fields: Dict[str, str], stratify: Optional[str] = None):
-    """train/validation/test as datasets.Dataset with one column per field (field -> the data.* key naming its
-    column), cut to the configured size, and the number of rows dropped per split for a missing value.
-    data.streaming=true: datasets.IterableDataset streams instead (data/streaming.py)."""
+def load_splits(data_cfg, objective):
+    """train/validation/test as datasets.Dataset with one column per field of the objective (class) (field -> the
+    data.* key naming its column), cut to the configured size, and the number of rows dropped per split for a
+    missing value. data.streaming=true: datasets.IterableDataset streams instead (data/streaming.py)."""
+    fields, stratify = objective.fields, objective.stratify
     if data_cfg.streaming:
         from transferlab.data.streaming import load_streams
 
@@ -280,23 +252,12 @@ def load_splits(data_cfg, fields: Dict[str, str], stratify: Optional[str] = None
         raw = {s: _load_file(data_cfg[s], s, data_cfg.encoding_errors, data_cfg.format) for s in SPLITS if data_cfg[s] is not None}
     dropped = {}
     for split, ds in raw.items():
+        ds = objective.reshape(ds, data_cfg)
         _check_columns(ds, split, data_cfg, fields)
         ds, dropped[split] = _handle_missing(ds, split, data_cfg, fields)
         ds = _label_names(ds.select_columns([data_cfg[key] for key in fields.values()]), [data_cfg[key] for key in fields.values()])
         raw[split] = ds.rename_columns({data_cfg[key]: field for field, key in fields.items() if data_cfg[key] != field})
+        # rows as the file holds them (before any carve), so a bad one is named by its line
+        objective.check_rows(raw[split], lambda i, s=split: f"data.{s} ({_where(data_cfg, s)}) {_rows_named(data_cfg, s, [i])}")
 
-    # Missing splits are carved from train (stratified, fixed seed), validation first. Each cut is a Cut: named now,
-    # made only when its rows are read (a cache miss), so a run on prepared data reads no line of text to cut them.
-    seed = data_cfg.split_seed
-    for split in ("validation", "test"):
-        if split not in raw:
-            raw[split], raw["train"] = _carve(raw["train"], data_cfg.validation_fraction, seed, stratify, split)
-    if data_cfg.train_fraction < 1:
-        taken = lambda ds, f=data_cfg.train_fraction: stratified_take(_strata(ds, stratify), len(ds), f, seed)[0]  # noqa: E731
-        raw["train"] = Cut(raw["train"], taken, {"cut": "train_fraction", "fraction": data_cfg.train_fraction, "seed": seed, "by": stratify})
-    limits = {"train": data_cfg.max_train_samples, "validation": data_cfg.max_eval_samples, "test": data_cfg.max_eval_samples}
-    for split, limit in limits.items():
-        if limit is not None:
-            sample = lambda ds, k=limit: stratified_sample(_strata(ds, stratify), len(ds), k, seed) if k < len(ds) else None  # noqa: E731
-            raw[split] = Cut(raw[split], sample, {"cut": "limit", "size": limit, "seed": seed, "by": stratify})
-    return raw, {split: n for split, n in dropped.items() if n}
+    return cut_splits(raw, data_cfg, stratify), {split: n for split, n in dropped.items() if n}

@@ -15,10 +15,10 @@ from torch.utils.data import Dataset
 from transferlab.data.buckets import carry_seed
 
 
-def _tokenizer_of(dataset, encode, tokenizer, num_proc):
+def _tokenizer_of(dataset, encode, tokenizer, num_proc, indices: bool = False):
     from transferlab.data.tokenize import tokenize
 
-    return lambda scratch: tokenize(dataset, encode, tokenizer, num_proc, scratch)
+    return lambda scratch: tokenize(dataset, encode, tokenizer, num_proc, scratch, indices)
 
 
 class Rows(Dataset):
@@ -35,14 +35,15 @@ class Rows(Dataset):
 
     @classmethod
     def prepare(cls, dataset, encode, tokenizer, settings: dict, scalars: list, num_proc: int | None = None,
-                aligned: tuple = ()) -> "Rows":
+                aligned: tuple = (), indices: bool = False) -> "Rows":
         """`encode(batch)` gives {"input_ids": [...], <scalar column>: [...], <aligned column>: [...]} for a batch
-        of raw rows."""
+        of raw rows, any number of rows per raw row (QA's windows); with `indices`, encode(batch, indices) gets the
+        raw rows' indices in the split too."""
         from transferlab.data import store
         from transferlab.data.tokenize import fingerprint
 
         key = fingerprint(dataset, tokenizer, {**settings, "scalars": list(scalars), "aligned": list(aligned)})
-        tokenize = _tokenizer_of(dataset, encode, tokenizer, num_proc)
+        tokenize = _tokenizer_of(dataset, encode, tokenizer, num_proc, indices)
         return cls(store.rows(key, tokenize, scalars, len(tokenizer), tuple(aligned)), scalars, key, tuple(aligned))
 
     def __len__(self):

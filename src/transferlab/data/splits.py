@@ -11,6 +11,8 @@ from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
 
+from transferlab.errors import TransferlabError
+
 
 def _groups(labels: Optional[Sequence], n: int):
     """Each label's row indices, ascending, labels in sorted order (one group of all rows without labels)."""
@@ -82,3 +84,50 @@ class Cut:
 
     def __iter__(self):
         return iter(self._cut())
+
+
+def _column(ds, column: str) -> list:
+    """A whole column as a list in one read (iterating a datasets Column decodes Arrow row by row, ~50x slower)."""
+    return ds[column][:]
+
+
+def _strata(ds, field: Optional[str]):
+    return [str(v) for v in _column(ds, field)] if field else None
+
+
+def _carve(train, fraction: float, seed: int, stratify: Optional[str], split: str):
+    """(held, rest) of train as Cuts, `fraction` of it held out for `split`; one draw serves both."""
+    drawn = {}
+
+    def part(which: int):
+        def pick(ds):
+            if "cut" not in drawn:
+                drawn["cut"] = stratified_take(_strata(ds, stratify), len(ds), fraction, seed)
+            if which and not len(drawn["cut"][1]):
+                raise TransferlabError("data.train has too few examples to carve validation/test splits from; "
+                                       "give data.validation and data.test files")
+            return drawn["cut"][which]
+
+        return pick
+
+    settings = {"cut": "carve", "split": split, "fraction": fraction, "seed": seed, "by": stratify}
+    return Cut(train, part(0), {**settings, "part": "held"}), Cut(train, part(1), {**settings, "part": "rest"})
+
+
+def cut_splits(raw: dict, data_cfg, stratify: Optional[str]) -> dict:
+    """Missing validation/test splits carved from train (stratified, fixed seed), validation first; then
+    data.train_fraction and the size limits. Each cut is a Cut: named now, made only when its rows are read (a cache
+    miss), so a run on prepared data reads no line of text to cut them."""
+    raw, seed = dict(raw), data_cfg.split_seed
+    for split in ("validation", "test"):
+        if split not in raw:
+            raw[split], raw["train"] = _carve(raw["train"], data_cfg.validation_fraction, seed, stratify, split)
+    if data_cfg.train_fraction < 1:
+        taken = lambda ds, f=data_cfg.train_fraction: stratified_take(_strata(ds, stratify), len(ds), f, seed)[0]  # noqa: E731
+        raw["train"] = Cut(raw["train"], taken, {"cut": "train_fraction", "fraction": data_cfg.train_fraction, "seed": seed, "by": stratify})
+    limits = {"train": data_cfg.max_train_samples, "validation": data_cfg.max_eval_samples, "test": data_cfg.max_eval_samples}
+    for split, limit in limits.items():
+        if limit is not None:
+            sample = lambda ds, k=limit: stratified_sample(_strata(ds, stratify), len(ds), k, seed) if k < len(ds) else None  # noqa: E731
+            raw[split] = Cut(raw[split], sample, {"cut": "limit", "size": limit, "seed": seed, "by": stratify})
+    return raw

@@ -36,17 +36,18 @@ def processes(num_proc: int | None, rows: int) -> int | None:
     return n if n > 1 else None
 
 
-def tokenize(dataset, encode, tokenizer, num_proc: int | None, scratch: Path):
-    """dataset.map(encode) in batches, replacing every raw column, written under `scratch` (Arrow). Token ids are
-    stored in the smallest integer type that holds the vocabulary (data/store.py)."""
+def tokenize(dataset, encode, tokenizer, num_proc: int | None, scratch: Path, indices: bool = False):
+    """dataset.map(encode) in batches, replacing every raw column, written under `scratch` (Arrow); with `indices`,
+    encode(batch, indices) also gets the rows' indices in the split (an encode that makes several rows of one).
+    Token ids are stored in the smallest integer type that holds the vocabulary (data/store.py)."""
     import numpy as np
 
     from transferlab.data.store import id_dtype
 
     dtype = id_dtype(len(tokenizer))
 
-    def encode_small(batch):
-        out = encode(batch)
+    def encode_small(batch, *where):
+        out = encode(batch, *where)
         out["input_ids"] = [np.asarray(ids, dtype=dtype) for ids in out["input_ids"]]
         return out
 
@@ -54,6 +55,7 @@ def tokenize(dataset, encode, tokenizer, num_proc: int | None, scratch: Path):
     return dataset.map(
         encode_small,
         batched=True,
+        with_indices=indices,
         batch_size=2000,
         remove_columns=dataset.column_names,
         cache_file_name=str(scratch / "tokenized.arrow"),

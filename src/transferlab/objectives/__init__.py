@@ -5,10 +5,11 @@ Importing it is cheap (no torch): the preflight reads the classes' schemas, fiel
 
 from transferlab.objectives.classification import Classification
 from transferlab.objectives.clm import CausalLM
+from transferlab.objectives.extractive_qa import ExtractiveQA
 from transferlab.objectives.mlm import MaskedLM
 from transferlab.objectives.token_classification import TokenClassification
 
-OBJECTIVES: dict[str, type] = {cls.name: cls for cls in (MaskedLM, CausalLM, Classification, TokenClassification)}
+OBJECTIVES: dict[str, type] = {cls.name: cls for cls in (MaskedLM, CausalLM, Classification, TokenClassification, ExtractiveQA)}
 
 
 def register(cls: type) -> type:

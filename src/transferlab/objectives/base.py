@@ -4,12 +4,14 @@ An objective owns its task end to end, so nothing upstream names a task:
 - class level (read before torch loads, so keep module-level imports light): ``name``, its config schema
   ``Config``, the data ``fields`` it reads and which ``data.*_column`` key supplies each, the field its splits are
   stratified by, the model ``kinds`` it accepts, the HF ``auto_class`` of its task model, the ``monitor`` metric
-  that picks the best checkpoint, drives early stopping and is returned to a sweeper, and ``check`` /
-  ``check_splits`` for the rules that need the whole config or the loaded data;
+  that picks the best checkpoint, drives early stopping and is returned to a sweeper, ``reshape`` for a data layout
+  it accepts besides its own, and ``check`` / ``check_rows`` / ``check_splits`` for the rules that need the whole
+  config, each row as read, or the loaded splits;
 - instance, built from its config, the data config, the tokenizer and the train split (it derives its own label or
   tag vocabulary): ``prepare`` turns a raw split into a dataset with stable example ids, ``collator(stage)`` batches
   it, ``step`` gives the loss (and updates the per-batch metrics), ``predict`` / ``evaluate`` score whole eval sets
-  at the epoch's end (after predictions are gathered across ranks and duplicates dropped by id), and
+  at the epoch's end (after predictions are gathered across ranks and duplicates dropped by id), ``written`` gives
+  the rows of <run>/predictions/<split>.jsonl, and
   ``batch_size`` / ``count_tokens`` / ``compile_targets`` / ``model_config`` tell the rest of the run what it needs.
 
 A new objective is one module (a subclass overriding what differs), one YAML and one registry line.
@@ -51,6 +53,17 @@ class Objective:
                 )
 
     @classmethod
+    def reshape(cls, split, data_cfg):
+        """A raw split as read, before its columns are checked: where a data layout the objective accepts is put
+        in the one layout it reads (e.g. QA's flat answer_text/answer_start columns into answers)."""
+        return split
+
+    @classmethod
+    def check_rows(cls, split, name_row) -> None:
+        """Rules on each row of a split as read (columns renamed to field names, nothing carved from it yet);
+        `name_row(i)` names row i for a message, e.g. "data.train (train.jsonl) line 3"."""
+
+    @classmethod
     def check_splits(cls, splits: dict, cfg) -> None:
         """Rules on the loaded splits (columns renamed to field names), before the tokenizer or model is built."""
 
@@ -67,6 +80,9 @@ class Objective:
 
     def __init__(self, cfg, data_cfg, tokenizer, train):
         self.cfg, self.data_cfg, self.tokenizer = cfg, data_cfg, tokenizer
+        # What preparing found that a user must hear of (e.g. QA windows that cut their answer): printed by the run
+        # and kept in metrics.json as data/<key>.
+        self.stats: dict = {}
 
     # What the objective makes of the data; prepare and step have no default.
     def prepare(self, split: str, dataset):
@@ -86,10 +102,16 @@ class Objective:
         """Metrics of a whole eval set from predict's records, one per example id."""
         return {}
 
+    def written(self, stage: str, predictions: list) -> list | None:
+        """Rows a user reads, from predict's records (e.g. QA's answers), written to <run>/predictions/<split>.jsonl;
+        None: nothing to write."""
+        return None
+
     @staticmethod
     def model_inputs(batch) -> dict:
-        """What the model reads: tokens (input_ids, attention_mask) or cached `features`; not targets or ids."""
-        return {k: batch[k] for k in ("input_ids", "attention_mask", "features") if k in batch}
+        """What the model reads: tokens (input_ids, attention_mask, token_type_ids where the tokenizer gives them) or
+        cached `features`; not targets or ids."""
+        return {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids", "features") if k in batch}
 
     def batch_size(self, batch) -> int:
         return (batch["input_ids"] if "input_ids" in batch else batch["features"]).size(0)

@@ -62,12 +62,15 @@ class TokenClassification(Objective):
     auto_class = "AutoModelForTokenClassification"
 
     @classmethod
+    def check_rows(cls, split, name_row) -> None:
+        """One tag per word."""
+        for i, (tokens, tags) in enumerate(zip(split["tokens"][:], split["tags"][:])):
+            if len(tokens) != len(tags):
+                raise TransferlabError(f"{name_row(i)} has {len(tokens)} words but {len(tags)} tags; give one tag per word")
+
+    @classmethod
     def check_splits(cls, splits: dict, cfg) -> None:
-        """Every validation/test tag must occur in train, and every row has one tag per word."""
-        for split, ds in splits.items():
-            for i, (tokens, tags) in enumerate(zip(ds["tokens"][:], ds["tags"][:])):
-                if len(tokens) != len(tags):
-                    raise TransferlabError(f"data.{split}: example {i + 1} has {len(tokens)} words but {len(tags)} tags; give one tag per word")
+        """Every validation/test tag must occur in train."""
         known = set(tag_vocabulary(splits["train"]))
         for split in ("validation", "test"):
             unseen = sorted({t for row in splits[split]["tags"][:] for t in row} - known)

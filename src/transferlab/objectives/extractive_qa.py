@@ -1,0 +1,181 @@
+"""Extractive question answering (SQuAD v1.1 style): the answer is a span of the context, predicted as its start and
+end tokens.
+
+A question and its context are tokenized as a pair. A context too long for max_seq_len is cut into overlapping
+windows (doc_stride tokens shared by neighbours), each a training row whose targets are the answer's first and last
+tokens, or the first token (position 0) when the window does not hold the whole answer. Windows that hold only part
+of it (the answer crosses their edge) are counted and reported as data/<split>_windows_cut. At evaluation every
+window proposes its n-best spans (objectives/spans.py); the best one over an example's windows is mapped back to the
+context's characters through the tokenizer's offsets and scored with SQuAD's exact match and F1 (torchmetrics), as
+fractions. Answers are written to <run>/predictions/<split>.jsonl.
+"""
+
+from dataclasses import dataclass
+
+from transferlab.errors import TransferlabError
+from transferlab.objectives.base import Objective
+
+STAGE_SPLIT = {"val": "validation", "test": "test"}
+
+
+@dataclass
+class ExtractiveQAConfig:
+    name: str = "extractive_qa"
+    max_seq_len: int = 128  # tokens of a window: question, context part and specials (the YAML makes it data.max_seq_len)
+    doc_stride: int = 32  # tokens two neighbouring windows of one context share
+    max_answer_len: int = 30  # tokens: longer spans are never predicted
+    n_best: int = 20  # start and end candidates per window
+
+
+def check_answers(ds, name_row) -> None:
+    """Every example has an answer, and each answer's text is at its answer_start in the context."""
+    for begin in range(0, len(ds), 1000):
+        rows = ds[begin : begin + 1000]
+        for i, (context, answers) in enumerate(zip(rows["context"], rows["answers"])):
+            if not answers or not answers.get("text"):
+                raise TransferlabError(f"{name_row(begin + i)} has no answer; extractive_qa needs at least one per question (SQuAD v1.1)")
+            for text, start in zip(answers["text"], answers["answer_start"]):
+                found = context[start : start + len(text)]
+                if found != text:
+                    raise TransferlabError(f"{name_row(begin + i)}: answer {text!r} is not at answer_start {start} of its context "
+                                           f"(found {found!r}); fix answer_start or the answer text")
+
+
+def check_windows(split: str, batch, tokenizer, room: int, length: int, stride: int) -> None:
+    """Every question leaves its context room in a window: at least one token, and more than doc_stride tokens when
+    the context needs more than one window (neighbours share doc_stride tokens)."""
+    lengths = lambda texts: [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]  # noqa: E731
+    for question, n, m in zip(batch["question"], lengths(batch["question"]), lengths(batch["context"])):
+        left = max(0, room - n)
+        if left < 1 or (m > left and left <= stride):
+            raise TransferlabError(
+                f"data.{split}: the question {question[:60]!r} is {n} tokens, which leaves {left} of objective.max_seq_len={length} "
+                f"for its context of {m}, not more than objective.doc_stride={stride}; raise objective.max_seq_len "
+                "(data.max_seq_len), lower objective.doc_stride, or shorten the question")
+
+
+class ExtractiveQA(Objective):
+    name = "extractive_qa"
+    Config = ExtractiveQAConfig
+    fields = {"question": "question_column", "context": "text_column", "answers": "label_column"}
+    columns = {"text_column": "context", "label_column": "answers", "question_column": "question"}
+    auto_class = "AutoModelForQuestionAnswering"
+
+    @classmethod
+    def reshape(cls, split, data_cfg):
+        """Flat answer_text + answer_start columns (one answer per row, as a CSV holds them) as SQuAD's answers."""
+        columns = split.column_names
+        if data_cfg.label_column in columns or not {"answer_text", "answer_start"} <= set(columns):
+            return split
+        return split.map(lambda row: {data_cfg.label_column: {"text": [row["answer_text"]], "answer_start": [int(row["answer_start"])]}},
+                         remove_columns=["answer_text", "answer_start"], desc="answers")
+
+    @classmethod
+    def check_rows(cls, split, name_row) -> None:
+        check_answers(split, name_row)
+
+    @classmethod
+    def texts(cls, split, batch_size: int = 1000):
+        for i in range(0, len(split), batch_size):
+            rows = split[i : i + batch_size]
+            yield rows["question"] + rows["context"]
+
+    def __init__(self, cfg, data_cfg, tokenizer, train):
+        super().__init__(cfg, data_cfg, tokenizer, train)
+        if not getattr(tokenizer, "is_fast", False):
+            raise TransferlabError("objective=extractive_qa needs a fast tokenizer (its offsets map answers to tokens and back); "
+                                   "use tokenizer=train or a model that ships a tokenizer.json")
+        if cfg.doc_stride < 0:
+            raise TransferlabError(f"objective.doc_stride={cfg.doc_stride}: give 0 or more tokens")
+        from torch import nn
+
+        from transferlab.objectives.metrics import per_stage
+
+        self.raw = {}  # split -> its raw rows, whose contexts and answers the evaluation reads
+        self.metrics = per_stage(nn.ModuleDict)  # no per-batch metric: answers are scored per example, over its windows
+
+    def prepare(self, split: str, dataset):
+        from transferlab.data.prepared import Rows
+        from transferlab.objectives.spans import answer_tokens, context_offsets
+
+        tokenizer, length, stride = self.tokenizer, self.cfg.max_seq_len, self.cfg.doc_stride
+        types = "token_type_ids" in tokenizer.model_input_names
+        room = length - tokenizer.num_special_tokens_to_add(pair=True)
+
+        def encode(batch, indices):
+            check_windows(split, batch, tokenizer, room, length, stride)
+            enc = tokenizer(batch["question"], batch["context"], truncation="only_second", max_length=length, stride=stride,
+                            return_overflowing_tokens=True, return_offsets_mapping=True, return_token_type_ids=types, verbose=False)
+            out = {k: [] for k in ("input_ids", "start", "end", "cut", "example", "offset_start", "offset_end")}
+            for w, ids in enumerate(enc["input_ids"]):
+                row = enc["overflow_to_sample_mapping"][w]
+                starts, ends = context_offsets(enc["offset_mapping"][w], enc.sequence_ids(w))
+                answers = batch["answers"][row]
+                first = answers["answer_start"][0]
+                start, end, cut = answer_tokens(starts, ends, first, first + len(answers["text"][0]))
+                for key, value in zip(out, (ids, start, end, int(cut), indices[row], starts, ends)):
+                    out[key].append(value)
+            if types:
+                out["token_type_ids"] = enc["token_type_ids"]
+            return out
+
+        settings = {"objective": self.name, "max_len": length, "stride": stride, "types": types, "v": 1}
+        aligned = ("offset_start", "offset_end") + (("token_type_ids",) if types else ())
+        rows = Rows.prepare(dataset, encode, tokenizer, settings, ["start", "end", "cut", "example"], self.data_cfg.num_proc,
+                            aligned=aligned, indices=True)
+        self.raw[split] = dataset
+        self.stats[f"{split}_windows"] = len(rows)
+        self.stats[f"{split}_windows_cut"] = int(rows.columns["cut"].sum())
+        return rows
+
+    def collator(self, stage: str):
+        from transferlab.objectives.collate import PadCollator
+
+        aligned = {"token_type_ids": 0} if "token_type_ids" in self.tokenizer.model_input_names else {}
+        if stage != "train":
+            aligned.update({"offset_start": -1, "offset_end": -1})
+        return PadCollator(self.tokenizer.pad_token_id, columns=("start", "end", "example"), keep_ids=stage != "train", aligned=aligned)
+
+    def step(self, model, batch, stage: str):
+        from torch.nn.functional import cross_entropy
+
+        out = model(**self.model_inputs(batch))
+        return (cross_entropy(out.start_logits.float(), batch["start"]) + cross_entropy(out.end_logits.float(), batch["end"])) / 2
+
+    def predict(self, model, batch) -> list:
+        """Per window: its example and its n-best [score, char_start, char_end] in that example's context."""
+        from transferlab.objectives.spans import best_spans
+
+        out = model(**self.model_inputs(batch))
+        start_logits, end_logits = out.start_logits.float().tolist(), out.end_logits.float().tolist()
+        starts, ends, examples = batch["offset_start"].tolist(), batch["offset_end"].tolist(), batch["example"].tolist()
+        return [{"id": window, "example": examples[i],
+                 "spans": best_spans(start_logits[i], end_logits[i], starts[i], ends[i], self.cfg.n_best, self.cfg.max_answer_len)}
+                for i, window in enumerate(batch["ids"])]
+
+    def _answers(self, stage: str, predictions: list) -> list:
+        """Per example, in order: (example, its raw row, the best span over its windows or None)."""
+        best = {}
+        for record in predictions:
+            top = record["spans"][0] if record["spans"] else None
+            held = best.get(record["example"])
+            if record["example"] not in best or (top is not None and (held is None or top[0] > held[0])):
+                best[record["example"]] = top
+        raw = self.raw[STAGE_SPLIT[stage]]
+        examples = sorted(best)
+        rows = raw.select(examples) if len(examples) != len(raw) else raw
+        return [(e, row, best[e]) for e, row in zip(examples, rows)]
+
+    def evaluate(self, stage: str, predictions: list) -> dict:
+        from torchmetrics.functional.text import squad
+
+        answers = self._answers(stage, predictions)
+        preds = [{"id": str(e), "prediction_text": row["context"][span[1] : span[2]] if span else ""} for e, row, span in answers]
+        target = [{"id": str(e), "answers": row["answers"]} for e, row, _ in answers]
+        scores = squad(preds, target)
+        return {"exact_match": float(scores["exact_match"]) / 100, "f1": float(scores["f1"]) / 100}
+
+    def written(self, stage: str, predictions: list) -> list:
+        return [{"example": e, "question": row["question"], "context": row["context"],
+                 "prediction": row["context"][span[1] : span[2]] if span else "", "score": round(span[0], 4) if span else None,
+                 "answers": row["answers"]["text"]} for e, row, span in self._answers(stage, predictions)]
