@@ -18,10 +18,13 @@ from transferlab.freeze import FREEZE_POLICIES
 from transferlab.objectives import OBJECTIVES
 from transferlab.objectives.base import Objective
 
-MODEL_FOR_KIND = {"encoder": "tiny_bert", "decoder": "tiny_gpt2"}
+MODEL_FOR_KIND = {"encoder": "tiny_bert", "decoder": "tiny_gpt2", "encoder-decoder": "tiny_t5"}
 # Combinations that cannot work, and say so before training: tiny GPT-2's LM head is its tied word embedding, so
-# freezing the backbone leaves nothing to train and gradual unfreezing has no head to start with.
-REFUSED = {("clm", "backbone"): "leaves no trainable parameters", ("clm", "gradual"): "has no untied head"}
+# freezing the backbone leaves nothing to train and gradual unfreezing has no head to start with; T5's is tied too
+# (transformers 5 ties it in every variant), and T5 has no biases.
+TIED = {"backbone": "leaves no trainable parameters", "gradual": "has no untied head"}
+REFUSED = {**{(o, f): m for o in ("clm", "sft", "span_corruption", "seq2seq") for f, m in TIED.items()},
+           ("span_corruption", "bitfit"): "has no bias parameters", ("seq2seq", "bitfit"): "has no bias parameters"}
 ONE_STEP = ["debug=fast", "logger=none", "callbacks.checkpoint.enabled=false", "callbacks.progress_bar=false",
             "trainer.max_steps=1", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
             "+trainer.enable_model_summary=false"]
@@ -34,6 +37,8 @@ def _data_for(objective: str) -> list:
         return ["data=brown_pos"]
     if "question" in fields:
         return ["data=wordnet_qa"]
+    if "source" in fields:
+        return ["data=wordnet_definitions", "objective.generation.max_new_tokens=4"]
     return ["data=wordnet_topics"] if "label" in fields else ["data=wordnet_corpus"]
 
 

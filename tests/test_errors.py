@@ -51,6 +51,8 @@ def files(tmp_path_factory) -> dict:
     squad = {"data": [{"paragraphs": [{"context": "the door is red", "qas": [
         {"id": "a", "question": "which colour?", "answers": [{"text": "red", "answer_start": 12}]}, {"id": "b", "answers": []}]}]}]}
     (d / "squad_bad.json").write_text(json.dumps(squad))
+    (d / "no_target.jsonl").write_text('{"source": "a b", "text": "x"}\n{"source": "c d", "text": "y"}\n')
+    (d / "empty_target.jsonl").write_text('{"source": "a b", "target": "x"}\n{"source": "c d", "target": " "}\n{"source": "e f", "target": "z"}\n')
     gaps = d / "gaps.csv"  # an empty label cell on file line 3, an empty text cell on line 4
     gaps.write_text("text,label\nthe cat sleeps,animal\na red car,\n,vehicle\n" + "".join(f"{t},{l}\n" for t, l in DATA_ROWS))
     return {
@@ -65,7 +67,7 @@ def files(tmp_path_factory) -> dict:
         "gaps": str(gaps),
         **{name: str(d / f"{name}.{ext}") for name, ext in
            (("ner", "conll"), ("ner_unseen", "conll"), ("ner_bad", "conll"), ("no_tags", "jsonl"), ("tags_short", "jsonl"), ("qa_misplaced", "jsonl"),
-            ("qa_no_answer", "jsonl"), ("squad_bad", "json"))},
+            ("qa_no_answer", "jsonl"), ("squad_bad", "json"), ("no_target", "jsonl"), ("empty_target", "jsonl"))},
     }
 
 
@@ -75,6 +77,7 @@ def _files(**splits) -> list:
 
 TAGGING = ["objective=token_classification", "data=files"]
 QA = ["objective=extractive_qa", "data=files"]
+T5 = ["objective=seq2seq", "model=tiny_t5"]
 
 # (id, overrides with {file} placeholders, extra env, what the one line must say)
 CATALOGUE = [
@@ -121,6 +124,18 @@ CATALOGUE = [
     ("qa_no_answer", [*QA, "data.train={qa_no_answer}"], {}, "qa_no_answer.jsonl) line 3 has no answer; extractive_qa needs at least one per question"),
     ("squad_malformed", [*QA, "data.train={squad_bad}", "data.format=squad"], {},
      "squad_bad.json: data[0].paragraphs[0].qas[1] lacks or mistypes 'question'; each question needs 'question' and 'answers'"),
+    ("seq2seq_on_encoder", ["objective=seq2seq", "model=tiny_bert", "data=wordnet_definitions"], {},
+     "objective=seq2seq needs an encoder-decoder model, but model type 'bert' is encoder-only (bidirectional); use objective=mlm, "
+     "or a model it accepts such as model=tiny_t5"),
+    ("sft_on_encoder", ["objective=sft", "model=tiny_bert", "data=wordnet_definitions"], {},
+     "objective=sft needs a decoder-only model, but model type 'bert' is encoder-only (bidirectional)"),
+    ("span_corruption_on_decoder", ["objective=span_corruption", "model=tiny_gpt2"], {},
+     "objective=span_corruption needs an encoder-decoder model, but model type 'gpt2' is decoder-only (causal); use objective=clm|sft"),
+    ("num_beams_zero", [*T5, "data=wordnet_definitions", "objective.generation.num_beams=0"], {}, "objective.generation.num_beams=0 must be >= 1"),
+    ("new_tokens_beyond_positions", ["objective=sft", "model=tiny_gpt2", "data=wordnet_definitions", "objective.generation.max_new_tokens=500"], {},
+     "objective.generation.max_new_tokens=500 after a prompt of up to data.max_seq_len=64 tokens exceeds the model's 512 positions"),
+    ("missing_target_column", [*T5, "data=files", "data.train={no_target}"], {}, "has no column 'target'; columns found: source, text; set data.target_column="),
+    ("empty_target", [*T5, "data=files", "data.train={empty_target}"], {}, "empty_target.jsonl) has empty values: 'target' at line 2; fill them in"),
     ("stream_without_steps", ["experiment=pretrain_mlm", "data.streaming=true", "trainer.max_steps=-1"], {},
      "data.streaming=true reads a stream with no length, so no epoch ends; set trainer.max_steps=N"),
 ]

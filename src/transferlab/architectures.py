@@ -19,7 +19,7 @@ _BY_KIND = {
 }
 MODEL_KINDS = {model_type: kind for kind, types in _BY_KIND.items() for model_type in types.split()}
 DESCRIBED = {"encoder": "encoder-only (bidirectional)", "decoder": "decoder-only (causal)", "encoder-decoder": "an encoder-decoder"}
-EXAMPLES = {"encoder": "model=tiny_bert", "decoder": "model=tiny_gpt2", "encoder-decoder": "an encoder-decoder model (model.arch=t5)"}
+EXAMPLES = {"encoder": "model=tiny_bert", "decoder": "model=tiny_gpt2", "encoder-decoder": "model=tiny_t5"}
 # Where each architecture family keeps its block count and its position limit in an HF config.
 DEPTH_KEYS = ("num_hidden_layers", "n_layer", "num_layers")
 POSITION_KEYS = ("max_position_embeddings", "n_positions")
@@ -56,7 +56,7 @@ def check_fits(objective_cls, fields: dict) -> None:
         return
     from transferlab.objectives import OBJECTIVES
 
-    needed = " or ".join(DESCRIBED[k].split(" (")[0] for k in objective_cls.model_kinds)
+    needed = " or ".join(DESCRIBED[k].split(" (")[0].removeprefix("an ") for k in objective_cls.model_kinds)
     article = "an" if needed[0] in "aeiou" else "a"
     instead = [name for name, cls in OBJECTIVES.items() if set(cls.model_kinds) == {kind}]
     use = f"use objective={'|'.join(instead)}, or " if instead else "use "

@@ -74,6 +74,8 @@ def build_model(cfg, objective, tokenizer):
             setattr(config, field, None)  # an architecture default outside this vocabulary (ModernBERT's 50281)
     for key, value in objective.model_config().items():
         setattr(config, key, value)
+    if config.is_encoder_decoder and getattr(config, "decoder_start_token_id", None) is None:
+        config.decoder_start_token_id = config.pad_token_id  # T5's convention: the decoder starts from <pad>
     if model_cfg.arch or model_cfg.random_init:
         model = auto.from_config(config, **kwargs)
     else:

@@ -58,7 +58,29 @@ def _train_byte_bpe(texts, vocab_size: int, min_frequency: int, lowercase: bool)
     return PreTrainedTokenizerFast(tokenizer_object=tk, eos_token=eos, bos_token=eos, unk_token=eos, pad_token=pad)
 
 
-FAMILIES = {"wordpiece": _train_wordpiece, "byte_bpe": _train_byte_bpe}
+SENTINELS = 100  # T5's <extra_id_0> ... <extra_id_99>: span corruption replaces each noised span by the next one
+
+
+def _train_unigram(texts, vocab_size: int, min_frequency: int, lowercase: bool):
+    """SentencePiece-style Unigram (Metaspace words) for T5-style models: <pad> (also the decoder's start token),
+    </s> ending every text, <unk>, and the sentinels. min_frequency does not apply to Unigram."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    pad, eos, unk = "<pad>", "</s>", "<unk>"
+    sentinels = [f"<extra_id_{i}>" for i in range(SENTINELS)]
+    tk = Tokenizer(models.Unigram())
+    tk.normalizer = normalizers.Sequence([normalizers.NFKC(), *([normalizers.Lowercase()] if lowercase else [])])
+    tk.pre_tokenizer = pre_tokenizers.Metaspace()
+    tk.decoder = decoders.Metaspace()
+    tk.train_from_iterator(texts, trainers.UnigramTrainer(vocab_size=vocab_size - SENTINELS, special_tokens=[pad, eos, unk], unk_token=unk))
+    tk.add_special_tokens(sentinels)
+    tk.post_processor = processors.TemplateProcessing(single=f"$A {eos}", pair=f"$A {eos} $B:1 {eos}:1",
+                                                      special_tokens=[(eos, tk.token_to_id(eos))])
+    return PreTrainedTokenizerFast(tokenizer_object=tk, pad_token=pad, eos_token=eos, unk_token=unk, extra_special_tokens=sentinels)
+
+
+FAMILIES = {"wordpiece": _train_wordpiece, "byte_bpe": _train_byte_bpe, "unigram": _train_unigram}
 
 
 def _trained(cfg, train_split, objective):

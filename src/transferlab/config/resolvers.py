@@ -42,8 +42,10 @@ def _column(key: str, *, _root_):
     """data=files/hub's default for a column key (text_column, label_column): the objective's (objectives/base.py)."""
     from transferlab.objectives import OBJECTIVES
 
-    objective = OBJECTIVES.get(_root_.objective.name)
-    return objective.columns.get(key) if objective else None
+    from transferlab.objectives.base import Objective
+
+    objective = OBJECTIVES.get(_root_.objective.name, Objective)
+    return objective.columns.get(key, Objective.columns.get(key))
 
 
 def register_resolvers() -> None:

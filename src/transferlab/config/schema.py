@@ -37,6 +37,8 @@ class DataConfig:
     text_column: str = "text"
     label_column: Optional[str] = None
     question_column: Optional[str] = None  # extractive QA's question (its context is text_column, its answers label_column)
+    source_column: Optional[str] = None  # text-to-text (seq2seq, sft): the input text
+    target_column: Optional[str] = None  # text-to-text: the text to generate
     max_seq_len: int = at_least(128, 8, hint="shorter blocks leave too little context")
     batch_size: int = at_least(32)
     eval_batch_size: Optional[int] = at_least(None)  # default: 2 x batch_size

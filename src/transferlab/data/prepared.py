@@ -23,28 +23,34 @@ def _tokenizer_of(dataset, encode, tokenizer, num_proc, indices: bool = False):
 
 class Rows(Dataset):
     """Examples of varying length; item i is {"id": i, "input_ids": int64 array, <scalar column>: value, ...,
-    <aligned column>: int64 array as long as input_ids}. `columns` are the scalar columns (labels), `aligned` the
-    per-token ones (a tagger's labels)."""
+    <aligned column>: int64 array as long as input_ids, <sequence>: int64 array of its own length}. `columns` are
+    the scalar columns (labels), `aligned` the per-token ones (a tagger's labels), `sequences` further token
+    sequences (a seq2seq target). `lengths` (for bucketing) count every token of a row."""
 
-    def __init__(self, arrays: dict, scalars: list, fingerprint: str, aligned: tuple = ()):
+    def __init__(self, arrays: dict, scalars: list, fingerprint: str, aligned: tuple = (), sequences: tuple = ()):
         self.fingerprint = fingerprint
         self.ids, self.offsets = arrays["ids"], arrays["offsets"]
         self.columns = {name: arrays[name] for name in scalars}
         self.aligned = {name: arrays[name] for name in aligned}
+        self.sequences = {name: (arrays[name], arrays[f"{name}_offsets"]) for name in sequences}
         self.lengths = np.diff(self.offsets)
+        for _, offsets in self.sequences.values():
+            self.lengths = self.lengths + np.diff(offsets)
 
     @classmethod
     def prepare(cls, dataset, encode, tokenizer, settings: dict, scalars: list, num_proc: int | None = None,
-                aligned: tuple = (), indices: bool = False) -> "Rows":
+                aligned: tuple = (), indices: bool = False, sequences: tuple = ()) -> "Rows":
         """`encode(batch)` gives {"input_ids": [...], <scalar column>: [...], <aligned column>: [...]} for a batch
         of raw rows, any number of rows per raw row (QA's windows); with `indices`, encode(batch, indices) gets the
         raw rows' indices in the split too."""
         from transferlab.data import store
         from transferlab.data.tokenize import fingerprint
 
-        key = fingerprint(dataset, tokenizer, {**settings, "scalars": list(scalars), "aligned": list(aligned)})
+        key = fingerprint(dataset, tokenizer, {**settings, "scalars": list(scalars), "aligned": list(aligned),
+                                               **({"sequences": list(sequences)} if sequences else {})})
         tokenize = _tokenizer_of(dataset, encode, tokenizer, num_proc, indices)
-        return cls(store.rows(key, tokenize, scalars, len(tokenizer), tuple(aligned)), scalars, key, tuple(aligned))
+        arrays = store.rows(key, tokenize, scalars, len(tokenizer), tuple(aligned), tuple(sequences))
+        return cls(arrays, scalars, key, tuple(aligned), tuple(sequences))
 
     def __len__(self):
         return len(self.lengths)
@@ -53,7 +59,8 @@ class Rows(Dataset):
         start, end = self.offsets[i], self.offsets[i + 1]
         return {"id": i, "input_ids": self.ids[start:end].astype(np.int64),
                 **{c: values[i].item() for c, values in self.columns.items()},
-                **{c: values[start:end].astype(np.int64) for c, values in self.aligned.items()}}
+                **{c: values[start:end].astype(np.int64) for c, values in self.aligned.items()},
+                **{c: values[offsets[i] : offsets[i + 1]].astype(np.int64) for c, (values, offsets) in self.sequences.items()}}
 
     def __getitems__(self, indices):
         return carry_seed([self[i] for i in indices], indices)

@@ -4,7 +4,8 @@ A split is tokenized (datasets' Arrow, in parallel processes) into a scratch dir
 record batch at a time, so neither writing nor training ever holds a whole split in memory:
 - packed blocks for the LM objectives: ``blocks.npy`` [n_blocks, block_size];
 - rows for the one-example-per-row objectives: ``ids.npy`` (every row's ids, concatenated), ``offsets.npy``
-  (row i is ids[offsets[i]:offsets[i + 1]]) and one ``<column>.npy`` per scalar column (labels).
+  (row i is ids[offsets[i]:offsets[i + 1]]), one ``<column>.npy`` per scalar column (labels), per aligned column
+  (one value per token) and per further token sequence (a seq2seq target, with its own ``<name>_offsets.npy``).
 Ids are uint16 when the vocabulary has at most 65,536 entries, else uint32 (2 or 4 bytes, against Arrow's 8 for the
 Python ints a tokenizer returns). The tokenized Arrow is deleted once written: the arrays are the only copy kept.
 
@@ -146,30 +147,38 @@ def blocks(fingerprint: str, tokenize, block_size: int, vocab_size: int) -> np.n
     return np.load(_prepared(fingerprint, layout, write) / "blocks.npy", mmap_mode="r")
 
 
-def rows(fingerprint: str, tokenize, scalars: list, vocab_size: int, aligned: tuple = ()) -> dict:
-    """{"ids", "offsets", <scalar column>..., <aligned column>...} as memory-mapped arrays (see the module docstring);
-    `tokenize` as for blocks, its split also holding the scalar columns and the aligned ones: one int per token (a
-    tagger's labels), stored as int32 beside the ids, row i at the same offsets."""
+def _sequences(column, dtype, tmp: Path, name: str, offsets_name: str) -> np.ndarray:
+    """A list column written as <name>.npy (every row's values, concatenated) and <offsets_name>.npy; the offsets."""
+    import pyarrow.compute as pc
+
+    lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False) if len(column) else np.zeros(0, np.int64)
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    _ensure_space(tmp.parent, int(offsets[-1]) * np.dtype(dtype).itemsize + len(offsets) * 8)
+    np.save(tmp / f"{offsets_name}.npy", offsets)
+    out = np.lib.format.open_memmap(tmp / f"{name}.npy", mode="w+", dtype=dtype, shape=(int(offsets[-1]),))
+    pos = 0
+    for chunk in column.chunks:
+        values = _values(chunk, dtype)
+        out[pos : pos + values.size] = values
+        pos += values.size
+    out.flush()
+    del out
+    return offsets
+
+
+def rows(fingerprint: str, tokenize, scalars: list, vocab_size: int, aligned: tuple = (), sequences: tuple = ()) -> dict:
+    """{"ids", "offsets", <scalar column>..., <aligned column>..., <sequence>, <sequence>_offsets...} as memory-mapped
+    arrays (see the module docstring); `tokenize` as for blocks, its split also holding the scalar columns, the
+    aligned ones: one int per token (a tagger's labels), stored as int32 beside the ids, row i at the same offsets,
+    and other token sequences of their own length (a seq2seq target), stored as the ids are, with their own offsets."""
     dtype = id_dtype(vocab_size)
 
     def write(tmp: Path) -> None:
-        import pyarrow.compute as pc
-
         tokenized = tokenize(tmp / "scratch")
-        column = _column(tokenized, "input_ids")
-        lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False) if len(column) else np.zeros(0, np.int64)
-        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        _ensure_space(tmp.parent, int(offsets[-1]) * np.dtype(dtype).itemsize + (len(offsets) + len(scalars) * len(lengths)) * 8)
-        np.save(tmp / "offsets.npy", offsets)
-        out = np.lib.format.open_memmap(tmp / "ids.npy", mode="w+", dtype=dtype, shape=(int(offsets[-1]),))
-        pos = 0
-        for chunk in column.chunks:
-            values = _values(chunk, dtype)
-            out[pos : pos + values.size] = values
-            pos += values.size
-        out.flush()
-        del out
+        offsets = _sequences(_column(tokenized, "input_ids"), dtype, tmp, "ids", "offsets")
+        for name in sequences:
+            _sequences(_column(tokenized, name), dtype, tmp, name, f"{name}_offsets")
         for name in scalars:
             np.save(tmp / f"{name}.npy", _column(tokenized, name).to_numpy())
         for name in aligned:
@@ -184,6 +193,8 @@ def rows(fingerprint: str, tokenize, scalars: list, vocab_size: int, aligned: tu
             out.flush()
             del out
 
-    layout = {"layout": "rows", "scalars": list(scalars), "aligned": list(aligned), "dtype": np.dtype(dtype).name, "v": 2}
+    layout = {"layout": "rows", "scalars": list(scalars), "aligned": list(aligned), "dtype": np.dtype(dtype).name, "v": 2,
+              **({"sequences": list(sequences)} if sequences else {})}
     where = _prepared(fingerprint, layout, write)
-    return {name: np.load(where / f"{name}.npy", mmap_mode="r") for name in ("ids", "offsets", *scalars, *aligned)}
+    names = ("ids", "offsets", *scalars, *aligned, *sequences, *(f"{name}_offsets" for name in sequences))
+    return {name: np.load(where / f"{name}.npy", mmap_mode="r") for name in names}

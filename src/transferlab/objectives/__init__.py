@@ -7,9 +7,13 @@ from transferlab.objectives.classification import Classification
 from transferlab.objectives.clm import CausalLM
 from transferlab.objectives.extractive_qa import ExtractiveQA
 from transferlab.objectives.mlm import MaskedLM
+from transferlab.objectives.seq2seq import Seq2Seq
+from transferlab.objectives.sft import SFT
+from transferlab.objectives.span_corruption import SpanCorruption
 from transferlab.objectives.token_classification import TokenClassification
 
-OBJECTIVES: dict[str, type] = {cls.name: cls for cls in (MaskedLM, CausalLM, Classification, TokenClassification, ExtractiveQA)}
+OBJECTIVES: dict[str, type] = {cls.name: cls for cls in (
+    MaskedLM, CausalLM, Classification, TokenClassification, ExtractiveQA, SpanCorruption, Seq2Seq, SFT)}
 
 
 def register(cls: type) -> type:

@@ -70,7 +70,7 @@ class Objective:
     @classmethod
     def tokenizer_family(cls, kind: str | None) -> str:
         """The tokenizer tokenizer=train builds for this objective on a model of this kind."""
-        return "byte_bpe" if kind == "decoder" else "wordpiece"
+        return {"decoder": "byte_bpe", "encoder-decoder": "unigram"}.get(kind, "wordpiece")
 
     @classmethod
     def texts(cls, split, batch_size: int = 1000):

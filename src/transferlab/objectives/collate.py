@@ -12,15 +12,25 @@ def generator(examples) -> torch.Generator | None:
     return None if seed is None else torch.Generator().manual_seed(seed)
 
 
+def padded(rows: list, pad: int, multiple_of: int = 1) -> torch.Tensor:
+    """Sequences of varying length as one [len(rows), longest] tensor, right-padded with `pad`."""
+    longest = -(-max(len(r) for r in rows) // multiple_of) * multiple_of
+    out = torch.full((len(rows), longest), pad, dtype=torch.long)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = torch.as_tensor(r)
+    return out
+
+
 class PadCollator:
     """Pads input_ids to the batch's longest row with an attention mask; stacks every other listed column as a
-    tensor, and pads each `aligned` column (one value per token) with its pad value. Eval batches also carry the
-    examples' ids (a plain list: Lightning leaves it on the CPU)."""
+    tensor, pads each `aligned` column (one value per token) with its pad value, and each further `sequences` column
+    (a seq2seq target) to its own longest row with its pad value. Eval batches also carry the examples' ids (a
+    plain list: Lightning leaves it on the CPU)."""
 
     def __init__(self, pad_id: int, columns: tuple = ("labels",), keep_ids: bool = False, multiple_of: int = 1,
-                 aligned: dict | None = None):
+                 aligned: dict | None = None, sequences: dict | None = None):
         self.pad_id, self.columns, self.keep_ids, self.multiple_of = pad_id, columns, keep_ids, multiple_of
-        self.aligned = aligned or {}
+        self.aligned, self.sequences = aligned or {}, sequences or {}
 
     def __call__(self, examples: list) -> dict:
         longest = max(len(e["input_ids"]) for e in examples)
@@ -35,6 +45,8 @@ class PadCollator:
             batch[column] = torch.full((len(examples), longest), pad, dtype=torch.long)
             for row, e in enumerate(examples):
                 batch[column][row, : len(e[column])] = torch.as_tensor(e[column])
+        for column, pad in self.sequences.items():
+            batch[column] = padded([e[column] for e in examples], pad, self.multiple_of)
         batch.update({c: torch.tensor([e[c] for e in examples]) for c in self.columns})
         if self.keep_ids:
             batch["ids"] = [e["id"] for e in examples]

@@ -1,0 +1,154 @@
+"""Supervised text-to-text on an encoder-decoder (T5, BART): source -> target.
+
+Rows hold the source's ids and the target's (a sequence of its own length, data/prepared.py); batches pad both,
+bucketed by their summed length, the target with -100. Training is teacher-forced cross-entropy on the target, which
+stays the validation loss that picks checkpoints. Validation and test also generate (objective.generation) and score
+the generated text against the reference (objectives/generation.py); test answers go to <run>/predictions/test.jsonl.
+A source or target longer than its limit is truncated (its end token kept) and counted as data/<split>_*_truncated.
+"""
+
+from dataclasses import dataclass, field
+
+from transferlab.config.rules import at_least
+from transferlab.objectives.base import Objective
+from transferlab.objectives.generation import GenerationConfig
+
+IGNORE = -100
+STAGE_SPLIT = {"val": "validation", "test": "test"}
+
+
+@dataclass
+class Seq2SeqConfig:
+    name: str = "seq2seq"
+    source_prefix: str = ""  # put before every source (T5 style, e.g. "translate English to Spanish: ")
+    max_target_len: int = at_least(64, 2)  # target tokens, its end token included (sources: data.max_seq_len)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+
+
+def clipped(ids: list, limit: int) -> tuple[list, bool]:
+    """ids cut to `limit` tokens keeping the last one (the end token), and whether anything was cut."""
+    return (ids, False) if len(ids) <= limit else (ids[: limit - 1] + ids[-1:], True)
+
+
+class TextToText(Objective):
+    """What seq2seq and sft share: the data (source, target), tokenizer texts, the raw splits whose references the
+    evaluation reads, and the scoring and written rows of generated text. Subclasses encode, step and generate."""
+
+    fields = {"source": "source_column", "target": "target_column"}
+    columns = {"source_column": "source", "target_column": "target"}
+
+    @classmethod
+    def texts(cls, split, batch_size: int = 1000):
+        for i in range(0, len(split), batch_size):
+            rows = split[i : i + batch_size]
+            yield rows["source"] + rows["target"]
+
+    @classmethod
+    def check(cls, cfg) -> None:
+        """Generation must fit the model's positions: the new tokens (after the prompt, for a decoder)."""
+        from transferlab.architectures import config_fields, max_positions
+        from transferlab.errors import TransferlabError
+
+        super().check(cfg)
+        limit = max_positions(config_fields(cfg.model))
+        new = cfg.objective.generation.max_new_tokens
+        prompt = cfg.data.max_seq_len if cls.model_kinds == ("decoder",) else 0
+        if limit and new + prompt > limit:
+            with_prompt = f" after a prompt of up to data.max_seq_len={prompt} tokens" if prompt else ""
+            raise TransferlabError(f"objective.generation.max_new_tokens={new}{with_prompt} exceeds the model's {limit} positions; "
+                                   "lower objective.generation.max_new_tokens" + (" or data.max_seq_len" if prompt else ""))
+
+    def __init__(self, cfg, data_cfg, tokenizer, train):
+        from torch import nn
+
+        from transferlab.objectives.metrics import FiniteMean, per_stage
+
+        super().__init__(cfg, data_cfg, tokenizer, train)
+        self.raw = {}
+        self.metrics = per_stage(lambda: nn.ModuleDict({"acc": FiniteMean()}))  # teacher-forced target token accuracy
+
+    def _remember(self, split: str, dataset, rows) -> None:
+        """The raw split (its references are scored) and how many sources and targets were cut."""
+        self.raw[split] = dataset
+        for part in ("source", "target"):
+            self.stats[f"{split}_{part}s_truncated"] = int(rows.columns[f"{part}_cut"].sum())
+
+    def _token_loss(self, logits, labels, stage: str):
+        from torch.nn.functional import cross_entropy
+
+        logits = logits.float()
+        loss = cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
+        scored = labels != IGNORE
+        self.metrics[stage]["acc"].update((logits.argmax(-1) == labels).float()[scored])
+        return loss
+
+    @staticmethod
+    def seed(batch) -> int:
+        """Sampling's seed for a batch: the same answers in every run and process."""
+        return int(batch["ids"][0])
+
+    def _records(self, batch, texts: list) -> list:
+        return [{"id": i, "prediction": t.strip()} for i, t in zip(batch["ids"], texts)]
+
+    def _pairs(self, stage: str, predictions: list) -> list:
+        raw = self.raw[STAGE_SPLIT[stage]]
+        predictions = sorted(predictions, key=lambda r: r["id"])
+        rows = raw.select([r["id"] for r in predictions])
+        return [(r, row) for r, row in zip(predictions, rows)]
+
+    def evaluate(self, stage: str, predictions: list) -> dict:
+        from transferlab.objectives.generation import text_scores
+
+        pairs = self._pairs(stage, predictions)
+        return text_scores([r["prediction"] for r, _ in pairs], [row["target"] for _, row in pairs])
+
+    def written(self, stage: str, predictions: list) -> list:
+        return [{"example": r["id"], "source": row["source"], "reference": row["target"], "prediction": r["prediction"]}
+                for r, row in self._pairs(stage, predictions)]
+
+
+class Seq2Seq(TextToText):
+    name = "seq2seq"
+    Config = Seq2SeqConfig
+    model_kinds = ("encoder-decoder",)
+    auto_class = "AutoModelForSeq2SeqLM"
+
+    def prepare(self, split: str, dataset):
+        from transferlab.data.prepared import Rows
+
+        tokenizer, prefix, source_len, target_len = self.tokenizer, self.cfg.source_prefix, self.data_cfg.max_seq_len, self.cfg.max_target_len
+
+        def encode(batch):
+            out = {"input_ids": [], "labels": [], "source_cut": [], "target_cut": []}
+            sources = tokenizer([prefix + s for s in batch["source"]], verbose=False)["input_ids"]
+            targets = tokenizer(batch["target"], verbose=False)["input_ids"]
+            for source, target in zip(sources, targets):
+                (source, source_cut), (target, target_cut) = clipped(source, source_len), clipped(target, target_len)
+                for key, value in zip(out, (source, target, int(source_cut), int(target_cut))):
+                    out[key].append(value)
+            return out
+
+        settings = {"objective": self.name, "prefix": prefix, "source_len": source_len, "target_len": target_len, "v": 1}
+        rows = Rows.prepare(dataset, encode, tokenizer, settings, ["source_cut", "target_cut"], self.data_cfg.num_proc, sequences=("labels",))
+        self._remember(split, dataset, rows)
+        return rows
+
+    def collator(self, stage: str):
+        from transferlab.objectives.collate import PadCollator
+
+        return PadCollator(self.tokenizer.pad_token_id, columns=(), keep_ids=stage != "train", sequences={"labels": IGNORE})
+
+    def step(self, model, batch, stage: str):
+        decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels=batch["labels"])
+        logits = model(**self.model_inputs(batch), decoder_input_ids=decoder_input_ids).logits
+        return self._token_loss(logits, batch["labels"], stage)
+
+    def count_tokens(self, batch):
+        """Source and target tokens (non-pad)."""
+        return batch["attention_mask"].sum() + (batch["labels"] != IGNORE).sum()
+
+    def predict(self, model, batch) -> list:
+        from transferlab.objectives.generation import generate
+
+        generated = generate(model, batch["input_ids"], batch["attention_mask"], self.cfg.generation, self.seed(batch))
+        return self._records(batch, self.tokenizer.batch_decode(generated, skip_special_tokens=True))
