@@ -39,8 +39,11 @@ def quiet() -> None:
     datasets.disable_progress_bars()
 
 
-def args(description: str, steps: int, repeats: int = 3) -> argparse.Namespace:
+def args(description: str, steps: int, repeats: int = 3, options: dict | None = None) -> argparse.Namespace:
+    """The options every bench takes, plus its own: {flag: (type, default, help)}."""
     p = argparse.ArgumentParser(description=description)
+    for flag, (kind, default, text) in (options or {}).items():
+        p.add_argument(flag, type=kind, default=default, help=text)
     p.add_argument("--quick", action="store_true", help="fewer steps (a smoke run; numbers are noisier)")
     p.add_argument("--steps", type=int, default=steps, help="timed optimizer steps per runner per round")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps before the timed window")

@@ -18,9 +18,13 @@ LOGGING_OFF = ["logger=none", "callbacks.progress_bar=false", "callbacks.checkpo
 
 
 def count(batch, flops_fn):
-    ids = batch["input_ids"]
-    mask = batch.get("attention_mask")
-    return ids.numel(), int(mask.sum()) if mask is not None else ids.numel(), flops_fn(batch)
+    """(positions, non-pad tokens, FLOPs) of a batch; with flops_fn.counts_targets, the decoder's target (seq2seq
+    labels, -100 at pads) counts too."""
+    ids, mask, labels = batch["input_ids"], batch.get("attention_mask"), batch.get("labels")
+    positions, real = ids.numel(), int(mask.sum()) if mask is not None else ids.numel()
+    if getattr(flops_fn, "counts_targets", False):
+        positions, real = positions + labels.numel(), real + int((labels != -100).sum())
+    return positions, real, flops_fn(batch)
 
 
 # ---------------------------------------------------------------- transferlab
@@ -78,12 +82,12 @@ def hf_settings(cfg) -> dict:
 
 
 def hf_arguments(output_dir: Path, steps: int, batch_size: int, lr: float, weight_decay: float, warmup_ratio: float,
-                 clip: float, use_cpu: bool = True, num_workers: int = 0, **extra):
-    """TrainingArguments as the issue fixes them: no eval, no saving, no reporting; CPU and main-process loading
-    unless told otherwise (bench/gpu.py)."""
+                 clip: float, use_cpu: bool = True, num_workers: int = 0, args_cls=None, **extra):
+    """TrainingArguments (or args_cls) as the issue fixes them: no eval, no saving, no reporting; CPU and
+    main-process loading unless told otherwise (bench/gpu.py)."""
     from transformers import TrainingArguments
 
-    return TrainingArguments(
+    return (args_cls or TrainingArguments)(
         output_dir=str(output_dir), max_steps=steps, per_device_train_batch_size=batch_size, learning_rate=lr,
         weight_decay=weight_decay, warmup_steps=warmup_ratio, lr_scheduler_type="linear", max_grad_norm=clip,
         eval_strategy="no", save_strategy="no", report_to=[], logging_steps=10**6, dataloader_num_workers=num_workers,
@@ -92,11 +96,13 @@ def hf_arguments(output_dir: Path, steps: int, batch_size: int, lr: float, weigh
 
 
 class HFTrainerRunner:
-    def __init__(self, model_fn, dataset, collator, steps: int, warmup: int, flops_fn, settings: dict, log_fn=None, **extra):
+    def __init__(self, model_fn, dataset, collator, steps: int, warmup: int, flops_fn, settings: dict, log_fn=None,
+                 trainer_cls=None, args_cls=None, **extra):
         self.model_fn, self.dataset, self.collator, self.flops_fn = model_fn, dataset, collator, flops_fn
+        self.trainer_cls = trainer_cls  # default: transformers.Trainer (Seq2SeqTrainer with Seq2SeqTrainingArguments)
         # TrainingArguments are built per call: building them sets torch's TF32 mode through the new fp32_precision API,
         # after which Lightning's legacy-API check on a GPU raises; a GPU bench runs the HF Trainer last.
-        self.make_args = lambda: hf_arguments(WORK / "hf_trainer", steps + warmup, **settings, **extra)
+        self.make_args = lambda: hf_arguments(WORK / "hf_trainer", steps + warmup, **settings, args_cls=args_cls, **extra)
         self.warmup, self.log_fn = warmup, log_fn or (lambda: StepLog(warmup=warmup))
 
     def __call__(self) -> dict:
@@ -116,7 +122,8 @@ class HFTrainerRunner:
             return batch
 
         torch.manual_seed(42)
-        trainer = Trainer(model=self.model_fn(), args=self.make_args(), train_dataset=self.dataset, data_collator=collate, callbacks=[Stamp()])
+        trainer = (self.trainer_cls or Trainer)(model=self.model_fn(), args=self.make_args(), train_dataset=self.dataset,
+                                                 data_collator=collate, callbacks=[Stamp()])
         trainer.remove_callback(PrinterCallback)  # it prints the final metrics dict
         trainer.train()
         return log.window()
