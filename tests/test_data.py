@@ -271,6 +271,7 @@ def test_carved_splits_are_named_before_they_are_cut_and_cut_only_when_read(tmp_
     objective.prepare("test", cached["test"])  # a hit: nothing drawn, nothing read
     assert draws == [60, 54, 48] and cached["test"]._rows is None
 
+
     held, rest = real(["ab"[i % 2] for i in range(60)], 60, 0.1, data_cfg.split_seed)
     test, _ = real(["ab"[i % 2] for i in rest], len(rest), 0.1, data_cfg.split_seed)
     assert raw["test"]["text"][:] == [f"the cat number {rest[i]}" for i in test]
@@ -283,3 +284,18 @@ def test_too_few_rows_to_carve_from_fail_in_one_line(tmp_path):
     raw = _load(_data_cfg(tmp_path, train=path, label_column="label"), labeled=True)
     with pytest.raises(TransferlabError, match="data.train has too few examples to carve validation/test splits from"):
         len(raw["train"])
+
+
+
+def test_a_packed_objective_on_prepared_data_reads_no_line_to_carve_its_splits(tmp_path, wordpiece, monkeypatch):
+    """MLM on a text file whose validation split is carved: the second run finds every prepared split by name and
+    never cuts a split (the training RSS of a large corpus does not grow with its line count)."""
+    monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path / "cache"))
+    path = _write(tmp_path / "corpus.txt", [f"the cat number {i} sleeps on a mat" for i in range(300)])
+    data_cfg = _data_cfg(tmp_path, train=path, max_seq_len=16)
+    objective = MaskedLM(OmegaConf.structured(MLMConfig()), data_cfg, wordpiece, None)
+    first = {split: objective.prepare(split, ds) for split, ds in _load(data_cfg, labeled=False).items()}
+    again = _load(data_cfg, labeled=False)
+    second = {split: objective.prepare(split, ds) for split, ds in again.items()}
+    assert all(ds._rows is None for ds in again.values())  # named, found, never cut
+    assert {s: b.fingerprint for s, b in first.items()} == {s: b.fingerprint for s, b in second.items()}

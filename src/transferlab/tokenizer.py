@@ -96,7 +96,9 @@ def _trained(cfg, train_split, objective):
     cached = cache_dir() / "tokenizers" / hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:32]
     if cached.is_dir():  # found by name: the texts are not read
         return AutoTokenizer.from_pretrained(cached)
-    if not hasattr(train_split, "_data"):  # a stream: its first train_samples texts (validate requires the number)
+    from datasets import IterableDataset
+
+    if isinstance(train_split, IterableDataset):  # a stream: its first train_samples texts (validate requires the number)
         from transferlab.data.streaming import sample
 
         train_split = sample(train_split, tok_cfg.train_samples)

@@ -16,7 +16,10 @@ def packed_blocks(dataset, tokenizer, block_size: int, settings: dict, num_proc:
         return {"input_ids": ids}
 
     settings = {**settings, "packed": True, "v": 3}
-    if not hasattr(dataset, "_data"):  # a stream (data.streaming=true): packed as it is read, nothing prepared
+    from datasets import IterableDataset
+
+    # (a type check, not an attribute probe: reading any attribute of a carved split would cut it, data/splits.py)
+    if isinstance(dataset, IterableDataset):  # a stream (data.streaming=true): packed as it is read, nothing prepared
         from transferlab.data.streaming import StreamBlocks
         from transferlab.data.tokenize import fingerprint
 
