@@ -288,14 +288,20 @@ def test_too_few_rows_to_carve_from_fail_in_one_line(tmp_path):
 
 
 def test_a_packed_objective_on_prepared_data_reads_no_line_to_carve_its_splits(tmp_path, wordpiece, monkeypatch):
-    """MLM on a text file whose validation split is carved: the second run finds every prepared split by name and
-    never cuts a split (the training RSS of a large corpus does not grow with its line count)."""
+    """MLM on a text file whose validation split is carved: the second run finds every prepared split by name, never
+    cuts a split and never scans the text (the training RSS of a large corpus does not grow with its size)."""
     monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path / "cache"))
     path = _write(tmp_path / "corpus.txt", [f"the cat number {i} sleeps on a mat" for i in range(300)])
     data_cfg = _data_cfg(tmp_path, train=path, max_seq_len=16)
     objective = MaskedLM(OmegaConf.structured(MLMConfig()), data_cfg, wordpiece, None)
     first = {split: objective.prepare(split, ds) for split, ds in _load(data_cfg, labeled=False).items()}
+    import transferlab.data.loading as loading
+
+    scans = []
+    real_scan = loading._scan_missing
+    monkeypatch.setattr(loading, "_scan_missing", lambda ds, column: scans.append(column) or real_scan(ds, column))
     again = _load(data_cfg, labeled=False)
+    assert scans == []  # blank lines and missing values: found in the cache, not by reading the text again
     second = {split: objective.prepare(split, ds) for split, ds in again.items()}
     assert all(ds._rows is None for ds in again.values())  # named, found, never cut
     assert {s: b.fingerprint for s, b in first.items()} == {s: b.fingerprint for s, b in second.items()}

@@ -99,7 +99,7 @@ MLM = ["experiment=pretrain_mlm", "data=files", "data.streaming=true"]
     ([*MLM, "trainer.max_steps=5"],
      "data.streaming=true with tokenizer=train learns from the stream's first texts; set tokenizer.train_samples=N"),
     (["experiment=quickstart", "data=files", "data.label_column=label", "data.streaming=true", "trainer.max_steps=5"],
-     "data.streaming=true packs text as it is read, which objective=classification does not do; use objective=mlm|clm, or data.streaming=false"),
+     "data.streaming=true packs text as it is read, which objective=classification does not do; use objective=mlm|clm|span_corruption, or data.streaming=false"),
 ])
 def test_a_stream_without_what_it_needs_is_refused_before_any_data_is_read(tmp_path, args, message):
     import subprocess
