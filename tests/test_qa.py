@@ -174,6 +174,17 @@ def test_a_tiny_qa_run_answers_and_its_export_loaded_by_transformers_answers_ali
     exact = sum(a["prediction"] in a["answers"] for a in answers) / len(answers)
     assert exact == pytest.approx(metrics["test/exact_match"])
 
+    # the export's model card: Hub front matter with the test metrics, then how to reproduce and load it
+    import yaml
+
+    card = (run / "export" / "README.md").read_text()
+    front = yaml.safe_load(card.split("---\n")[1])
+    assert front["pipeline_tag"] == "question-answering" and front["library_name"] == "transformers"
+    assert front["tags"] == ["transferlab", "extractive_qa", "freeze-none"] and front["datasets"] == ["files"] and "base_model" not in front
+    scored = {m["name"]: m["value"] for m in front["model-index"][0]["results"][0]["metrics"]}
+    assert scored == {k: pytest.approx(v, abs=1e-6) for k, v in metrics.items() if k.startswith("test/")}
+    assert "transferlab-train experiment=qa data=files" in card and "AutoModelForQuestionAnswering.from_pretrained" in card
+
     # transformers 5 removed the question-answering pipeline: the export is read as that pipeline read it (the
     # AutoModelForQuestionAnswering + tokenizer pair) and decoded independently, vectorised: the best start + end
     # logit over context tokens with start <= end < start + 30.

@@ -262,6 +262,15 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None, inputs):
         export(export_model, a.tokenizer, run_dir / "export")
         metrics["export/kind"] = kind
     write_metrics(run_dir, metrics)
+    if cfg.export:
+        from hydra.core.hydra_config import HydraConfig
+
+        from transferlab.card import model_card
+
+        objective = module.objective
+        overrides = list(HydraConfig.get().overrides.task)
+        card = model_card(cfg, metrics, a.summary, overrides, objective.auto_class, objective.pipeline_tag)
+        (run_dir / "export" / "README.md").write_text(card, encoding="utf-8")
     shown = {k: round(float(v), 4) for k, v in metrics.items() if k.startswith("test/")}
     console.print(f"[bold]test[/bold] {shown}  fit {metrics['time/fit_s']:.1f}s", soft_wrap=True)
     console.print(f"[bold]run dir[/bold] {run_dir}", soft_wrap=True)

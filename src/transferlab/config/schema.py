@@ -54,6 +54,7 @@ class DataConfig:
     encoding_errors: str = choice("strict", "replace")  # text files: strict (fail with file and byte offset) | replace
     streaming: bool = False  # read train/validation/test as streams, tokenized and packed on the fly (packed objectives)
     shuffle_buffer: int = at_least(10000, 1, hint="a number of examples")  # streaming: the train stream's shuffle buffer
+    license: Optional[str] = None  # the data's licence, as the export's model card states it
     missing: str = choice("error", "drop")  # a row with an empty value in a column the objective reads: error (naming file and row) | drop
 
 

@@ -30,6 +30,7 @@ class Objective:
     stratify: str | None = None  # the field that stratified cuts (train_fraction, carved splits) keep balanced
     model_kinds: tuple = KINDS
     auto_class: str
+    pipeline_tag: str | None = None  # the Hub's task name, for the export's model card
     monitor: tuple = ("val/loss", "min")
     # True: step calls the model with model_inputs(batch), so a batch may carry a frozen trunk's cached `features` in
     # place of tokens (freeze=backbone on a sequence classifier, data/features.py); the head then trains on them.

@@ -25,6 +25,7 @@ class Classification(Objective):
     fields = {"text": "text_column", "label": "label_column"}
     stratify = "label"
     auto_class = "AutoModelForSequenceClassification"
+    pipeline_tag = "text-classification"
     reads_features = True
 
     @classmethod

@@ -17,6 +17,7 @@ class CausalLM(Objective):
     Config = CLMConfig
     model_kinds = ("decoder",)
     auto_class = "AutoModelForCausalLM"
+    pipeline_tag = "text-generation"
     streams = True
 
     def __init__(self, cfg, data_cfg, tokenizer, train):

@@ -60,6 +60,7 @@ class ExtractiveQA(Objective):
     fields = {"question": "question_column", "context": "text_column", "answers": "label_column"}
     columns = {"text_column": "context", "label_column": "answers", "question_column": "question"}
     auto_class = "AutoModelForQuestionAnswering"
+    pipeline_tag = "question-answering"
 
     @classmethod
     def reshape(cls, split, data_cfg):

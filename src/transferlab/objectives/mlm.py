@@ -102,6 +102,7 @@ class MaskedLM(Objective):
     Config = MLMConfig
     model_kinds = ("encoder",)
     auto_class = "AutoModelForMaskedLM"
+    pipeline_tag = "fill-mask"
     streams = True
 
     @classmethod

@@ -112,6 +112,7 @@ class Seq2Seq(TextToText):
     Config = Seq2SeqConfig
     model_kinds = ("encoder-decoder",)
     auto_class = "AutoModelForSeq2SeqLM"
+    pipeline_tag = "text2text-generation"
 
     def prepare(self, split: str, dataset):
         from transferlab.data.prepared import Rows

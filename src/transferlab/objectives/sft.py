@@ -27,6 +27,7 @@ class SFT(TextToText):
     Config = SFTConfig
     model_kinds = ("decoder",)
     auto_class = "AutoModelForCausalLM"
+    pipeline_tag = "text-generation"
 
     def __init__(self, cfg, data_cfg, tokenizer, train):
         from transferlab.objectives.generation import plain_template

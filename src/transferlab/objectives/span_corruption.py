@@ -88,6 +88,7 @@ class SpanCorruption(Objective):
     Config = SpanCorruptionConfig
     model_kinds = ("encoder-decoder",)
     auto_class = "AutoModelForSeq2SeqLM"
+    pipeline_tag = "text2text-generation"
     streams = True
 
     def __init__(self, cfg, data_cfg, tokenizer, train):

@@ -60,6 +60,7 @@ class TokenClassification(Objective):
     fields = {"tokens": "text_column", "tags": "label_column"}
     columns = {"text_column": "tokens", "label_column": "tags"}
     auto_class = "AutoModelForTokenClassification"
+    pipeline_tag = "token-classification"
 
     @classmethod
     def check_rows(cls, split, name_row) -> None:
