@@ -34,6 +34,16 @@ PRESETS = {
     "pos_finetune": {"objective.name": "token_classification", "data.name": "brown_pos", "tokenizer.source": "pretrained",
                      "freeze.name": "none"},
     "probe": {"objective.name": "classification", "freeze.name": "backbone", "tokenizer.source": "pretrained", "optimizer.weight_decay": 0.0},
+    "qa": {"objective.name": "extractive_qa", "data.name": "wordnet_qa", "model.arch": "bert", "tokenizer.source": "train",
+           "data.question_column": "question", "data.text_column": "context", "data.label_column": "answers", "objective.max_seq_len": 128},
+    "qa_finetune": {"objective.name": "extractive_qa", "data.name": "wordnet_qa", "tokenizer.source": "pretrained", "freeze.name": "none"},
+    "pretrain_t5": {"objective.name": "span_corruption", "model.arch": "t5", "data.name": "wordnet_corpus", "tokenizer.source": "train",
+                    "tokenizer.vocab_size": 4000, "data.max_seq_len": 64},
+    "definitions": {"objective.name": "seq2seq", "data.name": "wordnet_definitions", "tokenizer.source": "pretrained",
+                    "data.source_column": "source", "data.target_column": "target"},
+    "definitions_sft": {"objective.name": "sft", "data.name": "wordnet_definitions", "tokenizer.source": "pretrained", "data.max_seq_len": 96},
+    "translate": {"objective.name": "seq2seq", "data.name": "bible_en_es", "model.arch": "t5", "tokenizer.source": "train",
+                  "objective.source_prefix": "translate English to Spanish: "},
     "quickstart": {"objective.name": "classification", "model.arch": "bert", "tokenizer.source": "train", "data.max_train_samples": 20000},
     "study": {"objective.name": "classification", "data.name": "wordnet_topics", "trainer.max_steps": 600, "init": "pretrained"},
 }
@@ -47,7 +57,7 @@ def test_every_experiment_has_a_recipe_here():
 def test_every_experiment_composes_and_sets_its_recipe(experiment, tmp_path):
     from omegaconf import OmegaConf
 
-    needs_source = experiment in ("finetune", "probe", "lora", "study", "pos_finetune")
+    needs_source = experiment in ("finetune", "probe", "lora", "study", "pos_finetune", "qa_finetune", "definitions", "definitions_sft")
     extra = [f"pretrained_source={tmp_path}", f"model.name_or_path={tmp_path}"] if needs_source else []
     cfg = compose([f"experiment={experiment}", *extra])
     assert cfg.task_name == experiment
@@ -63,6 +73,10 @@ def test_data_files_names_the_columns_the_objective_reads_unless_told():
     assert (tagging.data.text_column, tagging.data.label_column) == ("tokens", "tags")
     classifying = compose(["objective=classification", "data=files", "data.train=x.csv", "data.text_column=sentence"])
     assert (classifying.data.text_column, classifying.data.label_column) == ("sentence", "label")
+    qa = compose(["objective=extractive_qa", "data=files", "data.train=x.json"])
+    assert (qa.data.question_column, qa.data.text_column, qa.data.label_column) == ("question", "context", "answers")
+    text_to_text = compose(["objective=seq2seq", "model=tiny_t5", "data=files", "data.train=x.jsonl"])
+    assert (text_to_text.data.source_column, text_to_text.data.target_column) == ("source", "target")
 
 
 @pytest.mark.parametrize("preset", ["gpu", "ddp", "ddp_cpu", "ddp_multinode", "fsdp", "deepspeed", "cpu"])
