@@ -171,21 +171,22 @@ class Probe(nn.Module):
         return self
 
     @torch.no_grad()
-    def featurize(self, input_ids, attention_mask):
-        out = self.base_model(input_ids=input_ids, attention_mask=attention_mask)
+    def featurize(self, input_ids, attention_mask, token_type_ids=None):
+        segments = {} if token_type_ids is None else {"token_type_ids": token_type_ids}  # a BERT tokenizer sends them
+        out = self.base_model(input_ids=input_ids, attention_mask=attention_mask, **segments)
         if self.layout is Pooler and not self.trains_dense:
             return out.pooler_output  # the frozen pooler's output is the feature
         pooled = pool(out.last_hidden_state, attention_mask, self.pooling)
         dense = self.layout.dense(self)
         return dense(pooled) if dense is not None and not self.trains_dense else pooled
 
-    def forward(self, input_ids=None, attention_mask=None, features=None):
+    def forward(self, input_ids=None, attention_mask=None, features=None, token_type_ids=None):
         from transformers.modeling_outputs import SequenceClassifierOutput
 
         if features is None:
             if attention_mask is None:
                 attention_mask = torch.ones_like(input_ids)
-            features = self.featurize(input_ids, attention_mask)
+            features = self.featurize(input_ids, attention_mask, token_type_ids)
         return SequenceClassifierOutput(logits=self.layout.logits(self, features))
 
     def trained_modules(self) -> list:
