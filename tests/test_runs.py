@@ -182,3 +182,24 @@ def test_failed_run_records_status_and_exits_nonzero(tmp_path, capsys):
     m = metrics(tmp_path / "run")
     assert m["status"] == "failed" and "no_such_arg" in m["error"]
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error: trainer:")
+
+
+def test_the_terminal_shows_the_run_not_foreign_chatter(tmp_path):
+    """A default run (csv + offline wandb): the composed groups and overrides as a tree, no tips, retired-setting or
+    deprecation warnings from the libraries, no FLOPs column; the last lines are the test metrics and the run dir."""
+    import os
+    import subprocess
+
+    run = tmp_path / "run"
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    out = subprocess.run([sys.executable, "-m", "transferlab.train", "experiment=quickstart", "trainer.max_steps=2", "data.max_train_samples=64",
+                          "data.max_eval_samples=32", "callbacks.progress_bar=false", f"hydra.run.dir={run}"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    text = out.stderr + out.stdout
+    for foreign in ("💡 Tip", "anonymous setting has no effect", "LeafSpec", "FLOPs"):
+        assert foreign not in text, foreign
+    assert "├── groups" in text and "model: tiny_bert" in text and "trainer.max_steps=2" in text
+    assert "max_epochs:" not in text  # the full YAML is in .hydra/config.yaml, not on the terminal
+    last = [line for line in out.stderr.splitlines() if line.strip()][-2:]
+    assert last[0].startswith("test {'test/loss'") and last[1] == f"run dir {run}"

@@ -41,11 +41,12 @@ def build_loggers(cfg, run_dir: Path, group: str | None, resuming: bool = False)
             os.environ.setdefault("WANDB_SILENT", "true")  # the run ends with our summary, not its banner
         # The run id comes from the run dir (a sweep job: sweep name + job number), so a resumed run
         # (resume=auto) continues the same dashboard run and two sweeps never share an id.
-        loggers.append(
-            WandbLogger(
-                save_dir=str(run_dir), project=w.project, entity=w.entity, offline=w.offline,
-                group=w.group or group, tags=wandb_tags(cfg), name=f"{cfg.task_name}/{run_dir.name}",
-                id=f"{run_dir.parent.name}-{run_dir.name}" if group else run_dir.name, resume="allow", reinit="finish_previous",
-            )
+        logger = WandbLogger(
+            save_dir=str(run_dir), project=w.project, entity=w.entity, offline=w.offline,
+            group=w.group or group, tags=wandb_tags(cfg), name=f"{cfg.task_name}/{run_dir.name}",
+            id=f"{run_dir.parent.name}-{run_dir.name}" if group else run_dir.name, resume="allow", reinit="finish_previous",
         )
+        # Lightning passes anonymous=None to wandb.init, and wandb warns about any value of that retired setting
+        logger._wandb_init.pop("anonymous", None)
+        loggers.append(logger)
     return loggers
