@@ -22,6 +22,7 @@ $(VENV)/.installed: pyproject.toml
 
 train: setup
 	$(VENV)/bin/transferlab-train experiment=quickstart $(ARGS)
+	@$(VENV)/bin/transferlab-report $$(ls -td outputs/quickstart/runs/*/ | head -1)
 
 test: setup
 	$(PY) -m pytest -q $(ARGS)

@@ -220,3 +220,23 @@ def test_one_seed_cannot_call_a_margin_clear_and_constant_columns_are_dropped(tm
     assert "The same in every job: `freeze.name=none`, `data.train_fraction=0.1`." in md
     assert list(table_rows(md)[0])[:2] == ["init", "n"]
     assert "+20.0 pts, one seed: cannot tell (n=1)" in md
+
+
+def test_a_single_run_gets_its_curves(tmp_path):
+    """transferlab-report RUN_DIR on one run: loss, scores and learning rate vs step, read from its CSV log."""
+    from transferlab.curves import read_log
+    from transferlab.report import main
+
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "config.yaml").write_text("task_name: t\n")
+    (run / "csv").mkdir()
+    (run / "csv" / "metrics.csv").write_text(
+        "epoch,lr-AdamW,step,train/loss,val/acc,val/loss,val/perplexity\n"
+        ",0.001,9,,,,\n0,,9,2.5,,,\n0,,19,,0.4,2.0,7.4\n,0.0005,19,,,,\n1,,29,1.5,,,\n1,,39,,0.6,1.6,4.9\n")
+    assert main([str(run)]) == 0
+    png = (run / "curves.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    series = read_log(run)
+    assert series["val/acc"] == [(19, 0.4), (39, 0.6)] and series["train/loss"] == [(9, 2.5), (29, 1.5)]
+    assert series["lr-AdamW"] == [(9, 0.001), (19, 0.0005)]

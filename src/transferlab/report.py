@@ -1,6 +1,7 @@
 """Aggregate Hydra run/multirun directories into a Markdown report, a CSV and a learning-curve plot.
 
 Usage: transferlab-report DIR [DIR ...] [--out OUTDIR] [--metric test/acc]
+       transferlab-report RUN_DIR   (one run: its loss, metrics and learning rate vs step, as RUN_DIR/curves.png)
 Exit codes: 0 all jobs ok, 1 some failed or missing (outputs still written), 2 no job found.
 """
 
@@ -249,6 +250,12 @@ def parse_args(argv):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if len(args.dirs) == 1 and args.out is None:
+        from transferlab.curves import is_single_run, plot_run
+
+        if is_single_run(args.dirs[0]):  # one run: its curves
+            print(f"curves: {plot_run(args.dirs[0])}")
+            return 0
     jobs = find_jobs(args.dirs)
     if not jobs:
         where = ", ".join(str(d) for d in args.dirs)
