@@ -46,6 +46,11 @@ def test_classification_keeps_the_columns_and_gives_each_row_its_label_and_proba
             probs = model(**tokenizer(text, return_tensors="pt")).logits.softmax(-1)[0]
         assert r["label"] == labels[int(probs.argmax())] and r["probability"] == pytest.approx(float(probs.max()), abs=1e-5)
         assert [k["label"] for k in r["top_k"]] == [labels[int(i)] for i in probs.argsort(descending=True)[:2]]
+    import csv
+
+    main([str(tmp_path / "export"), str(tmp_path / "in.csv"), "--out", str(tmp_path / "out.csv")])
+    table = list(csv.DictReader((tmp_path / "out.csv").open()))
+    assert list(table[0]) == ["id", "text", "label", "probability"] and [r["label"] for r in table] == [r["label"] for r in rows]
 
 
 def test_tagging_gives_one_tag_per_word_and_qa_a_span_of_the_context(tmp_path, tokenizer, capsys):
@@ -83,3 +88,28 @@ def test_bad_input_is_one_line(tmp_path, tokenizer, capsys):
         assert exit_.value.code == 2 and err[-1].startswith("error: ") and message in err[-1], err[-1]
     rows = _run(capsys, tmp_path / "export", tmp_path / "other.csv", "--text-column", "sentence")
     assert rows[0]["sentence"] == "a dog" and rows[0]["label"] in ("LABEL_0", "LABEL_1")
+
+
+def test_generation_exports_write_what_transferlab_generate_writes(tmp_path, capsys):
+    """seq2seq (T5) and causal LM (GPT-2) exports: one generated text a row, the very text of transferlab-generate."""
+    from omegaconf import OmegaConf
+    from transformers import GPT2Config, GPT2LMHeadModel, T5Config, T5ForConditionalGeneration
+
+    from transferlab.generate import generations
+    from transferlab.objectives.generation import GenerationConfig
+    from transferlab.tokenizer import _train_byte_bpe, _train_unigram
+
+    torch.manual_seed(0)
+    unigram = _train_unigram(iter([TEXTS * 20]), vocab_size=150, min_frequency=1, lowercase=True)
+    t5 = T5ForConditionalGeneration(T5Config(vocab_size=len(unigram), d_model=32, d_kv=16, d_ff=64, num_layers=1, num_heads=2,
+                                             decoder_start_token_id=unigram.pad_token_id)).eval()
+    bpe = _train_byte_bpe(iter([TEXTS * 20]), vocab_size=300, min_frequency=1, lowercase=True)
+    gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=len(bpe), n_embd=32, n_layer=1, n_head=2, n_positions=64)).eval()
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"source": t, "n": i}) + "\n" for i, t in enumerate(TEXTS[:2])))
+    options = OmegaConf.structured(GenerationConfig(max_new_tokens=5))
+    for name, model, tok in (("t5", t5, unigram), ("gpt2", gpt2, bpe)):
+        model.save_pretrained(tmp_path / name)
+        tok.save_pretrained(tmp_path / name)
+        rows = _run(capsys, tmp_path / name, tmp_path / "in.jsonl", "--max-new-tokens", 5)
+        assert [r["n"] for r in rows] == [0, 1]
+        assert [r["generation"] for r in rows] == list(generations(model, tok, TEXTS[:2], options, 0)), name
