@@ -77,7 +77,7 @@ def _build_trainer(cfg: DictConfig, run_dir: Path, loggers: list):
     from transferlab.callbacks import build_callbacks
     from transferlab.checkpoints import AtomicCheckpointIO
 
-    from transferlab.chatter import silence
+    from transferlab.terminal import silence
 
     silence()
     kwargs = dict(cfg.trainer)
@@ -163,30 +163,6 @@ def _frozen_features(cfg, trainer, model, objective, datasets, console) -> dict:
     return datasets
 
 
-def _config_view(cfg: DictConfig, run_dir: Path):
-    """What a run is, at a glance: the chosen member of each config group and the overrides given. The full composed
-    config is in <run>/.hydra/config.yaml; verbose=true prints it here."""
-    from hydra.core.hydra_config import HydraConfig
-    from rich.tree import Tree
-
-    if cfg.verbose:
-        from rich.syntax import Syntax
-
-        return Syntax(OmegaConf.to_yaml(cfg, resolve=True), "yaml", theme="ansi_dark")
-    hydra_cfg = HydraConfig.get()
-    choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if v and not k.startswith(("hydra", "schema")) and "@" not in k}
-    tree = Tree(f"[bold]{cfg.task_name}[/bold]  (full config: {run_dir / '.hydra' / 'config.yaml'}; verbose=true prints it)")
-    groups = tree.add("groups")
-    for group, choice in sorted(choices.items()):
-        groups.add(f"{group}: {choice}")
-    overrides = [o for o in hydra_cfg.overrides.task if not o.split("=", 1)[0].lstrip("+~") in choices]
-    if overrides:
-        changed = tree.add("overrides")
-        for override in overrides:
-            changed.add(override)
-    return tree
-
-
 def _callback(trainer, kind):
     return next(c for c in trainer.callbacks if isinstance(c, kind))
 
@@ -262,7 +238,9 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None, inputs):
         for split, n in inputs.dropped.items():
             console.print(f"data.{split}: dropped {n} rows with a missing value (data.missing=drop)")
     if rank_zero:
-        console.print(_config_view(cfg, run_dir))
+        from transferlab.terminal import config_view
+
+        console.print(config_view(cfg, run_dir))
     if inputs.resume_from and rank_zero and cfg.tokenizer.source == "train":
         from transferlab.resume import adopt_tokenizer
 

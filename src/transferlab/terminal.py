@@ -1,0 +1,51 @@
+"""What a newcomer reads on the terminal: the run at a glance, and no foreign chatter. Chatter is silenced
+precisely, by its message and where it comes from, never by a blanket filter (anything else the libraries say still
+shows)."""
+
+import logging
+import warnings
+from pathlib import Path
+
+
+class _DropTip(logging.Filter):
+    """Lightning's advertisement for a cloud logger (printed by every Trainer)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("💡 Tip:")
+
+
+_TIP = _DropTip()
+
+
+def silence() -> None:
+    """Idempotent: safe to call for every Trainer built."""
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if _TIP not in logger.filters:
+        logger.addFilter(_TIP)
+    # Lightning's own use of a torch API that torch deprecated: nothing a user can act on.
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", module=r"lightning\.pytorch\.utilities\._pytree")
+
+
+def config_view(cfg, run_dir: Path):
+    """What a run is, at a glance: the chosen member of each config group and the overrides given. The full composed
+    config is in <run>/.hydra/config.yaml; verbose=true prints it here."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+    from rich.tree import Tree
+
+    if cfg.verbose:
+        from rich.syntax import Syntax
+
+        return Syntax(OmegaConf.to_yaml(cfg, resolve=True), "yaml", theme="ansi_dark")
+    hydra_cfg = HydraConfig.get()
+    choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if v and not k.startswith(("hydra", "schema")) and "@" not in k}
+    tree = Tree(f"[bold]{cfg.task_name}[/bold]  (full config: {run_dir / '.hydra' / 'config.yaml'}; verbose=true prints it)")
+    groups = tree.add("groups")
+    for group, choice in sorted(choices.items()):
+        groups.add(f"{group}: {choice}")
+    overrides = [o for o in hydra_cfg.overrides.task if not o.split("=", 1)[0].lstrip("+~") in choices]
+    if overrides:
+        changed = tree.add("overrides")
+        for override in overrides:
+            changed.add(override)
+    return tree
