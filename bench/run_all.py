@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS  # noqa: E402
 
-BENCHES = ("mlm", "classification", "clm", "startup", "compile", "tagging")
+BENCHES = ("mlm", "classification", "clm", "startup", "compile", "tagging", "seq2seq")
 GPU_BENCHES = {"gpu_bert": ["--model", "bert"], "gpu_gpt2": ["--model", "gpt2"]}  # run where a CUDA GPU is present
 
 
@@ -54,7 +54,7 @@ def verdict(ok: bool) -> str:
 
 def summary(started: float) -> str:
     lines = ["| what | measured | target | verdict |", "|---|---|---|---|"]
-    mlm, cls, clm, startup, comp, tag = (load(n) for n in BENCHES)
+    mlm, cls, clm, startup, comp, tag, s2s = (load(n) for n in BENCHES)
     if mlm:
         t, h = row(mlm["rows"], "transferlab"), row(mlm["rows"], "hf_trainer")
         lines.append(f"| MLM tokens/s vs HF Trainer | {t['tokens_per_s']:,.0f} vs {h['tokens_per_s']:,.0f}: {t['ratio']:.2f}x | >= 2.0x | {verdict(t['ratio'] >= 2.0)} |")
@@ -66,6 +66,15 @@ def summary(started: float) -> str:
         t, h = row(tag["rows"], "transferlab"), row(tag["rows"], "hf_trainer")
         lines.append(f"| Tagging non-pad tokens/s vs HF Trainer (DataCollatorForTokenClassification) | {t['tokens_per_s']:,.0f} vs "
                      f"{h['tokens_per_s']:,.0f}: {t['ratio']:.2f}x | >= 1.3x | {verdict(t['ratio'] >= 1.3)} |")
+    if s2s:
+        t, h = row(s2s["rows"], "transferlab"), row(s2s["rows"], "hf_seq2seq_trainer")
+        lines.append(f"| Seq2seq non-pad tokens/s vs Seq2SeqTrainer (DataCollatorForSeq2Seq) | {t['tokens_per_s']:,.0f} vs "
+                     f"{h['tokens_per_s']:,.0f}: {t['ratio']:.2f}x | >= 1.3x | {verdict(t['ratio'] >= 1.3)} |")
+        e = s2s["evaluation"]
+        lines.append(f"| Evaluation with generation vs predict_with_generate | {e['examples_per_s']['transferlab']:.1f} vs "
+                     f"{e['examples_per_s']['hf_seq2seq_trainer']:.1f} examples/s: {e['ratio']:.2f}x | >= 1.0x | {verdict(e['ratio'] >= 1.0)} |")
+        c = s2s["span_corruption_collator"]
+        lines.append(f"| Span corruption collator share of a step | {100 * c['share']:.1f}% | small | {verdict(c['share'] <= 0.1)} |")
     if clm:
         t, h = row(clm["rows"], "transferlab"), row(clm["rows"], "hf_trainer")
         lines.append(f"| CLM tokens/s vs HF Trainer (group_texts) | {t['tokens_per_s']:,.0f} vs {h['tokens_per_s']:,.0f}: {t['ratio']:.2f}x | >= 1.0x | {verdict(t['ratio'] >= 1.0)} |")
