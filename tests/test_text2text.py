@@ -135,6 +135,30 @@ def test_generation_is_reproducible_under_a_seed():
     assert torch.equal(torch.get_rng_state(), before)  # the run's own random state is untouched
 
 
+def test_a_streamer_sees_each_new_token_as_it_comes():
+    """transferlab-generate on a terminal streams: the streamer gets the prompt, then every new token, then the end."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+    from transformers.generation.streamers import BaseStreamer
+
+    from transferlab.objectives.generation import GenerationConfig, generate
+
+    class Recorder(BaseStreamer):
+        def __init__(self):
+            self.seen = []
+
+        def put(self, value):
+            self.seen.append(value.tolist())
+
+        def end(self):
+            self.seen.append("end")
+
+    model = GPT2LMHeadModel(GPT2Config(n_embd=32, n_layer=1, n_head=2, vocab_size=50, n_positions=64, eos_token_id=None)).eval()
+    ids, recorder = torch.tensor([[1, 2, 3]]), Recorder()
+    out = generate(model, ids, torch.ones_like(ids), OmegaConf.structured(GenerationConfig(max_new_tokens=4)), 0, recorder)
+    assert recorder.seen[0] == [[1, 2, 3]] and recorder.seen[-1] == "end"
+    assert [t for step in recorder.seen[1:-1] for t in step] == out[0, 3:].tolist()
+
+
 NAMES = dict(zip(WORDS, "one two three four five six seven eight".split()))
 
 

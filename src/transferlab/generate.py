@@ -85,9 +85,7 @@ def generations(model, tokenizer, prompts: list, options, seed: int, raw: bool =
         if limit and ids.size(1) + options.max_new_tokens > limit:
             raise TransferlabError(f"prompt {i + 1} ({ids.size(1)} tokens) plus max_new_tokens={options.max_new_tokens} exceeds the "
                                    f"model's {limit} positions; lower --max-new-tokens or shorten the prompt")
-        if stream is not None:
-            model.generation_config.streamer = stream
-        out = generate(model, ids, torch.ones_like(ids), options, seed + i)
+        out = generate(model, ids, torch.ones_like(ids), options, seed + i, stream)
         new = out[0] if model.config.is_encoder_decoder else out[0, ids.size(1) :]
         yield tokenizer.decode(new, skip_special_tokens=True).strip()
 

@@ -136,9 +136,8 @@ def _answer(model, tokenizer, rows: list, columns: dict, top_k: int, device) -> 
 PREDICT = {"classification": _classify, "tagging": _tag, "qa": _answer}
 
 
-def predict(task: str, model, tokenizer, ds, columns: dict, batch_size: int, top_k: int, generation, device, progress: bool) -> list:
-    """The prediction of every row, in the input's order."""
-    rows = ds.to_list()
+def predict(task: str, model, tokenizer, rows: list, columns: dict, batch_size: int, top_k: int, generation, device, progress: bool) -> list:
+    """The prediction of every row (a list of dicts), in the input's order."""
     if task == "generation":
         from transferlab.generate import generations
 
@@ -208,8 +207,9 @@ def main(argv=None) -> None:
         device = torch.device(args.device)
         model.to(device)
         generation = OmegaConf.structured(GenerationConfig(max_new_tokens=args.max_new_tokens))
-        predictions = predict(task, model, tokenizer, ds, columns, args.batch_size, args.top_k, generation, device, sys.stderr.isatty())
-        write(args.out, ds.to_list(), predictions)
+        rows = ds.to_list()
+        predictions = predict(task, model, tokenizer, rows, columns, args.batch_size, args.top_k, generation, device, sys.stderr.isatty())
+        write(args.out, rows, predictions)
     except Exception as e:
         report(e, args.verbose)
         sys.exit(2 if isinstance(e, TransferlabError) else 1)

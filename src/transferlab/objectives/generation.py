@@ -28,15 +28,15 @@ def options(cfg) -> dict:
     return out
 
 
-def generate(model, input_ids, attention_mask, cfg, seed: int):
+def generate(model, input_ids, attention_mask, cfg, seed: int, streamer=None):
     """model.generate under a fixed seed (sampling is reproducible) in a forked RNG: the training run's random
-    state (dropout, masks) is the same whether or not it generated."""
+    state (dropout, masks) is the same whether or not it generated. A streamer gets the tokens as they come."""
     import torch
 
     devices = [input_ids.device] if input_ids.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices), torch.no_grad():
         torch.manual_seed(seed)
-        return model.generate(input_ids=input_ids, attention_mask=attention_mask, **options(cfg))
+        return model.generate(input_ids=input_ids, attention_mask=attention_mask, streamer=streamer, **options(cfg))
 
 
 def plain_template(separator: str) -> str:
