@@ -93,6 +93,45 @@ def test_ddp_shards_are_disjoint_and_equal_sized():
     assert {i for b in shards[0] + shards[1] for i in b} == set(range(100))
 
 
+def test_drop_last_gives_full_batches_of_a_new_random_remainder_each_epoch():
+    """compile=true on packed blocks: one batch shape (no short last batch to recompile for)."""
+    sampler = BatchSampler(np.zeros(43, np.uint8), 8, shuffle=True, bucket=False, seed=0, drop_last=True)
+    left_out = []
+    for epoch in range(3):
+        sampler.set_epoch(epoch)
+        batches = list(sampler)
+        assert len(batches) == len(sampler) == 5 and all(len(b) == 8 for b in batches)
+        seen = [i for b in batches for i in b]
+        assert len(set(seen)) == 40
+        left_out.append(set(range(43)) - set(seen))
+    assert len({frozenset(s) for s in left_out}) > 1  # not the same 3 blocks every epoch
+    assert len(BatchSampler(np.zeros(5, np.uint8), 8, True, False, 0, drop_last=True)) == 1  # fewer than a batch: kept
+
+
+def test_only_compiled_packed_training_drops_the_last_batch():
+    from transferlab.data.module import TransferDataModule
+
+    class Blocks(list):
+        lengths = None  # packed: every item as long as the others
+
+    class Rows(list):
+        lengths = np.arange(1, 44)
+
+    datasets = {"train": Blocks(range(43)), "validation": Blocks(range(43)), "test": Rows(range(43))}
+    cfg = OmegaConf.create({"batch_size": 8, "eval_batch_size": 8, "bucket_by_length": False, "num_workers": 0})
+
+    class Objective:
+        def collator(self, stage):
+            return list
+
+    for static, want in ((True, 5), (False, 6)):
+        dm = TransferDataModule(datasets, Objective(), cfg, seed=0, static_shapes=static)
+        assert len(dm.train_dataloader()) == want
+        assert len(dm.val_dataloader()) == 6  # evaluation sees every block
+    rows = TransferDataModule({**datasets, "train": Rows(range(43))}, Objective(), cfg, seed=0, static_shapes=True)
+    assert len(rows.train_dataloader()) == 6  # padded rows vary in length anyway: nothing dropped
+
+
 def test_eval_shards_hold_every_example_exactly_once():
     lengths = [5] * 37  # does not divide by 2 ranks nor by the batch size
     shards = [list(BatchSampler(lengths, 8, False, False, 0, rank=r, world=2, pad_ranks=False)) for r in (0, 1)]

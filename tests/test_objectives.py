@@ -10,7 +10,7 @@ from transformers import ModernBertConfig, ModernBertForMaskedLM, BertConfig, Be
 from transferlab.config.schema import OptimizerConfig, SchedulerConfig
 from transferlab.objectives.mlm import MLMConfig
 from transferlab.objectives.base import Objective
-from transferlab.objectives.clm import CausalLM
+from transferlab.objectives.clm import CausalLM, CLMConfig
 from transferlab.objectives.metrics import FiniteMean, Perplexity
 from transferlab.objectives.mlm import IGNORE, MaskedLM
 from transferlab.tokenizer import _train_wordpiece
@@ -46,7 +46,7 @@ def test_sparse_head_loss_and_gradients_equal_the_dense_computation(wordpiece, c
     objective, batch = _mlm_batch(wordpiece)
     torch.manual_seed(0)
     ids = {"bos_token_id": None, "eos_token_id": None, "cls_token_id": None, "sep_token_id": None} if cls is ModernBertForMaskedLM else {}
-    model = cls(config(**SMALL, max_position_embeddings=64, pad_token_id=0, **ids))
+    model = cls(config(**{**SMALL, "vocab_size": len(wordpiece)}, max_position_embeddings=64, pad_token_id=0, **ids))
     results = {}
     for sparse in (True, False):
         objective.sparse_head = sparse
@@ -67,7 +67,7 @@ def test_clm_loss_shifts_targets_and_equals_hf_loss():
     torch.manual_seed(0)
     model = GPT2LMHeadModel(GPT2Config(n_embd=32, n_layer=2, n_head=2, vocab_size=100, n_positions=32, bos_token_id=0,
                                        eos_token_id=0, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0))
-    objective = CausalLM(OmegaConf.create({}), None, None, None)
+    objective = CausalLM(OmegaConf.structured(CLMConfig(loss_chunk=0)), None, range(100), None)  # len(): the vocabulary
     ids = torch.randint(0, 100, (3, 16))
     loss = objective.step(model, {"input_ids": ids}, "train")
     logits = model(input_ids=ids).logits

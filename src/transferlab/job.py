@@ -136,13 +136,10 @@ def assemble(cfg: DictConfig, run_dir: Path, loggers: list, rank_zero: bool, con
             console.print("data: " + ", ".join(f"{key} {n:,}" for key, n in objective.stats.items()), soft_wrap=True)
         if objective.reads_features and hasattr(model, "featurize"):  # a frozen trunk: its features once, not every step
             datasets = _frozen_features(cfg, trainer, model, objective, datasets, console if rank_zero else None)
-    datamodule = TransferDataModule(datasets, objective, cfg.data, cfg.seed)
+    datamodule = TransferDataModule(datasets, objective, cfg.data, cfg.seed, static_shapes=cfg.compile)
     module = TransferModule(model, objective, policy, cfg.optimizer, cfg.scheduler, cfg.on_nan, run_dir / "predictions")
     if cfg.compile:
-        # In place (nn.Module.compile): state-dict keys, the export and checkpoints stay as without compile. The
-        # objective names the modules its step calls (MLM's sparse head calls the encoder, not model.forward).
-        for part in objective.compile_targets(model):
-            part.compile()
+        objective.compile(model, cfg.compile_mode)  # what its step runs: the model in place, or the model and its loss
     return Assembly(trainer, module, datamodule, tokenizer, policy, summary, preparation)
 
 

@@ -84,6 +84,17 @@ def build_model(cfg, objective, tokenizer):
             model_cfg.name_or_path, config=config, revision=model_cfg.revision,
             trust_remote_code=model_cfg.trust_remote_code, ignore_mismatched_sizes=True, **kwargs,
         )
-    if len(tokenizer) > model.get_input_embeddings().num_embeddings:
-        model.resize_token_embeddings(len(tokenizer))
+    rows = model.get_input_embeddings().num_embeddings
+    multiple = model_cfg.vocab_multiple
+    if len(tokenizer) > rows or (multiple and rows % multiple):
+        # New tokens start from the old embeddings' mean and covariance; padding alone needs no such init.
+        model.resize_token_embeddings(max(rows, len(tokenizer)), pad_to_multiple_of=multiple, mean_resizing=len(tokenizer) > rows)
+    _suppress_padding(model, len(tokenizer))
     return model
+
+
+def _suppress_padding(model, vocab: int) -> None:
+    """Embedding rows beyond the tokenizer are no tokens: generate() must never emit them (the losses mask them)."""
+    rows = model.get_input_embeddings().num_embeddings
+    if rows > vocab and getattr(model, "generation_config", None) is not None and model.can_generate():
+        model.generation_config.suppress_tokens = list(range(vocab, rows))

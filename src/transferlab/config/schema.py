@@ -23,6 +23,9 @@ class ModelConfig:
     revision: Optional[str] = None
     trust_remote_code: bool = False
     attn_implementation: Optional[str] = None  # eager | sdpa; None lets transformers choose
+    # Embedding rows (and LM-head columns) padded up to a multiple of this, for the GPU's matmul tiles (llm.c pads
+    # GPT-2's 50,257 to 50,304). The losses mask the padding; the export's config.vocab_size says the padded size.
+    vocab_multiple: Optional[int] = at_least(None, hint="e.g. 64, or null for the tokenizer's size")
 
 
 @dataclass
@@ -164,7 +167,8 @@ class TrainConfig:
     verbose: bool = False  # full tracebacks
     export: bool = True  # save_pretrained model + tokenizer into <run>/export
     test: bool = True  # evaluate the best checkpoint on the test split after fit
-    compile: bool = False  # torch.compile the model
+    compile: bool = False  # torch.compile what the objective's step runs (the model, or the model and its loss)
+    compile_mode: str = choice("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's mode
     on_nan: str = choice("stop", "skip")  # what a NaN/Inf loss does
     init: Optional[str] = None  # scratch | pretrained: set by the init/ group (study sweeps), shown in tags and reports
     pretrained_source: Optional[str] = None  # the pre-trained model dir that init/ reads (weights or tokenizer)

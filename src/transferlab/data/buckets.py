@@ -38,9 +38,11 @@ def carry_seed(examples: list, indices) -> Batch:
 
 class BatchSampler(Sampler):
     def __init__(self, lengths, batch_size: int, shuffle: bool, bucket: bool, seed: int, rank: int = 0, world: int = 1,
-                 pad_ranks: bool = True):
+                 pad_ranks: bool = True, drop_last: bool = False):
         self.lengths = np.asarray(lengths)
         self.batch_size, self.shuffle, self.bucket, self.seed = batch_size, shuffle, bucket, seed
+        # drop_last: no short last batch (one shape for compiled packed blocks; a new random remainder each epoch)
+        self.drop_last = drop_last and len(self.lengths) >= batch_size
         self.rank, self.world, self.pad_ranks = rank, world, pad_ranks
         self.epoch = 0
         self.start = 0  # batches of the next iteration to skip (mid-epoch resume), used once
@@ -66,7 +68,7 @@ class BatchSampler(Sampler):
             chunk = self.batch_size * 50
             for i in range(0, n, chunk):
                 order[i : i + chunk] = order[i : i + chunk][np.argsort(self.lengths[order[i : i + chunk]], kind="stable")]
-        count = math.ceil(n / self.batch_size)
+        count = n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
         numbers = rng.permutation(count) if self.shuffle and self.bucket else np.arange(count)
         return order, numbers
 
@@ -88,5 +90,6 @@ class BatchSampler(Sampler):
 
     def __len__(self) -> int:
         if self.pad_ranks:
-            return math.ceil(math.ceil(len(self.lengths) / self.batch_size) / self.world)
+            batches = len(self.lengths) // self.batch_size if self.drop_last else math.ceil(len(self.lengths) / self.batch_size)
+            return math.ceil(batches / self.world)
         return math.ceil(len(range(self.rank, len(self.lengths), self.world)) / self.batch_size)

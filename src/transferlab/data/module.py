@@ -16,9 +16,10 @@ def prepare_splits(raw: dict, objective) -> dict:
 
 
 class TransferDataModule(pl.LightningDataModule):
-    def __init__(self, datasets: dict, objective, data_cfg, seed: int):
+    def __init__(self, datasets: dict, objective, data_cfg, seed: int, static_shapes: bool = False):
         super().__init__()
         self.datasets, self.objective, self.cfg, self.seed = datasets, objective, data_cfg, seed
+        self.static_shapes = static_shapes  # compile=true: packed training batches all of one shape (drop_last)
 
     def _loader(self, split: str, train: bool) -> DataLoader:
         ds = self.datasets[split]
@@ -37,6 +38,7 @@ class TransferDataModule(pl.LightningDataModule):
         sampler = BatchSampler(
             lengths, batch_size, shuffle=train, bucket=self.cfg.bucket_by_length and ds.lengths is not None,
             seed=self.seed, rank=rank, world=world, pad_ranks=train,
+            drop_last=train and self.static_shapes and ds.lengths is None,  # lengths None: equal-length packed blocks
         )
         return DataLoader(
             # cached features (data/features.py) batch themselves; tokens as the objective says

@@ -12,7 +12,7 @@ An objective owns its task end to end, so nothing upstream names a task:
   it, ``step`` gives the loss (and updates the per-batch metrics), ``predict`` / ``evaluate`` score whole eval sets
   at the epoch's end (after predictions are gathered across ranks and duplicates dropped by id), ``written`` gives
   the rows of <run>/predictions/<split>.jsonl, and
-  ``batch_size`` / ``count_tokens`` / ``compile_targets`` / ``model_config`` tell the rest of the run what it needs.
+  ``batch_size`` / ``count_tokens`` / ``compile`` / ``model_config`` tell the rest of the run what it needs.
 
 A new objective is one module (a subclass overriding what differs), one YAML and one registry line.
 """
@@ -125,9 +125,12 @@ class Objective:
             return mask.sum()
         return batch["input_ids"].numel() if "input_ids" in batch else 0
 
-    def compile_targets(self, model) -> list:
-        """What compile=true compiles in place: the modules `step` calls."""
-        return [model]
+    def compile(self, model, mode: str = "default") -> None:
+        """compile=true: compile what `step` runs (torch.compile's `mode`). Default: the model, in place
+        (nn.Module.compile), so state-dict keys, the export and checkpoints stay as without compile. An objective whose
+        loss can join the model's graph compiles the two as one function instead (CLM's chunked loss, MLM's sparse
+        head on a static number of rows)."""
+        model.compile(mode=mode)
 
     def model_config(self) -> dict:
         """HF config fields the task model needs from the data (e.g. num_labels and id2label)."""

@@ -1,15 +1,25 @@
-"""Causal LM on packed blocks: next-token cross-entropy, reported as perplexity."""
+"""Causal LM on packed blocks: next-token cross-entropy, reported as perplexity.
+
+With loss_chunk > 0 (default) the vocabulary projection and the loss run together, `loss_chunk` rows at a time
+(objectives/lm_loss.py): the [batch, block, vocab] logits are never made, for architectures whose logits are their
+output embedding applied to the last hidden state (LM_HEADS); others project densely, as with loss_chunk=0.
+compile=true compiles the model and the loss as one function (`compile`).
+"""
 
 from dataclasses import dataclass
 
+from transferlab.config.rules import at_least
 from transferlab.objectives.base import Objective
 
 IGNORE = -100
+# Causal LMs whose logits are exactly output_embeddings(last_hidden_state): no logit scaling or soft-capping after it.
+LM_HEADS = {"gpt2", "gpt_neox", "gptj", "llama", "mistral", "qwen2", "qwen3", "opt", "phi3", "gpt_bigcode"}
 
 
 @dataclass
 class CLMConfig:
     name: str = "clm"
+    loss_chunk: int = at_least(1024, 0, hint="rows of logits at a time; 0 projects all positions at once")
 
 
 class CausalLM(Objective):
@@ -27,6 +37,9 @@ class CausalLM(Objective):
 
         super().__init__(cfg, data_cfg, tokenizer, train)
         self.metrics = per_stage(lambda: nn.ModuleDict({"perplexity": Perplexity()}))
+        self.vocab = len(tokenizer)  # columns from here on are model.vocab_multiple's padding, never a target
+        self.chunk = int(cfg.loss_chunk)  # a plain int: a config read inside the compiled loss would break its graph
+        self.loss = self.block_loss
 
     def prepare(self, split: str, dataset):
         from transferlab.data.packing import packed_blocks
@@ -38,14 +51,32 @@ class CausalLM(Objective):
 
         return BlockCollator()
 
-    def step(self, model, batch, stage: str):
+    def compile(self, model, mode: str = "default") -> None:
+        """The model's forward and the loss in one compiled function (blocks have one shape: one graph)."""
+        import torch
+
+        self.loss = torch.compile(self.block_loss, mode=mode)
+
+    def block_loss(self, model, ids):
+        """Mean next-token cross-entropy of a [batch, block] tensor of token ids."""
         from torch import nn
 
-        ids = batch["input_ids"]
-        logits = model(input_ids=ids).logits
+        from transferlab.objectives.lm_loss import linear_cross_entropy, masked_padding
+        from transferlab.objectives.metrics import unwrap
+
         # Shift the targets, not the logits: logits[:, :-1] would copy the [batch, block, vocab] tensor (and
         # zero-fill + scatter its gradient); the last position has no next token and is ignored instead.
-        targets = nn.functional.pad(ids[:, 1:], (0, 1), value=IGNORE)
-        loss = nn.functional.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE)
+        targets = nn.functional.pad(ids[:, 1:], (0, 1), value=IGNORE).flatten()
+        task_model = unwrap(model)
+        if self.chunk and task_model.config.model_type in LM_HEADS:
+            hidden = task_model.base_model(input_ids=ids).last_hidden_state
+            head = task_model.get_output_embeddings()
+            return linear_cross_entropy(hidden.flatten(0, 1), head.weight, targets, head.bias, self.chunk, self.vocab)
+        logits = masked_padding(model(input_ids=ids).logits.flatten(0, 1).float(), self.vocab)
+        return nn.functional.cross_entropy(logits, targets, ignore_index=IGNORE)
+
+    def step(self, model, batch, stage: str):
+        ids = batch["input_ids"]
+        loss = self.loss(model, ids)
         self.metrics[stage]["perplexity"].update(loss.detach(), weight=ids.numel() - ids.size(0))
         return loss

@@ -7,6 +7,11 @@ With sparse_head (default) the vocabulary projection runs only at masked positio
 FLOPs are spent on positions whose loss is ignored. Loss and accuracy are the same as the dense computation.
 The collator lists the masked positions (flat indices into the batch) on the CPU, so the device gathers them with
 index_select: no boolean indexing, hence no host sync, and the encoder keeps static shapes for torch.compile.
+
+Under compile=true the number of masked rows is made static too, so that encoder, head and loss compile as one graph:
+the position list is padded to `static_count` rows (mean + 6 standard deviations of the draw, a multiple of 8) whose
+targets are IGNORE. A draw beyond that (odds below one in 10^8 a batch) keeps a random `static_count` of its tokens
+masked and leaves the rest unchanged, as BERT's max_predictions_per_seq does.
 """
 
 from dataclasses import dataclass
@@ -41,6 +46,7 @@ class MLMCollator:
         self.mask_id, self.vocab_size = tokenizer.mask_token_id, len(tokenizer)
         self.p, self.p_mask, self.p_random = cfg.mlm_probability, cfg.mask_replace_prob, cfg.random_replace_prob
         self.continuation = None
+        self.static = False  # compile=true: pad the masked positions to static_count (MaskedLM.compile)
         if cfg.whole_word_mask:
             # A token continues the previous word: '##x' in WordPiece, no leading 'Ġ' (space) in byte-level BPE.
             byte_level = any(t.startswith("Ġ") for t in vocab)
@@ -71,6 +77,11 @@ class MLMCollator:
         rng = generator(examples)
         input_ids = torch.stack(examples).clone()
         chosen = self._select(input_ids, rng)
+        rows = static_count(input_ids.numel(), self.p) if self.static else None
+        if rows is not None and int(chosen.sum()) > rows:  # keep a random `rows` of the drawn tokens
+            drawn = chosen.flatten().nonzero().squeeze(1)
+            kept = drawn[torch.randperm(drawn.numel(), generator=rng)[:rows]]
+            chosen = torch.zeros_like(chosen).flatten().index_fill_(0, kept, True).view_as(chosen)
         labels = torch.where(chosen, input_ids, torch.full_like(input_ids, IGNORE))
         to_mask = chosen & torch.bernoulli(torch.full(input_ids.shape, self.p_mask), generator=rng).bool()
         rest = 1.0 - self.p_mask
@@ -78,7 +89,21 @@ class MLMCollator:
         input_ids[to_mask] = self.mask_id
         input_ids[to_random] = torch.randint(self.vocab_size, (int(to_random.sum()),), generator=rng)
         positions = chosen.flatten().nonzero().squeeze(1)
-        return {"input_ids": input_ids, "labels": labels, "masked_positions": positions}
+        batch = {"input_ids": input_ids, "labels": labels, "masked_positions": positions}
+        if rows is not None:  # padded to a static count: the padding points at row 0 and has no target
+            targets = torch.full((rows,), IGNORE, dtype=torch.long)
+            targets[: positions.numel()] = labels.flatten()[positions]
+            batch["masked_positions"] = torch.cat([positions, positions.new_zeros(rows - positions.numel())])
+            batch["masked_labels"] = targets
+        return batch
+
+
+def static_count(tokens: int, p: float) -> int:
+    """Masked rows per batch under compile=true: mean + 6 sd of Binomial(tokens, p), up to a multiple of 8."""
+    import math
+
+    mean = tokens * p
+    return min(tokens, max(8, math.ceil((mean + 6 * math.sqrt(mean * (1 - p))) / 8) * 8))
 
 
 def _distilbert_head(model):
@@ -124,6 +149,8 @@ class MaskedLM(Objective):
         self.sparse_head = cfg.sparse_head
         self._collator = MLMCollator(tokenizer, cfg)
         self.metrics = per_stage(lambda: nn.ModuleDict({"acc": FiniteMean(), "perplexity": Perplexity()}))
+        self.vocab = len(tokenizer)  # columns from here on are model.vocab_multiple's padding, never a target
+        self.loss = self.masked_loss
 
     def prepare(self, split: str, dataset):
         from transferlab.data.packing import packed_blocks
@@ -133,37 +160,42 @@ class MaskedLM(Objective):
     def collator(self, stage: str):
         return self._collator
 
-    def compile_targets(self, model) -> list:
-        """The encoder alone when the sparse head runs outside model.forward."""
-        from transferlab.objectives.metrics import unwrap
+    def compile(self, model, mode: str = "default") -> None:
+        """Encoder, sparse head and loss as one compiled function, on a static number of masked rows."""
+        import torch
 
-        task_model = unwrap(model)
-        return [task_model.base_model] if self._sparse_head(task_model) else [model]
+        self._collator.static = True
+        self.loss = torch.compile(self.masked_loss, mode=mode)
 
     def _sparse_head(self, task_model):
         return MLM_HEADS.get(task_model.config.model_type) if self.sparse_head else None
 
-    def logits_at_masked(self, model, input_ids, positions):
-        """Vocabulary logits for the masked positions only: [n_masked, vocab]."""
+    def masked_loss(self, model, input_ids, positions, targets):
+        """Mean cross-entropy at the masked positions (targets IGNORE: padding rows), and per row: hit, scored."""
+        from torch import nn
+
+        from transferlab.objectives.lm_loss import masked_padding
         from transferlab.objectives.metrics import unwrap
 
         task_model = unwrap(model)
         head = self._sparse_head(task_model)
         if head is None:
-            return model(input_ids=input_ids).logits.flatten(0, 1).index_select(0, positions)
-        hidden = task_model.base_model(input_ids=input_ids).last_hidden_state
-        return head(task_model)(hidden.flatten(0, 1).index_select(0, positions))
+            logits = model(input_ids=input_ids).logits.flatten(0, 1).index_select(0, positions)
+        else:
+            hidden = task_model.base_model(input_ids=input_ids).last_hidden_state
+            logits = head(task_model)(hidden.flatten(0, 1).index_select(0, positions))
+        logits = masked_padding(logits.float(), self.vocab)
+        scored = targets != IGNORE
+        loss = nn.functional.cross_entropy(logits, targets, ignore_index=IGNORE, reduction="sum") / scored.sum().clamp(min=1)
+        return loss, (logits.argmax(-1) == targets).float(), scored.float()
 
     def step(self, model, batch, stage: str):
-        from torch import nn
-
         positions = batch["masked_positions"]
         if positions.numel() == 0:  # a batch where nothing was drawn: no loss, nothing to learn
             return (sum(p.sum() for p in model.parameters() if p.requires_grad) * 0.0)
-        targets = batch["labels"].flatten().index_select(0, positions)
-        logits = self.logits_at_masked(model, batch["input_ids"], positions).float()
-        loss = nn.functional.cross_entropy(logits, targets)
+        targets = batch["masked_labels"] if "masked_labels" in batch else batch["labels"].flatten().index_select(0, positions)
+        loss, hits, scored = self.loss(model, batch["input_ids"], positions, targets)
         metrics = self.metrics[stage]
-        metrics["acc"].update((logits.argmax(-1) == targets).float())
-        metrics["perplexity"].update(loss.detach(), weight=targets.numel())
+        metrics["acc"].update(hits, weight=scored)
+        metrics["perplexity"].update(loss.detach(), weight=scored.sum())
         return loss

@@ -66,6 +66,7 @@ class TextToText(Objective):
         super().__init__(cfg, data_cfg, tokenizer, train)
         self.raw = {}
         self.metrics = per_stage(lambda: nn.ModuleDict({"acc": FiniteMean()}))  # teacher-forced target token accuracy
+        self.vocab = len(tokenizer)  # logit columns from here on are no tokens (model.vocab_multiple's padding)
 
     def _remember(self, split: str, dataset, rows) -> None:
         """The raw split (its references are scored) and how many sources and targets were cut."""
@@ -76,7 +77,9 @@ class TextToText(Objective):
     def _token_loss(self, logits, labels, stage: str):
         from torch.nn.functional import cross_entropy
 
-        logits = logits.float()
+        from transferlab.objectives.lm_loss import masked_padding
+
+        logits = masked_padding(logits.float(), self.vocab)
         loss = cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
         scored = labels != IGNORE
         self.metrics[stage]["acc"].update((logits.argmax(-1) == labels).float()[scored])

@@ -108,6 +108,7 @@ class SpanCorruption(Objective):
                 "T5-style model (model=tiny_t5), or a T5 tokenizer")
         self.sentinels = np.array([vocab[f"<extra_id_{i}>"] for i in range(spans)])
         self.metrics = per_stage(lambda: nn.ModuleDict({"acc": FiniteMean(), "perplexity": Perplexity()}))
+        self.vocab = len(tokenizer)  # logit columns from here on are no tokens (model.vocab_multiple's padding)
 
     def prepare(self, split: str, dataset):
         from transferlab.data.packing import packed_blocks
@@ -120,8 +121,11 @@ class SpanCorruption(Objective):
     def step(self, model, batch, stage: str):
         from torch.nn.functional import cross_entropy
 
+        from transferlab.objectives.lm_loss import masked_padding
+
         labels = batch["labels"]
-        logits = model(input_ids=batch["input_ids"], decoder_input_ids=model.prepare_decoder_input_ids_from_labels(labels=labels)).logits.float()
+        decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels=labels)
+        logits = masked_padding(model(input_ids=batch["input_ids"], decoder_input_ids=decoder_input_ids).logits.float(), self.vocab)
         loss = cross_entropy(logits.flatten(0, 1), labels.flatten())
         self.metrics[stage]["acc"].update((logits.argmax(-1) == labels).float())
         self.metrics[stage]["perplexity"].update(loss.detach(), weight=labels.numel())

@@ -1,0 +1,92 @@
+"""Cross-entropy over a vocabulary projection that never holds the [tokens, vocab] logits at once.
+
+A causal LM's loss projects every position onto the vocabulary: GPT-2-small at batch 16 x 1,024 tokens makes
+[16,384, 50,257] logits, 3.3 GB in fp32, plus as much again for their gradient. `linear_cross_entropy` projects
+`chunk` rows at a time instead and computes each chunk's gradients (hidden and weight) right away, in the forward
+pass, as the fused kernels of Liger-Kernel and llm.c do. Only one chunk's logits exist at any moment; backward just
+scales the stored gradients. The result is the mean cross-entropy over the rows whose target is not IGNORE, equal to
+`cross_entropy(hidden @ weight.T + bias, targets)` within float rounding (tests/test_lm_loss.py).
+
+Columns from `vocab` on (a vocabulary padded to a multiple of 64 for the GPU's matmul tiles, model.vocab_multiple)
+are no tokens: `masked_padding` gives them -inf before the softmax, so the loss equals the unpadded model's.
+
+It runs eagerly and under torch.compile (one Python loop over the chunks, unrolled in the graph); with no gradient
+wanted (evaluation) it computes the loss alone, chunk by chunk.
+"""
+
+import torch
+
+IGNORE = -100
+
+
+def masked_padding(logits: torch.Tensor, vocab: int | None) -> torch.Tensor:
+    """Logits with the padded vocabulary columns (from `vocab` on) at -inf; unchanged without padding."""
+    if vocab is None or vocab >= logits.size(-1):
+        return logits
+    return logits.masked_fill(torch.arange(logits.size(-1), device=logits.device) >= vocab, float("-inf"))
+
+
+def _chunk_logits(hidden, weight, bias, vocab):
+    logits = hidden @ weight.t()
+    if bias is not None:
+        logits = logits + bias
+    return masked_padding(logits.float(), vocab)
+
+
+def _softmax_in_place(logits, targets):
+    """Per-row cross-entropy (0 where the target is IGNORE) and the valid rows; `logits` becomes the softmax, in
+    place, so that a chunk holds one [rows, vocab] buffer (logsumexp would allocate a second)."""
+    valid = targets != IGNORE
+    picked = logits.gather(1, torch.where(valid, targets, 0)[:, None]).squeeze(1)
+    top = logits.amax(dim=-1)
+    total = logits.sub_(top[:, None]).exp_().sum(dim=-1)
+    logits.div_(total[:, None])
+    return torch.where(valid, total.log() + top - picked, 0.0), valid
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, targets, chunk: int, vocab):
+        count = (targets != IGNORE).sum().clamp(min=1).float()
+        grad_hidden = torch.empty_like(hidden)
+        grad_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)
+        grad_bias = None if bias is None else torch.zeros(bias.shape, dtype=torch.float32, device=bias.device)
+        total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+        for start in range(0, hidden.size(0), chunk):
+            h, t = hidden[start : start + chunk], targets[start : start + chunk]
+            grad = _chunk_logits(h, weight, bias, vocab)
+            losses, valid = _softmax_in_place(grad, t)
+            total = total + losses.sum()
+            # d(mean loss)/d(logits) = (softmax - onehot(target)) / count, on valid rows
+            grad.scatter_add_(1, torch.where(valid, t, 0)[:, None], -torch.ones_like(losses)[:, None])
+            grad.mul_((valid.float() / count)[:, None])
+            if not torch.is_autocast_enabled(h.device.type):  # autocast casts the matmuls' inputs itself
+                grad = grad.to(h.dtype)
+            grad_hidden[start : start + chunk] = grad @ weight
+            grad_weight += (grad.t() @ h).float()
+            if grad_bias is not None:
+                grad_bias += grad.float().sum(0)
+            del grad  # before the next chunk's logits: one chunk's buffer at a time
+        ctx.save_for_backward(grad_hidden, grad_weight, *(() if grad_bias is None else (grad_bias,)))
+        ctx.has_bias, ctx.weight_dtype = bias is not None, weight.dtype
+        return total / count
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        grad_hidden, grad_weight, *rest = ctx.saved_tensors
+        grad_bias = rest[0] * grad_output if ctx.has_bias else None
+        return (grad_hidden * grad_output.to(grad_hidden.dtype), (grad_weight * grad_output).to(ctx.weight_dtype),
+                None if grad_bias is None else grad_bias.to(ctx.weight_dtype), None, None, None)
+
+
+def linear_cross_entropy(hidden, weight, targets, bias=None, chunk: int = 4096, vocab: int | None = None):
+    """Mean cross-entropy of `hidden @ weight.T (+ bias)` against `targets` (IGNORE rows skipped), `chunk` rows of
+    logits at a time. hidden: [N, d]; weight: [V, d]; targets: [N]."""
+    if torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)):
+        return _LinearCrossEntropy.apply(hidden, weight, bias, targets, chunk, vocab)
+    total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+    for start in range(0, hidden.size(0), chunk):
+        logits = _chunk_logits(hidden[start : start + chunk], weight, bias, vocab)
+        total = total + _softmax_in_place(logits, targets[start : start + chunk])[0].sum()
+        del logits
+    return total / (targets != IGNORE).sum().clamp(min=1).float()
