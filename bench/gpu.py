@@ -3,8 +3,11 @@
     python bench/gpu.py --model bert|gpt2 [--steps 30] [--windows 3] [--runners ...] [--cpu-smoke]
 
 Runners (one after another in one process, each on the same model config, tokenizer, blocks and batch):
-  transferlab        the product: trainer=gpu (bf16-mixed), compile=true, sdpa
+  transferlab        the product: trainer=gpu (bf16-mixed), compile=true, sdpa (CLM: model + chunked loss as one graph;
+                     MLM: encoder + sparse head + loss as one graph on a static number of masked rows)
   transferlab_eager  the same with compile=false: does compile earn its place in the trainer=gpu preset?
+  transferlab_<lever> the product with one lever changed (LEVERS): the dense [B, T, V] loss, the vocabulary padded to
+                     a multiple of 64, a doubled batch, compile_mode=max-autotune-no-cudagraphs
   hf_trainer         transformers.Trainer, bf16=True, torch_compile=True, sdpa, its standard collator and group_texts
   raw_transferlab    (bert) a raw loop doing transferlab's work (same compiled model, collator, AdamW,
                      autocast): the overhead row
@@ -41,6 +44,14 @@ SMOKE = {"bert": ["model.config.hidden_size=64", "model.config.num_hidden_layers
                   "model.config.intermediate_size=128", "tokenizer.vocab_size=2000", "data.max_seq_len=64", "data.batch_size=8"],
          "gpt2": ["model.config.n_embd=64", "model.config.n_layer=2", "model.config.n_head=2", "model.config.n_positions=64",
                   "tokenizer.vocab_size=2000", "data.max_seq_len=64", "data.batch_size=8"]}
+# One lever each, against the `transferlab` row (GPT-2's dense-loss row is the memory baseline: the loss before the
+# chunked linear + cross-entropy).
+LEVERS = {
+    "gpt2": {"transferlab_dense_loss": ["objective.loss_chunk=0"], "transferlab_vocab64": ["model.vocab_multiple=64"],
+             "transferlab_batch32": ["data.batch_size=32"], "transferlab_max_autotune": ["compile_mode=max-autotune-no-cudagraphs"]},
+    "bert": {"transferlab_vocab64": ["model.vocab_multiple=64"], "transferlab_batch64": ["data.batch_size=64"],
+             "transferlab_max_autotune": ["compile_mode=max-autotune-no-cudagraphs"]},
+}
 COMMON = ["freeze=none", "data=wordnet_corpus", "tokenizer=train", "model.attn_implementation=sdpa", "optimizer.weight_decay=0.01",
           "scheduler.name=linear", "scheduler.warmup_ratio=0.06", "trainer.gradient_clip_val=1.0", "trainer.max_epochs=-1",
           "trainer.limit_val_batches=0"]
@@ -221,6 +232,9 @@ def main():
         "transferlab": tl,
         "transferlab_eager": TransferlabRunner([*base, "compile=false"], run_dir, a.steps * a.windows, a.warmup, executed_flops, log_fn=log_fn),
     }
+    for name, overrides in LEVERS[a.model].items():
+        runners[name] = TransferlabRunner([*base, f"compile={not (smoke or a.eager)}", *overrides], run_dir, a.steps * a.windows, a.warmup,
+                                          executed_flops, log_fn=log_fn)
     if mlm:
         runners["raw_transferlab"] = raw_runner(cfg, run_dir, log_fn, executed_flops, total, device, bf16=True)
     # Last: HF's TrainingArguments switch torch to the new TF32 API, which Lightning's GPU set-up then refuses.
