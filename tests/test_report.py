@@ -240,3 +240,28 @@ def test_a_single_run_gets_its_curves(tmp_path):
     series = read_log(run)
     assert series["val/acc"] == [(19, 0.4), (39, 0.6)] and series["train/loss"] == [(9, 2.5), (29, 1.5)]
     assert series["lr-AdamW"] == [(9, 0.001), (19, 0.0005)]
+
+
+def test_the_curves_axes_are_drawn_from_the_logged_keys():
+    """What curves.png shows: the loss axis (train and validation), the learning rate on a twin axis, and a validation
+    panel with the scores (perplexity repeats the loss and is left out)."""
+    import matplotlib.pyplot as plt
+
+    from transferlab.curves import draw
+
+    series = {"train/loss": [(29, 1.5), (9, 2.5)], "val/loss": [(19, 2.0), (39, 1.6)], "val/acc": [(19, 0.4), (39, 0.6)],
+              "val/perplexity": [(19, 7.4), (39, 4.9)], "lr-AdamW": [(9, 0.001), (19, 0.0005)]}
+    fig = draw(series, "run-1")
+    loss, panel, lr = fig.axes
+    assert (loss.get_xlabel(), loss.get_ylabel(), lr.get_ylabel()) == ("optimizer step", "loss", "learning rate")
+    drawn = {line.get_label(): (list(line.get_xdata()), list(line.get_ydata())) for ax in fig.axes for line in ax.get_lines()}
+    assert drawn == {"train/loss": ([9, 29], [2.5, 1.5]), "val/loss": ([19, 39], [2.0, 1.6]),
+                     "learning rate": ([9, 19], [0.001, 0.0005]), "val/acc": ([19, 39], [0.4, 0.6])}
+    assert [line.get_label() for line in loss.get_lines()] == ["train/loss", "val/loss"]
+    assert panel.get_title() == "validation" and panel.get_xlabel() == "optimizer step"
+    assert fig.texts[0].get_text() == "run-1"  # the suptitle names the run
+    plt.close(fig)
+
+    fig = draw({"train/loss": [(1, 3.0)]}, "no-scores")  # nothing validated yet: one panel, no twin axis
+    assert [ax.get_ylabel() for ax in fig.axes] == ["loss"]
+    plt.close(fig)

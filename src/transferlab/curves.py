@@ -26,16 +26,27 @@ def read_log(run: Path) -> dict:
 
 
 def plot_run(run: Path) -> Path:
-    """Loss on the left axis (train and validation), the validation scores on a second panel, the learning rate on
-    its own axis beside the loss."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    """<run>/curves.png from the run's CSV log."""
     import matplotlib.pyplot as plt
 
     series = read_log(run)
     if not any(k in series for k in ("train/loss", "val/loss")):
         raise SystemExit(f"transferlab-report: error: {run / 'csv'} logs no train/loss or val/loss to plot (was logger.csv off?)")
+    fig = draw(series, run.name)
+    out = run / "curves.png"
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def draw(series: dict, title: str):
+    """Loss on the left axis (train and validation), the validation scores on a second panel, the learning rate on
+    its own axis beside the loss: the figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     # scores (transferlab keeps them as fractions); perplexity repeats the loss, and counts are no curve
     metrics = sorted(k for k in series if k.startswith("val/") and k != "val/loss" and all(0 <= v <= 1 for _, v in series[k]))
     fig, axes = plt.subplots(1, 2 if metrics else 1, figsize=(12 if metrics else 7, 4.5), squeeze=False)
@@ -64,9 +75,6 @@ def plot_run(run: Path) -> Path:
         panel.set_title("validation")
         panel.legend(fontsize="small")
         panel.grid(alpha=0.3)
-    fig.suptitle(run.name)
+    fig.suptitle(title)
     fig.tight_layout()
-    out = run / "curves.png"
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return fig
