@@ -194,9 +194,10 @@ def test_the_terminal_shows_the_run_not_foreign_chatter(tmp_path):
     env = {**os.environ, "WANDB_MODE": "offline"}
     out = subprocess.run([sys.executable, "-m", "transferlab.train", "experiment=quickstart", "trainer.max_steps=2", "data.max_train_samples=64",
                           "data.max_eval_samples=32", "callbacks.progress_bar=false", f"hydra.run.dir={run}"],
-                         capture_output=True, text=True, env=env, timeout=300)
+                         capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     text = out.stderr + out.stdout
+    assert "quickstart  (full config: run/.hydra/config.yaml; verbose=true prints it)" in text  # relative to the launch dir
     for foreign in ("💡 Tip", "anonymous setting has no effect", "LeafSpec", "FLOPs"):
         assert foreign not in text, foreign
     assert "├── groups" in text and "model: tiny_bert" in text and "trainer.max_steps=2" in text

@@ -39,7 +39,12 @@ def config_view(cfg, run_dir: Path):
         return Syntax(OmegaConf.to_yaml(cfg, resolve=True), "yaml", theme="ansi_dark")
     hydra_cfg = HydraConfig.get()
     choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if v and not k.startswith(("hydra", "schema")) and "@" not in k}
-    tree = Tree(f"[bold]{cfg.task_name}[/bold]  (full config: {run_dir / '.hydra' / 'config.yaml'}; verbose=true prints it)")
+    path = run_dir / ".hydra" / "config.yaml"
+    try:  # relative to where the user launched it: shorter, and clickable in most terminals
+        path = path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        pass
+    tree = Tree(f"[bold]{cfg.task_name}[/bold]  (full config: {path}; verbose=true prints it)")
     groups = tree.add("groups")
     for group, choice in sorted(choices.items()):
         groups.add(f"{group}: {choice}")

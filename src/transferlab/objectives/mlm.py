@@ -10,8 +10,8 @@ index_select: no boolean indexing, hence no host sync, and the encoder keeps sta
 
 Under compile=true the number of masked rows is made static too, so that encoder, head and loss compile as one graph:
 the position list is padded to `static_count` rows (mean + 6 standard deviations of the draw, a multiple of 8) whose
-targets are IGNORE. A draw beyond that (odds below one in 10^8 a batch) keeps a random `static_count` of its tokens
-masked and leaves the rest unchanged, as BERT's max_predictions_per_seq does.
+targets are IGNORE. A draw beyond that (odds about 1e-9 a batch for token draws; whole-word draws spread more) keeps a
+random `static_count` of its tokens masked and leaves the rest unchanged, as BERT's max_predictions_per_seq does.
 """
 
 from dataclasses import dataclass
