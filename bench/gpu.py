@@ -1,6 +1,6 @@
 """GPU: BERT-base-sized MLM and GPT-2-small-sized CLM from scratch, bf16-mixed, sdpa, compile: tokens/s and MFU.
 
-    python bench/gpu.py --model bert|gpt2 [--steps 30] [--windows 3] [--runners ...] [--cpu-smoke]
+    python bench/gpu.py --model bert|gpt2 [--block N] [--batch N] [--steps 30] [--windows 3] [--runners ...] [--cpu-smoke]
 
 Runners (one after another in one process, each on the same model config, tokenizer, blocks and batch):
   transferlab        the product: trainer=gpu (bf16-mixed), compile=true, sdpa (CLM: model + chunked loss as one graph;
@@ -48,8 +48,8 @@ SMOKE = {"bert": ["model.config.hidden_size=64", "model.config.num_hidden_layers
 # chunked linear + cross-entropy).
 LEVERS = {
     "gpt2": {"transferlab_dense_loss": ["objective.loss_chunk=0"], "transferlab_vocab64": ["model.vocab_multiple=64"],
-             "transferlab_batch32": ["data.batch_size=32"], "transferlab_max_autotune": ["compile_mode=max-autotune-no-cudagraphs"]},
-    "bert": {"transferlab_vocab64": ["model.vocab_multiple=64"], "transferlab_batch64": ["data.batch_size=64"],
+             "transferlab_batch2x": ["data.batch_size=2x"], "transferlab_max_autotune": ["compile_mode=max-autotune-no-cudagraphs"]},
+    "bert": {"transferlab_vocab64": ["model.vocab_multiple=64"], "transferlab_batch2x": ["data.batch_size=2x"],
              "transferlab_max_autotune": ["compile_mode=max-autotune-no-cudagraphs"]},
 }
 COMMON = ["freeze=none", "data=wordnet_corpus", "tokenizer=train", "model.attn_implementation=sdpa", "optimizer.weight_decay=0.01",
@@ -160,6 +160,8 @@ def main():
     p.add_argument("--windows", type=int, default=3)
     p.add_argument("--workers", type=int, default=4, help="DataLoader workers, for every runner")
     p.add_argument("--runners", default=None)
+    p.add_argument("--block", type=int, default=None, help="tokens per block (default: the model's SIZES; the MFU target is BERT at 128)")
+    p.add_argument("--batch", type=int, default=None, help="blocks per batch (default: the model's SIZES)")
     p.add_argument("--cpu-smoke", action="store_true")
     p.add_argument("--eager", action="store_true", help="compile off for every runner (HF Trainer included)")
     p.add_argument("--profile", default="", help="comma-separated runners to profile for 5 steps after the warm-up (CPU + CUDA)")
@@ -186,7 +188,8 @@ def main():
     log_fn = lambda: attach(WindowLog(a.warmup, a.steps, a.windows, sync))  # noqa: E731
     peak = None if smoke else bf16_peak_tflops(device)
     trainer = ["trainer=cpu", "trainer.precision=bf16-mixed"] if smoke else ["trainer=gpu"]  # smoke: Lightning's AMP path
-    base = [*SIZES[a.model], *(SMOKE[a.model] if smoke else []), *COMMON, *trainer, f"data.num_workers={a.workers}",
+    shape = ([f"data.max_seq_len={a.block}"] if a.block else []) + ([f"data.batch_size={a.batch}"] if a.batch else [])
+    base = [*SIZES[a.model], *(SMOKE[a.model] if smoke else []), *shape, *COMMON, *trainer, f"data.num_workers={a.workers}",
             f"task_name=bench_gpu_{a.model}"]
     run_dir = WORK / f"gpu_{a.model}_run"
     t0 = time.perf_counter()
@@ -232,7 +235,9 @@ def main():
         "transferlab": tl,
         "transferlab_eager": TransferlabRunner([*base, "compile=false"], run_dir, a.steps * a.windows, a.warmup, executed_flops, log_fn=log_fn),
     }
+    batch = int(cfg.data.batch_size)
     for name, overrides in LEVERS[a.model].items():
+        overrides = [o.replace("=2x", f"={2 * batch}") for o in overrides]  # twice the batch every other row uses
         runners[name] = TransferlabRunner([*base, f"compile={not (smoke or a.eager)}", *overrides], run_dir, a.steps * a.windows, a.warmup,
                                           executed_flops, log_fn=log_fn)
     if mlm:
