@@ -200,7 +200,8 @@ def test_the_terminal_shows_the_run_not_foreign_chatter(tmp_path):
     assert "quickstart  (full config: run/.hydra/config.yaml; verbose=true prints it)" in text  # relative to the launch dir
     for foreign in ("💡 Tip", "anonymous setting has no effect", "LeafSpec", "FLOPs"):
         assert foreign not in text, foreign
-    assert "├── groups" in text and "model: tiny_bert" in text and "trainer.max_steps=2" in text
+    assert "\ngroups\n├── callbacks: default" in text and "│   ├── model: tiny_bert" not in text  # groups at the top level
+    assert "├── model: tiny_bert" in text and "overrides\n├── trainer.max_steps=2" in text
     assert "max_epochs:" not in text  # the full YAML is in .hydra/config.yaml, not on the terminal
     last = [line for line in out.stderr.splitlines() if line.strip()][-2:]
     assert last[0].startswith("test {'test/loss'") and last[1] == f"run dir {run}"

@@ -235,9 +235,9 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None, inputs):
         for split, n in inputs.dropped.items():
             console.print(f"data.{split}: dropped {n} rows with a missing value (data.missing=drop)")
     if rank_zero:
-        from transferlab.terminal import config_view
+        from transferlab.terminal import show_run
 
-        console.print(config_view(cfg, run_dir))
+        show_run(console, cfg, run_dir)
     if inputs.resume_from and rank_zero and cfg.tokenizer.source == "train":
         from transferlab.resume import adopt_tokenizer
 

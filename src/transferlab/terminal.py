@@ -26,9 +26,10 @@ def silence() -> None:
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", module=r"lightning\.pytorch\.utilities\._pytree")
 
 
-def config_view(cfg, run_dir: Path):
+def show_run(console, cfg, run_dir: Path) -> None:
     """What a run is, at a glance: the chosen member of each config group and the overrides given. The full composed
-    config is in <run>/.hydra/config.yaml; verbose=true prints it here."""
+    config is in <run>/.hydra/config.yaml; verbose=true prints it here. The first line is printed unwrapped, so
+    that its path stays one piece in a piped log (rich wraps at 80 columns there)."""
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
     from rich.tree import Tree
@@ -36,15 +37,17 @@ def config_view(cfg, run_dir: Path):
     if cfg.verbose:
         from rich.syntax import Syntax
 
-        return Syntax(OmegaConf.to_yaml(cfg, resolve=True), "yaml", theme="ansi_dark")
-    hydra_cfg = HydraConfig.get()
-    choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if v and not k.startswith(("hydra", "schema")) and "@" not in k}
+        console.print(Syntax(OmegaConf.to_yaml(cfg, resolve=True), "yaml", theme="ansi_dark"))
+        return
     path = run_dir / ".hydra" / "config.yaml"
     try:  # relative to where the user launched it: shorter, and clickable in most terminals
         path = path.resolve().relative_to(Path.cwd().resolve())
     except ValueError:
         pass
-    tree = Tree(f"[bold]{cfg.task_name}[/bold]  (full config: {path}; verbose=true prints it)")
+    console.print(f"[bold]{cfg.task_name}[/bold]  (full config: {path}; verbose=true prints it)", soft_wrap=True)
+    hydra_cfg = HydraConfig.get()
+    choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if v and not k.startswith(("hydra", "schema")) and "@" not in k}
+    tree = Tree("", hide_root=True)
     groups = tree.add("groups")
     for group, choice in sorted(choices.items()):
         groups.add(f"{group}: {choice}")
@@ -53,4 +56,4 @@ def config_view(cfg, run_dir: Path):
         changed = tree.add("overrides")
         for override in overrides:
             changed.add(override)
-    return tree
+    console.print(tree)
