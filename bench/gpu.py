@@ -237,6 +237,8 @@ def main():
     }
     batch = int(cfg.data.batch_size)
     for name, overrides in LEVERS[a.model].items():
+        if (smoke or a.eager) and any(o.startswith("compile_mode=") for o in overrides):
+            continue  # a compile mode without compiling is refused (config check)
         overrides = [o.replace("=2x", f"={2 * batch}") for o in overrides]  # twice the batch every other row uses
         runners[name] = TransferlabRunner([*base, f"compile={not (smoke or a.eager)}", *overrides], run_dir, a.steps * a.windows, a.warmup,
                                           executed_flops, log_fn=log_fn)

@@ -84,6 +84,7 @@ CATALOGUE = [
     ("unknown_group_option", ["model=tiny_bret"], {}, "unknown model 'tiny_bret' (did you mean 'tiny_bert'?); available: pretrained, tiny_bert, tiny_gpt2"),
     ("unknown_key", ["optimizer.lrr=1"], {}, "unknown key 'optimizer.lrr' (did you mean 'optimizer.lr'?)"),
     ("wrong_type", ["optimizer.lr=abc"], {}, "optimizer.lr: expected a float, got 'abc'"),
+    ("compile_mode_without_compile", ["compile_mode=max-autotune"], {}, "compile_mode=max-autotune applies only when compiling; add compile=true, or drop compile_mode"),
     ("clm_on_encoder", ["objective=clm", "model=tiny_bert"], {}, "objective=clm needs a decoder-only model, but model type 'bert' is encoder-only"),
     ("missing_label_column", _files(train="no_label"), {}, "has no column 'label'; columns found: text, category; set data.label_column="),
     ("empty_file", _files(train="empty"), {}, "empty.csv is empty; give a file with at least one example"),

@@ -24,6 +24,11 @@ def _check_trainer(cfg: DictConfig) -> None:
             check_value(f"trainer.{key}", value, bounds)
 
 
+def _check_compile(cfg: DictConfig) -> None:
+    if cfg.compile_mode != "default" and not cfg.compile:
+        raise TransferlabError(f"compile_mode={cfg.compile_mode} applies only when compiling; add compile=true, or drop compile_mode")
+
+
 def _check_model(cfg: DictConfig, objective) -> None:
     from transferlab.architectures import check_fits, check_positions, config_fields
 
@@ -116,6 +121,7 @@ def validate(cfg: DictConfig) -> None:
     try:
         check_fields(cfg)
         _check_trainer(cfg)
+        _check_compile(cfg)
         objective = OBJECTIVES[cfg.objective.name]
         _check_model(cfg, objective)
         _check_data(cfg)
