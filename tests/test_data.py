@@ -286,6 +286,27 @@ def test_missing_values_fail_naming_file_and_line_or_are_dropped_and_counted(tmp
     raw, dropped = load_splits(cfg, Classification)
     assert dropped == {"train": 2}
     assert sorted(raw["train"]["text"]) == ["a bus", "a cat", "a dog", "a van"]
+    again, dropped = load_splits(cfg, Classification)  # checked once: the count comes from the record, unread
+    assert dropped == {"train": 2} and again["train"]._made is None
+    assert sorted(again["train"]["text"]) == ["a bus", "a cat", "a dog", "a van"]
+    assert again["train"]._fingerprint == raw["train"]._fingerprint == again["train"]._made._fingerprint
+    cfg.missing = "error"  # a setting the record did not pass under: checked again, and it fails again
+    with pytest.raises(TransferlabError, match=r"gaps.csv\) has empty values"):
+        load_splits(cfg, Classification)
+
+
+def test_a_checked_file_is_checked_again_when_it_changes_and_named_when_gone(tmp_path):
+    path = _write(tmp_path / "t.csv", ["text,label", "a cat,animal", "a car,vehicle"])
+    cfg = _data_cfg(tmp_path, train=path, validation=path, test=path, label_column="label")
+    first, _ = load_splits(cfg, Classification)
+    assert first["train"]._fingerprint == load_splits(cfg, Classification)[0]["train"]._fingerprint
+    time.sleep(0.01)
+    _write(tmp_path / "t.csv", ["text,label", "a cat,animal", ",vehicle"])  # changed: its record no longer names it
+    with pytest.raises(TransferlabError, match=r"t.csv\) has empty values: 'text' at line 3"):
+        load_splits(cfg, Classification)
+    os.remove(path)
+    with pytest.raises(TransferlabError, match=f"data.train: file not found: {path}"):
+        load_splits(cfg, Classification)
 
 
 def test_carved_splits_are_named_before_they_are_cut_and_cut_only_when_read(tmp_path, wordpiece, monkeypatch):
@@ -301,14 +322,14 @@ def test_carved_splits_are_named_before_they_are_cut_and_cut_only_when_read(tmp_
 
     raw = _load(data_cfg, labeled=True)
     fingerprints = {split: raw[split]._fingerprint for split in raw}
-    assert draws == [] and all(ds._rows is None for ds in raw.values())  # named, nothing cut
+    assert draws == [] and all(ds._made is None for ds in raw.values())  # named, nothing cut
     assert _load(data_cfg, labeled=True)["test"]._fingerprint == fingerprints["test"]  # the same name in any run
     objective = Classification(OmegaConf.create({"name": "classification"}), data_cfg, wordpiece, raw["train"])
     assert draws == [60, 54, 48]  # train's labels read: validation's carve, test's from the rest, the 30-row limit
     objective.prepare("test", raw["test"])  # a miss, tokenized from the carve already drawn
     cached = _load(data_cfg, labeled=True)
     objective.prepare("test", cached["test"])  # a hit: nothing drawn, nothing read
-    assert draws == [60, 54, 48] and cached["test"]._rows is None
+    assert draws == [60, 54, 48] and cached["test"]._made is None
 
 
     held, rest = real(["ab"[i % 2] for i in range(60)], 60, 0.1, data_cfg.split_seed)
@@ -326,9 +347,10 @@ def test_too_few_rows_to_carve_from_fail_in_one_line(tmp_path):
 
 
 
-def test_a_packed_objective_on_prepared_data_reads_no_line_to_carve_its_splits(tmp_path, wordpiece, monkeypatch):
+def test_a_packed_objective_on_prepared_data_opens_no_byte_of_its_text(tmp_path, wordpiece, monkeypatch):
     """MLM on a text file whose validation split is carved: the second run finds every prepared split by name, never
-    cuts a split and never scans the text (the training RSS of a large corpus does not grow with its size)."""
+    loads the file, never cuts a split and never scans the text (the training RSS of a large corpus, mapped pages
+    included, does not grow with its size)."""
     monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path / "cache"))
     path = _write(tmp_path / "corpus.txt", [f"the cat number {i} sleeps on a mat" for i in range(300)])
     data_cfg = _data_cfg(tmp_path, train=path, max_seq_len=16)
@@ -336,11 +358,12 @@ def test_a_packed_objective_on_prepared_data_reads_no_line_to_carve_its_splits(t
     first = {split: objective.prepare(split, ds) for split, ds in _load(data_cfg, labeled=False).items()}
     import transferlab.data.loading as loading
 
-    scans = []
-    real_scan = loading._scan_missing
+    scans, loads = [], []
+    real_scan, real_load = loading._scan_missing, loading._load_file
     monkeypatch.setattr(loading, "_scan_missing", lambda ds, column: scans.append(column) or real_scan(ds, column))
+    monkeypatch.setattr(loading, "_load_file", lambda *a: loads.append(a[1]) or real_load(*a))
     again = _load(data_cfg, labeled=False)
-    assert scans == []  # blank lines and missing values: found in the cache, not by reading the text again
     second = {split: objective.prepare(split, ds) for split, ds in again.items()}
-    assert all(ds._rows is None for ds in again.values())  # named, found, never cut
+    assert loads == [] and scans == []  # the file not opened: its check and its missing values are in the cache
+    assert all(ds._made is None for ds in again.values())  # named, found, never cut
     assert {s: b.fingerprint for s, b in first.items()} == {s: b.fingerprint for s, b in second.items()}

@@ -1,6 +1,8 @@
 """Load the raw splits (local files or a hub dataset), check them, and cut them to size.
 
-Bad input fails here, before any tokenization, with one line naming the file and the fix.
+Bad input fails here, before any tokenization, with one line naming the file and the fix. A local file that passed
+once (the same file, read the same way, for the same objective and columns) is not read again to be checked: it
+comes deferred, and a run whose prepared splits are all in the cache never opens it.
 """
 
 import hashlib
@@ -81,14 +83,19 @@ def _sanitized_copy(path: Path, cache_dir: Path) -> Path:
     return out
 
 
-def _load_file(path_str: str, split: str, encoding_errors: str, fmt: str = "auto"):
-    from datasets import load_dataset
-
+def _existing(path_str: str, split: str) -> Path:
     path = Path(path_str)
     if not path.is_file():
         raise TransferlabError(f"data.{split}: file not found: {path}")
     if path.stat().st_size == 0:
         raise TransferlabError(f"data.{split}: {path} is empty; give a file with at least one example")
+    return path
+
+
+def _load_file(path_str: str, split: str, encoding_errors: str, fmt: str = "auto"):
+    from datasets import load_dataset
+
+    path = _existing(path_str, split)
     fmt = _format(path, fmt)
     if encoding_errors == "replace" and fmt != "parquet":
         path = _sanitized_copy(path, cache_dir() / "utf8")
@@ -257,27 +264,66 @@ def _label_names(ds, columns: list):
     return ds
 
 
+def _checked(ds, split: str, data_cfg, objective):
+    """A raw split in the objective's layout, its columns and missing values checked, reduced to its fields (renamed
+    to their names) and its rows checked: (ds, rows dropped for a missing value)."""
+    fields = objective.fields
+    ds = objective.reshape(ds, data_cfg)
+    _check_columns(ds, split, data_cfg, fields)
+    ds, dropped = _handle_missing(ds, split, data_cfg, fields)
+    ds = _label_names(ds.select_columns([data_cfg[key] for key in fields.values()]), [data_cfg[key] for key in fields.values()])
+    ds = ds.rename_columns({data_cfg[key]: field for field, key in fields.items() if data_cfg[key] != field})
+    # rows as the file holds them (before any carve), so a bad one is named by its line
+    objective.check_rows(ds, lambda i: f"data.{split} ({_where(data_cfg, split)}) {_rows_named(data_cfg, split, [i])}")
+    return ds, dropped
+
+
+def _checked_file(data_cfg, split: str, objective):
+    """A file split, read and checked as `_checked` does, named by what decides the outcome: the file's identity,
+    how it is read, the objective and the columns it reads. The first run records that it passed (and what it
+    dropped) under $TRANSFERLAB_CACHE/checked/; a later run gets the split Deferred, opened only if a prepared split
+    it feeds is missing from the cache. A run on a prepared corpus opens no byte of its text."""
+    import os
+    import tempfile
+
+    from transferlab.data.deferred import Deferred
+
+    path = _existing(data_cfg[split], split)  # a file gone since (or emptied) fails now, record or not
+    columns = {field: data_cfg[key] for field, key in objective.fields.items()}
+    named = [file_identity(path), _format(path, data_cfg.format), data_cfg.encoding_errors, split, objective.name, columns,
+             data_cfg.missing, 1]
+    key = hashlib.sha256(json.dumps(named).encode()).hexdigest()[:32]
+
+    def make():
+        ds, dropped = _checked(_load_file(data_cfg[split], split, data_cfg.encoding_errors, data_cfg.format), split, data_cfg, objective)
+        ds._fingerprint = key
+        return ds, dropped
+
+    record = cache_dir() / "checked" / f"{key}.json"
+    if record.is_file():
+        return Deferred(lambda: make()[0], key), json.loads(record.read_text())["dropped"]
+    ds, dropped = make()
+    record.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=record.parent, prefix=f".{key}.", suffix=".json")
+    with os.fdopen(fd, "w") as f:
+        json.dump({"split": split, "file": str(path), "dropped": dropped}, f)
+    os.replace(tmp, record)
+    return ds, dropped
+
+
 def load_splits(data_cfg, objective):
     """train/validation/test as datasets.Dataset with one column per field of the objective (class) (field -> the
     data.* key naming its column), cut to the configured size, and the number of rows dropped per split for a
-    missing value. data.streaming=true: datasets.IterableDataset streams instead (data/streaming.py)."""
-    fields, stratify = objective.fields, objective.stratify
+    missing value. Local files that an earlier run checked come Deferred (`_checked_file`). data.streaming=true:
+    datasets.IterableDataset streams instead (data/streaming.py)."""
     if data_cfg.streaming:
         from transferlab.data.streaming import load_streams
 
-        return load_streams(data_cfg, fields), {}
+        return load_streams(data_cfg, objective.fields), {}
     if data_cfg.source == "hub":
-        raw = _load_hub(data_cfg)
+        checked = {split: _checked(ds, split, data_cfg, objective) for split, ds in _load_hub(data_cfg).items()}
     else:
-        raw = {s: _load_file(data_cfg[s], s, data_cfg.encoding_errors, data_cfg.format) for s in SPLITS if data_cfg[s] is not None}
-    dropped = {}
-    for split, ds in raw.items():
-        ds = objective.reshape(ds, data_cfg)
-        _check_columns(ds, split, data_cfg, fields)
-        ds, dropped[split] = _handle_missing(ds, split, data_cfg, fields)
-        ds = _label_names(ds.select_columns([data_cfg[key] for key in fields.values()]), [data_cfg[key] for key in fields.values()])
-        raw[split] = ds.rename_columns({data_cfg[key]: field for field, key in fields.items() if data_cfg[key] != field})
-        # rows as the file holds them (before any carve), so a bad one is named by its line
-        objective.check_rows(raw[split], lambda i, s=split: f"data.{s} ({_where(data_cfg, s)}) {_rows_named(data_cfg, s, [i])}")
-
-    return cut_splits(raw, data_cfg, stratify), {split: n for split, n in dropped.items() if n}
+        checked = {split: _checked_file(data_cfg, split, objective) for split in SPLITS if data_cfg[split] is not None}
+    raw = {split: ds for split, (ds, _) in checked.items()}
+    dropped = {split: n for split, (_, n) in checked.items() if n}
+    return cut_splits(raw, data_cfg, objective.stratify), dropped

@@ -1,7 +1,7 @@
 """Seeded, stratified index selection: carving missing splits, data.train_fraction and the size limits.
 
-A cut split is a `Cut`: named (fingerprinted) from its parent and the cut's settings before any index is drawn, so a
-run whose prepared splits are all in the cache reads no line of text to cut them. Indices, when drawn, are numpy
+A cut split is `Deferred`: named (fingerprinted) from its parent and the cut's settings before any index is drawn, so
+a run whose prepared splits are all in the cache reads no line of text to cut them. Indices, when drawn, are numpy
 arrays, not Python lists: a text corpus has millions of rows.
 """
 
@@ -11,6 +11,7 @@ from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
 
+from transferlab.data.deferred import Deferred
 from transferlab.errors import TransferlabError
 
 
@@ -52,38 +53,16 @@ def stratified_sample(labels: Optional[Sequence], n: int, size: int, seed: int) 
     return np.sort(taken)
 
 
-class Cut:
-    """The rows `pick(parent)` selects from a datasets split (None: all of them), selected on first use.
+def cut(parent, pick: Callable, settings: dict) -> Deferred:
+    """The rows `pick(parent)` selects from a split (None: all of them), named from the parent's fingerprint and
+    `settings` (which must determine the pick) and selected on first use."""
+    payload = json.dumps([parent._fingerprint, settings], sort_keys=True, default=str)
 
-    `_fingerprint` is known at once, from the parent's and `settings` (which must determine the pick). Everything
-    else (len, columns, map, select, ...) is the cut dataset's and makes the cut: the prepared-data cache is looked up
-    by fingerprint alone, so on a hit the indices are never drawn.
-    """
+    def make():
+        picked = pick(parent)
+        return parent if picked is None else parent.select(picked)
 
-    def __init__(self, parent, pick: Callable, settings: dict):
-        self._parent, self._pick, self._rows = parent, pick, None
-        payload = json.dumps([parent._fingerprint, settings], sort_keys=True, default=str)
-        self._fingerprint = hashlib.sha256(payload.encode()).hexdigest()[:32]
-
-    def _cut(self):
-        if self._rows is None:
-            picked = self._pick(self._parent)
-            self._rows = self._parent if picked is None else self._parent.select(picked)
-        return self._rows
-
-    def __getattr__(self, name):
-        if name.startswith("__") or name in ("_parent", "_pick", "_rows"):  # copy/pickle probing an unset instance
-            raise AttributeError(name)
-        return getattr(self._cut(), name)
-
-    def __len__(self):
-        return len(self._cut())
-
-    def __getitem__(self, key):
-        return self._cut()[key]
-
-    def __iter__(self):
-        return iter(self._cut())
+    return Deferred(make, hashlib.sha256(payload.encode()).hexdigest()[:32])
 
 
 def _column(ds, column: str) -> list:
@@ -96,7 +75,7 @@ def _strata(ds, field: Optional[str]):
 
 
 def _carve(train, fraction: float, seed: int, stratify: Optional[str], split: str):
-    """(held, rest) of train as Cuts, `fraction` of it held out for `split`; one draw serves both."""
+    """(held, rest) of train, deferred cuts, `fraction` of it held out for `split`; one draw serves both."""
     drawn = {}
 
     def part(which: int):
@@ -111,12 +90,12 @@ def _carve(train, fraction: float, seed: int, stratify: Optional[str], split: st
         return pick
 
     settings = {"cut": "carve", "split": split, "fraction": fraction, "seed": seed, "by": stratify}
-    return Cut(train, part(0), {**settings, "part": "held"}), Cut(train, part(1), {**settings, "part": "rest"})
+    return cut(train, part(0), {**settings, "part": "held"}), cut(train, part(1), {**settings, "part": "rest"})
 
 
 def cut_splits(raw: dict, data_cfg, stratify: Optional[str]) -> dict:
     """Missing validation/test splits carved from train (stratified, fixed seed), validation first; then
-    data.train_fraction and the size limits. Each cut is a Cut: named now, made only when its rows are read (a cache
+    data.train_fraction and the size limits. Each cut is Deferred: named now, made only when its rows are read (a cache
     miss), so a run on prepared data reads no line of text to cut them."""
     raw, seed = dict(raw), data_cfg.split_seed
     for split in ("validation", "test"):
@@ -124,10 +103,10 @@ def cut_splits(raw: dict, data_cfg, stratify: Optional[str]) -> dict:
             raw[split], raw["train"] = _carve(raw["train"], data_cfg.validation_fraction, seed, stratify, split)
     if data_cfg.train_fraction < 1:
         taken = lambda ds, f=data_cfg.train_fraction: stratified_take(_strata(ds, stratify), len(ds), f, seed)[0]  # noqa: E731
-        raw["train"] = Cut(raw["train"], taken, {"cut": "train_fraction", "fraction": data_cfg.train_fraction, "seed": seed, "by": stratify})
+        raw["train"] = cut(raw["train"], taken, {"cut": "train_fraction", "fraction": data_cfg.train_fraction, "seed": seed, "by": stratify})
     limits = {"train": data_cfg.max_train_samples, "validation": data_cfg.max_eval_samples, "test": data_cfg.max_eval_samples}
     for split, limit in limits.items():
         if limit is not None:
             sample = lambda ds, k=limit: stratified_sample(_strata(ds, stratify), len(ds), k, seed) if k < len(ds) else None  # noqa: E731
-            raw[split] = Cut(raw[split], sample, {"cut": "limit", "size": limit, "seed": seed, "by": stratify})
+            raw[split] = cut(raw[split], sample, {"cut": "limit", "size": limit, "seed": seed, "by": stratify})
     return raw
