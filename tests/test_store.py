@@ -1,5 +1,7 @@
 """Prepared data on disk (data/store.py): memory-mapped blocks and rows, the id dtype, the cache and its failures."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from datasets import Dataset
@@ -44,6 +46,47 @@ def test_blocks_hold_the_whole_stream_in_order_and_wrap_instead_of_padding(cache
     assert item.dtype.is_floating_point is False and item.tolist() == stream[48:64].tolist()
     (prepared,) = cache.iterdir()  # the tokenized Arrow was scratch: only the blocks are kept
     assert sorted(p.name for p in prepared.iterdir()) == ["blocks.npy", "layout.json"] and not tokenize.scratch.exists()
+
+
+def _mapped_kb(path) -> int:
+    """Resident kB of this process's mappings of `path` (/proc/self/smaps)."""
+    total, inside = 0, False
+    for line in open("/proc/self/smaps"):
+        head = line.split()
+        if len(head) >= 5 and "-" in head[0]:  # a mapping's header line: address range, perms, offset, dev, inode [path]
+            inside = line.rstrip().endswith(str(path))
+        elif inside and head[0] == "Rss:":
+            total += int(head[1])
+    return total
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="reads Linux's /proc/self/smaps")
+def test_items_are_read_without_mapping_the_file_into_the_process(cache):
+    """Random items through the mapping would map 64 KiB around each read (the kernel's fault-around); FileRows
+    reads them with pread: the same tokens, and the file's mapping stays unresident."""
+    rng = np.random.default_rng(0)
+    ids = [rng.integers(5, 60_000, size=64).tolist() for _ in range(20_000)]  # 2.5 MB of uint16 blocks
+    blocks = Blocks(store.blocks("r", Tokenize(ids), 64, vocab_size=60_000))
+    (path,) = cache.glob("*/blocks.npy")
+    picked = rng.permutation(len(blocks))[:500]
+    assert all(blocks[int(i)].tolist() == ids[i] for i in picked)  # 500 random blocks, exactly the tokens written
+    assert blocks[-1].tolist() == ids[-1] and blocks.__getitems__([2, 0])[1].tolist() == ids[0]
+    assert _mapped_kb(path) == 0  # not one page of it resident
+    _ = [int(blocks.blocks[int(i)][0]) for i in picked]
+    assert _mapped_kb(path) > 2_000  # 500 reads at 64 KiB each: all 2.5 MB of it
+    with pytest.raises(IndexError, match="index 20000 out of range for 20000 items"):
+        blocks[20_000]
+
+
+def test_a_pickled_reader_opens_its_own_file_and_reads_the_same_items(cache):
+    import pickle
+
+    ids = docs(2, n=30)
+    rows = Rows(store.rows("p", Tokenize(ids, labels=list(range(30))), ["labels"], 100), ["labels"], "p")
+    assert rows[4]["input_ids"].tolist() == ids[4]  # its descriptor is open now; a spawned worker gets none
+    copy = pickle.loads(pickle.dumps(rows))
+    assert copy._ids._fd is None and [copy[i]["input_ids"].tolist() for i in range(30)] == ids
+    assert rows[29]["labels"] == copy[29]["labels"] == 29
 
 
 def test_a_stream_shorter_than_a_block_repeats_and_a_selected_view_is_read_as_selected():
