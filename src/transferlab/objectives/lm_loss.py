@@ -33,15 +33,16 @@ def _chunk_logits(hidden, weight, bias, vocab):
     return masked_padding(logits.float(), vocab)
 
 
-def _softmax_in_place(logits, targets):
-    """Per-row cross-entropy (0 where the target is IGNORE) and the valid rows; `logits` becomes the softmax, in
-    place, so that a chunk holds one [rows, vocab] buffer (logsumexp would allocate a second)."""
+def _exp_in_place(logits, targets):
+    """Per-row cross-entropy (0 where the target is IGNORE), the valid rows, the targets with 0 for IGNORE, and each
+    row's sum of exponentials. `logits` becomes exp(logits - row max), in place, so that a chunk holds one
+    [rows, vocab] buffer (logsumexp would allocate a second); divided by that sum it is the softmax."""
     valid = targets != IGNORE
-    picked = logits.gather(1, torch.where(valid, targets, 0)[:, None]).squeeze(1)
+    safe = torch.where(valid, targets, 0)
+    picked = logits.gather(1, safe[:, None]).squeeze(1)
     top = logits.amax(dim=-1)
     total = logits.sub_(top[:, None]).exp_().sum(dim=-1)
-    logits.div_(total[:, None])
-    return torch.where(valid, total.log() + top - picked, 0.0), valid
+    return torch.where(valid, total.log() + top - picked, 0.0), valid, safe, total
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
@@ -55,10 +56,10 @@ class _LinearCrossEntropy(torch.autograd.Function):
         for start in range(0, hidden.size(0), chunk):
             h, t = hidden[start : start + chunk], targets[start : start + chunk]
             grad = _chunk_logits(h, weight, bias, vocab)
-            losses, valid = _softmax_in_place(grad, t)
+            losses, valid, safe, sums = _exp_in_place(grad, t)
             total = total + losses.sum()
             # d(mean loss)/d(logits) = (softmax - onehot(target)) / count, on valid rows
-            grad.scatter_add_(1, torch.where(valid, t, 0)[:, None], -torch.ones_like(losses)[:, None])
+            grad.div_(sums[:, None]).scatter_add_(1, safe[:, None], -torch.ones_like(losses)[:, None])
             grad.mul_((valid.float() / count)[:, None])
             if not torch.is_autocast_enabled(h.device.type):  # autocast casts the matmuls' inputs itself
                 grad = grad.to(h.dtype)
@@ -87,6 +88,6 @@ def linear_cross_entropy(hidden, weight, targets, bias=None, chunk: int = 4096, 
     total = torch.zeros((), dtype=torch.float32, device=hidden.device)
     for start in range(0, hidden.size(0), chunk):
         logits = _chunk_logits(hidden[start : start + chunk], weight, bias, vocab)
-        total = total + _softmax_in_place(logits, targets[start : start + chunk])[0].sum()
+        total = total + _exp_in_place(logits, targets[start : start + chunk])[0].sum()
         del logits
     return total / (targets != IGNORE).sum().clamp(min=1).float()
