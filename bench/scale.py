@@ -1,6 +1,6 @@
 """Corpora larger than memory: preparation time, disk and peak RSS against corpus size, and HF's run_mlm.py path.
 
-    python bench/scale.py [--sizes 0.25,1|none] [--steps 200] [--peer-size 0.25] [--ddp 0.25] [--no-compare]
+    python bench/scale.py [--sizes 0.25,1|none] [--steps 200] [--peer-size 0.25] [--ddp 0.25] [--no-compare] [--train-only]
 
 For each size (GB of text) a synthetic corpus is generated under outputs/bench/scale/ (never committed): WordNet
 glosses from the embedded corpus with random word-level variation (words swapped for others from the corpus
@@ -9,6 +9,7 @@ vocabulary, numbers inserted), so that it neither repeats nor compresses to noth
   first run on a corpus does; time, tokens/s, disk (the text's Arrow copy, the blocks) and peak RSS (all, and anonymous);
 - **train**: `transferlab-train experiment=pretrain_mlm` for --steps steps on the prepared corpus (a cache hit: no
   tokenization), peak RSS (all, and anonymous);
+  (--train-only: this alone, on the cache an earlier run of this bench prepared);
 - **num_proc**: the smallest corpus is prepared with 1 and with 2 processes;
 - **peer**: HF run_mlm.py's path on the --peer-size corpus (datasets map tokenize + group_texts into int64 lists,
   2 processes as `--preprocessing_num_workers 2`);
@@ -92,6 +93,25 @@ def reprepared(cache: Path, n_blocks: int) -> bool:
 
     shapes = [np.load(d / "blocks.npy", mmap_mode="r").shape[0] for d in (cache / "prepared").iterdir() if (d / "blocks.npy").is_file()]
     return shapes.count(n_blocks) > 1
+
+
+def train_row(corpus: Path, cache: Path, env: dict, size: float, n_blocks: int, steps: int) -> dict:
+    """`transferlab-train` for `steps` steps on the prepared corpus: its peak RSS (all, anonymous), time, and whether
+    it prepared the train split again (it must not: a hit)."""
+    train = measured([str(TRAIN), *overrides(corpus, cache, 2), f"trainer.max_steps={steps}", "trainer.max_epochs=-1",
+                      "trainer.val_check_interval=100000", "trainer.limit_val_batches=0",
+                      f"hydra.run.dir={cache.parent / 'runs' / f'train_{size:g}'}"], env)
+    return {"train_peak_rss_mb": train["peak_rss_mb"], "train_peak_anon_mb": train["peak_anon_mb"],
+            "train_reprepared": reprepared(cache, n_blocks), "train_wall_s": train["seconds"]}
+
+
+def train_blocks(cache: Path) -> int:
+    """The train split's block count in a prepared bench cache: its largest blocks file."""
+    import numpy as np
+
+    if not (cache / "prepared").is_dir():
+        raise SystemExit(f"--train-only: {cache} holds no prepared data; run without --train-only first")
+    return max(np.load(d / "blocks.npy", mmap_mode="r").shape[0] for d in (cache / "prepared").iterdir() if (d / "blocks.npy").is_file())
 
 
 def ddp_row(corpus: Path, steps: int) -> dict:
@@ -183,12 +203,20 @@ def main() -> None:
     parser.add_argument("--peer-size", type=float, default=0.25)
     parser.add_argument("--ddp", type=float, default=0, help="GB of the corpus for the 2-rank shared preparation (0: skip)")
     parser.add_argument("--no-compare", action="store_true", help="skip num_proc=1 on the smallest corpus")
+    parser.add_argument("--train-only", action="store_true", help="measure the training runs alone, on caches this bench prepared")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     sizes = [float(s) for s in args.sizes.split(",")] if args.sizes != "none" else []
     results = []
     for size in sizes:
         corpus = generate(size)
+        if args.train_only:
+            cache = WORK / f"cache_{size:g}gb_np2"
+            env = {**os.environ, "TRANSFERLAB_CACHE": str(cache), "HF_DATASETS_CACHE": str(cache / "hf")}
+            row = {"size_gb": size, "text_bytes": corpus.stat().st_size, **train_row(corpus, cache, env, size, train_blocks(cache), args.steps)}
+            results.append(row)
+            print(json.dumps(row), flush=True)
+            continue
         for num_proc in ((1, 2) if size == min(sizes) and not args.no_compare else (2,)):
             cache = WORK / f"cache_{size:g}gb_np{num_proc}"
             shutil.rmtree(cache, ignore_errors=True)  # a first preparation, every time
@@ -201,13 +229,7 @@ def main() -> None:
                    "disk_hf_arrow_bytes": du(hf_cache), "disk_blocks_bytes": du(cache / "prepared")}
             row["tokens_per_s"] = round(info["tokens"] / info["prepare_s"])
             if num_proc == 2:
-                train = measured([str(TRAIN), *overrides(corpus, cache, num_proc), f"trainer.max_steps={args.steps}",
-                                  "trainer.max_epochs=-1", "trainer.val_check_interval=100000", "trainer.limit_val_batches=0",
-                                  f"hydra.run.dir={cache.parent / 'runs' / f'train_{size:g}'}"], env)
-                row["train_peak_rss_mb"] = train["peak_rss_mb"]
-                row["train_peak_anon_mb"] = train["peak_anon_mb"]
-                row["train_reprepared"] = reprepared(cache, info["n_blocks"])
-                row["train_wall_s"] = train["seconds"]
+                row.update(train_row(corpus, cache, env, size, info["n_blocks"], args.steps))
             results.append(row)
             print(json.dumps(row), flush=True)
     peer = None
@@ -224,7 +246,7 @@ def main() -> None:
     ddp = ddp_row(generate(args.ddp), 20) if args.ddp else None
     if ddp:
         print(json.dumps(ddp), flush=True)
-    out = ROOT / "outputs" / "bench" / "results" / f"scale_{args.sizes.replace(',', '_')}.json"
+    out = ROOT / "outputs" / "bench" / "results" / f"scale_{args.sizes.replace(',', '_')}{'_train' if args.train_only else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"rows": results, "peer": peer, "ddp": ddp}, indent=2) + "\n")
 

@@ -10,6 +10,8 @@ An objective prepares a split with Rows.prepare or Blocks.prepare, giving the fu
 rows and the settings that function depends on besides the data and the tokenizer.
 """
 
+import os
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -46,8 +48,6 @@ class FileRows:
         return self._read(i, 1).reshape(self.shape[1:])
 
     def _read(self, start: int, count: int) -> np.ndarray:
-        import os
-
         if self._fd is None:
             self._fd = os.open(self.path, os.O_RDONLY)
         return np.frombuffer(os.pread(self._fd, count * self.item_bytes, self.offset + start * self.item_bytes), dtype=self.dtype)
@@ -56,16 +56,12 @@ class FileRows:
         return {**self.__dict__, "_fd": None}
 
     def __del__(self):
-        import os
-
         if getattr(self, "_fd", None) is not None:
             os.close(self._fd)
 
 
 def file_rows(array):
     """`array` read by FileRows where it is a file mapping and the platform has pread; else the array itself."""
-    import os
-
     return FileRows(array) if isinstance(array, np.memmap) and hasattr(os, "pread") else array
 
 
