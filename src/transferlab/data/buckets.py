@@ -60,7 +60,9 @@ class BatchSampler(Sampler):
         n = len(self.lengths)
         rng = np.random.default_rng(self.seed + self.epoch)
         small = np.uint32 if n < 2**32 else np.int64
-        order = rng.permutation(n).astype(small) if self.shuffle else np.arange(n, dtype=small)
+        order = np.arange(n, dtype=small)
+        if self.shuffle:
+            rng.shuffle(order)  # in place: rng.permutation(n)'s order without its int64 copy (150 MB at 18.7M blocks)
         if self.world > 1 and not self.pad_ranks:
             order = order[self.rank :: self.world]  # this rank's examples, each example on exactly one rank
             n = len(order)
