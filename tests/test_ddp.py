@@ -117,10 +117,12 @@ def test_simultaneous_ranks_prepare_the_data_once_and_read_the_same_files(slurm_
     assert [(r["rank"], r["world_size"]) for r in records] == [(0, 2), (1, 2)]
     assert records[0]["output_dir"] == records[1]["output_dir"] == str(slurm_run.resolve())
     assert records[0]["data"] == records[1]["data"] and all(records[0]["data"].values())  # the same prepared splits
-    first, second = sorted(records, key=lambda r: r["preparation"]["waited_s"])
+    first, second = sorted(records, key=lambda r: -len(r["preparation"]["written"]))
     assert len(first["preparation"]["written"]) == 3  # train, validation and test: tokenized and packed once ...
-    assert second["preparation"]["written"] == []  # ... and the other rank, held at the lock, found them prepared
-    assert "another process is preparing this data; waiting for it" in (slurm_run / "stderr.txt").read_text()
+    assert second["preparation"]["written"] == []  # ... and the other rank found them prepared
+    # It usually waited at the lock; on a loaded machine it can reach the lock only after the first has let go.
+    waited = "another process is preparing this data; waiting for it" in (slurm_run / "stderr.txt").read_text()
+    assert waited or second["preparation"]["waited_s"] < 0.05  # a rank that waited said so
 
 
 def test_a_slurm_run_writes_its_outputs_once(slurm_run):
