@@ -357,10 +357,11 @@ def test_a_packed_objective_on_prepared_data_opens_no_byte_of_its_text(tmp_path,
     objective = MaskedLM(OmegaConf.structured(MLMConfig()), data_cfg, wordpiece, None)
     first = {split: objective.prepare(split, ds) for split, ds in _load(data_cfg, labeled=False).items()}
     import transferlab.data.loading as loading
+    import transferlab.data.missing as missing
 
     scans, loads = [], []
-    real_scan, real_load = loading._scan_missing, loading._load_file
-    monkeypatch.setattr(loading, "_scan_missing", lambda ds, column: scans.append(column) or real_scan(ds, column))
+    real_scan, real_load = missing._scan_missing, loading._load_file
+    monkeypatch.setattr(missing, "_scan_missing", lambda ds, column: scans.append(column) or real_scan(ds, column))
     monkeypatch.setattr(loading, "_load_file", lambda *a: loads.append(a[1]) or real_load(*a))
     again = _load(data_cfg, labeled=False)
     second = {split: objective.prepare(split, ds) for split, ds in again.items()}

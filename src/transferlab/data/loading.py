@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Dict
 
 from transferlab.config import cache_dir
+from transferlab.data.missing import complement, missing_rows
 from transferlab.data.readers import FORMATS as READER_FORMATS, read
 from transferlab.data.splits import cut_splits
 from transferlab.errors import TransferlabError
@@ -112,8 +113,8 @@ def _load_file(path_str: str, split: str, encoding_errors: str, fmt: str = "auto
     identity = [*file_identity(path_str), fmt, kwargs, encoding_errors, split, 1]
     ds._fingerprint = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:32]
     if fmt == "text":  # one text per line: a blank line separates paragraphs, it is not a missing value
-        blank = _missing_rows(ds, "text")
-        ds = ds.select(_complement(blank, len(ds))) if len(blank) else ds
+        blank = missing_rows(ds, "text")
+        ds = ds.select(complement(blank, len(ds))) if len(blank) else ds
     if len(ds) == 0:
         raise TransferlabError(f"data.{split}: {path_str} has no examples; give a file with at least one example")
     return ds
@@ -155,62 +156,6 @@ def _check_columns(ds, split: str, data_cfg, fields: Dict[str, str]) -> None:
             )
 
 
-def _missing_rows(ds, column: str):
-    """Indices of rows whose value is missing: null, NaN, a blank string or an empty list. Scanned once per data
-    (its fingerprint) and column, then read from the cache: a run on a prepared corpus reads no line of its text."""
-    import os
-    import tempfile
-
-    import numpy as np
-
-    key = hashlib.sha256(json.dumps([ds._fingerprint, column, 1]).encode()).hexdigest()[:32]
-    path = cache_dir() / "missing" / f"{key}.npy"
-    if path.is_file():
-        return np.load(path)
-    rows = _scan_missing(ds, column)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{key}.", suffix=".npy")
-    with os.fdopen(fd, "wb") as f:
-        np.save(f, rows)
-    os.replace(tmp, path)
-    return rows
-
-
-def _scan_missing(ds, column: str):
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    values = ds.data.column(column)
-    kind = values.type
-    found, start = [], 0
-    for chunk in values.chunks:  # one record batch at a time: a large corpus is never copied whole
-        missing = chunk.is_null()
-        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-            missing = pc.or_(missing, pc.fill_null(pc.equal(pc.utf8_trim_whitespace(chunk), ""), True))
-        elif pa.types.is_floating(kind):
-            missing = pc.or_(missing, pc.fill_null(pc.is_nan(chunk), True))
-        elif pa.types.is_list(kind) or pa.types.is_large_list(kind):
-            missing = pc.or_(missing, pc.fill_null(pc.equal(pc.list_value_length(chunk), 0), True))
-        found.append(np.flatnonzero(missing.to_numpy(zero_copy_only=False)) + start)
-        start += len(chunk)
-    rows = np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
-    if ds._indices is not None:  # a select() view (e.g. a text file without its blank lines): rows as the view numbers them
-        flagged = np.zeros(len(ds.data), dtype=bool)
-        flagged[rows] = True
-        rows = np.flatnonzero(flagged[ds._indices.column(0).to_numpy()])
-    return rows
-
-
-def _complement(rows, n: int):
-    """Every row index below n that is not in `rows`, as an array (not a Python list: a corpus has millions)."""
-    import numpy as np
-
-    keep = np.ones(n, dtype=bool)
-    keep[rows] = False
-    return np.flatnonzero(keep)
-
-
 def _rows_named(data_cfg, split: str, rows) -> str:
     """Rows as a user finds them: file lines for text formats (a CSV's header is line 1), else example numbers."""
     path = str(data_cfg[split]) if data_cfg.source == "files" else ""
@@ -224,7 +169,7 @@ def _rows_named(data_cfg, split: str, rows) -> str:
 
 def _handle_missing(ds, split: str, data_cfg, fields: Dict[str, str]):
     """data.missing=error: fail naming the file and rows; drop: keep the complete rows. Returns (ds, dropped)."""
-    found = {data_cfg[key]: _missing_rows(ds, data_cfg[key]) for key in fields.values()}
+    found = {data_cfg[key]: missing_rows(ds, data_cfg[key]) for key in fields.values()}
     found = {column: rows for column, rows in found.items() if len(rows)}
     if found and data_cfg.missing == "error":
         where = "; ".join(f"'{column}' at {_rows_named(data_cfg, split, rows)}" for column, rows in found.items())
@@ -236,7 +181,7 @@ def _handle_missing(ds, split: str, data_cfg, fields: Dict[str, str]):
         return ds, 0
     import numpy as np
 
-    keep = _complement(np.concatenate(list(found.values())), len(ds))
+    keep = complement(np.concatenate(list(found.values())), len(ds))
     if not len(keep):
         raise TransferlabError(f"data.{split} ({_where(data_cfg, split)}): every row has a missing value; nothing is left to use")
     return ds.select(keep), len(ds) - len(keep)
