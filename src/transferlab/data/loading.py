@@ -228,10 +228,8 @@ def _checked_file(data_cfg, split: str, objective):
     how it is read, the objective and the columns it reads. The first run records that it passed (and what it
     dropped) under $TRANSFERLAB_CACHE/checked/; a later run gets the split Deferred, opened only if a prepared split
     it feeds is missing from the cache. A run on a prepared corpus opens no byte of its text."""
-    import os
-    import tempfile
-
     from transferlab.data.deferred import Deferred
+    from transferlab.outputs import _write_atomic
 
     path = _existing(data_cfg[split], split)  # a file gone since (or emptied) fails now, record or not
     columns = {field: data_cfg[key] for field, key in objective.fields.items()}
@@ -248,11 +246,7 @@ def _checked_file(data_cfg, split: str, objective):
     if record.is_file():
         return Deferred(lambda: make()[0], key), json.loads(record.read_text())["dropped"]
     ds, dropped = make()
-    record.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=record.parent, prefix=f".{key}.", suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump({"split": split, "file": str(path), "dropped": dropped}, f)
-    os.replace(tmp, record)
+    _write_atomic(record, json.dumps({"split": split, "file": str(path), "dropped": dropped}))
     return ds, dropped
 
 
