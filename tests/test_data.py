@@ -173,7 +173,7 @@ def test_string_labels_are_mapped_and_test_labels_must_occur_in_train(tmp_path):
         ("empty.csv", b"", "is empty"),
         ("bad.jsonl", b'{"text": "ok", "label": "a"}\n{"text": "broken", \n', "bad.jsonl:2: malformed JSON line"),
         ("latin.txt", "caf\u00e9\n".encode("latin-1"), "invalid UTF-8 at byte offset 3"),
-        ("nocol.csv", b"sentence,label\nhello,a\n", "has no column 'text'; columns found: sentence, label"),
+        ("nocol.csv", b"sentence,label\nhello,a\n", "has no column 'text'; columns found: 'sentence', 'label'"),
     ],
 )
 def test_bad_files_fail_with_one_clear_line(tmp_path, name, content, message):
@@ -264,8 +264,8 @@ def test_a_files_fingerprint_names_the_file_not_the_process_that_loaded_it(tmp_p
     import sys
 
     path = _write(tmp_path / "corpus.txt", [f"line {i}" for i in range(30)])
-    code = ("import sys; from transferlab.data.loading import _load_file; "
-            "print(_load_file(sys.argv[1], 'train', 'strict')._fingerprint)")
+    code = ("import sys; from transferlab.data.loading import read_file; "
+            "print(read_file(sys.argv[1], 'train', 'strict')._fingerprint)")
     env = {**os.environ, "HF_DATASETS_CACHE": str(tmp_path / "hf")}
     prints = [subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, env=env, check=True).stdout
               for _ in range(2)]
@@ -360,9 +360,9 @@ def test_a_packed_objective_on_prepared_data_opens_no_byte_of_its_text(tmp_path,
     import transferlab.data.missing as missing
 
     scans, loads = [], []
-    real_scan, real_load = missing._scan_missing, loading._load_file
+    real_scan, real_load = missing._scan_missing, loading.read_file
     monkeypatch.setattr(missing, "_scan_missing", lambda ds, column: scans.append(column) or real_scan(ds, column))
-    monkeypatch.setattr(loading, "_load_file", lambda *a: loads.append(a[1]) or real_load(*a))
+    monkeypatch.setattr(loading, "read_file", lambda *a, **k: loads.append(a[1]) or real_load(*a, **k))
     again = _load(data_cfg, labeled=False)
     second = {split: objective.prepare(split, ds) for split, ds in again.items()}
     assert loads == [] and scans == []  # the file not opened: its check and its missing values are in the cache

@@ -147,16 +147,18 @@ def rows(texts_ids, labels):
     return Rows(store.rows(key, lambda scratch: data, ["labels"], 100), ["labels"], key)
 
 
-def featurize_all(probe, splits, cache):
-    return cached_features(splits, probe, PadCollator(0), cache, 2, torch.device("cpu"), nullcontext, "32-true")
+def featurize_all(probe, splits):
+    return cached_features(splits, probe, PadCollator(0), 2, torch.device("cpu"), nullcontext, "32-true")
 
 
-def test_feature_cache_hits_misses_and_invalidates(tmp_path):
+def test_feature_cache_hits_misses_and_invalidates(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path))
     splits = {"train": rows([[3, 4, 5], [6, 7], [8, 9, 10, 11], [12]], [0, 1, 2, 1]), "validation": rows([[5, 6]], [2])}
     probe = probe_of("modernbert")
-    out, status = featurize_all(probe, splits, tmp_path)
+    out, status = featurize_all(probe, splits)
     assert status == {"train": "miss", "validation": "miss"}
-    assert sorted(p.suffix for p in (tmp_path / "features").iterdir()) == [".npy", ".npy"]  # no temp file left
+    entries = sorted((tmp_path / "features").iterdir())  # no temp dir left: two sealed entries
+    assert [sorted(p.name for p in e.iterdir()) for e in entries] == [["features.npy", "manifest.json"]] * 2
     for i in range(len(splits["train"])):  # row i is example i's features, however batched
         ids = splits["train"][i]["input_ids"].tolist()
         alone = probe.featurize(torch.tensor([ids]), torch.ones((1, len(ids)), dtype=torch.long))[0]
@@ -165,11 +167,11 @@ def test_feature_cache_hits_misses_and_invalidates(tmp_path):
     batch = out["train"].collate([out["train"][0], out["train"][2]])
     assert batch["labels"].tolist() == [0, 2] and batch["features"].shape == (2, 32) and batch["ids"] == [0, 2]
 
-    assert featurize_all(probe, splits, tmp_path)[1] == {"train": "hit", "validation": "hit"}
+    assert featurize_all(probe, splits)[1] == {"train": "hit", "validation": "hit"}
     probe.classifier.weight.data.add_(1.0)  # the trained head: the features are the same
-    assert featurize_all(probe, splits, tmp_path)[1] == {"train": "hit", "validation": "hit"}
+    assert featurize_all(probe, splits)[1] == {"train": "hit", "validation": "hit"}
     probe.model.layers[0].attn.Wqkv.weight.data.add_(1e-3)  # new frozen weights: every split is computed again
-    assert featurize_all(probe, splits, tmp_path)[1] == {"train": "miss", "validation": "miss"}
-    assert featurize_all(probe_of("modernbert", pooling="cls"), splits, tmp_path)[1] == {"train": "miss", "validation": "miss"}
+    assert featurize_all(probe, splits)[1] == {"train": "miss", "validation": "miss"}
+    assert featurize_all(probe_of("modernbert", pooling="cls"), splits)[1] == {"train": "miss", "validation": "miss"}
     changed = {**splits, "validation": rows([[5, 7]], [2])}  # new data
-    assert featurize_all(probe, changed, tmp_path)[1] == {"train": "hit", "validation": "miss"}
+    assert featurize_all(probe, changed)[1] == {"train": "hit", "validation": "miss"}

@@ -113,15 +113,15 @@ def test_evaluation_takes_the_best_span_over_an_examples_windows_and_scores_it_a
 
 
 def test_squad_json_and_flat_answer_columns_read_as_one_layout(tmp_path):
-    from transferlab.data.loading import _load_file
+    from transferlab.data.loading import read_file
 
     squad = {"version": "1.1", "data": [{"title": "t", "paragraphs": [
         {"context": "the door is painted red", "qas": [{"id": "a", "question": "which colour?", "answers": [{"text": "red", "answer_start": 20}]}]}]}]}
     (tmp_path / "dev.json").write_text(json.dumps(squad))
-    ds = _load_file(str(tmp_path / "dev.json"), "test", "strict", "squad")
+    ds = read_file(str(tmp_path / "dev.json"), "test", "strict", "squad")
     assert ds[0] == {"id": "a", "question": "which colour?", "context": "the door is painted red", "answers": {"text": ["red"], "answer_start": [20]}}
     (tmp_path / "flat.csv").write_text('question,context,answer_text,answer_start\nwhich colour?,the door is painted red,red,20\n')
-    flat = ExtractiveQA.reshape(_load_file(str(tmp_path / "flat.csv"), "train", "strict"), OmegaConf.create({"label_column": "answers"}))
+    flat = ExtractiveQA.reshape(read_file(str(tmp_path / "flat.csv"), "train", "strict"), OmegaConf.create({"label_column": "answers"}))
     assert flat[0]["answers"] == {"text": ["red"], "answer_start": [20]} and "answer_text" not in flat.column_names
 
 

@@ -45,7 +45,7 @@ def test_blocks_hold_the_whole_stream_in_order_and_wrap_instead_of_padding(cache
     item = Blocks(blocks)[3]
     assert item.dtype.is_floating_point is False and item.tolist() == stream[48:64].tolist()
     (prepared,) = cache.iterdir()  # the tokenized Arrow was scratch: only the blocks are kept
-    assert sorted(p.name for p in prepared.iterdir()) == ["blocks.npy", "layout.json"] and not tokenize.scratch.exists()
+    assert sorted(p.name for p in prepared.iterdir()) == ["blocks.npy", "layout.json", "manifest.json"] and not tokenize.scratch.exists()
 
 
 def _mapped_kb(path) -> int:
@@ -113,7 +113,7 @@ def test_rows_read_back_each_example_and_its_label(cache):
         assert item["labels"] == i
     assert rows.ids.dtype == np.uint16 and isinstance(rows.ids, np.memmap)
     (prepared,) = cache.iterdir()
-    assert sorted(p.name for p in prepared.iterdir()) == ["ids.npy", "labels.npy", "layout.json", "offsets.npy"]
+    assert sorted(p.name for p in prepared.iterdir()) == ["ids.npy", "labels.npy", "layout.json", "manifest.json", "offsets.npy"]
 
 
 def test_a_prepared_split_is_found_before_anything_is_tokenized_and_redone_for_new_settings(cache):

@@ -5,7 +5,6 @@
 - last.ckpt also holds the final state of a finished fit, so resume=auto on a finished run trains nothing more.
 """
 
-import os
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -13,24 +12,17 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from transferlab.cache import atomic_file
+
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """torch.save to a temp file in the target's dir, fsync, then os.replace over the target (atomic on POSIX)."""
+    """torch.save through cache.atomic_file: a temp file beside the target, fsync, then renamed over it."""
 
     def save_checkpoint(self, checkpoint, path, storage_options=None):
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # hidden, and no .ckpt suffix: never taken for one
-        try:
-            with open(tmp, "wb") as f:
-                torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with atomic_file(Path(path)) as f:  # a kill mid-write leaves the previous file whole
+            torch.save(checkpoint, f)
 
 
 class LastCheckpoint(pl.Callback):

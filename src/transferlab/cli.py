@@ -6,6 +6,7 @@ line naming the problem and the fix. Nothing heavy is imported, so these answers
 
 import os
 import re
+import shlex
 import sys
 from typing import Callable, List, Optional
 
@@ -66,10 +67,31 @@ def compose(overrides: List[str], config_name: str = "train"):
             raise TransferlabError(_explain(e, overrides)) from e
 
 
+def _unparsable(overrides: List[str]) -> Optional[str]:
+    """The first override Hydra's grammar cannot read on its own (an unquoted space, quote, bracket or comma)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    for override in overrides:
+        try:
+            parsed = parser.parse_overrides([override])
+            if any(o.is_sweep_override() for o in parsed) and "," not in override.partition("=")[0]:
+                return override if "/" in override or "." in override.partition("=")[2] else None
+        except Exception:
+            return override
+    return None
+
+
 def _explain(e: Exception, overrides: List[str]) -> str:
-    from hydra.errors import MissingConfigException
+    from hydra.errors import MissingConfigException, OverrideParseException
 
     text = str(e)
+    bad = _unparsable(overrides) if isinstance(e, OverrideParseException) or "Ambiguous value" in text else None
+    if bad:
+        key, _, value = bad.partition("=")
+        quoted = shlex.quote(key + '="' + value.replace("\\", "\\\\").replace('"', '\\"') + '"')
+        return (f"{bad}: Hydra cannot read this value as it is (spaces, quotes, brackets, parentheses and commas mean "
+                f"something in an override); quote it for Hydra, inside the shell's quotes: {quoted}")
     if isinstance(e, MissingConfigException):
         m = re.search(r"Could not find '([^']+)/([^'/]+)'", text)
         if m:

@@ -146,12 +146,11 @@ def assemble(cfg: DictConfig, run_dir: Path, loggers: list, rank_zero: bool, con
 def _frozen_features(cfg, trainer, model, objective, datasets, console) -> dict:
     import time
 
-    from transferlab.config import cache_dir
     from transferlab.data.features import cached_features
 
     start = time.perf_counter()
     datasets, status = cached_features(
-        datasets, model, objective.collator("val"), cache_dir(), cfg.data.eval_batch_size or 2 * cfg.data.batch_size,
+        datasets, model, objective.collator("val"), cfg.data.eval_batch_size or 2 * cfg.data.batch_size,
         trainer.strategy.root_device, trainer.precision_plugin.forward_context, str(trainer.precision),
     )
     if console:

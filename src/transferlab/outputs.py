@@ -3,9 +3,9 @@ objectives that write them, predictions/<split>.jsonl."""
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
+
+from transferlab.cache import write_atomic
 
 
 def _plain(value):
@@ -16,24 +16,13 @@ def _plain(value):
     return value
 
 
-def _write_atomic(path: Path, text: str) -> Path:
-    """Temp file + rename: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-    return path
-
-
 def write_metrics(run_dir: Path, metrics: dict) -> Path:
     payload = json.dumps({k: _plain(v) for k, v in sorted(metrics.items())}, indent=2)
-    return _write_atomic(run_dir / "metrics.json", payload + "\n")
+    return write_atomic(run_dir / "metrics.json", payload + "\n")
 
 
 def write_jsonl(path: Path, rows: list) -> Path:
-    return _write_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    return write_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
 def failure_record(error: BaseException) -> dict:

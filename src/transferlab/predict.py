@@ -49,7 +49,7 @@ def read(path: str, fmt: str, task: str, renamed: dict):
     """The input rows as a datasets.Dataset, checked for the columns the task reads."""
     from datasets import Dataset
 
-    from transferlab.data.loading import _load_file
+    from transferlab.data.loading import read_file
 
     if path == "-":
         lines = [line.rstrip("\n") for line in sys.stdin if line.strip()]
@@ -58,7 +58,7 @@ def read(path: str, fmt: str, task: str, renamed: dict):
         column = next(iter(COLUMNS[task]))
         ds = Dataset.from_dict({renamed.get(column, column): [line.split() if task == "tagging" else line for line in lines]})
     else:
-        ds = _load_file(path, "input", "strict", fmt)
+        ds = read_file(path, "input", "strict", fmt)
     for field in COLUMNS[task]:
         column = renamed.get(field, field)
         if column not in ds.column_names:

@@ -6,14 +6,9 @@ A trained tokenizer is also cached by what defines it (the train split's fingerp
 is not deterministic in `tokenizers`, so without the cache every run would get new ids, and re-tokenize its data.
 """
 
-import hashlib
-import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
-from transferlab.config import cache_dir
+from transferlab.cache import building, cache_key, entry_path, lookup
 from transferlab.errors import TransferlabError
 
 
@@ -93,8 +88,9 @@ def _trained(cfg, train_split, objective):
     family = objective.tokenizer_family(kind_of(config_fields(cfg.model)))
     spec = {"data": train_split._fingerprint, "samples": tok_cfg.train_samples, "family": family, "vocab_size": tok_cfg.vocab_size,
             "min_frequency": tok_cfg.min_frequency, "lowercase": tok_cfg.lowercase, "v": 3}
-    cached = cache_dir() / "tokenizers" / hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:32]
-    if cached.is_dir():  # found by name: the texts are not read
+    key = cache_key(spec)
+    cached = lookup("tokenizers", key)
+    if cached is not None:  # found by name: the texts are not read
         return AutoTokenizer.from_pretrained(cached)
     from datasets import IterableDataset
 
@@ -106,15 +102,10 @@ def _trained(cfg, train_split, objective):
         # a bounded, seeded sample: a vocabulary needs far less text than a large corpus holds
         train_split = train_split.shuffle(seed=0).select(range(tok_cfg.train_samples))
     tokenizer = FAMILIES[family](objective.texts(train_split), tok_cfg.vocab_size, tok_cfg.min_frequency, tok_cfg.lowercase)
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=cached.parent, prefix=".tmp-"))
-    tokenizer.save_pretrained(tmp)
-    try:
-        os.rename(tmp, cached)  # atomic: a concurrent run sees the whole tokenizer or none
-    except OSError:  # another process cached it first: use theirs, so that concurrent runs agree
-        shutil.rmtree(tmp, ignore_errors=True)
+    with building("tokenizers", key) as tmp:  # whole or not at all; a concurrent run that cached it first wins
+        tokenizer.save_pretrained(tmp)
     # Loaded back, so this run's tokenizer is byte-for-byte what later runs load (and tokenization caches match).
-    return AutoTokenizer.from_pretrained(cached)
+    return AutoTokenizer.from_pretrained(entry_path("tokenizers", key))
 
 
 def build_tokenizer(cfg, train_split, run_dir: Path, is_rank_zero: bool, objective):

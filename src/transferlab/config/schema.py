@@ -58,6 +58,8 @@ class DataConfig:
     streaming: bool = False  # read train/validation/test as streams, tokenized and packed on the fly (packed objectives)
     shuffle_buffer: int = at_least(10000, 1, hint="a number of examples")  # streaming: the train stream's shuffle buffer
     license: Optional[str] = None  # the data's licence, as the export's model card states it
+    quoting: str = choice("auto", "csv", "none")  # CSV/TSV quotes: csv (RFC 4180) | none (a quote is text) | auto: csv for .csv, none for .tsv
+    na_values: List[str] = field(default_factory=list)  # CSV/TSV cells that mean "missing" besides an empty one, e.g. [NA, "null"]
     missing: str = choice("error", "drop")  # a row with an empty value in a column the objective reads: error (naming file and row) | drop
 
 

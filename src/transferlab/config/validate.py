@@ -12,9 +12,9 @@ from omegaconf.errors import InterpolationResolutionError
 
 from transferlab.config.rules import check_fields, check_value
 from transferlab.config.schema import TRAINER_RANGES
+from transferlab.data.readers import SUFFIXES, suffix
 from transferlab.errors import TransferlabError
 
-FILE_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".parquet", ".txt", ".conll")
 
 
 def _check_trainer(cfg: DictConfig) -> None:
@@ -62,9 +62,8 @@ def _check_data(cfg: DictConfig) -> None:
             p = Path(path)
             if not p.is_file():
                 raise TransferlabError(f"data.{split}: file not found: {path}; give an existing file")
-            suffixes = [s for s in p.suffixes if s != ".gz"]
-            if data.format == "auto" and (not suffixes or suffixes[-1] not in FILE_SUFFIXES):
-                raise TransferlabError(f"data.{split}: unsupported file type '{p.name}'; use one of {', '.join(FILE_SUFFIXES)} (optionally .gz); or set data.format=csv|json|parquet|text|conll")
+            if data.format == "auto" and suffix(p) not in SUFFIXES:
+                raise TransferlabError(f"data.{split}: unsupported file type '{p.name}'; use one of {', '.join(SUFFIXES)} (optionally .gz); or set data.format=csv|json|parquet|text|conll")
     elif not data.path:
         raise TransferlabError("data=hub needs data.path=<dataset id>")
 

@@ -10,12 +10,6 @@ weights, data or pooling miss; a re-run, another seed or a sweep's other arms on
 written under a temp name and renamed, so a reader never sees half of one and concurrent writers are safe.
 """
 
-import hashlib
-import json
-import os
-import tempfile
-from pathlib import Path
-
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -46,8 +40,9 @@ class FeatureRows(Dataset):
 
 
 def _key(model_key: dict, rows, precision: str) -> str:
-    payload = {**model_key, "data": rows.fingerprint, "precision": precision, "v": 1}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
+    from transferlab.cache import cache_key
+
+    return cache_key({**model_key, "data": rows.fingerprint, "precision": precision, "v": 2})
 
 
 def _compute(model, rows, collate, batch_size: int, device, autocast) -> np.ndarray:
@@ -71,28 +66,19 @@ def _compute(model, rows, collate, batch_size: int, device, autocast) -> np.ndar
     return out
 
 
-def _write(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def cached_features(datasets: dict, model, collate, cache_dir: Path, batch_size: int, device, autocast,
-                    precision: str) -> tuple[dict, dict]:
+def cached_features(datasets: dict, model, collate, batch_size: int, device, autocast, precision: str) -> tuple[dict, dict]:
     """Every split as FeatureRows; also {split: "hit" | "miss"} (what the run log and tests read)."""
+    from transferlab.cache import building, entry_path, lookup
+
     out, status = {}, {}
     model_key = model.cache_key()  # hashes every frozen tensor: once, not once per split
     for split, rows in datasets.items():
-        path = cache_dir / "features" / f"{_key(model_key, rows, precision)}.npy"
-        status[split] = "hit" if path.is_file() else "miss"
-        if status[split] == "miss":
-            _write(path, _compute(model, rows, collate, batch_size, device, autocast))
-        features = np.load(path, mmap_mode="r")
+        key = _key(model_key, rows, precision)
+        found = lookup("features", key)
+        status[split] = "hit" if found else "miss"
+        if found is None:
+            with building("features", key) as tmp:
+                np.save(tmp / "features.npy", _compute(model, rows, collate, batch_size, device, autocast))
+        features = np.load(entry_path("features", key) / "features.npy", mmap_mode="r")
         out[split] = FeatureRows(features, rows.columns)
     return out, status

@@ -5,57 +5,32 @@ once (the same file, read the same way, for the same objective and columns) is n
 comes deferred, and a run whose prepared splits are all in the cache never opens it.
 """
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Dict
 
+from transferlab.cache import building, cache_key, cached_file, lookup
 from transferlab.config import cache_dir
 from transferlab.data.missing import complement, missing_rows
-from transferlab.data.readers import FORMATS as READER_FORMATS, read
+from transferlab.data.readers import FORMATS as READER_FORMATS, decode_error, file_format, file_identity, read
 from transferlab.data.splits import cut_splits
+from transferlab.data.tabular import LINE
 from transferlab.errors import TransferlabError
 
 SPLITS = ("train", "validation", "test")
-_FORMATS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet", ".txt": "text",
-            ".conll": "conll"}
-
-
-def _format(path: Path, fmt: str = "auto") -> str:
-    """data.format, or the file's extension (.gz aside) when it is auto."""
-    if fmt != "auto":
-        return fmt
-    suffixes = [s for s in path.suffixes if s != ".gz"]
-    return _FORMATS[suffixes[-1].lower()]
-
-
-def file_identity(path) -> list:
-    """What names a local file for caches: its resolved path, size and modification time (not its content, which
-    would mean reading gigabytes)."""
-    resolved = Path(path).resolve()
-    stat = resolved.stat()
-    return [str(resolved), stat.st_size, stat.st_mtime_ns]
-
-
-def _read_text(path: Path) -> str:
-    import gzip
-
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise TransferlabError(
-            f"{path}: invalid UTF-8 at byte offset {e.start}; fix the file, or set data.encoding_errors=replace "
-            "to decode bad bytes as U+FFFD"
-        ) from None
 
 
 def _diagnose(path: Path, fmt: str, error: Exception) -> TransferlabError:
     """Turn a loader failure into the precise problem: bad bytes, a malformed JSON line, or an empty file."""
-    if fmt in ("json", "text", "csv"):
-        text = _read_text(path)  # raises with the byte offset if the file is not UTF-8
+    import gzip
+    import json
+
+    if fmt in ("json", "text"):
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+            raw = f.read()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return decode_error(path)
         if not text.strip():
             return TransferlabError(f"{path}: the file is empty; give a file with at least one example")
         if fmt == "json" and not text.lstrip().startswith("["):
@@ -69,19 +44,16 @@ def _diagnose(path: Path, fmt: str, error: Exception) -> TransferlabError:
     return TransferlabError(f"{path}: could not read it as {fmt} ({first})")
 
 
-def _sanitized_copy(path: Path, cache_dir: Path) -> Path:
-    """data.encoding_errors=replace: a UTF-8 copy of the file with undecodable bytes as U+FFFD."""
+def _sanitized_copy(path: Path) -> Path:
+    """data.encoding_errors=replace: a UTF-8 copy of the file with undecodable bytes as U+FFFD (cached by content)."""
     import gzip
+    import hashlib
 
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
+    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
         raw = f.read()
-    digest = hashlib.sha256(raw).hexdigest()[:16]
-    out = cache_dir / f"{digest}{''.join(s for s in path.suffixes if s != '.gz')}"
-    if not out.exists():
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        out.write_text(raw.decode("utf-8", errors="replace"), encoding="utf-8")
-    return out
+    name = "copy" + "".join(s for s in path.suffixes if s != ".gz")
+    write = lambda out: out.write_text(raw.decode("utf-8", errors="replace"), encoding="utf-8")  # noqa: E731
+    return cached_file("utf8", hashlib.sha256(raw).hexdigest()[:32], name, write)
 
 
 def _existing(path_str: str, split: str) -> Path:
@@ -93,30 +65,35 @@ def _existing(path_str: str, split: str) -> Path:
     return path
 
 
-def _load_file(path_str: str, split: str, encoding_errors: str, fmt: str = "auto"):
+def read_file(path_str: str, split: str, encoding_errors: str = "strict", fmt: str = "auto", quoting: str = "auto",
+              na_values=(), lines: bool = False):
+    """A local file as a datasets.Dataset, every cell as the file holds it (CSV/TSV: text, data/tabular.py; JSON
+    and parquet: their own types). The one reader of train, eval and predict. `lines`: keep CSV rows' `__line__`."""
     from datasets import load_dataset
 
     path = _existing(path_str, split)
-    fmt = _format(path, fmt)
+    fmt = file_format(path, fmt)
     if encoding_errors == "replace" and fmt != "parquet":
-        path = _sanitized_copy(path, cache_dir() / "utf8")
-    kwargs = {"delimiter": "\t"} if path.name.endswith((".tsv", ".tsv.gz")) else {}
-    if fmt in READER_FORMATS:
+        path = _sanitized_copy(path)
+    if fmt == "csv":
+        ds = read("csv", path, quoting=quoting, na_values=list(na_values))
+    elif fmt in READER_FORMATS:
         ds = read(fmt, path)
     else:
         try:
-            ds = load_dataset(fmt, data_files={split: str(path)}, split=split, **kwargs)
+            ds = load_dataset(fmt, data_files={split: str(path)}, split=split, cache_dir=str(cache_dir() / "datasets"))
         except Exception as e:  # datasets raises many types; name the real problem instead
             raise _diagnose(Path(path_str), fmt, e) from e
-    # Named by the file (path, size, mtime) and how it is read, not by how datasets happened to write its Arrow copy:
-    # every process that loads this file then agrees, and finds what the first one prepared.
-    identity = [*file_identity(path_str), fmt, kwargs, encoding_errors, split, 1]
-    ds._fingerprint = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:32]
+    if LINE in ds.column_names and not lines:
+        ds = ds.remove_columns(LINE)
+    # Named by the file (path, size, mtime, edges' hash) and how it is read, not by how datasets happened to write its
+    # Arrow copy: every process that loads this file then agrees, and finds what the first one prepared.
+    ds._fingerprint = cache_key(file_identity(path_str), fmt, quoting, list(na_values), encoding_errors, split, lines, 2)
     if fmt == "text":  # one text per line: a blank line separates paragraphs, it is not a missing value
         blank = missing_rows(ds, "text")
         ds = ds.select(complement(blank, len(ds))) if len(blank) else ds
     if len(ds) == 0:
-        raise TransferlabError(f"data.{split}: {path_str} has no examples; give a file with at least one example")
+        raise TransferlabError(f"data.{split}: {path_str} has no examples (a header alone?); give a file with at least one example")
     return ds
 
 
@@ -126,7 +103,7 @@ def _load_hub(data_cfg) -> Dict[str, object]:
     from transferlab.hub import offline_note
 
     try:
-        full = load_dataset(data_cfg.path, data_cfg.config_name)
+        full = load_dataset(data_cfg.path, data_cfg.config_name, cache_dir=str(cache_dir() / "datasets"))
     except Exception as e:
         raise TransferlabError(
             f"data.path={data_cfg.path}: could not load this hub dataset ({offline_note('datasets')}; "
@@ -150,17 +127,26 @@ def _check_columns(ds, split: str, data_cfg, fields: Dict[str, str]) -> None:
     for key in fields.values():
         column = data_cfg[key]
         if column not in ds.column_names:
+            found = [c for c in ds.column_names if c != LINE]
+            padded = [c for c in found if c.strip() == column]
+            hint = (f"; the header's '{padded[0]}' has spaces around it: rename it in the file, or set data.{key}='{padded[0]}'"
+                    if padded else "")
             raise TransferlabError(
                 f"data.{split} ({_where(data_cfg, split)}) has no column '{column}'; columns found: "
-                f"{', '.join(ds.column_names)}; set data.{key}=<one of them>"
+                f"{', '.join(repr(c) for c in found)}; set data.{key}=<one of them>{hint}"
             )
 
 
-def _rows_named(data_cfg, split: str, rows) -> str:
-    """Rows as a user finds them: file lines for text formats (a CSV's header is line 1), else example numbers."""
+def _rows_named(data_cfg, split: str, rows, ds=None) -> str:
+    """Rows as a user finds them: file lines for text formats (CSV/TSV rows by the line they start on), else
+    example numbers."""
+    if ds is not None and LINE in ds.column_names:
+        lines = ds.select(rows[:5])[LINE]
+        more = f" and {len(rows) - 5} more" if len(rows) > 5 else ""
+        return f"line{'s' if len(rows) > 1 else ''} {', '.join(map(str, lines))}{more}"
     path = str(data_cfg[split]) if data_cfg.source == "files" else ""
-    fmt = _format(Path(path), data_cfg.format) if path else None
-    offset = {"csv": 2, "json": 1, "text": 1}.get(fmt)
+    fmt = file_format(Path(path), data_cfg.format) if path else None
+    offset = {"json": 1, "text": 1}.get(fmt)
     unit = "line" if offset else "example"
     numbers = [int(i) + (offset or 1) for i in rows[:5]]
     more = f" and {len(rows) - 5} more" if len(rows) > 5 else ""
@@ -172,7 +158,7 @@ def _handle_missing(ds, split: str, data_cfg, fields: Dict[str, str]):
     found = {data_cfg[key]: missing_rows(ds, data_cfg[key]) for key in fields.values()}
     found = {column: rows for column, rows in found.items() if len(rows)}
     if found and data_cfg.missing == "error":
-        where = "; ".join(f"'{column}' at {_rows_named(data_cfg, split, rows)}" for column, rows in found.items())
+        where = "; ".join(f"'{column}' at {_rows_named(data_cfg, split, rows, ds)}" for column, rows in found.items())
         raise TransferlabError(
             f"data.{split} ({_where(data_cfg, split)}) has empty values: {where}; fill them in, or set data.missing=drop "
             "to drop such rows"
@@ -216,11 +202,17 @@ def _checked(ds, split: str, data_cfg, objective):
     ds = objective.reshape(ds, data_cfg)
     _check_columns(ds, split, data_cfg, fields)
     ds, dropped = _handle_missing(ds, split, data_cfg, fields)
-    ds = _label_names(ds.select_columns([data_cfg[key] for key in fields.values()]), [data_cfg[key] for key in fields.values()])
+    columns = [data_cfg[key] for key in fields.values()]
+    ds = _label_names(ds.select_columns(columns + ([LINE] if LINE in ds.column_names else [])), columns)
     ds = ds.rename_columns({data_cfg[key]: field for field, key in fields.items() if data_cfg[key] != field})
     # rows as the file holds them (before any carve), so a bad one is named by its line
-    objective.check_rows(ds, lambda i: f"data.{split} ({_where(data_cfg, split)}) {_rows_named(data_cfg, split, [i])}")
-    return ds, dropped
+    objective.check_rows(ds, lambda i: f"data.{split} ({_where(data_cfg, split)}) {_rows_named(data_cfg, split, [i], ds)}")
+    return (ds.remove_columns(LINE) if LINE in ds.column_names else ds), dropped
+
+
+def _read_split(data_cfg, split: str):
+    return read_file(data_cfg[split], split, data_cfg.encoding_errors, data_cfg.format, data_cfg.quoting,
+                     data_cfg.na_values, lines=True)
 
 
 def _checked_file(data_cfg, split: str, objective):
@@ -228,25 +220,26 @@ def _checked_file(data_cfg, split: str, objective):
     how it is read, the objective and the columns it reads. The first run records that it passed (and what it
     dropped) under $TRANSFERLAB_CACHE/checked/; a later run gets the split Deferred, opened only if a prepared split
     it feeds is missing from the cache. A run on a prepared corpus opens no byte of its text."""
+    import json
+
     from transferlab.data.deferred import Deferred
-    from transferlab.outputs import _write_atomic
 
     path = _existing(data_cfg[split], split)  # a file gone since (or emptied) fails now, record or not
     columns = {field: data_cfg[key] for field, key in objective.fields.items()}
-    named = [file_identity(path), _format(path, data_cfg.format), data_cfg.encoding_errors, split, objective.name, columns,
-             data_cfg.missing, 1]
-    key = hashlib.sha256(json.dumps(named).encode()).hexdigest()[:32]
+    key = cache_key(file_identity(path), file_format(path, data_cfg.format), data_cfg.encoding_errors, data_cfg.quoting,
+                    list(data_cfg.na_values), split, objective.name, columns, data_cfg.missing, 2)
 
     def make():
-        ds, dropped = _checked(_load_file(data_cfg[split], split, data_cfg.encoding_errors, data_cfg.format), split, data_cfg, objective)
+        ds, dropped = _checked(_read_split(data_cfg, split), split, data_cfg, objective)
         ds._fingerprint = key
         return ds, dropped
 
-    record = cache_dir() / "checked" / f"{key}.json"
-    if record.is_file():
-        return Deferred(lambda: make()[0], key), json.loads(record.read_text())["dropped"]
+    found = lookup("checked", key)
+    if found is not None:
+        return Deferred(lambda: make()[0], key), json.loads((found / "record.json").read_text())["dropped"]
     ds, dropped = make()
-    _write_atomic(record, json.dumps({"split": split, "file": str(path), "dropped": dropped}))
+    with building("checked", key) as tmp:
+        (tmp / "record.json").write_text(json.dumps({"split": split, "file": str(path), "dropped": dropped}))
     return ds, dropped
 
 

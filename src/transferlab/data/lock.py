@@ -7,8 +7,6 @@ splits in the cache and memory-maps the same files. No rank tokenizes twice. Run
 (Lightning's own launcher, trainer=ddp_cpu or ddp, starts the other ranks only after rank 0 has prepared.)
 """
 
-import hashlib
-import json
 import time
 from contextlib import contextmanager
 
@@ -22,11 +20,12 @@ def preparing(cfg, say=None):
 
     from omegaconf import OmegaConf
 
+    from transferlab.cache import cache_key
     from transferlab.config import cache_dir
     from transferlab.data import store
 
     spec = OmegaConf.to_container(cfg.data, resolve=True), OmegaConf.to_container(cfg.tokenizer, resolve=True)
-    path = cache_dir() / "locks" / f"{hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:32]}.lock"
+    path = cache_dir() / "locks" / f"{cache_key(spec)}.lock"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(path, "a")

@@ -1,30 +1,18 @@
 """Rows with a missing value (null, NaN, a blank string, an empty list), found once per data and column."""
 
-import hashlib
-import json
-
-from transferlab.config import cache_dir
-
 
 def missing_rows(ds, column: str):
     """Indices of rows whose value is missing: null, NaN, a blank string or an empty list. Scanned once per data
     (its fingerprint) and column, then read from the cache: a run on a prepared corpus reads no line of its text."""
-    import os
-    import tempfile
-
     import numpy as np
 
-    key = hashlib.sha256(json.dumps([ds._fingerprint, column, 1]).encode()).hexdigest()[:32]
-    path = cache_dir() / "missing" / f"{key}.npy"
-    if path.is_file():
-        return np.load(path)
-    rows = _scan_missing(ds, column)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{key}.", suffix=".npy")
-    with os.fdopen(fd, "wb") as f:
-        np.save(f, rows)
-    os.replace(tmp, path)
-    return rows
+    from transferlab.cache import cache_key, cached_file
+
+    def write(path):
+        with open(path, "wb") as f:
+            np.save(f, _scan_missing(ds, column))
+
+    return np.load(cached_file("missing", cache_key(ds._fingerprint, column, 2), "rows.npy", write))
 
 
 def _scan_missing(ds, column: str):

@@ -5,12 +5,11 @@ a run whose prepared splits are all in the cache reads no line of text to cut th
 arrays, not Python lists: a text corpus has millions of rows.
 """
 
-import hashlib
-import json
 from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
 
+from transferlab.cache import cache_key
 from transferlab.data.deferred import Deferred
 from transferlab.errors import TransferlabError
 
@@ -56,13 +55,12 @@ def stratified_sample(labels: Optional[Sequence], n: int, size: int, seed: int) 
 def cut(parent, pick: Callable, settings: dict) -> Deferred:
     """The rows `pick(parent)` selects from a split (None: all of them), named from the parent's fingerprint and
     `settings` (which must determine the pick) and selected on first use."""
-    payload = json.dumps([parent._fingerprint, settings], sort_keys=True, default=str)
 
     def make():
         picked = pick(parent)
         return parent if picked is None else parent.select(picked)
 
-    return Deferred(make, hashlib.sha256(payload.encode()).hexdigest()[:32])
+    return Deferred(make, cache_key(parent._fingerprint, settings))
 
 
 def _column(ds, column: str) -> list:

@@ -11,16 +11,12 @@ Python ints a tokenizer returns). The tokenized Arrow is deleted once written: t
 
 Each prepared split is a directory under ``$TRANSFERLAB_CACHE/prepared/`` named by a hash of its fingerprint (data,
 tokenizer, objective settings) and the layout. It is looked up before anything is tokenized: a hit costs no work.
-A miss is written under a temp name (``.<key>.<host>.<pid>.*``) and renamed when complete, so a preparation that dies
-midway leaves nothing a later run would trust; the next preparation of that key removes such leftovers and redoes it.
+A miss is built and sealed through transferlab.cache (temp name, manifest of sizes and checksums, rename): a
+preparation that dies midway leaves nothing a later run would trust, and a damaged entry is reported and rebuilt.
 """
 
-import hashlib
 import json
-import os
 import shutil
-import socket
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +24,6 @@ import numpy as np
 from transferlab.errors import TransferlabError
 
 written: list = []  # keys of the splits this process prepared (not found in the cache), in order
-
 
 
 def _size(n: int) -> str:
@@ -64,50 +59,24 @@ def _ensure_space(where: Path, needed: int) -> None:
         )
 
 
-def _remove_leftovers(parent: Path, key: str) -> None:
-    """Temp dirs of this key left by a preparation on this host whose process is gone (killed midway)."""
-    host = socket.gethostname()
-    for tmp in parent.glob(f".{key}.{host}.*"):
-        try:
-            os.kill(int(tmp.name.split(".")[3]), 0)
-        except ProcessLookupError:
-            shutil.rmtree(tmp, ignore_errors=True)
-        except (ValueError, IndexError, PermissionError):
-            pass
-
-
 def _prepared(fingerprint: str, layout: dict, write) -> Path:
-    """The directory holding the split `fingerprint` names, prepared as `layout` says; on a miss `write(tmp_dir)`
-    fills it (tokenizing into tmp_dir/scratch, which is removed before the rename)."""
-    from transferlab.config import cache_dir
+    """The directory holding the split `fingerprint` names, prepared as `layout` says; on a miss (or a damaged entry)
+    `write(tmp_dir)` fills it (tokenizing into tmp_dir/scratch, which is removed before the entry is sealed)."""
+    from transferlab.cache import building, cache_key, entry_path, lookup
 
-    key = hashlib.sha256(json.dumps({"data": fingerprint, **layout}, sort_keys=True).encode()).hexdigest()[:32]
-    final = cache_dir() / "prepared" / key
-    if final.is_dir():
-        return final
-    tmp = None
+    key = cache_key({"data": fingerprint, **layout})
+    found = lookup("prepared", key)
+    if found is not None:
+        return found
+    final = entry_path("prepared", key)
     try:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        _remove_leftovers(final.parent, key)
-        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{key}.{socket.gethostname()}.{os.getpid()}."))
-        write(tmp)
-        shutil.rmtree(tmp / "scratch", ignore_errors=True)
-        (tmp / "layout.json").write_text(json.dumps(layout, sort_keys=True) + "\n")
-        try:
-            os.rename(tmp, final)
-        except OSError:  # another process finished the same preparation first: keep its copy
-            if not final.is_dir():
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)
+        with building("prepared", key) as tmp:
+            write(tmp)
+            shutil.rmtree(tmp / "scratch", ignore_errors=True)
+            (tmp / "layout.json").write_text(json.dumps(layout, sort_keys=True) + "\n")
         written.append(key)
     except OSError as e:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
         raise TransferlabError(f"cannot write prepared data under {final.parent} ({e.strerror or e}); free space there or set TRANSFERLAB_CACHE to another dir") from None
-    except BaseException:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return final
 
 

@@ -144,16 +144,26 @@ class StreamBlocks(IterableDataset):
 
 def _identity(data_cfg, split: str) -> str:
     """The stream's name for caches (a trained tokenizer): the file (path, size, mtime) or the hub id and split."""
-    import hashlib
-    import json
-
-    from transferlab.data.loading import file_identity
+    from transferlab.cache import cache_key
+    from transferlab.data.readers import file_identity
 
     if data_cfg.source == "hub":
         spec = [data_cfg.path, data_cfg.config_name, data_cfg[split]]
     else:
         spec = file_identity(data_cfg[split])
-    return hashlib.sha256(json.dumps([*spec, split, "stream", 1]).encode()).hexdigest()[:32]
+    return cache_key(*spec, split, "stream", 2)
+
+
+def _csv_as_text(data_cfg, split: str) -> dict:
+    """pandas' options (datasets streams CSV through pandas) that read every cell as the text it is, as
+    data/tabular.py does for a file read whole: no NA strings, no type guessing, TSV unquoted unless asked."""
+    import csv
+
+    from transferlab.data.tabular import delimiter_of, quoted
+
+    path = data_cfg[split]
+    return {"delimiter": delimiter_of(path), "dtype": str, "keep_default_na": False, "na_values": ["", *data_cfg.na_values],
+            "quoting": csv.QUOTE_MINIMAL if quoted(path, data_cfg.quoting) else csv.QUOTE_NONE}
 
 
 def load_streams(data_cfg, fields: dict) -> dict:
@@ -162,7 +172,8 @@ def load_streams(data_cfg, fields: dict) -> dict:
     ones, taken out of train."""
     from datasets import load_dataset
 
-    from transferlab.data.loading import SPLITS, _format, _where
+    from transferlab.data.loading import SPLITS, _where
+    from transferlab.data.readers import file_format
     from transferlab.hub import offline_note
 
     streams = {}
@@ -173,10 +184,8 @@ def load_streams(data_cfg, fields: dict) -> dict:
             if data_cfg.source == "hub":
                 streams[split] = load_dataset(data_cfg.path, data_cfg.config_name, split=data_cfg[split], streaming=True)
             else:
-                from pathlib import Path
-
-                fmt = _format(Path(data_cfg[split]), data_cfg.format)
-                kwargs = {"delimiter": "\t"} if str(data_cfg[split]).endswith((".tsv", ".tsv.gz")) else {}
+                fmt = file_format(data_cfg[split], data_cfg.format)
+                kwargs = _csv_as_text(data_cfg, split) if fmt == "csv" else {}
                 streams[split] = load_dataset(fmt, data_files={split: data_cfg[split]}, split=split, streaming=True, **kwargs)
             first = next(iter(streams[split]), None)
         except Exception as e:

@@ -6,9 +6,10 @@ or max_seq_len prepares anew and nothing else does. It is known before any text 
 the cache under it costs no tokenization.
 """
 
-import hashlib
 import json
 from pathlib import Path
+
+from transferlab.cache import cache_key
 
 
 def fingerprint(dataset, tokenizer, settings: dict) -> str:
@@ -22,7 +23,7 @@ def fingerprint(dataset, tokenizer, settings: dict) -> str:
     else:
         definition = repr(tokenizer)
     payload = {"data": dataset._fingerprint, "tokenizer": definition, "ids": np.dtype(id_dtype(len(tokenizer))).name, **settings}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:32]
+    return cache_key(payload)
 
 
 ROWS_PER_PROCESS = 10_000  # below this a process's start-up costs more than its share of the work
