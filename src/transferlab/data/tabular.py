@@ -34,8 +34,13 @@ def quoted(path, quoting: str) -> bool:
 
 def header(path, quoting: str = "auto") -> list:
     """The column names of the file's first line, checked: none empty or repeated."""
-    with _open(str(path)) as f:
-        first = next(_reader(f, path, quoting), None)
+    try:
+        with _open(str(path)) as f:
+            first = next(_reader(f, path, quoting), None)
+    except UnicodeDecodeError:
+        from transferlab.data.readers import decode_error
+
+        raise decode_error(Path(path)) from None
     if not first:
         raise TransferlabError(f"{path}: the file is empty; give a header line and at least one example")
     seen = {}
