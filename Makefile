@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 TORCH_CPU ?= torch==2.13.0
 EXTRAS ?= dev,lora,optuna,submitit
 
-.PHONY: setup train test bench clean
+.PHONY: setup train test test-fast lint format docs bench clean
 
 setup: $(VENV)/.installed
 
@@ -25,7 +25,22 @@ train: setup
 	@$(VENV)/bin/transferlab-report $$(ls -td outputs/quickstart/runs/*/ | head -1)
 
 test: setup
-	$(PY) -m pytest -q $(ARGS)
+	$(PY) -m pytest -q --durations=15 $(ARGS)
+
+# The edit loop (< 2 min on 2 cores): everything but the end-to-end runs in subprocesses.
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow" --durations=15 $(ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+
+format: setup
+	$(VENV)/bin/ruff check --fix src tests bench
+	$(VENV)/bin/ruff format src tests bench
+
+docs: setup
+	$(VENV)/bin/mkdocs build --strict --site-dir build/site
 
 bench: setup
 	$(PY) bench/run_all.py $(ARGS)
