@@ -18,7 +18,8 @@ from transferlab.data.loading import load_splits
 from transferlab.data.splits import stratified_sample, stratified_take
 from transferlab.errors import TransferlabError
 from transferlab.objectives.classification import Classification, label_vocabulary
-from transferlab.objectives.mlm import IGNORE, MaskedLM, MLMCollator
+from transferlab.objectives.base import IGNORE
+from transferlab.objectives.mlm import MaskedLM, MLMCollator
 from transferlab.tokenizer import _train_wordpiece
 
 

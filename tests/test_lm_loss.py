@@ -9,7 +9,8 @@ from transformers import AutoModelForCausalLM, BertConfig, BertForMaskedLM, GPT2
 
 from conftest import single_thread
 from transferlab.objectives.clm import CausalLM, CLMConfig
-from transferlab.objectives.lm_loss import IGNORE, linear_cross_entropy
+from transferlab.objectives.base import IGNORE
+from transferlab.objectives.lm_loss import linear_cross_entropy
 from transferlab.objectives.mlm import MaskedLM, MLMConfig, static_count
 from transferlab.tokenizer import _train_wordpiece
 

@@ -12,7 +12,8 @@ from transferlab.objectives.mlm import MLMConfig
 from transferlab.objectives.base import Objective
 from transferlab.objectives.clm import CausalLM, CLMConfig
 from transferlab.objectives.metrics import FiniteMean, Perplexity
-from transferlab.objectives.mlm import IGNORE, MaskedLM
+from transferlab.objectives.base import IGNORE
+from transferlab.objectives.mlm import MaskedLM
 from transferlab.tokenizer import _train_wordpiece
 
 SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, vocab_size=120,

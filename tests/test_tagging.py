@@ -13,7 +13,8 @@ from omegaconf import OmegaConf
 
 from transferlab.data.conll import read_conll
 from transferlab.errors import TransferlabError
-from transferlab.objectives.token_classification import IGNORE, TokenClassification, align, is_entity_scheme
+from transferlab.objectives.base import IGNORE
+from transferlab.objectives.token_classification import TokenClassification, align, is_entity_scheme
 from transferlab.tokenizer import _train_wordpiece
 
 CLI = [sys.executable, "-m", "transferlab.train"]

@@ -50,11 +50,11 @@ def fit_and_score(splits: dict, seed: int) -> dict:
 
 
 def run_baseline(cfg: DictConfig) -> float | None:
-    from transferlab.job import _hydra_context
+    from transferlab.job import hydra_context
     from transferlab.outputs import failure_record, write_metrics
     from transferlab.preflight import check_inputs
 
-    run_dir, multirun, _ = _hydra_context()
+    run_dir, multirun, _ = hydra_context()
     try:
         if "label" not in _objective_fields(cfg):
             raise TransferlabError(

@@ -24,7 +24,7 @@ def _rank_zero() -> bool:
     return first_process()
 
 
-def _hydra_context() -> tuple[Path, bool, str | None]:
+def hydra_context() -> tuple[Path, bool, str | None]:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -35,7 +35,7 @@ def _hydra_context() -> tuple[Path, bool, str | None]:
 
 
 def run_job(cfg: DictConfig):
-    run_dir, multirun, group = _hydra_context()
+    run_dir, multirun, group = hydra_context()
     verbose = cfg.verbose or os.environ.get("HYDRA_FULL_ERROR") == "1"
     try:
         validate(cfg)
@@ -147,10 +147,11 @@ def _frozen_features(cfg, trainer, model, objective, datasets, console) -> dict:
     import time
 
     from transferlab.data.features import cached_features
+    from transferlab.data.module import eval_batch_size
 
     start = time.perf_counter()
     datasets, status = cached_features(
-        datasets, model, objective.collator("val"), cfg.data.eval_batch_size or 2 * cfg.data.batch_size,
+        datasets, model, objective.collator("val"), eval_batch_size(cfg.data),
         trainer.strategy.root_device, trainer.precision_plugin.forward_context, str(trainer.precision),
     )
     if console:

@@ -5,15 +5,20 @@ import numpy as np
 from torch.utils.data import DataLoader
 
 from transferlab.data.buckets import BatchSampler
+from transferlab.objectives.base import STAGE_OF_SPLIT
 from transferlab.errors import TransferlabError
 
-STAGE_OF_SPLIT = {"train": "train", "validation": "val", "test": "test"}
 
 
 def prepare_splits(raw: dict, objective) -> dict:
     """Every raw split as the objective prepares it (tokenized, packed, windowed or aligned)."""
     return {split: objective.prepare(split, ds) for split, ds in raw.items()}
 
+
+
+def eval_batch_size(data_cfg) -> int:
+    """data.eval_batch_size, or twice the training batch (no gradients to keep)."""
+    return data_cfg.eval_batch_size or 2 * data_cfg.batch_size
 
 class TransferDataModule(pl.LightningDataModule):
     def __init__(self, datasets: dict, objective, data_cfg, seed: int, static_shapes: bool = False):
@@ -24,7 +29,7 @@ class TransferDataModule(pl.LightningDataModule):
     def _loader(self, split: str, train: bool) -> DataLoader:
         ds = self.datasets[split]
         world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
-        batch_size = self.cfg.batch_size if train else (self.cfg.eval_batch_size or 2 * self.cfg.batch_size)
+        batch_size = self.cfg.batch_size if train else eval_batch_size(self.cfg)
         collate = self.objective.collator(STAGE_OF_SPLIT[split])
         if hasattr(ds, "configure"):  # a stream (data/streaming.py) shards, batches and collates itself
             from transferlab.data.streaming import as_is

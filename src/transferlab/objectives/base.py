@@ -20,6 +20,10 @@ A new objective is one module (a subclass overriding what differs), one YAML and
 from transferlab.architectures import KINDS
 from transferlab.errors import TransferlabError
 
+IGNORE = -100  # the target id every loss skips (padding, prompts, sub-words without a tag): torch's ignore_index
+SPLIT_OF_STAGE = {"train": "train", "val": "validation", "test": "test"}  # Lightning's stage -> the data split
+STAGE_OF_SPLIT = {split: stage for stage, split in SPLIT_OF_STAGE.items()}
+
 
 class Objective:
     name: str

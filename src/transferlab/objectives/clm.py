@@ -9,9 +9,8 @@ compile=true compiles the model and the loss as one function (`compile`).
 from dataclasses import dataclass
 
 from transferlab.config.rules import at_least
-from transferlab.objectives.base import Objective
+from transferlab.objectives.base import IGNORE, Objective
 
-IGNORE = -100
 # Causal LMs whose logits are exactly output_embeddings(last_hidden_state): no logit scaling or soft-capping after it.
 LM_HEADS = {"gpt2", "gpt_neox", "gptj", "llama", "mistral", "qwen2", "qwen3", "opt", "phi3", "gpt_bigcode"}
 

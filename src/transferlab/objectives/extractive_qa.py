@@ -13,9 +13,8 @@ fractions. Answers are written to <run>/predictions/<split>.jsonl.
 from dataclasses import dataclass
 
 from transferlab.errors import TransferlabError
-from transferlab.objectives.base import Objective
+from transferlab.objectives.base import SPLIT_OF_STAGE, Objective
 
-STAGE_SPLIT = {"val": "validation", "test": "test"}
 
 
 @dataclass
@@ -162,7 +161,7 @@ class ExtractiveQA(Objective):
             held = best.get(record["example"])
             if record["example"] not in best or (top is not None and (held is None or top[0] > held[0])):
                 best[record["example"]] = top
-        raw = self.raw[STAGE_SPLIT[stage]]
+        raw = self.raw[SPLIT_OF_STAGE[stage]]
         examples = sorted(best)
         rows = raw.select(examples) if len(examples) != len(raw) else raw
         return [(e, row, best[e]) for e, row in zip(examples, rows)]

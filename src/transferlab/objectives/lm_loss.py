@@ -16,7 +16,8 @@ wanted (evaluation) it computes the loss alone, chunk by chunk.
 
 import torch
 
-IGNORE = -100
+from transferlab.objectives.base import IGNORE
+
 
 
 def masked_padding(logits: torch.Tensor, vocab: int | None) -> torch.Tensor:

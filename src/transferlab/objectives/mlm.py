@@ -17,10 +17,9 @@ random `static_count` of its tokens masked and leaves the rest unchanged, as BER
 from dataclasses import dataclass
 
 from transferlab.errors import TransferlabError
-from transferlab.objectives.base import Objective
+from transferlab.objectives.base import IGNORE, Objective
 from transferlab.config.rules import probability
 
-IGNORE = -100
 
 
 @dataclass

@@ -10,11 +10,9 @@ A source or target longer than its limit is truncated (its end token kept) and c
 from dataclasses import dataclass, field
 
 from transferlab.config.rules import at_least
-from transferlab.objectives.base import Objective
+from transferlab.objectives.base import IGNORE, SPLIT_OF_STAGE, Objective
 from transferlab.objectives.generation import GenerationConfig
 
-IGNORE = -100
-STAGE_SPLIT = {"val": "validation", "test": "test"}
 
 
 @dataclass
@@ -94,7 +92,7 @@ class TextToText(Objective):
         return [{"id": i, "prediction": t.strip()} for i, t in zip(batch["ids"], texts)]
 
     def _pairs(self, stage: str, predictions: list) -> list:
-        raw = self.raw[STAGE_SPLIT[stage]]
+        raw = self.raw[SPLIT_OF_STAGE[stage]]
         predictions = sorted(predictions, key=lambda r: r["id"])
         rows = raw.select([r["id"] for r in predictions])
         return [(r, row) for r, row in zip(predictions, rows)]

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 from transferlab.config.rules import at_least
 from transferlab.objectives.generation import GenerationConfig
-from transferlab.objectives.seq2seq import IGNORE, TextToText, clipped
+from transferlab.objectives.base import IGNORE
+from transferlab.objectives.seq2seq import TextToText, clipped
 
 
 @dataclass

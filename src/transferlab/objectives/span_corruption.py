@@ -16,7 +16,6 @@ from transferlab.config.rules import ranged
 from transferlab.errors import TransferlabError
 from transferlab.objectives.base import Objective
 
-IGNORE = -100
 
 
 @dataclass

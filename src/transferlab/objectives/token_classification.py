@@ -11,9 +11,8 @@ import re
 from dataclasses import dataclass
 
 from transferlab.errors import TransferlabError
-from transferlab.objectives.base import Objective
+from transferlab.objectives.base import IGNORE, Objective
 
-IGNORE = -100
 SCHEME = re.compile(r"^(O|[BIES]-.+)$")
 
 
