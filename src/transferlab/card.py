@@ -5,6 +5,8 @@ metrics), then what a reader needs: the data and its licence, the objective and 
 parameters, the command that reproduces the run, the metrics and how to load the model.
 """
 
+import shlex
+
 
 def _dataset(data) -> str:
     return str(data.path) if data.source == "hub" else data.name
@@ -65,7 +67,7 @@ Trained with transferlab.
 ## Reproduce
 
 ```bash
-transferlab-train {" ".join(overrides)}
+{shlex.join(["transferlab-train", *overrides])}
 ```
 
 ## Test metrics
