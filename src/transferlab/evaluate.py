@@ -34,6 +34,15 @@ def _load_config(ckpt: Path, overrides: list):
     return cfg, run_dir
 
 
+def _check_checkpoint(ckpt: Path) -> None:
+    """A file that is no checkpoint answers in one line here, before the data is read and prepared."""
+    from transferlab.preflight import read_checkpoint
+
+    fixes = ("give a .ckpt from a run's checkpoints/ (best-*.ckpt or last.ckpt)",
+             "to score an export on new data use transferlab-predict EXPORT INPUT")
+    read_checkpoint(str(ckpt), f"ckpt_path={ckpt}", fixes, needs=("state_dict",))
+
+
 def evaluate(argv: list) -> dict:
     args = dict(a.split("=", 1) for a in argv if a.startswith("ckpt_path="))
     if "ckpt_path" not in args:
@@ -41,6 +50,7 @@ def evaluate(argv: list) -> dict:
     ckpt = Path(args["ckpt_path"])
     if not ckpt.is_file():
         raise TransferlabError(f"ckpt_path={ckpt}: no such checkpoint file")
+    _check_checkpoint(ckpt)
     cfg, run_dir = _load_config(ckpt, [a for a in argv if not a.startswith(("ckpt_path=", "verbose="))])
     from rich.console import Console
 

@@ -50,11 +50,20 @@ def resume_path(cfg, run_dir: Path) -> str | None:
     return str(cfg.resume)
 
 
-def read_checkpoint(path: str) -> dict:
-    """Load a Lightning checkpoint safely (weights_only: no code runs) or say in one line why it can't be used."""
+_TRAINING_STATE = ("state_dict", "loops", "optimizer_states")
+_FOR_RESUME = ("give another .ckpt, or resume=never to start fresh",
+               "to initialise weights from an export use model=pretrained model.name_or_path=DIR")
+
+
+def read_checkpoint(path: str, where: str | None = None, fixes: tuple = _FOR_RESUME,
+                    needs: tuple = _TRAINING_STATE) -> dict:
+    """Load a Lightning checkpoint safely (weights_only: no code runs) or say in one line why it can't be used.
+    `where` names the setting that gave the file (default resume=PATH); `fixes` say what to do about an unreadable
+    file and about one without `needs` (the training state to continue from; transferlab-eval needs only weights)."""
     import torch
 
-    where = f"resume={path}"
+    where = where or f"resume={path}"
+    unreadable, not_lightning = fixes
     try:
         # mmap: a large checkpoint is mapped, not read, so this check costs little before the real load.
         ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
@@ -64,15 +73,12 @@ def read_checkpoint(path: str) -> dict:
         if "weights_only" in str(e) or "Unsupported global" in str(e):
             reason = "it holds Python objects that a safe load (weights_only=True) refuses"
         raise TransferlabError(
-            f"{where}: not a readable checkpoint, truncated or corrupt? ({reason}); "
-            "give another .ckpt, or resume=never to start fresh"
+            f"{where}: not a readable checkpoint, truncated or corrupt? ({reason}); {unreadable}"
         ) from None
-    missing = [k for k in ("state_dict", "loops", "optimizer_states") if k not in ckpt]
+    missing = [k for k in needs if not isinstance(ckpt, dict) or k not in ckpt]
     if missing:
-        raise TransferlabError(
-            f"{where}: not a Lightning training checkpoint (no {', '.join(missing)}); to initialise weights from an "
-            "export use model=pretrained model.name_or_path=DIR"
-        )
+        kind = "training checkpoint" if "loops" in needs else "checkpoint"
+        raise TransferlabError(f"{where}: not a Lightning {kind} (no {', '.join(missing)}); {not_lightning}")
     return ckpt
 
 
