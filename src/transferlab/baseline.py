@@ -51,8 +51,9 @@ def fit_and_score(splits: dict, seed: int) -> dict:
 
 def run_baseline(cfg: DictConfig) -> float | None:
     from transferlab.job import hydra_context
-    from transferlab.outputs import failure_record, write_metrics
+    from transferlab.outputs import write_metrics
     from transferlab.preflight import check_inputs
+    from transferlab.rundir import record_failure
 
     run_dir, multirun, _ = hydra_context()
     try:
@@ -67,7 +68,7 @@ def run_baseline(cfg: DictConfig) -> float | None:
         print(f"test acc {metrics['test/acc']:.4f}  macro-F1 {metrics['test/f1_macro']:.4f}  (C={metrics['baseline/C']})  run dir {run_dir}")
         return float(metrics["val/acc"])
     except Exception as e:
-        write_metrics(run_dir, failure_record(e))
+        record_failure(run_dir, e)
         report(e, bool(cfg.verbose))
         if multirun:
             return None

@@ -111,6 +111,9 @@ def _explain(e: Exception, overrides: List[str]) -> str:
         suggestion = did_you_mean(leaf, known).replace("'", f"'{parent}.", 1) if parent else did_you_mean(leaf, known)
         extra = f"; to pass another lightning.Trainer argument use +{key}=VALUE" if parent == "trainer" else ""
         return f"unknown key '{key}'{suggestion}; keys{where}: {', '.join(sorted(known))}{extra}"
+    if m:
+        given = next((o for o in overrides if o.startswith(f"+{m.group(1)}=")), f"+{m.group(1)}=VALUE")
+        return f"'{m.group(1)}' is already a key, so '+' cannot add it; set it without the plus: {given[1:]}"
     cause = e.__cause__ or e
     full_key = getattr(cause, "full_key", None)
     first = str(cause).splitlines()[0]
@@ -118,7 +121,7 @@ def _explain(e: Exception, overrides: List[str]) -> str:
     if m:
         key, _, value = m.group(1).partition("=")
         ref = getattr(cause, "ref_type", None) or getattr(cause, "object_type_str", None)
-        expected = re.search(r"converted to (\w+)", first)
+        expected = re.search(r"converted to (\w+)", first) or re.search(r"is not a valid (\w+)", first)
         kind = expected.group(1).lower() if expected else str(ref)
         article = "an" if kind[:1] in "aeiou" else "a"
         return f"{key}: expected {article} {kind}, got '{value}' ({first})"
@@ -158,14 +161,17 @@ def report(e: BaseException, verbose: bool) -> None:
 
 
 def preflight(argv: List[str], config_name: str = "train") -> None:
-    """Compose and validate before Hydra starts the job; raises TransferlabError."""
+    """Compose and validate before Hydra starts the job, then claim the run dir before Hydra writes .hydra/ into it
+    (rundir.py); raises TransferlabError."""
     from transferlab.config.validate import validate
+    from transferlab.rundir import claim_run_dirs
 
     overrides, multirun = _overrides(argv)
     if multirun:
         overrides = _first_of_each_sweep(overrides)
     cfg = compose(overrides, config_name)
     validate(cfg)
+    claim_run_dirs(cfg, multirun)
 
 
 def print_help(argv: List[str], config_name: str = "train") -> None:

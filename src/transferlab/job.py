@@ -45,9 +45,9 @@ def run_job(cfg: DictConfig):
         return train(cfg, run_dir, group, inputs)
     except (Exception, KeyboardInterrupt) as e:
         if _rank_zero():
-            from transferlab.outputs import failure_record, write_metrics
+            from transferlab.rundir import record_failure
 
-            write_metrics(run_dir, failure_record(e))
+            record_failure(run_dir, e)
             report(e, verbose)
         elif not isinstance(e, Interrupted):  # every rank stops on a signal; rank 0 alone says how to resume
             report(e, verbose)

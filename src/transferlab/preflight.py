@@ -41,12 +41,19 @@ def quiet():
 
 
 def resume_path(cfg, run_dir: Path) -> str | None:
-    """resume=auto continues <run>/checkpoints/last.ckpt when there is one; resume=PATH that file; never: nothing."""
+    """resume=auto continues <run>/checkpoints/last.ckpt when there is one; resume=PATH that file; never: nothing.
+    The run dir was claimed before Hydra wrote to it (rundir.py); this is the same rule again at the job, where a
+    dir holding a run but no last.ckpt still must not be trained over as a fresh run."""
     if cfg.resume == "never":
         return None
     if cfg.resume == "auto":
+        from transferlab.rundir import check_continuable
+
         last = run_dir / "checkpoints" / "last.ckpt"
-        return str(last) if last.is_file() else None
+        if last.is_file():
+            return str(last)
+        check_continuable(run_dir, f"hydra.run.dir={run_dir}")  # raises when the dir holds a run
+        return None
     return str(cfg.resume)
 
 

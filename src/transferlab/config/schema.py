@@ -166,6 +166,7 @@ class TrainConfig:
     task_name: str = "train"
     seed: int = at_least(42, 0)
     resume: str = "never"  # never | auto | PATH to a .ckpt (continue that run; not the same as model init)
+    overwrite: bool = False  # true: replace the run held in the run dir (its run files are removed first; rundir.py)
     verbose: bool = False  # full tracebacks
     export: bool = True  # save_pretrained model + tokenizer into <run>/export
     test: bool = True  # evaluate the best checkpoint on the test split after fit
