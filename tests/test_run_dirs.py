@@ -24,7 +24,8 @@ ROWS = [("the cat sleeps on a mat", "animal"), ("a red car drives fast", "vehicl
 def _cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run([sys.executable, "-m", "transferlab.train", *args], capture_output=True, text=True, env=env, timeout=600)
+    command = [sys.executable, "-m", "transferlab.train", *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
 
 
 def _snapshot(d: Path) -> dict:
@@ -82,8 +83,9 @@ def test_a_run_dir_holding_a_run_is_refused_before_anything_is_written(earlier, 
     """Other data (whose run would reuse the dir's tokenizer and overwrite the rest) or bad data (whose failure
     would overwrite metrics.json and .hydra/): refused in one line, the earlier run byte for byte as it was."""
     before = _snapshot(earlier)
-    out = _cli(*ARGS, "data=files", f"data.train={other_data[data]}", "data.label_column=label",
-               f"hydra.run.dir={earlier}")
+    out = _cli(
+        *ARGS, "data=files", f"data.train={other_data[data]}", "data.label_column=label", f"hydra.run.dir={earlier}"
+    )
     assert _one_line(out) == (
         f"error: hydra.run.dir={earlier} holds an earlier run ({_held(earlier)}); choose another hydra.run.dir, "
         "resume=auto to continue it, or overwrite=true to replace it"
@@ -107,8 +109,14 @@ def test_overwrite_true_replaces_the_earlier_run_and_nothing_of_it_leaks(earlier
     shutil.copy(earlier / "checkpoints" / "last.ckpt", earlier / "checkpoints" / "best-9-99.ckpt")
     (earlier / "notes.txt").write_text("the user's, not the run's")
     old_tokenizer = (earlier / "tokenizer" / "tokenizer.json").read_bytes()
-    out = _cli(*ARGS, "data=files", f"data.train={other_data['ok']}", "data.label_column=label", "overwrite=true",
-               f"hydra.run.dir={earlier}")
+    out = _cli(
+        *ARGS,
+        "data=files",
+        f"data.train={other_data['ok']}",
+        "data.label_column=label",
+        "overwrite=true",
+        f"hydra.run.dir={earlier}",
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert _metrics(earlier)["status"] == "ok"
     assert not (earlier / "tokenizer" / "stale.txt").exists()
@@ -160,8 +168,14 @@ def test_a_finished_run_continued_on_bad_data_keeps_its_metrics_and_config(earli
     """resume=auto passes the gate (last.ckpt is whole), then the data fails: Hydra had rewritten .hydra/ by then;
     the finished run's record is put back and its metrics.json is not replaced by the failure."""
     kept = {k: v for k, v in _snapshot(earlier).items() if k == "metrics.json" or k.startswith(".hydra")}
-    out = _cli(*ARGS, "resume=auto", "data=files", f"data.train={other_data['bad']}", "data.label_column=label",
-               f"hydra.run.dir={earlier}")
+    out = _cli(
+        *ARGS,
+        "resume=auto",
+        "data=files",
+        f"data.train={other_data['bad']}",
+        "data.label_column=label",
+        f"hydra.run.dir={earlier}",
+    )
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert out.returncode == 1 and len(lines) == 1 and "has no column 'label'" in lines[0], out.stderr[-3000:]
     assert {k: v for k, v in _snapshot(earlier).items() if k in kept} == kept
@@ -173,19 +187,30 @@ def test_a_sweep_into_a_sweep_dir_holding_runs_is_refused(finished, tmp_path):
     shutil.copytree(finished, sweep / "0")
     before = _snapshot(sweep)
     line = _one_line(_cli("-m", *ARGS, "seed=1,2", f"hydra.sweep.dir={sweep}"))
-    assert line == (f"error: hydra.sweep.dir={sweep} (job dir 0) holds an earlier run ({_held(sweep / '0')}); "
-                    "choose another hydra.sweep.dir, resume=auto to continue it, or overwrite=true to replace it")
+    assert line == (
+        f"error: hydra.sweep.dir={sweep} (job dir 0) holds an earlier run ({_held(sweep / '0')}); "
+        "choose another hydra.sweep.dir, resume=auto to continue it, or overwrite=true to replace it"
+    )
     assert _snapshot(sweep) == before
 
 
-@pytest.mark.parametrize("contents, held", [
-    ({"metrics.json": '{"status": "ok"}'}, ["metrics.json status ok"]),
-    ({"checkpoints/last.ckpt": "x"}, ["checkpoints/last.ckpt"]),
-    ({"export/config.json": "{}"}, ["export/"]),
-    ({"metrics.json": '{"status": "failed", "error": "x"}', "tokenizer/vocab.txt": "a", ".hydra/config.yaml": "a: 1"},
-     []),
-    ({}, []),
-])
+@pytest.mark.parametrize(
+    "contents, held",
+    [
+        ({"metrics.json": '{"status": "ok"}'}, ["metrics.json status ok"]),
+        ({"checkpoints/last.ckpt": "x"}, ["checkpoints/last.ckpt"]),
+        ({"export/config.json": "{}"}, ["export/"]),
+        (
+            {
+                "metrics.json": '{"status": "failed", "error": "x"}',
+                "tokenizer/vocab.txt": "a",
+                ".hydra/config.yaml": "a: 1",
+            },
+            [],
+        ),
+        ({}, []),
+    ],
+)
 def test_what_counts_as_a_run_held_in_a_dir(tmp_path, contents, held):
     """A finished record, checkpoints or an export; a failed attempt's record, tokenizer and config are not a run."""
     from transferlab.rundir import claim, held_run
@@ -226,12 +251,21 @@ def test_overwrite_is_a_validated_config_key():
         compose(["+overwrite=true"])
 
 
-@pytest.mark.parametrize("content, problem", [
-    (b"text,label\na cat,animal\n", "not a readable checkpoint, truncated or corrupt? (pop from empty list); "
-                                    "give a .ckpt from a run's checkpoints/ (best-*.ckpt or last.ckpt)"),
-    (None, "not a Lightning checkpoint (no state_dict); "
-           "to score an export on new data use transferlab-predict EXPORT INPUT"),
-])
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        (
+            b"text,label\na cat,animal\n",
+            "not a readable checkpoint, truncated or corrupt? (pop from empty list); "
+            "give a .ckpt from a run's checkpoints/ (best-*.ckpt or last.ckpt)",
+        ),
+        (
+            None,
+            "not a Lightning checkpoint (no state_dict); "
+            "to score an export on new data use transferlab-predict EXPORT INPUT",
+        ),
+    ],
+)
 def test_eval_checks_its_checkpoint_before_reading_data(tmp_path, monkeypatch, content, problem):
     """A file named .ckpt that is none, in a run dir with a good config: one line, before the data is prepared."""
     from transferlab import job
@@ -259,8 +293,13 @@ def test_the_model_card_command_round_trips_through_a_shell():
     from transferlab.card import model_card
     from transferlab.cli import compose
 
-    overrides = ["data.train=/data/my file.csv", "data.text_column=it's", 'task_name="a b"', "seed=1",
-                 "+trainer.x=$HOME;rm"]
+    overrides = [
+        "data.train=/data/my file.csv",
+        "data.text_column=it's",
+        'task_name="a b"',
+        "seed=1",
+        "+trainer.x=$HOME;rm",
+    ]
     cfg = compose(["debug=fast"])
     card = model_card(cfg, {"test/acc": 0.5}, {"trainable": 1, "total": 2}, overrides, "AutoModel", None)
     lines = card.splitlines()

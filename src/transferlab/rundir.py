@@ -17,8 +17,19 @@ from pathlib import Path
 from transferlab.errors import TransferlabError
 
 # What a run writes into its dir (DESIGN.md's run dir): overwrite=true removes these, and nothing else of the dir.
-RUN_ENTRIES = (".hydra", "metrics.json", "checkpoints", "export", "predictions", "tokenizer", "csv", "tb", "wandb",
-               "ranks", "curves.png")
+RUN_ENTRIES = (
+    ".hydra",
+    "metrics.json",
+    "checkpoints",
+    "export",
+    "predictions",
+    "tokenizer",
+    "csv",
+    "tb",
+    "wandb",
+    "ranks",
+    "curves.png",
+)
 
 # A finished run's record (metrics.json, .hydra/*) while this process continues that run: run dir -> {path: bytes}
 _kept: dict = {}
@@ -64,8 +75,9 @@ def check_continuable(run_dir: Path, where: str) -> None:
     last = run_dir / "checkpoints" / "last.ckpt"
     over = f"start it over with resume=never overwrite=true, or choose another {where.split('=')[0]}"
     if not last.is_file():
-        raise RunDirTaken(f"resume=auto: {where} holds a run ({'; '.join(found)}) but no checkpoints/last.ckpt to "
-                          f"continue; {over}")
+        raise RunDirTaken(
+            f"resume=auto: {where} holds a run ({'; '.join(found)}) but no checkpoints/last.ckpt to continue; {over}"
+        )
     try:
         read_checkpoint(str(last), f"resume=auto: {last}", (over, over))
     except TransferlabError as e:
@@ -83,8 +95,10 @@ def claim(cfg, run_dir: Path, where: str) -> None:
         if cfg.resume == "auto":
             check_continuable(run_dir, where)
         if cfg.overwrite:
-            raise RunDirTaken(f"{where} holds a run ({shown}) that resume={cfg.resume} continues and overwrite=true "
-                              "would delete; drop one of the two")
+            raise RunDirTaken(
+                f"{where} holds a run ({shown}) that resume={cfg.resume} continues and overwrite=true "
+                "would delete; drop one of the two"
+            )
         if _status(run_dir) == "ok":
             _keep_record(run_dir)
         return
@@ -97,8 +111,10 @@ def claim(cfg, run_dir: Path, where: str) -> None:
                 path.unlink()
         return
     resume = ", resume=auto to continue it" if (run_dir / "checkpoints" / "last.ckpt").is_file() else ""
-    raise RunDirTaken(f"{where} holds an earlier run ({shown}); choose another {where.split('=')[0]}{resume}, "
-                      "or overwrite=true to replace it")
+    raise RunDirTaken(
+        f"{where} holds an earlier run ({shown}); choose another {where.split('=')[0]}{resume}, "
+        "or overwrite=true to replace it"
+    )
 
 
 def claim_run_dirs(cfg, multirun: bool) -> None:
