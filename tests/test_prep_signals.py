@@ -1,13 +1,16 @@
 """Signals while preparing data (issue 24). A lock whose holder died is taken over, even while processes it forked
-live on."""
+live on. A run stopped by a signal is recorded as interrupted."""
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import psutil
+
+from transferlab.errors import Interrupted
 
 
 def _env(cache: Path) -> dict:
@@ -50,3 +53,12 @@ def test_a_lock_whose_holder_died_is_taken_over_while_the_holders_children_live(
     notice = (f"the last preparation of this data (pid {holder.pid} on {socket.gethostname()}) ended before it "
               "finished; preparing it again here")
     assert taken.stdout.splitlines() == [notice, "prepared"]
+
+
+def test_an_interrupted_run_is_recorded_as_interrupted_not_failed():
+    from transferlab.outputs import failure_record
+
+    assert failure_record(Interrupted("interrupted by SIGTERM at step 3; saved x", signal.SIGTERM)) == {
+        "status": "interrupted", "error": "Interrupted: interrupted by SIGTERM at step 3; saved x"}
+    assert failure_record(KeyboardInterrupt())["status"] == "interrupted"
+    assert failure_record(ValueError("bad"))["status"] == "failed"
