@@ -8,7 +8,8 @@ class TransferlabError(Exception):
 
 
 class Interrupted(TransferlabError):
-    """The run stopped on a signal after saving last.ckpt; exit status 128 + the signal number, like the shell."""
+    """The run stopped on a signal (in fit after saving last.ckpt, or while preparing data: signals.py); exit status
+    128 + the signal number, like the shell; metrics.json status: interrupted."""
 
     def __init__(self, message: str, signum: int):
         super().__init__(message)

@@ -2,7 +2,8 @@
 
 Any failure is written to metrics.json as status: failed with the error. A single run then exits non-zero with
 one line; inside a sweep the job returns and the sweep goes on (the sweep's exit code reports the failures).
-A run stopped by SIGTERM or Ctrl+C saves last.ckpt first and says how to resume it (resume=auto).
+A run stopped by SIGTERM or Ctrl+C saves last.ckpt first and says how to resume it (resume=auto); one stopped while
+preparing data stops its tokenizer processes and keeps nothing half-written (signals.py). Both are status: interrupted.
 """
 
 import os
@@ -109,6 +110,7 @@ def assemble(cfg: DictConfig, run_dir: Path, loggers: list, rank_zero: bool, con
     from transferlab.models import build_model
     from transferlab.module import TransferModule
     from transferlab.objectives import OBJECTIVES
+    from transferlab.signals import stop_preparing_on_signals
     from transferlab.tokenizer import build_tokenizer
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -120,7 +122,7 @@ def assemble(cfg: DictConfig, run_dir: Path, loggers: list, rank_zero: bool, con
     raw = inputs.raw
     objective_cls = OBJECTIVES[cfg.objective.name]
     # One process prepares (trains the tokenizer, tokenizes, packs) while others on the same data wait (data/lock.py)
-    with preparing(cfg, lambda line: console.print(line, soft_wrap=True)) as preparation:
+    with stop_preparing_on_signals(), preparing(cfg, lambda line: console.print(line, soft_wrap=True)) as preparation:
         tokenizer = build_tokenizer(cfg, raw["train"], run_dir, rank_zero, objective_cls)
         objective = objective_cls(cfg.objective, cfg.data, tokenizer, raw["train"])
 

@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 from transferlab.cache import write_atomic
+from transferlab.errors import Interrupted
 
 
 def _plain(value):
@@ -26,7 +27,9 @@ def write_jsonl(path: Path, rows: list) -> Path:
 
 
 def failure_record(error: BaseException) -> dict:
-    return {"status": "failed", "error": f"{type(error).__name__}: {' '.join(str(error).split())}"}
+    """status: interrupted for a run stopped by a signal (in fit or while preparing data: signals.py), else failed."""
+    status = "interrupted" if isinstance(error, (Interrupted, KeyboardInterrupt)) else "failed"
+    return {"status": status, "error": f"{type(error).__name__}: {' '.join(str(error).split())}"}
 
 
 def record_config_failure(argv: list, error: BaseException) -> None:
