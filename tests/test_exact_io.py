@@ -56,3 +56,53 @@ def test_a_trained_tokenizer_keeps_case_unless_asked(tmp_path, monkeypatch):
     targets = [t for _, t in G2P[:4]]
     assert tokenizer.batch_decode(tokenizer(targets)["input_ids"], skip_special_tokens=True) == targets
     assert (tmp_path / "run" / "tokenizer" / "tokenizer.json").is_file()
+
+
+def test_a_tokenizer_that_cannot_give_the_targets_back_is_refused_with_an_example(tmp_path, monkeypatch):
+    from transferlab.objectives import OBJECTIVES
+    from transferlab.tokenizer import _train_wordpiece, build_tokenizer
+
+    monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path / "cache"))
+    seq2seq = OBJECTIVES["seq2seq"]
+    with pytest.raises(TransferlabError) as refused:
+        build_tokenizer(_compose("tokenizer.lowercase=true"), _pairs(), tmp_path / "run", True, seq2seq)
+    assert str(refused.value) == (
+        "objective=seq2seq: the trained tokenizer (tokenizer.lowercase=true) cannot encode the targets exactly: "
+        "'D AO1 G' decodes as 'd ao1 g' (40 of 40 sampled train targets differ); use tokenizer.lowercase=false")
+    assert not (tmp_path / "run").exists()  # not kept in the run dir, where a resumed run would reuse it
+
+    # a BERT-style tokenizer (WordPiece, its normaliser) on targets: punctuation spaced out, a character unknown
+    bert = _train_wordpiece(iter([["the door (red) is open", "a door"] * 20]), 80, min_frequency=1, lowercase=False)
+    bert.save_pretrained(tmp_path / "bert")
+    cfg = _compose("tokenizer=pretrained", f"tokenizer.name_or_path={tmp_path / 'bert'}")
+    rows = [("a", "the door is open")] * 3 + [("b", "the door (red) is open"), ("c", "a door é")]
+    with pytest.raises(TransferlabError) as refused:
+        build_tokenizer(cfg, _pairs(rows), tmp_path / "run", True, seq2seq)
+    assert str(refused.value) == (
+        f"objective=seq2seq: the tokenizer of {tmp_path / 'bert'} cannot encode the targets exactly: "
+        "'the door (red) is open' decodes as 'the door ( red ) is open' (2 of 5 sampled train targets differ); "
+        "use tokenizer.name_or_path=DIR with a tokenizer that keeps the text, or tokenizer=train on a model from "
+        "scratch")
+
+    # whitespace compares as decoding gives it back (runs collapsed, ends stripped); sft's byte-level BPE is exact
+    spaced = _pairs([("a", "  the door  is open ")] * 3)
+    assert seq2seq.tokenizer_problem(bert, spaced) is None
+    sft = _compose("objective=sft", "model=tiny_gpt2", "tokenizer.vocab_size=300")
+    unusual = _pairs([*G2P, ("x", "Ünïcode (ok), «quoted»!")])
+    build_tokenizer(sft, unusual, tmp_path / "sft", True, OBJECTIVES["sft"])
+    assert OBJECTIVES["classification"].tokenizer_problem(bert, spaced) is None  # no text targets to give back
+
+
+@pytest.mark.slow
+def test_the_cli_refuses_a_lowercasing_tokenizer_on_case_sensitive_targets_before_training(tmp_path):
+    (tmp_path / "g2p.jsonl").write_text("".join(json.dumps({"source": s, "target": t}) + "\n" for s, t in G2P))
+    args = ["debug=fast", "objective=seq2seq", "model=tiny_t5", "data=files", f"data.train={tmp_path / 'g2p.jsonl'}",
+            "tokenizer.lowercase=true", f"hydra.run.dir={tmp_path / 'run'}"]
+    env = {**os.environ, "TRANSFERLAB_CACHE": str(tmp_path / "cache")}
+    out = subprocess.run([sys.executable, "-m", "transferlab.train", *args], capture_output=True, text=True,
+                         timeout=600, env=env)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1] == (
+        "error: objective=seq2seq: the trained tokenizer (tokenizer.lowercase=true) cannot encode the targets exactly: "
+        "'D AO1 G' decodes as 'd ao1 g' (32 of 32 sampled train targets differ); use tokenizer.lowercase=false")
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [".hydra", "metrics.json"]  # no tokenizer/, no ckpt
