@@ -93,6 +93,60 @@ def test_a_tokenizer_that_cannot_give_the_targets_back_is_refused_with_an_exampl
     assert OBJECTIVES["classification"].tokenizer_problem(bert, spaced) is None  # no text targets to give back
 
 
+def _bert_dir(path, cls, tokenizer=None, **config):
+    from transformers import BertConfig
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=120, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64, **config)
+    cls(config).save_pretrained(path)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def wordpiece():
+    from transferlab.tokenizer import _train_wordpiece
+
+    return _train_wordpiece(iter([TEXTS * 20]), vocab_size=120, min_frequency=1, lowercase=False)
+
+
+def test_a_model_dir_without_tokenizer_files_is_refused_by_train_eval_predict_and_generate(tmp_path, capsys,
+                                                                                           monkeypatch):
+    from transformers import BertForSequenceClassification, GPT2Config, GPT2LMHeadModel
+
+    from transferlab import generate, predict
+    from transferlab.cli import compose
+    from transferlab.evaluate import evaluate
+    from transferlab.objectives import OBJECTIVES
+    from transferlab.preflight import check_inputs
+    from transferlab.tokenizer import build_tokenizer
+
+    monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path / "cache"))
+    bare = _bert_dir(tmp_path / "bare", BertForSequenceClassification, num_labels=2)
+    cfg = compose(["model=pretrained", "tokenizer=pretrained", f"model.name_or_path={bare}"])
+    fix = "use tokenizer=train, or tokenizer.name_or_path=DIR (the tokenizer the model was trained with)"
+    refused = "^" + re.escape(f"model.name_or_path={bare}: {NO_TOKENIZER}; {fix}") + "$"
+    with pytest.raises(TransferlabError, match=refused):
+        check_inputs(cfg, tmp_path / "run")  # train's preflight: before any data is read or weights load
+    with pytest.raises(TransferlabError, match=refused):
+        build_tokenizer(cfg, None, tmp_path / "run", True, OBJECTIVES["classification"])  # a checkpoint's (generate)
+    run = tmp_path / "earlier_run"  # transferlab-eval of a checkpoint of a run on that dir
+    (run / ".hydra").mkdir(parents=True)
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"")
+    OmegaConf.save({k: v for k, v in cfg.items() if k != "hydra"}, run / ".hydra" / "config.yaml")
+    with pytest.raises(TransferlabError, match=refused):
+        evaluate([f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}"])
+
+    (tmp_path / "in.csv").write_text("text\na dog\n")
+    assert _one_line(predict.main, [bare, tmp_path / "in.csv"], capsys) == f"{bare}: {NO_TOKENIZER}; {COPY}"
+    lm = tmp_path / "lm"
+    GPT2LMHeadModel(GPT2Config(vocab_size=64, n_embd=16, n_layer=1, n_head=2, n_positions=32)).save_pretrained(lm)
+    assert _one_line(generate.main, [lm, "--prompt", "a dog"], capsys) == f"{lm}: {NO_TOKENIZER}; {COPY}"
+
+
 @pytest.mark.slow
 def test_the_cli_refuses_a_lowercasing_tokenizer_on_case_sensitive_targets_before_training(tmp_path):
     (tmp_path / "g2p.jsonl").write_text("".join(json.dumps({"source": s, "target": t}) + "\n" for s, t in G2P))

@@ -49,7 +49,10 @@ def load(source: str):
         raise TransferlabError(f"{source}: neither an export dir (no config.json in it) nor a .ckpt file; give a run's export/ or checkpoint")
     import transformers
 
+    from transferlab.hub import check_tokenizer_files
+
     config = transformers.AutoConfig.from_pretrained(path)
+    check_tokenizer_files(path, source, "copy the tokenizer files the model was trained with into it")
     auto = transformers.AutoModelForSeq2SeqLM if config.is_encoder_decoder else transformers.AutoModelForCausalLM
     try:
         model = auto.from_pretrained(path)

@@ -26,8 +26,11 @@ def load(export: Path):
     """(task, model, tokenizer) of an export dir."""
     import transformers
 
+    from transferlab.hub import check_tokenizer_files
+
     if not (export / "config.json").is_file():
         raise TransferlabError(f"{export}: not an export dir (no config.json); give a run's export/")
+    check_tokenizer_files(export, str(export), "copy the tokenizer files the model was trained with into it")
     tokenizer = transformers.AutoTokenizer.from_pretrained(export)
     if (export / "probe.json").is_file():
         from transferlab.freeze.probe import load_probe

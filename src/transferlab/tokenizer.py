@@ -127,7 +127,10 @@ def build_tokenizer(cfg, train_split, run_dir: Path, is_rank_zero: bool, objecti
     if saved.is_dir():
         tokenizer = AutoTokenizer.from_pretrained(saved)
     elif tok_cfg.source == "pretrained":
+        from transferlab.hub import check_pretrained_tokenizer
+
         path = tok_cfg.name_or_path or cfg.model.name_or_path
+        check_pretrained_tokenizer(cfg)
         try:
             tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=cfg.model.trust_remote_code, revision=cfg.model.revision)
         except (OSError, ValueError) as e:
