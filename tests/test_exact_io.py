@@ -147,6 +147,23 @@ def test_a_model_dir_without_tokenizer_files_is_refused_by_train_eval_predict_an
     assert _one_line(generate.main, [lm, "--prompt", "a dog"], capsys) == f"{lm}: {NO_TOKENIZER}; {COPY}"
 
 
+def test_generate_refuses_an_export_that_does_not_generate(tmp_path, wordpiece, capsys):
+    from transformers import BertForSequenceClassification, BertModel
+
+    from transferlab.generate import main
+
+    classifier = _bert_dir(tmp_path / "classifier", BertForSequenceClassification, wordpiece, num_labels=2)
+    assert _one_line(main, [classifier, "--prompt", "a dog"], capsys) == (
+        f"{classifier}: a BertForSequenceClassification, which does not generate text (no language-model head); "
+        "give the export of a seq2seq, sft, span_corruption or clm run")
+    encoder = _bert_dir(tmp_path / "encoder", BertModel, wordpiece)
+    assert "a BertModel, which does not generate text" in _one_line(main, [encoder, "--prompt", "a dog"], capsys)
+    config = json.loads((encoder / "config.json").read_text())
+    (encoder / "config.json").write_text(json.dumps({k: v for k, v in config.items() if k != "architectures"}))
+    assert "a model whose config.json names no architecture, which does not generate text" in _one_line(
+        main, [encoder, "--prompt", "a dog"], capsys)
+
+
 @pytest.mark.slow
 def test_the_cli_refuses_a_lowercasing_tokenizer_on_case_sensitive_targets_before_training(tmp_path):
     (tmp_path / "g2p.jsonl").write_text("".join(json.dumps({"source": s, "target": t}) + "\n" for s, t in G2P))
