@@ -164,6 +164,59 @@ def test_generate_refuses_an_export_that_does_not_generate(tmp_path, wordpiece, 
         main, [encoder, "--prompt", "a dog"], capsys)
 
 
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory, wordpiece):
+    from transformers import BertForSequenceClassification
+
+    labels = {0: "animal", 1: "vehicle"}
+    return _bert_dir(tmp_path_factory.mktemp("export") / "export", BertForSequenceClassification, wordpiece,
+                     id2label=labels, label2id={v: k for k, v in labels.items()})
+
+
+def test_predict_keeps_every_input_cell_as_read_beside_its_own_columns(tmp_path, classifier, capsys):
+    from transferlab.predict import main
+
+    rows = [{"id": "007", "text": "a small dog barks", "label": "animal", "probability": "high", "note": "NA",
+             "n": 1.50, "ok": True, "gone": None, "tags": ["x", "y"]},
+            {"id": "010", "text": "the red bus stops here", "label": "vehicle", "probability": "low", "note": "nan",
+             "n": 2.0, "ok": False, "gone": None, "tags": []}]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    main([str(classifier), str(tmp_path / "in.jsonl"), "--top-k", "2"])
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [{k: v for k, v in r.items() if not k.startswith("pred_")} for r in out] == rows  # the gold label too
+    assert [list(r)[len(rows[0]) :] for r in out] == [["pred_label", "pred_score", "pred_top_k"]] * 2
+    for r in out:
+        assert r["pred_label"] in ("animal", "vehicle")
+        assert r["pred_top_k"][0] == {"label": r["pred_label"], "score": r["pred_score"]}
+
+    main([str(classifier), str(tmp_path / "in.jsonl"), "--out", str(tmp_path / "out.csv")])
+    table = list(csv.reader((tmp_path / "out.csv").open(encoding="utf-8")))
+    assert table[0] == ["id", "text", "label", "probability", "note", "n", "ok", "gone", "tags", "pred_label",
+                        "pred_score"]
+    assert [r[:9] for r in table[1:]] == [
+        ["007", "a small dog barks", "animal", "high", "NA", "1.5", "true", "", '["x", "y"]'],
+        ["010", "the red bus stops here", "vehicle", "low", "nan", "2.0", "false", "", "[]"]]
+    assert [r[9] for r in table[1:]] == [r["pred_label"] for r in out]
+
+
+def test_predict_names_the_row_of_a_cell_it_cannot_read_and_refuses_a_shadowing_column(tmp_path, classifier, capsys):
+    from transferlab.predict import main
+
+    def refused(name: str, content: str, *flags) -> str:
+        (tmp_path / name).write_text(content)
+        return _one_line(main, [classifier, tmp_path / name, *flags], capsys).replace(str(tmp_path / name), name)
+
+    assert refused("gap.csv", "id,text\n1,a dog\n2,\n") == (
+        "gap.csv line 3: 'text' is empty; give it text, or drop the row")
+    assert refused("list.jsonl", '{"text": ["a dog"]}\n') == (
+        "list.jsonl line 1: 'text' is not text ([\"a dog\"]); give it text, or drop the row")
+    assert refused("taken.csv", "text,pred_label\na dog,animal\n") == (
+        "taken.csv: column 'pred_label' has a name this classification export writes its prediction under "
+        "(pred_label, pred_score, pred_top_k); rename that column")
+    assert refused("in.csv", "text\na dog\n", "--top-k", "0") == "--top-k=0 must be >= 1"
+    assert refused("in.csv", "text\na dog\n", "--batch-size", "0") == "--batch-size=0 must be >= 1"
+
+
 @pytest.mark.slow
 def test_the_cli_refuses_a_lowercasing_tokenizer_on_case_sensitive_targets_before_training(tmp_path):
     (tmp_path / "g2p.jsonl").write_text("".join(json.dumps({"source": s, "target": t}) + "\n" for s, t in G2P))
