@@ -53,6 +53,8 @@ def files(tmp_path_factory) -> dict:
     (d / "squad_bad.json").write_text(json.dumps(squad))
     (d / "no_target.jsonl").write_text('{"source": "a b", "text": "x"}\n{"source": "c d", "text": "y"}\n')
     (d / "empty_target.jsonl").write_text('{"source": "a b", "target": "x"}\n{"source": "c d", "target": " "}\n{"source": "e f", "target": "z"}\n')
+    (d / "bare_model").mkdir()  # a model dir without tokenizer files
+    (d / "bare_model" / "config.json").write_text(json.dumps({"model_type": "bert", "architectures": ["BertModel"]}))
     gaps = d / "gaps.csv"  # an empty label cell on file line 3, an empty text cell on line 4
     gaps.write_text("text,label\nthe cat sleeps,animal\na red car,\n,vehicle\n" + "".join(f"{t},{l}\n" for t, l in DATA_ROWS))
     return {
@@ -65,6 +67,7 @@ def files(tmp_path_factory) -> dict:
         "latin1": str(latin),
         "truncated": str(truncated),
         "gaps": str(gaps),
+        "bare_model": str(d / "bare_model"),
         **{name: str(d / f"{name}.{ext}") for name, ext in
            (("ner", "conll"), ("ner_unseen", "conll"), ("ner_bad", "conll"), ("no_tags", "jsonl"), ("tags_short", "jsonl"), ("qa_misplaced", "jsonl"),
             ("qa_no_answer", "jsonl"), ("squad_bad", "json"), ("no_target", "jsonl"), ("empty_target", "jsonl"))},
@@ -94,6 +97,9 @@ CATALOGUE = [
      "model.name_or_path=./no/such/model: no such local directory (looked locally at"),
     ("hub_id_offline", ["model=pretrained", "tokenizer=pretrained", "model.name_or_path=nobody/no-such-model"], {"HF_HUB_OFFLINE": "1"},
      "not a local directory (looked locally) and not in the HF cache, and offline mode is on (HF_HUB_OFFLINE=1)"),
+    ("model_dir_without_tokenizer", ["model=pretrained", "tokenizer=pretrained", "model.name_or_path={bare_model}"], {},
+     "bare_model: no tokenizer files in it (tokenizer.json, tokenizer_config.json or a vocabulary), so every word "
+     "would read as unknown; use tokenizer=train, or tokenizer.name_or_path=DIR"),
     ("top_k_too_deep", ["freeze=top_k", "freeze.k=5"], {}, "freeze.k=5 but the model has 2 blocks; use freeze.k <= 2"),
     ("resume_missing", ["resume=/no/such/last.ckpt"], {}, "resume=/no/such/last.ckpt: no such checkpoint file"),
     ("resume_truncated", ["resume={truncated}"], {}, "truncated.ckpt: not a readable checkpoint, truncated or corrupt?"),

@@ -40,17 +40,19 @@ def test_classification_keeps_the_columns_and_gives_each_row_its_label_and_proba
     model = _export(tmp_path / "export", BertForSequenceClassification, tokenizer, id2label=labels, label2id={v: k for k, v in labels.items()})
     (tmp_path / "in.csv").write_text("id,text\n" + "".join(f"{i},{t}\n" for i, t in enumerate(TEXTS)))
     rows = _run(capsys, tmp_path / "export", tmp_path / "in.csv", "--top-k", 2, "--batch-size", 2)
-    assert [r["id"] for r in rows] == [0, 1, 2, 3] and [r["text"] for r in rows] == TEXTS  # input order, despite length batches
+    assert [r["id"] for r in rows] == ["0", "1", "2", "3"] and [r["text"] for r in rows] == TEXTS  # input order (cells as written), despite length batches
     for r, text in zip(rows, TEXTS):
         with torch.no_grad():
             probs = model(**tokenizer(text, return_tensors="pt")).logits.softmax(-1)[0]
-        assert r["label"] == labels[int(probs.argmax())] and r["probability"] == pytest.approx(float(probs.max()), abs=1e-5)
-        assert [k["label"] for k in r["top_k"]] == [labels[int(i)] for i in probs.argsort(descending=True)[:2]]
+        assert r["pred_label"] == labels[int(probs.argmax())]
+        assert r["pred_score"] == pytest.approx(float(probs.max()), abs=1e-5)
+        assert [k["label"] for k in r["pred_top_k"]] == [labels[int(i)] for i in probs.argsort(descending=True)[:2]]
     import csv
 
     main([str(tmp_path / "export"), str(tmp_path / "in.csv"), "--out", str(tmp_path / "out.csv")])
     table = list(csv.DictReader((tmp_path / "out.csv").open()))
-    assert list(table[0]) == ["id", "text", "label", "probability"] and [r["label"] for r in table] == [r["label"] for r in rows]
+    assert list(table[0]) == ["id", "text", "pred_label", "pred_score"]
+    assert [r["pred_label"] for r in table] == [r["pred_label"] for r in rows]
 
 
 def test_tagging_gives_one_tag_per_word_and_qa_a_span_of_the_context(tmp_path, tokenizer, capsys):
@@ -60,13 +62,15 @@ def test_tagging_gives_one_tag_per_word_and_qa_a_span_of_the_context(tmp_path, t
     _export(tmp_path / "tagger", BertForTokenClassification, tokenizer, id2label=tags, label2id={v: k for k, v in tags.items()})
     (tmp_path / "words.jsonl").write_text("".join(json.dumps({"tokens": t.split()}) + "\n" for t in TEXTS))
     rows = _run(capsys, tmp_path / "tagger", tmp_path / "words.jsonl")
-    assert [len(r["tags"]) for r in rows] == [len(t.split()) for t in TEXTS] and {t for r in rows for t in r["tags"]} <= set(tags.values())
+    assert [len(r["pred_tags"]) for r in rows] == [len(t.split()) for t in TEXTS]
+    assert {t for r in rows for t in r["pred_tags"]} <= set(tags.values())
 
     _export(tmp_path / "reader", BertForQuestionAnswering, tokenizer)
     (tmp_path / "qa.jsonl").write_text("".join(json.dumps({"question": "which animal ?", "context": t}) + "\n" for t in TEXTS))
     rows = _run(capsys, tmp_path / "reader", tmp_path / "qa.jsonl")
     for r in rows:
-        assert r["context"][r["start"] : r["start"] + len(r["answer"])] == r["answer"] and r["answer"]  # a span of the context
+        start, answer = r["pred_start"], r["pred_answer"]
+        assert r["context"][start : start + len(answer)] == answer and answer  # a span of the context
 
 
 def test_bad_input_is_one_line(tmp_path, tokenizer, capsys):
@@ -87,7 +91,7 @@ def test_bad_input_is_one_line(tmp_path, tokenizer, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert exit_.value.code == 2 and err[-1].startswith("error: ") and message in err[-1], err[-1]
     rows = _run(capsys, tmp_path / "export", tmp_path / "other.csv", "--text-column", "sentence")
-    assert rows[0]["sentence"] == "a dog" and rows[0]["label"] in ("LABEL_0", "LABEL_1")
+    assert rows[0]["sentence"] == "a dog" and rows[0]["pred_label"] in ("LABEL_0", "LABEL_1")
 
 
 def test_generation_exports_write_what_transferlab_generate_writes(tmp_path, capsys):
@@ -112,4 +116,4 @@ def test_generation_exports_write_what_transferlab_generate_writes(tmp_path, cap
         tok.save_pretrained(tmp_path / name)
         rows = _run(capsys, tmp_path / name, tmp_path / "in.jsonl", "--max-new-tokens", 5)
         assert [r["n"] for r in rows] == [0, 1]
-        assert [r["generation"] for r in rows] == list(generations(model, tok, TEXTS[:2], options, 0)), name
+        assert [r["pred_generation"] for r in rows] == list(generations(model, tok, TEXTS[:2], options, 0)), name

@@ -208,7 +208,7 @@ def test_a_tiny_text_to_text_run_learns_and_its_export_generates_the_same_text_e
     assert out.returncode == 0, out.stderr[-2000:]
     predicted = [json.loads(line) for line in out.stdout.splitlines()]
     assert [p["source"] for p in predicted] == [r["source"] for r in rows]
-    assert [p["generation"] for p in predicted] == [r["prediction"] for r in rows]
+    assert [p["pred_generation"] for p in predicted] == [r["prediction"] for r in rows]
     tokenizer = AutoTokenizer.from_pretrained(run / "export")
     if objective == "seq2seq":  # transformers 5 has no text2text-generation pipeline: its generate, as the pipeline called it
         hf = AutoModelForSeq2SeqLM.from_pretrained(run / "export").eval()

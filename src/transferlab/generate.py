@@ -16,6 +16,9 @@ from pathlib import Path
 from transferlab.errors import TransferlabError
 
 GENERATIVE = {"AutoModelForSeq2SeqLM", "AutoModelForCausalLM"}
+# an export's config.architectures names its head: these generate text; any other (a classifier's, a tagger's, a
+# bare encoder's) would be loaded under a fresh, random LM head and print noise
+GENERATIVE_ARCHITECTURES = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")
 
 
 def _from_checkpoint(ckpt: Path):
@@ -49,7 +52,15 @@ def load(source: str):
         raise TransferlabError(f"{source}: neither an export dir (no config.json in it) nor a .ckpt file; give a run's export/ or checkpoint")
     import transformers
 
+    from transferlab.hub import check_tokenizer_files
+
     config = transformers.AutoConfig.from_pretrained(path)
+    architecture = (config.architectures or [None])[0]
+    if architecture is None or not architecture.endswith(GENERATIVE_ARCHITECTURES):
+        what = f"a {architecture}" if architecture else "a model whose config.json names no architecture"
+        raise TransferlabError(f"{source}: {what}, which does not generate text (no language-model head); "
+                               "give the export of a seq2seq, sft, span_corruption or clm run")
+    check_tokenizer_files(path, source, "copy the tokenizer files the model was trained with into it")
     auto = transformers.AutoModelForSeq2SeqLM if config.is_encoder_decoder else transformers.AutoModelForCausalLM
     try:
         model = auto.from_pretrained(path)

@@ -1,6 +1,8 @@
-"""Where weights come from: a local HF-format dir or a hub id, and whether the hub may be asked (offline mode).
+"""Where weights come from: a local HF-format dir or a hub id, and whether the hub may be asked (offline mode);
+and that a local model dir holds its tokenizer.
 
-One place for both rules; the preflight checks and the model builder call the same functions.
+One place for these rules; the preflight checks, the model and tokenizer builders, transferlab-predict and
+transferlab-generate call the same functions.
 """
 
 import os
@@ -60,3 +62,30 @@ def check_model_source(model_cfg) -> None:
                 f"model.name_or_path={name}: not a local directory (looked locally) and not in the HF cache, "
                 "and offline mode is on (HF_HUB_OFFLINE=1); download it once without HF_HUB_OFFLINE, or give a local dir"
             )
+
+
+# What a saved tokenizer leaves in a dir (fast, WordPiece, BPE, SentencePiece, tiktoken; a byte-level one such as
+# ByT5's has its tokenizer_config.json alone).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "merges.txt", "*.model",
+                   "*.spm", "*.tiktoken")
+
+
+def check_tokenizer_files(path, where: str, fix: str) -> None:
+    """A local model dir must hold its tokenizer: from a dir without one, AutoTokenizer builds a tokenizer of the
+    special tokens alone, every word becomes unknown, and training and prediction go on without a word of warning.
+    A hub id is not looked at (its files are the hub's)."""
+    local = Path(str(path)).expanduser()
+    if local.is_dir() and not any(next(local.glob(pattern), None) for pattern in TOKENIZER_FILES):
+        raise TransferlabError(f"{where}: no tokenizer files in it (tokenizer.json, tokenizer_config.json or a "
+                               f"vocabulary), so every word would read as unknown; {fix}")
+
+
+def check_pretrained_tokenizer(cfg) -> None:
+    """tokenizer=pretrained: the dir it loads (tokenizer.name_or_path, else model.name_or_path) holds a tokenizer."""
+    if cfg.tokenizer.source != "pretrained":
+        return
+    key = "tokenizer.name_or_path" if cfg.tokenizer.get("name_or_path") else "model.name_or_path"
+    path = cfg.tokenizer.get("name_or_path") or cfg.model.name_or_path
+    if path:
+        fix = "use tokenizer=train, or tokenizer.name_or_path=DIR (the tokenizer the model was trained with)"
+        check_tokenizer_files(path, f"{key}={path}", fix)

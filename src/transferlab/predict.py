@@ -4,8 +4,9 @@ EXPORT is an export dir (a run's export/, shared on its own: no run dir is neede
 architecture: a label and its probability (classification; --top-k for more), a tag per word (tagging), an answer
 span and its score (extractive QA), generated text (seq2seq and causal LMs). INPUT is a csv/tsv/jsonl/json/parquet/
 txt/conll file read by the same readers as data=files (--format squad for SQuAD JSON), or - for stdin (one text a
-line). Output: JSONL (or CSV, by --out's extension) with the input's columns kept and the prediction added. Rows
-are batched by length; a progress bar shows on a terminal.
+line). Output: JSONL (or CSV, by --out's extension): each input row as read, its prediction in columns of its own
+(predict_input.OUTPUTS; an input column of such a name is refused). Rows are batched by length; a terminal shows
+a progress bar.
 """
 
 import argparse
@@ -14,57 +15,45 @@ import sys
 from pathlib import Path
 
 from transferlab.errors import TransferlabError
+from transferlab.predict_input import COLUMNS, read
 
 TASKS = {"ForSequenceClassification": "classification", "ForTokenClassification": "tagging", "ForQuestionAnswering": "qa",
          "ForConditionalGeneration": "generation", "ForCausalLM": "generation", "LMHeadModel": "generation"}
-# the input columns each task reads, and the flag that renames each
-COLUMNS = {"classification": {"text": "text"}, "tagging": {"tokens": "tokens"}, "qa": {"question": "question", "context": "context"},
-           "generation": {"source": "source"}}
 
 
-def load(export: Path):
-    """(task, model, tokenizer) of an export dir."""
+def task_of(export: Path) -> tuple[str, str]:
+    """(task, architecture) of an export dir, read from its config: the input is checked before weights load."""
     import transformers
+
+    from transferlab.hub import check_tokenizer_files
 
     if not (export / "config.json").is_file():
         raise TransferlabError(f"{export}: not an export dir (no config.json); give a run's export/")
-    tokenizer = transformers.AutoTokenizer.from_pretrained(export)
+    check_tokenizer_files(export, str(export), "copy the tokenizer files the model was trained with into it")
     if (export / "probe.json").is_file():
-        from transferlab.freeze.probe import load_probe
-
-        return "classification", load_probe(export), tokenizer
+        return "classification", "probe"
     architecture = (transformers.AutoConfig.from_pretrained(export).architectures or ["?"])[0]
     task = next((t for suffix, t in TASKS.items() if architecture.endswith(suffix)), None)
     if task is None:
         raise TransferlabError(f"{export}: a {architecture}, which predicts nothing transferlab-predict reads (a masked LM's export "
                                "fills masks); give the export of a classification, tagging, QA, seq2seq or sft run")
+    return task, architecture
+
+
+def load(export: Path, task: str, architecture: str):
+    """(model, tokenizer) of an export dir."""
+    import transformers
+
+    tokenizer = transformers.AutoTokenizer.from_pretrained(export)
+    if architecture == "probe":
+        from transferlab.freeze.probe import load_probe
+
+        return load_probe(export), tokenizer
     auto = {"classification": "AutoModelForSequenceClassification", "tagging": "AutoModelForTokenClassification",
             "qa": "AutoModelForQuestionAnswering"}.get(task)
     if auto is None:
         auto = "AutoModelForSeq2SeqLM" if architecture.endswith("ForConditionalGeneration") else "AutoModelForCausalLM"
-    return task, getattr(transformers, auto).from_pretrained(export).eval(), tokenizer
-
-
-def read(path: str, fmt: str, task: str, renamed: dict):
-    """The input rows as a datasets.Dataset, checked for the columns the task reads."""
-    from datasets import Dataset
-
-    from transferlab.data.loading import read_file
-
-    if path == "-":
-        lines = [line.rstrip("\n") for line in sys.stdin if line.strip()]
-        if not lines:
-            raise TransferlabError("stdin: no input (every line is blank)")
-        column = next(iter(COLUMNS[task]))
-        ds = Dataset.from_dict({renamed.get(column, column): [line.split() if task == "tagging" else line for line in lines]})
-    else:
-        ds = read_file(path, "input", "strict", fmt)
-    for field in COLUMNS[task]:
-        column = renamed.get(field, field)
-        if column not in ds.column_names:
-            raise TransferlabError(f"{path}: no column '{column}' for this {task} export; columns found: {', '.join(ds.column_names)}; "
-                                   f"name it with --{field}-column=<one of them>")
-    return ds
+    return getattr(transformers, auto).from_pretrained(export).eval(), tokenizer
 
 
 def _batches(lengths: list, size: int):
@@ -83,9 +72,9 @@ def _classify(model, tokenizer, rows: list, columns: dict, top_k: int, device) -
     names = model.config.id2label
     out = []
     for p, i in zip(best.values.tolist(), best.indices.tolist()):
-        row = {"label": names[i[0]], "probability": round(p[0], 6)}
+        row = {"pred_label": names[i[0]], "pred_score": round(p[0], 6)}
         if top_k > 1:
-            row["top_k"] = [{"label": names[j], "probability": round(q, 6)} for q, j in zip(p, i)]
+            row["pred_top_k"] = [{"label": names[j], "score": round(q, 6)} for q, j in zip(p, i)]
         out.append(row)
     return out
 
@@ -104,7 +93,8 @@ def _tag(model, tokenizer, rows: list, columns: dict, top_k: int, device) -> lis
             if w is not None and w not in first:
                 first[w] = j
         # a word the tokenizer turns into nothing (or cut by the length limit) gets no tag: null, not a guess
-        out.append({"tags": [model.config.id2label[predicted[i][first[w]]] if w in first else None for w in range(len(sentence))]})
+        tags = [model.config.id2label[predicted[i][first[w]]] if w in first else None for w in range(len(sentence))]
+        out.append({"pred_tags": tags})
     return out
 
 
@@ -128,8 +118,8 @@ def _answer(model, tokenizer, rows: list, columns: dict, top_k: int, device) -> 
             starts, ends = context_offsets(offsets[w], enc.sequence_ids(w))
             spans += best_spans(logits.start_logits[w].float().tolist(), logits.end_logits[w].float().tolist(), starts, ends, 20, 30)
         best = max(spans, default=None)
-        out.append({"answer": context[best[1] : best[2]] if best else "", "score": round(best[0], 4) if best else None,
-                    "start": best[1] if best else None})
+        out.append({"pred_answer": context[best[1] : best[2]] if best else "",
+                    "pred_score": round(best[0], 4) if best else None, "pred_start": best[1] if best else None})
     return out
 
 
@@ -142,7 +132,7 @@ def predict(task: str, model, tokenizer, rows: list, columns: dict, batch_size: 
         from transferlab.generate import generations
 
         texts = generations(model, tokenizer, [r[columns["source"]] for r in rows], generation, 0)
-        return [{"generation": t} for t in _progress(texts, len(rows), progress)]
+        return [{"pred_generation": t} for t in _progress(texts, len(rows), progress)]
     first = next(iter(columns.values()))
     lengths = [len(str(r[first])) for r in rows]
     out = [None] * len(rows)
@@ -161,6 +151,8 @@ def _progress(items, total: int, show: bool):
 
 
 def write(path: str | None, rows: list, predictions: list) -> None:
+    """Each row as read, then its prediction. CSV: a string cell as it is, a missing one empty, anything else (a list,
+    a number or a boolean read from JSON) as JSON writes it."""
     merged = [{**row, **pred} for row, pred in zip(rows, predictions)]
     if path and path.endswith(".csv"):
         import csv
@@ -169,7 +161,8 @@ def write(path: str | None, rows: list, predictions: list) -> None:
             writer = csv.DictWriter(f, fieldnames=list(merged[0]))
             writer.writeheader()
             for row in merged:
-                writer.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v for k, v in row.items()})
+                writer.writerow({k: v if v is None or isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+                                 for k, v in row.items()})
         return
     lines = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in merged)
     if path:
@@ -198,12 +191,16 @@ def main(argv=None) -> None:
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     try:
+        for flag in ("top_k", "batch_size", "max_new_tokens"):
+            if getattr(args, flag) < 1:
+                raise TransferlabError(f"--{flag.replace('_', '-')}={getattr(args, flag)} must be >= 1")
         import torch
 
-        task, model, tokenizer = load(Path(args.export))
+        task, architecture = task_of(Path(args.export))
         renamed = {f: getattr(args, f"{f}_column") for f in COLUMNS[task] if getattr(args, f"{f}_column")}
         columns = {f: renamed.get(f, f) for f in COLUMNS[task]}
         ds = read(args.input, args.format, task, renamed)
+        model, tokenizer = load(Path(args.export), task, architecture)
         device = torch.device(args.device)
         model.to(device)
         generation = OmegaConf.structured(GenerationConfig(max_new_tokens=args.max_new_tokens))

@@ -108,12 +108,13 @@ def check_checkpoint_fits(module, ckpt: str) -> None:
 def check_inputs(cfg, run_dir: Path) -> Inputs:
     """Every input check that needs the file system, cheapest first; returns what later steps reuse."""
     from transferlab.data.loading import load_splits
-    from transferlab.hub import check_model_source
+    from transferlab.hub import check_model_source, check_pretrained_tokenizer
     from transferlab.objectives import OBJECTIVES
 
     objective = OBJECTIVES[cfg.objective.name]
     with quiet():
         check_model_source(cfg.model)
+        check_pretrained_tokenizer(cfg)
         resume_from = resume_path(cfg, run_dir)
         if resume_from:
             read_checkpoint(resume_from)

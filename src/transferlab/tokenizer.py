@@ -114,19 +114,39 @@ def build_tokenizer(cfg, train_split, run_dir: Path, is_rank_zero: bool, objecti
     from transformers import AutoTokenizer
 
     saved = run_dir / "tokenizer"
-    if saved.is_dir():
-        return AutoTokenizer.from_pretrained(saved)
     tok_cfg = cfg.tokenizer
-    if tok_cfg.source == "pretrained":
+    if saved.is_dir():
+        tokenizer = AutoTokenizer.from_pretrained(saved)
+    elif tok_cfg.source == "pretrained":
+        from transferlab.hub import check_pretrained_tokenizer
+
         path = tok_cfg.name_or_path or cfg.model.name_or_path
+        check_pretrained_tokenizer(cfg)
         try:
             tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=cfg.model.trust_remote_code, revision=cfg.model.revision)
         except (OSError, ValueError) as e:
             raise TransferlabError(f"could not load a tokenizer from {path} ({str(e).splitlines()[0]}); use tokenizer=train or set tokenizer.name_or_path") from None
     else:
         tokenizer = _trained(cfg, train_split, objective)
-        if is_rank_zero:
-            tokenizer.save_pretrained(saved)
     if tokenizer.pad_token is None:  # GPT-2 style tokenizers ship without one; padding is masked out anyway
         tokenizer.pad_token = tokenizer.eos_token
+    problem = objective.tokenizer_problem(tokenizer, train_split) if train_split is not None else None
+    if problem:  # before the run dir keeps it: a resumed run would reuse it
+        named, fix = _named_with_fix(cfg, saved)
+        raise TransferlabError(f"objective={objective.name}: {named} {problem}; {fix}")
+    if tok_cfg.source == "train" and not saved.is_dir() and is_rank_zero:
+        tokenizer.save_pretrained(saved)
     return tokenizer
+
+
+def _named_with_fix(cfg, saved: Path) -> tuple[str, str]:
+    """The tokenizer an objective refused, and what to use instead."""
+    keeps = "a tokenizer that keeps the text"
+    if saved.is_dir():
+        return f"the run's tokenizer ({saved})", f"start a new run with {keeps} (tokenizer.lowercase=false)"
+    if cfg.tokenizer.source == "pretrained":
+        return (f"the tokenizer of {cfg.tokenizer.name_or_path or cfg.model.name_or_path}",
+                f"use tokenizer.name_or_path=DIR with {keeps}, or tokenizer=train on a model from scratch")
+    if cfg.tokenizer.lowercase:
+        return "the trained tokenizer (tokenizer.lowercase=true)", "use tokenizer.lowercase=false"
+    return "the trained tokenizer", f"use tokenizer=pretrained tokenizer.name_or_path=DIR with {keeps}"

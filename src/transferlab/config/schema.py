@@ -69,7 +69,7 @@ class TokenizerConfig:
     name_or_path: Optional[str] = None  # default: model.name_or_path
     vocab_size: int = at_least(8000, 16)
     min_frequency: int = at_least(2)
-    lowercase: bool = True
+    lowercase: bool = False  # true folds case in every text, targets included: only for a case-blind task
     train_samples: Optional[int] = at_least(None, hint="a number of texts, or null for the whole train split")  # trained on a seeded sample
 
 

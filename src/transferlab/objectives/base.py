@@ -5,8 +5,8 @@ An objective owns its task end to end, so nothing upstream names a task:
   ``Config``, the data ``fields`` it reads and which ``data.*_column`` key supplies each, the field its splits are
   stratified by, the model ``kinds`` it accepts, the HF ``auto_class`` of its task model, the ``monitor`` metric
   that picks the best checkpoint, drives early stopping and is returned to a sweeper, ``reshape`` for a data layout
-  it accepts besides its own, and ``check`` / ``check_rows`` / ``check_splits`` for the rules that need the whole
-  config, each row as read, or the loaded splits;
+  it accepts besides its own, ``check`` / ``check_rows`` / ``check_splits`` for the rules that need the whole
+  config, each row as read, or the loaded splits, and ``tokenizer_problem`` for what it needs of a tokenizer;
 - instance, built from its config, the data config, the tokenizer and the train split (it derives its own label or
   tag vocabulary): ``prepare`` turns a raw split into a dataset with stable example ids, ``collator(stage)`` batches
   it, ``step`` gives the loss (and updates the per-batch metrics), ``predict`` / ``evaluate`` score whole eval sets
@@ -71,6 +71,12 @@ class Objective:
     @classmethod
     def check_splits(cls, splits: dict, cfg) -> None:
         """Rules on the loaded splits (columns renamed to field names), before the tokenizer or model is built."""
+
+    @classmethod
+    def tokenizer_problem(cls, tokenizer, train) -> str | None:
+        """What this objective needs of its tokenizer that `tokenizer` lacks, seen on the train split (e.g. giving its
+        targets back as written), said as "cannot ..."; None: nothing (the default: inputs need only be read)."""
+        return None
 
     @classmethod
     def tokenizer_family(cls, kind: str | None) -> str:

@@ -28,6 +28,17 @@ def clipped(ids: list, limit: int) -> tuple[list, bool]:
     return (ids, False) if len(ids) <= limit else (ids[: limit - 1] + ids[-1:], True)
 
 
+def _around(target: str, got: str, width: int = 40) -> str:
+    """'target' decodes as 'got', cut to `width` characters around where they first differ."""
+    first = next((i for i, (a, b) in enumerate(zip(target, got)) if a != b), min(len(target), len(got)))
+    start = max(0, first - width // 2)
+
+    def cut(text: str) -> str:
+        return ("..." if start else "") + text[start : start + width] + ("..." if len(text) > start + width else "")
+
+    return f"{cut(target)!r} decodes as {cut(got)!r}"
+
+
 class TextToText(Objective):
     """What seq2seq and sft share: the data (source, target), tokenizer texts, the raw splits whose references the
     evaluation reads, and the scoring and written rows of generated text. Subclasses encode, step and generate."""
@@ -40,6 +51,24 @@ class TextToText(Objective):
         for i in range(0, len(split), batch_size):
             rows = split[i : i + batch_size]
             yield rows["source"] + rows["target"]
+
+    SAMPLED_TARGETS = 1000  # targets a tokenizer is checked on, spread over the train split
+
+    @classmethod
+    def tokenizer_problem(cls, tokenizer, train) -> str | None:
+        """A prediction is the decoded generation, scored against the target as written: a tokenizer that lowercases,
+        normalises or reads a character as unknown gets every such target wrong whatever the model learns. Whitespace
+        compares as the decoded text has it (runs collapsed, ends stripped); nothing else is forgiven."""
+        rows = train.select(range(0, len(train), max(1, len(train) // cls.SAMPLED_TARGETS)))
+        targets = list(rows["target"])
+        decoded = tokenizer.batch_decode(tokenizer(targets, add_special_tokens=False, verbose=False)["input_ids"],
+                                         skip_special_tokens=True)
+        wrong = [(t, d) for t, d in zip(targets, decoded) if " ".join(t.split()) != " ".join(d.split())]
+        if not wrong:
+            return None
+        target, got = (" ".join(text.split()) for text in wrong[0])
+        return (f"cannot encode the targets exactly: {_around(target, got)} ({len(wrong)} of {len(targets)} "
+                "sampled train targets differ)")
 
     @classmethod
     def check(cls, cfg) -> None:
