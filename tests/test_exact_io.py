@@ -135,7 +135,7 @@ def test_a_model_dir_without_tokenizer_files_is_refused_by_train_eval_predict_an
     run = tmp_path / "earlier_run"  # transferlab-eval of a checkpoint of a run on that dir
     (run / ".hydra").mkdir(parents=True)
     (run / "checkpoints").mkdir()
-    (run / "checkpoints" / "last.ckpt").write_bytes(b"")
+    torch.save({"state_dict": {}}, run / "checkpoints" / "last.ckpt")  # readable: eval checks it before the model dir
     OmegaConf.save({k: v for k, v in cfg.items() if k != "hydra"}, run / ".hydra" / "config.yaml")
     with pytest.raises(TransferlabError, match=refused):
         evaluate([f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}"])

@@ -43,8 +43,11 @@ def _args(corpus: Path, run: Path) -> list:
 
 
 def _leftovers(cache: Path) -> list:
-    """Temp dirs of a preparation (prepared/.<key>.<host>.<pid>.*, its scratch Arrow) or any other temp file."""
-    return [p for p in cache.rglob("*") if p.name.startswith(".") or p.suffix == ".arrow" or "scratch" in p.parts]
+    """Temp dirs of a preparation (prepared/.<key>.<host>.<pid>.*, its scratch Arrow) or any other temp file. The
+    file's own Arrow copy (cache/datasets, written whole by datasets before tokenizing starts) is a cache entry."""
+    copies = cache / "datasets"
+    return [p for p in cache.rglob("*") if p.name.startswith(".") or "scratch" in p.parts
+            or (p.suffix == ".arrow" and copies not in p.parents)]
 
 
 def _start_tokenizing(corpus: Path, cache: Path, run: Path):
