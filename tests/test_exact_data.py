@@ -273,3 +273,11 @@ def test_a_path_hydra_cannot_read_gets_the_quoting_that_works(value):
     assert message.startswith(f"data.train=data/{value}: Hydra cannot read this value as it is")
     suggested = shlex.split(message.rsplit("inside the shell's quotes: ", 1)[1])
     assert compose(["data=files", *suggested]).data.train == f"data/{value}"  # the fix it names works
+
+
+def test_json_labels_keep_their_own_spelling(tmp_path):
+    rows = [{"text": f"t{i}", "label": [True, False, 2.0, 7][i % 4]} for i in range(16)]
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    path = str(tmp_path / "train.jsonl")
+    raw, _ = _splits(train=path, validation=path, test=path)
+    assert label_vocabulary(raw["train"]) == {"2.0": 0, "7": 1, "false": 2, "true": 3}  # not True/False

@@ -11,9 +11,16 @@ class ClassificationConfig:
     name: str = "classification"
 
 
+def label_text(value) -> str:
+    """A label as the user wrote it: a JSON true stays `true` (str() would give `True`), 2.0 stays `2.0`."""
+    import json
+
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
 def label_vocabulary(train) -> dict:
     """label -> id from the train split (sorted, as strings)."""
-    labels = sorted({str(v) for v in train["label"][:]})
+    labels = sorted({label_text(v) for v in train["label"][:]})
     if len(labels) < 2:
         raise TransferlabError(f"objective=classification needs at least 2 labels in train; found {labels}")
     return {label: i for i, label in enumerate(labels)}
@@ -33,7 +40,7 @@ class Classification(Objective):
         """Every validation/test label must occur in train: the model cannot predict the others."""
         known = set(label_vocabulary(splits["train"]))
         for split in ("validation", "test"):
-            unseen = sorted({str(v) for v in splits[split]["label"][:]} - known)
+            unseen = sorted({label_text(v) for v in splits[split]["label"][:]} - known)
             if unseen:
                 shown = ", ".join(unseen[:5]) + (" ..." if len(unseen) > 5 else "")
                 raise TransferlabError(
@@ -65,7 +72,7 @@ class Classification(Objective):
 
         def encode(batch):
             ids = tokenizer(batch["text"], truncation=True, max_length=max_len, verbose=False)["input_ids"]
-            return {"input_ids": ids, "labels": [label2id[str(v)] for v in batch["label"]]}
+            return {"input_ids": ids, "labels": [label2id[label_text(v)] for v in batch["label"]]}
 
         settings = {"objective": self.name, "max_len": max_len, "labels": label2id, "v": 2}
         return Rows.prepare(dataset, encode, tokenizer, settings, ["labels"], self.data_cfg.num_proc)
