@@ -86,8 +86,10 @@ def assemble(*args, **kwargs):
 
 job.assemble = assemble
 timed(job, "assemble", "assemble", start_mark="assemble_start")
-for module_name, function, key in (("transferlab.preflight", "check_inputs", "check_inputs (load splits, labels)"),
-                                   ("transferlab.loggers", "build_loggers", "build_loggers")):
+for module_name, function, key in (
+    ("transferlab.preflight", "check_inputs", "check_inputs (load splits, labels)"),
+    ("transferlab.loggers", "build_loggers", "build_loggers"),
+):
     try:  # only where this version of the product has them; importing them is light
         __import__(module_name)
         timed(sys.modules[module_name], function, key)

@@ -55,7 +55,8 @@ def main() -> None:
     npy = np.load(OUT / "blocks.npy", mmap_mode="r")
     batches = [np.sort(rng.choice(a.blocks, 32, replace=False)) for _ in range(a.batches)]
     result = {
-        "blocks": a.blocks, "block_size": a.block_size,
+        "blocks": a.blocks,
+        "block_size": a.block_size,
         "npy_bytes_per_token": round((OUT / "blocks.npy").stat().st_size / tokens, 3),
         "arrow_bytes_per_token": round(du(OUT / "arrow") / tokens, 3),
         "npy_us_per_batch": round(timed(lambda b: npy[b], batches), 1),

@@ -17,13 +17,45 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import WORK, args, encoder_flops, interleave, model_dims, overhead, overhead_line, peer_of, select, profile_top, quiet, rounds_line, save, settings_line, summarize, table, versions  # noqa: E402
+from common import (  # noqa: E402
+    WORK,
+    args,
+    encoder_flops,
+    interleave,
+    model_dims,
+    overhead,
+    overhead_line,
+    peer_of,
+    profile_top,
+    quiet,
+    rounds_line,
+    save,
+    select,
+    settings_line,
+    summarize,
+    table,
+    versions,
+)
 from runners import HFTrainerRunner, RawLoopRunner, TransferlabRunner, hf_settings, load_texts, transferlab_raw  # noqa: E402
 
-PINNED = ["model=tiny_bert", "objective=classification", "freeze=none", "data=wordnet_topics", "tokenizer=train",
-          "task_name=bench_classification", "data.max_seq_len=64", "data.batch_size=32", "data.max_train_samples=null",
-          "data.train_fraction=1.0", "optimizer.lr=1e-3", "optimizer.weight_decay=0.01", "scheduler.name=linear",
-          "scheduler.warmup_ratio=0.06", "trainer.gradient_clip_val=1.0", "trainer.precision=32-true"]
+PINNED = [
+    "model=tiny_bert",
+    "objective=classification",
+    "freeze=none",
+    "data=wordnet_topics",
+    "tokenizer=train",
+    "task_name=bench_classification",
+    "data.max_seq_len=64",
+    "data.batch_size=32",
+    "data.max_train_samples=null",
+    "data.train_fraction=1.0",
+    "optimizer.lr=1e-3",
+    "optimizer.weight_decay=0.01",
+    "scheduler.name=linear",
+    "scheduler.warmup_ratio=0.06",
+    "trainer.gradient_clip_val=1.0",
+    "trainer.precision=32-true",
+]
 
 
 def epoch_pad_share(batches, lengths) -> float:
@@ -59,15 +91,27 @@ def main():
     texts = load_texts(DATA_DIR / "wordnet_topics" / "train.jsonl.gz")
     settings, max_len = hf_settings(tl.cfg), tl.cfg.data.max_seq_len
     encoded = texts.map(
-        lambda b: {**tokenizer(b["text"], truncation=True, max_length=max_len), "labels": [label2id[str(x)] for x in b["label"]]},
-        batched=True, remove_columns=texts.column_names,
+        lambda b: {
+            **tokenizer(b["text"], truncation=True, max_length=max_len),
+            "labels": [label2id[str(x)] for x in b["label"]],
+        },
+        batched=True,
+        remove_columns=texts.column_names,
     )
     model_fn = lambda: AutoModelForSequenceClassification.from_config(config)  # noqa: E731
     runners = {
         "transferlab": tl,
         "transferlab_no_bucket": tl_flat,
-        "hf_trainer": HFTrainerRunner(model_fn, encoded, DataCollatorWithPadding(tokenizer), a.steps, a.warmup, flops, settings,
-                                      train_sampling_strategy="random"),  # group_by_length=False
+        "hf_trainer": HFTrainerRunner(
+            model_fn,
+            encoded,
+            DataCollatorWithPadding(tokenizer),
+            a.steps,
+            a.warmup,
+            flops,
+            settings,
+            train_sampling_strategy="random",
+        ),  # group_by_length=False
         "raw_transferlab": RawLoopRunner(transferlab_raw(tl.cfg, run_dir), a.steps, a.warmup, flops, settings["clip"]),
     }
 
@@ -78,26 +122,51 @@ def main():
     hf_lengths = [len(x) for x in encoded["input_ids"]]
     order = torch.randperm(len(hf_lengths), generator=torch.Generator().manual_seed(42)).tolist()
     random_batches = [order[i : i + batch] for i in range(0, len(order), batch)]
-    epoch = {"transferlab (bucketed)": epoch_pad_share(bucketed, tl_lengths),
-             "hf_trainer (random, pad to longest)": epoch_pad_share(random_batches, hf_lengths)}
-    print(f"setup {time.perf_counter() - t0:.1f}s; {len(tl_lengths)} train examples, mean length {np.mean(tl_lengths):.1f} "
-          f"tokens (p50 {np.median(tl_lengths):.0f}, p95 {np.percentile(tl_lengths, 95):.0f}, max {max(tl_lengths)}); "
-          f"epoch pad share: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in epoch.items()), flush=True)
+    epoch = {
+        "transferlab (bucketed)": epoch_pad_share(bucketed, tl_lengths),
+        "hf_trainer (random, pad to longest)": epoch_pad_share(random_batches, hf_lengths),
+    }
+    print(
+        f"setup {time.perf_counter() - t0:.1f}s; {len(tl_lengths)} train examples, mean length {np.mean(tl_lengths):.1f} "
+        f"tokens (p50 {np.median(tl_lengths):.0f}, p95 {np.percentile(tl_lengths, 95):.0f}, max {max(tl_lengths)}); "
+        f"epoch pad share: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in epoch.items()),
+        flush=True,
+    )
 
     runners = select(runners, a.runners)
     peer = peer_of(runners)
     results = interleave(runners, a.repeats, a.max_foreign)
     rows = summarize(results, peer=peer, metric="real_tokens_per_s")
-    text = table(f"Classification: non-pad tokens/s (max {settings_line(tl.cfg)}, {a.threads} torch threads)", rows, peer, "non-pad tokens/s")
+    text = table(
+        f"Classification: non-pad tokens/s (max {settings_line(tl.cfg)}, {a.threads} torch threads)",
+        rows,
+        peer,
+        "non-pad tokens/s",
+    )
     over = overhead(results, "transferlab", "raw_transferlab", "real_tokens_per_s")
-    text += ("\n\nepoch pad share: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in epoch.items())
-             + f"\n{overhead_line(over, results, 'real_tokens_per_s')}\n{rounds_line(results)}")
+    text += (
+        "\n\nepoch pad share: "
+        + ", ".join(f"{k} {100 * v:.1f}%" for k, v in epoch.items())
+        + f"\n{overhead_line(over, results, 'real_tokens_per_s')}\n{rounds_line(results)}"
+    )
     print(text, flush=True)
     if a.profile:
         for name in [n for n in ("transferlab", "hf_trainer") if n in runners]:
             print(profile_top(name, runners[name]), flush=True)
-    save("classification", {"versions": versions(), "args": vars(a), "rows": rows, "rounds": results["_rounds"],
-                            "samples": results, "overhead": over, "epoch_pad_share": epoch, "table": text}, a.runners)
+    save(
+        "classification",
+        {
+            "versions": versions(),
+            "args": vars(a),
+            "rows": rows,
+            "rounds": results["_rounds"],
+            "samples": results,
+            "overhead": over,
+            "epoch_pad_share": epoch,
+            "table": text,
+        },
+        a.runners,
+    )
 
 
 if __name__ == "__main__":

@@ -15,12 +15,52 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import WORK, args, encoder_flops, interleave, model_dims, overhead, overhead_line, peer_of, select, profile_top, quiet, rounds_line, save, settings_line, summarize, table, versions  # noqa: E402
-from runners import HFTrainerRunner, RawLoopRunner, TransferlabRunner, group_texts, hf_raw, hf_settings, load_texts, transferlab_raw  # noqa: E402
+from common import (  # noqa: E402
+    WORK,
+    args,
+    encoder_flops,
+    interleave,
+    model_dims,
+    overhead,
+    overhead_line,
+    peer_of,
+    profile_top,
+    quiet,
+    rounds_line,
+    save,
+    select,
+    settings_line,
+    summarize,
+    table,
+    versions,
+)
+from runners import (  # noqa: E402
+    HFTrainerRunner,
+    RawLoopRunner,
+    TransferlabRunner,
+    group_texts,
+    hf_raw,
+    hf_settings,
+    load_texts,
+    transferlab_raw,
+)
 
-PINNED = ["model=tiny_gpt2", "objective=clm", "freeze=none", "data=wordnet_corpus", "tokenizer=train", "task_name=bench_clm",
-          "data.max_seq_len=128", "data.batch_size=32", "optimizer.lr=1e-3", "optimizer.weight_decay=0.01",
-          "scheduler.name=linear", "scheduler.warmup_ratio=0.06", "trainer.gradient_clip_val=1.0", "trainer.precision=32-true"]
+PINNED = [
+    "model=tiny_gpt2",
+    "objective=clm",
+    "freeze=none",
+    "data=wordnet_corpus",
+    "tokenizer=train",
+    "task_name=bench_clm",
+    "data.max_seq_len=128",
+    "data.batch_size=32",
+    "optimizer.lr=1e-3",
+    "optimizer.weight_decay=0.01",
+    "scheduler.name=linear",
+    "scheduler.warmup_ratio=0.06",
+    "trainer.gradient_clip_val=1.0",
+    "trainer.precision=32-true",
+]
 
 
 def main():
@@ -53,11 +93,16 @@ def main():
         "transferlab": tl,
         "hf_trainer": HFTrainerRunner(model_fn, blocks, collator, a.steps, a.warmup, flops, settings),
         "raw_transferlab": RawLoopRunner(transferlab_raw(tl.cfg, run_dir), a.steps, a.warmup, flops, settings["clip"]),
-        "raw_hf": RawLoopRunner(hf_raw(model_fn, blocks, collator, settings, total), a.steps, a.warmup, flops, settings["clip"]),
+        "raw_hf": RawLoopRunner(
+            hf_raw(model_fn, blocks, collator, settings, total), a.steps, a.warmup, flops, settings["clip"]
+        ),
     }
     params = sum(p.numel() for p in first.module.model.parameters())
-    print(f"setup {time.perf_counter() - t0:.1f}s; tiny GPT-2 {params / 1e6:.2f}M params, vocab {vocab}, "
-          f"{len(first.datamodule.datasets['train'])} transferlab blocks, {len(blocks)} HF blocks", flush=True)
+    print(
+        f"setup {time.perf_counter() - t0:.1f}s; tiny GPT-2 {params / 1e6:.2f}M params, vocab {vocab}, "
+        f"{len(first.datamodule.datasets['train'])} transferlab blocks, {len(blocks)} HF blocks",
+        flush=True,
+    )
 
     runners = select(runners, a.runners)
     peer = peer_of(runners)
@@ -70,8 +115,21 @@ def main():
     if a.profile:
         for name in [n for n in ("raw_transferlab", "raw_hf") if n in runners]:
             print(profile_top(name, runners[name]), flush=True)
-    save("clm", {"versions": versions(), "args": vars(a), "rows": rows, "rounds": results["_rounds"], "samples": results,
-                 "overhead": over, "params": params, "vocab": vocab, "table": text}, a.runners)
+    save(
+        "clm",
+        {
+            "versions": versions(),
+            "args": vars(a),
+            "rows": rows,
+            "rounds": results["_rounds"],
+            "samples": results,
+            "overhead": over,
+            "params": params,
+            "vocab": vocab,
+            "table": text,
+        },
+        a.runners,
+    )
 
 
 if __name__ == "__main__":

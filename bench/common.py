@@ -16,8 +16,15 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-for key, value in {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "WANDB_MODE": "offline",
-                   "WANDB_SILENT": "true", "TOKENIZERS_PARALLELISM": "false", "TRANSFORMERS_VERBOSITY": "error"}.items():
+for key, value in {
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "WANDB_MODE": "offline",
+    "WANDB_SILENT": "true",
+    "TOKENIZERS_PARALLELISM": "false",
+    "TRANSFORMERS_VERBOSITY": "error",
+}.items():
     os.environ.setdefault(key, value)
 warnings.filterwarnings("ignore")
 
@@ -48,13 +55,29 @@ def args(description: str, steps: int, repeats: int = 3, options: dict | None = 
     p.add_argument("--steps", type=int, default=steps, help="timed optimizer steps per runner per round")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps before the timed window")
     p.add_argument("--repeats", type=int, default=repeats, help="rounds (median over them)")
-    p.add_argument("--runners", default=None, help="comma-separated subset of the runners (e.g. transferlab,raw_transferlab "
-                   "with many --repeats for a tighter overhead number)")
-    p.add_argument("--profile", action="store_true", help="after the rounds, torch.profiler top ops of the main runners")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, one per core); on a shared box "
-                   "--threads 1 leaves a core to the neighbours and stays stable")
-    p.add_argument("--max-foreign", type=float, default=None, help="cores used by other processes during a timed window above "
-                   "which the call is repeated (default: the cores this run leaves free + 0.25)")
+    p.add_argument(
+        "--runners",
+        default=None,
+        help="comma-separated subset of the runners (e.g. transferlab,raw_transferlab "
+        "with many --repeats for a tighter overhead number)",
+    )
+    p.add_argument(
+        "--profile", action="store_true", help="after the rounds, torch.profiler top ops of the main runners"
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (default: torch's, one per core); on a shared box "
+        "--threads 1 leaves a core to the neighbours and stays stable",
+    )
+    p.add_argument(
+        "--max-foreign",
+        type=float,
+        default=None,
+        help="cores used by other processes during a timed window above "
+        "which the call is repeated (default: the cores this run leaves free + 0.25)",
+    )
     a = p.parse_args()
     import torch
 
@@ -81,7 +104,11 @@ class ForeignLoad:
         return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")  # minus idle and iowait
 
     def __enter__(self):
-        self.t, self.busy, self.own = time.perf_counter(), self._busy(), sum(os.times()[:4])  # self + waited-for children
+        self.t, self.busy, self.own = (
+            time.perf_counter(),
+            self._busy(),
+            sum(os.times()[:4]),
+        )  # self + waited-for children
         self.loadavg = os.getloadavg()[0]
         return self
 
@@ -182,9 +209,16 @@ class StepLog:
         seconds = self.ends[-1] - self.ends[warmup - 1]
         tok, real, flops = (sum(x[warmup:n]) for x in (self.tokens, self.real, self.flops))
         self.load.__exit__(None, None, None)
-        return {"foreign_cores": round(self.load.cores, 2), "seconds": seconds, "tokens_per_s": tok / seconds,
-                "real_tokens_per_s": real / seconds, "pad_share": 1 - real / tok, "gflops": flops / seconds / 1e9, "steps": n - warmup,
-                "step_ms": [round(1e3 * (b - a), 1) for a, b in zip(self.ends, self.ends[1:])]}
+        return {
+            "foreign_cores": round(self.load.cores, 2),
+            "seconds": seconds,
+            "tokens_per_s": tok / seconds,
+            "real_tokens_per_s": real / seconds,
+            "pad_share": 1 - real / tok,
+            "gflops": flops / seconds / 1e9,
+            "steps": n - warmup,
+            "step_ms": [round(1e3 * (b - a), 1) for a, b in zip(self.ends, self.ends[1:])],
+        }
 
 
 def wait_quiet(threshold: float, max_wait: float = 30.0) -> float:
@@ -235,14 +269,24 @@ def interleave(runners: dict, repeats: int, max_foreign: float, retries: int = 3
                     break
                 waited += wait_quiet(max_foreign)
             row[name] = sample
-        rounds.append({"foreign_cores": {n: row[n]["foreign_cores"] for n in runners}, "loadavg": round(os.getloadavg()[0], 2),
-                       "peak_gflops": peak, "loaded": any(row[n]["loaded"] for n in runners), "waited_s": round(waited, 1),
-                       "attempts": {n: row[n]["attempts"] for n in runners}})
+        rounds.append(
+            {
+                "foreign_cores": {n: row[n]["foreign_cores"] for n in runners},
+                "loadavg": round(os.getloadavg()[0], 2),
+                "peak_gflops": peak,
+                "loaded": any(row[n]["loaded"] for n in runners),
+                "waited_s": round(waited, 1),
+                "attempts": {n: row[n]["attempts"] for n in runners},
+            }
+        )
         for name in runners:
             out[name].append({**row[name], "round": r, "peak_gflops": peak})
         summary = "  ".join(f"{n}={row[n]['real_tokens_per_s']:.0f}" for n in runners)
-        print(f"  round {r + 1}: {summary} tok/s | foreign cores {list(rounds[-1]['foreign_cores'].values())}, "
-              f"attempts {list(rounds[-1]['attempts'].values())}, waited {waited:.0f}s{' LOADED' if rounds[-1]['loaded'] else ''}", flush=True)
+        print(
+            f"  round {r + 1}: {summary} tok/s | foreign cores {list(rounds[-1]['foreign_cores'].values())}, "
+            f"attempts {list(rounds[-1]['attempts'].values())}, waited {waited:.0f}s{' LOADED' if rounds[-1]['loaded'] else ''}",
+            flush=True,
+        )
     out["_rounds"] = rounds
     return out
 
@@ -258,14 +302,22 @@ def summarize(results: dict, peer: str, metric: str = "real_tokens_per_s") -> li
         s = [samples[i] for i in use]
         ratios = [a[metric] / results[peer][i][metric] for a, i in zip(s, use)]
         util = [a["gflops"] / a["peak_gflops"] for a in s]
-        rows.append({
-            "runner": name, "tokens_per_s": statistics.median(a[metric] for a in s),
-            "all_tokens_per_s": statistics.median(a["tokens_per_s"] for a in s),
-            "ratio": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
-            "pad_share": statistics.median(a["pad_share"] for a in s),
-            "rss_mb": max(a["rss_mb"] for a in s), "gflops": statistics.median(a["gflops"] for a in s),
-            "util": statistics.median(util), "rounds": len(use), "loaded_calls": sum(a["loaded"] for a in s),
-        })
+        rows.append(
+            {
+                "runner": name,
+                "tokens_per_s": statistics.median(a[metric] for a in s),
+                "all_tokens_per_s": statistics.median(a["tokens_per_s"] for a in s),
+                "ratio": statistics.median(ratios),
+                "ratio_min": min(ratios),
+                "ratio_max": max(ratios),
+                "pad_share": statistics.median(a["pad_share"] for a in s),
+                "rss_mb": max(a["rss_mb"] for a in s),
+                "gflops": statistics.median(a["gflops"] for a in s),
+                "util": statistics.median(util),
+                "rounds": len(use),
+                "loaded_calls": sum(a["loaded"] for a in s),
+            }
+        )
     return rows
 
 
@@ -280,13 +332,17 @@ def overhead_line(over: float | None, results: dict, metric: str = "tokens_per_s
     if over is None:
         return "transferlab overhead vs raw_transferlab: not measured in this run (runner subset)"
     ratios = [p[metric] / r[metric] for p, r in zip(results["transferlab"], results["raw_transferlab"])]
-    return (f"transferlab overhead vs raw_transferlab (median of per-round ratios): {100 * over:.1f}% "
-            f"(per-round transferlab/raw: {[round(x, 3) for x in ratios]})")
+    return (
+        f"transferlab overhead vs raw_transferlab (median of per-round ratios): {100 * over:.1f}% "
+        f"(per-round transferlab/raw: {[round(x, 3) for x in ratios]})"
+    )
 
 
 def settings_line(cfg) -> str:
-    return (f"{cfg.data.max_seq_len} tokens, batch {cfg.data.batch_size}, lr {cfg.optimizer.lr:g}, "
-            f"warm-up {cfg.scheduler.warmup_ratio:g}, clip {cfg.trainer.gradient_clip_val:g}")
+    return (
+        f"{cfg.data.max_seq_len} tokens, batch {cfg.data.batch_size}, lr {cfg.optimizer.lr:g}, "
+        f"warm-up {cfg.scheduler.warmup_ratio:g}, clip {cfg.trainer.gradient_clip_val:g}"
+    )
 
 
 def table(title: str, rows: list, peer: str, metric_name: str = "tokens/s") -> str:
@@ -295,8 +351,10 @@ def table(title: str, rows: list, peer: str, metric_name: str = "tokens/s") -> s
     head += " model GFLOP/s | % of matmul peak |" if flops else ""
     lines = [f"### {title}", "", head, "|" + "---|" * (7 if flops else 5)]
     for r in rows:
-        line = (f"| {r['runner']} | {r['tokens_per_s']:,.0f} | {r['ratio']:.2f}x [{r['ratio_min']:.2f}-{r['ratio_max']:.2f}] | "
-                f"{100 * r['pad_share']:.1f}% | {r['rss_mb']:,.0f} |")
+        line = (
+            f"| {r['runner']} | {r['tokens_per_s']:,.0f} | {r['ratio']:.2f}x [{r['ratio_min']:.2f}-{r['ratio_max']:.2f}] | "
+            f"{100 * r['pad_share']:.1f}% | {r['rss_mb']:,.0f} |"
+        )
         lines.append(line + (f" {r['gflops']:.1f} | {100 * r['util']:.0f}% |" if flops else ""))
     return "\n".join(lines)
 
@@ -305,9 +363,11 @@ def rounds_line(results: dict) -> str:
     r = results["_rounds"]
     peaks = [x["peak_gflops"] for x in r]
     worst = [max(x["foreign_cores"].values()) for x in r]
-    return (f"rounds: {len(r)} ({sum(x['loaded'] for x in r)} with a call still loaded after retries); worst foreign load "
-            f"per round (cores): {worst}; retried calls: {sum(sum(x['attempts'].values()) - len(x['attempts']) for x in r)}; "
-            f"waited for quiet: {sum(x['waited_s'] for x in r):.0f}s; matmul peak median {statistics.median(peaks):.1f} GFLOP/s")
+    return (
+        f"rounds: {len(r)} ({sum(x['loaded'] for x in r)} with a call still loaded after retries); worst foreign load "
+        f"per round (cores): {worst}; retried calls: {sum(sum(x['attempts'].values()) - len(x['attempts']) for x in r)}; "
+        f"waited for quiet: {sum(x['waited_s'] for x in r):.0f}s; matmul peak median {statistics.median(peaks):.1f} GFLOP/s"
+    )
 
 
 def save(name: str, payload: dict, runners: str | None = None) -> Path:
@@ -325,8 +385,13 @@ def versions() -> dict:
     import torch
     import transformers
 
-    return {"torch": torch.__version__, "transformers": transformers.__version__, "lightning": lightning.__version__,
-            "threads": torch.get_num_threads(), "cpus": os.cpu_count()}
+    return {
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "lightning": lightning.__version__,
+        "threads": torch.get_num_threads(),
+        "cpus": os.cpu_count(),
+    }
 
 
 def profile_top(name: str, fn, rows: int = 15) -> str:

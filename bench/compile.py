@@ -16,14 +16,17 @@ from pathlib import Path
 os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="bench_inductor_"))
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import WORK, args, interleave, quiet, rounds_line, save, summarize, table, versions  # noqa: E402
-from runners import TransferlabRunner  # noqa: E402
-
 import classification  # noqa: E402
 import clm  # noqa: E402
 import mlm  # noqa: E402
+from common import WORK, args, interleave, quiet, rounds_line, save, summarize, table, versions  # noqa: E402
+from runners import TransferlabRunner  # noqa: E402
 
-OBJECTIVES = {"mlm": (mlm.PINNED, "mlm_run"), "classification": (classification.PINNED, "cls_run"), "clm": (clm.PINNED, "clm_run")}
+OBJECTIVES = {
+    "mlm": (mlm.PINNED, "mlm_run"),
+    "classification": (classification.PINNED, "cls_run"),
+    "clm": (clm.PINNED, "clm_run"),
+}
 
 
 class Counted:
@@ -54,8 +57,14 @@ def main():
     for name, (pinned, run_dir) in OBJECTIVES.items():
         if a.quick and name == "clm":
             continue  # the slowest compile; the full run covers it
-        runners = {f"{name}_eager": Counted(TransferlabRunner([*pinned, "compile=false"], WORK / run_dir, a.steps, a.warmup, lambda b: 0.0)),
-                   f"{name}_compiled": Counted(TransferlabRunner([*pinned, "compile=true"], WORK / run_dir, a.steps, a.warmup, lambda b: 0.0))}
+        runners = {
+            f"{name}_eager": Counted(
+                TransferlabRunner([*pinned, "compile=false"], WORK / run_dir, a.steps, a.warmup, lambda b: 0.0)
+            ),
+            f"{name}_compiled": Counted(
+                TransferlabRunner([*pinned, "compile=true"], WORK / run_dir, a.steps, a.warmup, lambda b: 0.0)
+            ),
+        }
         metric = "real_tokens_per_s" if name == "classification" else "tokens_per_s"
         print(f"{name}:", flush=True)
         try:
@@ -68,9 +77,11 @@ def main():
         eager, compiled = results[f"{name}_eager"], results[f"{name}_compiled"]
         first_extra = compiled[0]["call_s"] - eager[0]["call_s"]
         graphs = [s["graphs"] for s in compiled]
-        texts.append(table(f"torch.compile, {name} ({a.threads} torch threads)", rows, f"{name}_eager")
-                     + f"\n\nfirst call: +{first_extra:.1f} s for compilation (empty inductor cache); graphs compiled per call: {graphs}"
-                     + f"\n{rounds_line(results)}")
+        texts.append(
+            table(f"torch.compile, {name} ({a.threads} torch threads)", rows, f"{name}_eager")
+            + f"\n\nfirst call: +{first_extra:.1f} s for compilation (empty inductor cache); graphs compiled per call: {graphs}"
+            + f"\n{rounds_line(results)}"
+        )
         out[name] = {"rows": rows, "first_call_extra_s": first_extra, "graphs": graphs, "rounds": results["_rounds"]}
         print(texts[-1], flush=True)
     save("compile", {"versions": versions(), "args": vars(a), "results": out, "table": "\n\n".join(texts)})

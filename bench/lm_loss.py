@@ -60,8 +60,14 @@ def child(runner: str, steps: int, batch: int, block: int, threads: int | None) 
         losses.append(loss.item())
         model.zero_grad(set_to_none=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
-    return {"runner": runner, "before_mib": before / 2**20, "peak_mib": peak / 2**20, "step_peak_mib": (peak - before) / 2**20,
-            "step_s": statistics.median(times[1:]) if steps > 1 else times[0], "loss": losses[0]}
+    return {
+        "runner": runner,
+        "before_mib": before / 2**20,
+        "peak_mib": peak / 2**20,
+        "step_peak_mib": (peak - before) / 2**20,
+        "step_s": statistics.median(times[1:]) if steps > 1 else times[0],
+        "loss": losses[0],
+    }
 
 
 def main():
@@ -82,32 +88,62 @@ def main():
     for r in range(a.rounds):
         results = {}
         for name in names:
-            cmd = [sys.executable, __file__, "--child", name, "--steps", str(a.steps), "--batch", str(a.batch), "--block", str(a.block)]
-            out = subprocess.run(cmd + (["--threads", str(a.threads)] if a.threads else []), capture_output=True, text=True, check=True)
+            cmd = [
+                sys.executable,
+                __file__,
+                "--child",
+                name,
+                "--steps",
+                str(a.steps),
+                "--batch",
+                str(a.batch),
+                "--block",
+                str(a.block),
+            ]
+            out = subprocess.run(
+                cmd + (["--threads", str(a.threads)] if a.threads else []), capture_output=True, text=True, check=True
+            )
             results[name] = json.loads(out.stdout.strip().splitlines()[-1])
             row = results[name]
-            print(f"round {r + 1} {name}: step peak {row['step_peak_mib']:,.0f} MiB (process {row['peak_mib']:,.0f}), "
-                  f"{row['step_s']:.2f} s/step, loss {row['loss']:.4f}", flush=True)
+            print(
+                f"round {r + 1} {name}: step peak {row['step_peak_mib']:,.0f} MiB (process {row['peak_mib']:,.0f}), "
+                f"{row['step_s']:.2f} s/step, loss {row['loss']:.4f}",
+                flush=True,
+            )
         rounds.append(results)
     peer = names[0]
     rows = []
     for name in names:
         per = [rnd[name] for rnd in rounds]
-        rows.append({"runner": name, "step_peak_mib": statistics.median(x["step_peak_mib"] for x in per),
-                     "peak_mib": statistics.median(x["peak_mib"] for x in per),
-                     "step_s": statistics.median(x["step_s"] for x in per),
-                     "time_ratio_vs_peer": statistics.median(rnd[name]["step_s"] / rnd[peer]["step_s"] for rnd in rounds),
-                     "memory_ratio_vs_peer": statistics.median(rnd[name]["step_peak_mib"] / rnd[peer]["step_peak_mib"] for rnd in rounds),
-                     "loss": per[0]["loss"]})
-    lines = [f"### CLM step at vocab {VOCAB:,}: GPT-2 shape (2 layers, d 128), batch {a.batch} x {a.block} tokens, fp32, CPU", "",
-             f"| runner | step peak RSS (MiB) | process peak (MiB) | s/step | time vs {peer} | step memory vs {peer} | first loss |",
-             "|---|---|---|---|---|---|---|"]
+        rows.append(
+            {
+                "runner": name,
+                "step_peak_mib": statistics.median(x["step_peak_mib"] for x in per),
+                "peak_mib": statistics.median(x["peak_mib"] for x in per),
+                "step_s": statistics.median(x["step_s"] for x in per),
+                "time_ratio_vs_peer": statistics.median(rnd[name]["step_s"] / rnd[peer]["step_s"] for rnd in rounds),
+                "memory_ratio_vs_peer": statistics.median(
+                    rnd[name]["step_peak_mib"] / rnd[peer]["step_peak_mib"] for rnd in rounds
+                ),
+                "loss": per[0]["loss"],
+            }
+        )
+    lines = [
+        f"### CLM step at vocab {VOCAB:,}: GPT-2 shape (2 layers, d 128), batch {a.batch} x {a.block} tokens, fp32, CPU",
+        "",
+        f"| runner | step peak RSS (MiB) | process peak (MiB) | s/step | time vs {peer} | step memory vs {peer} | first loss |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['runner']} | {r['step_peak_mib']:,.0f} | {r['peak_mib']:,.0f} | {r['step_s']:.2f} | {r['time_ratio_vs_peer']:.2f}x | "
-                     f"{r['memory_ratio_vs_peer']:.2f}x | {r['loss']:.4f} |")
+        lines.append(
+            f"| {r['runner']} | {r['step_peak_mib']:,.0f} | {r['peak_mib']:,.0f} | {r['step_s']:.2f} | {r['time_ratio_vs_peer']:.2f}x | "
+            f"{r['memory_ratio_vs_peer']:.2f}x | {r['loss']:.4f} |"
+        )
     text = "\n".join(lines)
     print(text)
-    print(f"saved {save('lm_loss', {'versions': versions(), 'args': vars(a), 'rows': rows, 'rounds': rounds, 'table': text})}")
+    print(
+        f"saved {save('lm_loss', {'versions': versions(), 'args': vars(a), 'rows': rows, 'rounds': rounds, 'table': text})}"
+    )
 
 
 if __name__ == "__main__":

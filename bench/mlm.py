@@ -15,13 +15,55 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import WORK, args, encoder_flops, interleave, model_dims, overhead, overhead_line, peer_of, select, profile_top, quiet, rounds_line, save, settings_line, summarize, table, versions  # noqa: E402
-from runners import HFTrainerRunner, RawLoopRunner, TransferlabRunner, group_texts, hf_raw, hf_settings, load_texts, transferlab_raw  # noqa: E402
+from common import (  # noqa: E402
+    WORK,
+    args,
+    encoder_flops,
+    interleave,
+    model_dims,
+    overhead,
+    overhead_line,
+    peer_of,
+    profile_top,
+    quiet,
+    rounds_line,
+    save,
+    select,
+    settings_line,
+    summarize,
+    table,
+    versions,
+)
+from runners import (  # noqa: E402
+    HFTrainerRunner,
+    RawLoopRunner,
+    TransferlabRunner,
+    group_texts,
+    hf_raw,
+    hf_settings,
+    load_texts,
+    transferlab_raw,
+)
 
-PINNED = ["model=tiny_bert", "objective=mlm", "freeze=none", "data=wordnet_corpus", "tokenizer=train", "task_name=bench_mlm",
-          "data.max_seq_len=128", "data.batch_size=32", "objective.mlm_probability=0.15", "objective.whole_word_mask=false",
-          "objective.sparse_head=true", "optimizer.lr=1e-3", "optimizer.weight_decay=0.01", "scheduler.name=linear",
-          "scheduler.warmup_ratio=0.06", "trainer.gradient_clip_val=1.0", "trainer.precision=32-true"]
+PINNED = [
+    "model=tiny_bert",
+    "objective=mlm",
+    "freeze=none",
+    "data=wordnet_corpus",
+    "tokenizer=train",
+    "task_name=bench_mlm",
+    "data.max_seq_len=128",
+    "data.batch_size=32",
+    "objective.mlm_probability=0.15",
+    "objective.whole_word_mask=false",
+    "objective.sparse_head=true",
+    "optimizer.lr=1e-3",
+    "optimizer.weight_decay=0.01",
+    "scheduler.name=linear",
+    "scheduler.warmup_ratio=0.06",
+    "trainer.gradient_clip_val=1.0",
+    "trainer.precision=32-true",
+]
 
 
 def main():
@@ -49,26 +91,41 @@ def main():
 
     tl.flops_fn = sparse_flops
     texts = load_texts(DATA_DIR / "wordnet_corpus" / "train.jsonl.gz")
-    tokenized = texts.map(lambda b: tokenizer(b["text"], return_special_tokens_mask=True), batched=True, remove_columns=["text"])
+    tokenized = texts.map(
+        lambda b: tokenizer(b["text"], return_special_tokens_mask=True), batched=True, remove_columns=["text"]
+    )
     blocks = tokenized.map(group_texts(tl.cfg.data.max_seq_len), batched=True)
     mlm = tl.cfg.objective
-    collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm.mlm_probability, mask_replace_prob=mlm.mask_replace_prob,
-                                               random_replace_prob=mlm.random_replace_prob)
+    collator = DataCollatorForLanguageModeling(
+        tokenizer,
+        mlm_probability=mlm.mlm_probability,
+        mask_replace_prob=mlm.mask_replace_prob,
+        random_replace_prob=mlm.random_replace_prob,
+    )
     settings = hf_settings(tl.cfg)
     model_fn = lambda: AutoModelForMaskedLM.from_config(config)  # noqa: E731
     total = a.steps + a.warmup
     runners = {
         "transferlab": tl,
         "hf_trainer": HFTrainerRunner(model_fn, blocks, collator, a.steps, a.warmup, dense_flops, settings),
-        "raw_transferlab": RawLoopRunner(transferlab_raw(tl.cfg, run_dir), a.steps, a.warmup, sparse_flops, settings["clip"]),
+        "raw_transferlab": RawLoopRunner(
+            transferlab_raw(tl.cfg, run_dir), a.steps, a.warmup, sparse_flops, settings["clip"]
+        ),
         "raw_hf_dense": RawLoopRunner(
             hf_raw(model_fn, blocks.remove_columns(["special_tokens_mask"]), collator, settings, total),
-            a.steps, a.warmup, dense_flops, settings["clip"]),
+            a.steps,
+            a.warmup,
+            dense_flops,
+            settings["clip"],
+        ),
     }
     check = flop_check(first, sparse_flops)
     params = sum(p.numel() for p in first.module.model.parameters())
-    print(f"setup {time.perf_counter() - t0:.1f}s; tiny BERT {params / 1e6:.2f}M params, vocab {vocab}, "
-          f"{len(first.datamodule.datasets['train'])} transferlab blocks, {len(blocks)} HF blocks; {check}", flush=True)
+    print(
+        f"setup {time.perf_counter() - t0:.1f}s; tiny BERT {params / 1e6:.2f}M params, vocab {vocab}, "
+        f"{len(first.datamodule.datasets['train'])} transferlab blocks, {len(blocks)} HF blocks; {check}",
+        flush=True,
+    )
 
     runners = select(runners, a.runners)
     peer = peer_of(runners)
@@ -77,14 +134,27 @@ def main():
     text = table(f"MLM: tokens/s (block {settings_line(tl.cfg)}, {a.threads} torch threads)", rows, peer)
     by = {r["runner"]: r for r in rows}
     over = overhead(results, "transferlab", "raw_transferlab", "tokens_per_s")
-    text += (f"\n\n{overhead_line(over, results)}"
-             f"\n{rounds_line(results)}\n{check}")
+    text += f"\n\n{overhead_line(over, results)}\n{rounds_line(results)}\n{check}"
     print(text, flush=True)
     if a.profile:
         for name in [n for n in ("transferlab", "hf_trainer") if n in runners]:
             print(profile_top(name, runners[name]), flush=True)
-    save("mlm", {"versions": versions(), "args": vars(a), "rows": rows, "rounds": results["_rounds"], "samples": results,
-                 "overhead": over, "flop_check": check, "params": params, "vocab": vocab, "table": text}, a.runners)
+    save(
+        "mlm",
+        {
+            "versions": versions(),
+            "args": vars(a),
+            "rows": rows,
+            "rounds": results["_rounds"],
+            "samples": results,
+            "overhead": over,
+            "flop_check": check,
+            "params": params,
+            "vocab": vocab,
+            "table": text,
+        },
+        a.runners,
+    )
     return by
 
 

@@ -38,8 +38,13 @@ def run(overrides: list, workdir: Path) -> tuple[dict, str]:
 
 
 def epoch_cost(source: str, examples: int, rounds: int, workdir: Path) -> dict:
-    common = [f"model.name_or_path={source}", f"data.max_train_samples={examples}", "trainer.limit_val_batches=0",
-              "test=false", "callbacks.checkpoint.enabled=false"]
+    common = [
+        f"model.name_or_path={source}",
+        f"data.max_train_samples={examples}",
+        "trainer.limit_val_batches=0",
+        "test=false",
+        "callbacks.checkpoint.enabled=false",
+    ]
     probe = ["experiment=probe", *common, "trainer.max_epochs=20", "callbacks.early_stopping=null"]
     runners = {
         "fine-tune epoch (batch 32)": (["experiment=finetune", *common, "trainer.max_epochs=1"], 1),
@@ -57,8 +62,13 @@ def epoch_cost(source: str, examples: int, rounds: int, workdir: Path) -> dict:
                 feature_pass = float(match.group(2))
     medians = {name: statistics.median(t) for name, t in times.items()}
     fine = medians["fine-tune epoch (batch 32)"]
-    return {"examples": examples, "rounds": rounds, "seconds": medians, "feature_pass_s": feature_pass,
-            "ratio_to_fine_tune": {name: t / fine for name, t in medians.items()}}
+    return {
+        "examples": examples,
+        "rounds": rounds,
+        "seconds": medians,
+        "feature_pass_s": feature_pass,
+        "ratio_to_fine_tune": {name: t / fine for name, t in medians.items()},
+    }
 
 
 def converged_lr(source: str, n: int, seed: int) -> float:
@@ -70,7 +80,9 @@ def converged_lr(source: str, n: int, seed: int) -> float:
     from transferlab.cli import compose
     from transferlab.job import assemble
 
-    cfg = compose(["experiment=probe", f"model.name_or_path={source}", f"data.max_train_samples={n}", f"seed={seed}", *QUIET])
+    cfg = compose(
+        ["experiment=probe", f"model.name_or_path={source}", f"data.max_train_samples={n}", f"seed={seed}", *QUIET]
+    )
     with tempfile.TemporaryDirectory() as d:
         datasets = assemble(cfg, Path(d), [], True, Console(stderr=True, quiet=True)).datamodule.datasets
     xy = {s: (np.asarray(ds.features), np.asarray(ds.columns["labels"])) for s, ds in datasets.items()}
@@ -100,20 +112,34 @@ def main() -> None:
     cost = epoch_cost(source, args.examples, args.rounds, workdir)
     accuracy = []
     for n in (int(x) for x in args.labels.split(",")):
-        metrics, _ = run(["experiment=probe", f"model.name_or_path={source}", f"data.max_train_samples={n}", f"seed={args.seed}"], workdir)
-        accuracy.append({"labels": n, "probe": metrics["test/acc"], "logistic_regression": converged_lr(source, n, args.seed)})
-    result = {"source": Path(args.source).name, "epoch_cost": cost, "accuracy": accuracy, "wall_s": round(time.time() - start)}
+        metrics, _ = run(
+            ["experiment=probe", f"model.name_or_path={source}", f"data.max_train_samples={n}", f"seed={args.seed}"],
+            workdir,
+        )
+        accuracy.append(
+            {"labels": n, "probe": metrics["test/acc"], "logistic_regression": converged_lr(source, n, args.seed)}
+        )
+    result = {
+        "source": Path(args.source).name,
+        "epoch_cost": cost,
+        "accuracy": accuracy,
+        "wall_s": round(time.time() - start),
+    }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "probe.json").write_text(json.dumps(result, indent=2) + "\n")
 
-    print(f"\nEpoch cost on {cost['examples']} examples (median of {cost['rounds']} rounds; feature pass once: "
-          f"{cost['feature_pass_s']:.1f}s for train + validation + test)\n")
+    print(
+        f"\nEpoch cost on {cost['examples']} examples (median of {cost['rounds']} rounds; feature pass once: "
+        f"{cost['feature_pass_s']:.1f}s for train + validation + test)\n"
+    )
     print("| | s / epoch | vs fine-tune epoch |\n|---|---|---|")
     for name, t in cost["seconds"].items():
         print(f"| {name} | {t:.2f} | {cost['ratio_to_fine_tune'][name]:.3f}x |")
     print("\n| labels | probe test acc | logistic regression test acc | difference |\n|---|---|---|---|")
     for row in accuracy:
-        print(f"| {row['labels']:,} | {row['probe']:.3f} | {row['logistic_regression']:.3f} | {row['probe'] - row['logistic_regression']:+.3f} |")
+        print(
+            f"| {row['labels']:,} | {row['probe']:.3f} | {row['logistic_regression']:.3f} | {row['probe'] - row['logistic_regression']:+.3f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -13,8 +13,14 @@ from pathlib import Path
 
 from common import WORK, StepLog
 
-LOGGING_OFF = ["logger=none", "callbacks.progress_bar=false", "callbacks.checkpoint.enabled=false",
-               "+trainer.enable_model_summary=false", "test=false", "export=false"]
+LOGGING_OFF = [
+    "logger=none",
+    "callbacks.progress_bar=false",
+    "callbacks.checkpoint.enabled=false",
+    "+trainer.enable_model_summary=false",
+    "test=false",
+    "export=false",
+]
 
 
 def count(batch, flops_fn):
@@ -77,32 +83,75 @@ class TransferlabRunner:
 def hf_settings(cfg) -> dict:
     """The peer's hyper-parameters, read from transferlab's composed config: one source of truth for both."""
     assert cfg.scheduler.name == "linear", "the HF peer uses a linear schedule"
-    return {"batch_size": int(cfg.data.batch_size), "lr": float(cfg.optimizer.lr), "weight_decay": float(cfg.optimizer.weight_decay),
-            "warmup_ratio": float(cfg.scheduler.warmup_ratio), "clip": float(cfg.trainer.gradient_clip_val)}
+    return {
+        "batch_size": int(cfg.data.batch_size),
+        "lr": float(cfg.optimizer.lr),
+        "weight_decay": float(cfg.optimizer.weight_decay),
+        "warmup_ratio": float(cfg.scheduler.warmup_ratio),
+        "clip": float(cfg.trainer.gradient_clip_val),
+    }
 
 
-def hf_arguments(output_dir: Path, steps: int, batch_size: int, lr: float, weight_decay: float, warmup_ratio: float,
-                 clip: float, use_cpu: bool = True, num_workers: int = 0, args_cls=None, **extra):
+def hf_arguments(
+    output_dir: Path,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float,
+    warmup_ratio: float,
+    clip: float,
+    use_cpu: bool = True,
+    num_workers: int = 0,
+    args_cls=None,
+    **extra,
+):
     """TrainingArguments (or args_cls) as the issue fixes them: no eval, no saving, no reporting; CPU and
     main-process loading unless told otherwise (bench/gpu.py)."""
     from transformers import TrainingArguments
 
     return (args_cls or TrainingArguments)(
-        output_dir=str(output_dir), max_steps=steps, per_device_train_batch_size=batch_size, learning_rate=lr,
-        weight_decay=weight_decay, warmup_steps=warmup_ratio, lr_scheduler_type="linear", max_grad_norm=clip,
-        eval_strategy="no", save_strategy="no", report_to=[], logging_steps=10**6, dataloader_num_workers=num_workers,
-        use_cpu=use_cpu, disable_tqdm=True, seed=42, **extra,
+        output_dir=str(output_dir),
+        max_steps=steps,
+        per_device_train_batch_size=batch_size,
+        learning_rate=lr,
+        weight_decay=weight_decay,
+        warmup_steps=warmup_ratio,
+        lr_scheduler_type="linear",
+        max_grad_norm=clip,
+        eval_strategy="no",
+        save_strategy="no",
+        report_to=[],
+        logging_steps=10**6,
+        dataloader_num_workers=num_workers,
+        use_cpu=use_cpu,
+        disable_tqdm=True,
+        seed=42,
+        **extra,
     )
 
 
 class HFTrainerRunner:
-    def __init__(self, model_fn, dataset, collator, steps: int, warmup: int, flops_fn, settings: dict, log_fn=None,
-                 trainer_cls=None, args_cls=None, **extra):
+    def __init__(
+        self,
+        model_fn,
+        dataset,
+        collator,
+        steps: int,
+        warmup: int,
+        flops_fn,
+        settings: dict,
+        log_fn=None,
+        trainer_cls=None,
+        args_cls=None,
+        **extra,
+    ):
         self.model_fn, self.dataset, self.collator, self.flops_fn = model_fn, dataset, collator, flops_fn
         self.trainer_cls = trainer_cls  # default: transformers.Trainer (Seq2SeqTrainer with Seq2SeqTrainingArguments)
         # TrainingArguments are built per call: building them sets torch's TF32 mode through the new fp32_precision API,
         # after which Lightning's legacy-API check on a GPU raises; a GPU bench runs the HF Trainer last.
-        self.make_args = lambda: hf_arguments(WORK / "hf_trainer", steps + warmup, **settings, args_cls=args_cls, **extra)
+        self.make_args = lambda: hf_arguments(
+            WORK / "hf_trainer", steps + warmup, **settings, args_cls=args_cls, **extra
+        )
         self.warmup, self.log_fn = warmup, log_fn or (lambda: StepLog(warmup=warmup))
 
     def __call__(self) -> dict:
@@ -122,8 +171,13 @@ class HFTrainerRunner:
             return batch
 
         torch.manual_seed(42)
-        trainer = (self.trainer_cls or Trainer)(model=self.model_fn(), args=self.make_args(), train_dataset=self.dataset,
-                                                 data_collator=collate, callbacks=[Stamp()])
+        trainer = (self.trainer_cls or Trainer)(
+            model=self.model_fn(),
+            args=self.make_args(),
+            train_dataset=self.dataset,
+            data_collator=collate,
+            callbacks=[Stamp()],
+        )
         trainer.remove_callback(PrinterCallback)  # it prints the final metrics dict
         trainer.train()
         return log.window()
@@ -204,8 +258,13 @@ def hf_raw(model_fn, dataset, collator, settings: dict, total_steps: int):
         optimizer = torch.optim.AdamW(groups, lr=lr, fused=True)
         warmup = int(settings["warmup_ratio"] * total_steps + 0.999)
         scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
-        loader = DataLoader(dataset, batch_size=settings["batch_size"], shuffle=True, collate_fn=collator,
-                            generator=torch.Generator().manual_seed(42))
+        loader = DataLoader(
+            dataset,
+            batch_size=settings["batch_size"],
+            shuffle=True,
+            collate_fn=collator,
+            generator=torch.Generator().manual_seed(42),
+        )
         return model, loader, (lambda m, b: m(**b).loss), optimizer, scheduler
 
     return make

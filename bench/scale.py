@@ -83,26 +83,48 @@ def measured(cmd: list, env: dict | None = None) -> dict:
     _, rc, seconds, rss_kb, anon_kb = line.split()
     if int(rc):
         raise SystemExit(f"{' '.join(map(str, cmd))} failed:\n{out.stderr[-3000:]}")
-    return {"seconds": round(float(seconds), 1), "peak_rss_mb": round(int(rss_kb) / 1024), "peak_anon_mb": round(int(anon_kb) / 1024),
-            "stdout": out.stdout, "stderr": out.stderr}
+    return {
+        "seconds": round(float(seconds), 1),
+        "peak_rss_mb": round(int(rss_kb) / 1024),
+        "peak_anon_mb": round(int(anon_kb) / 1024),
+        "stdout": out.stdout,
+        "stderr": out.stderr,
+    }
 
 
 def reprepared(cache: Path, n_blocks: int) -> bool:
     """Whether the training run prepared the train split again (a second blocks dir of the train split's shape)."""
     import numpy as np
 
-    shapes = [np.load(d / "blocks.npy", mmap_mode="r").shape[0] for d in (cache / "prepared").iterdir() if (d / "blocks.npy").is_file()]
+    shapes = [
+        np.load(d / "blocks.npy", mmap_mode="r").shape[0]
+        for d in (cache / "prepared").iterdir()
+        if (d / "blocks.npy").is_file()
+    ]
     return shapes.count(n_blocks) > 1
 
 
 def train_row(corpus: Path, cache: Path, env: dict, size: float, n_blocks: int, steps: int) -> dict:
     """`transferlab-train` for `steps` steps on the prepared corpus: its peak RSS (all, anonymous), time, and whether
     it prepared the train split again (it must not: a hit)."""
-    train = measured([str(TRAIN), *overrides(corpus, cache, 2), f"trainer.max_steps={steps}", "trainer.max_epochs=-1",
-                      "trainer.val_check_interval=100000", "trainer.limit_val_batches=0",
-                      f"hydra.run.dir={cache.parent / 'runs' / f'train_{size:g}'}"], env)
-    return {"train_peak_rss_mb": train["peak_rss_mb"], "train_peak_anon_mb": train["peak_anon_mb"],
-            "train_reprepared": reprepared(cache, n_blocks), "train_wall_s": train["seconds"]}
+    train = measured(
+        [
+            str(TRAIN),
+            *overrides(corpus, cache, 2),
+            f"trainer.max_steps={steps}",
+            "trainer.max_epochs=-1",
+            "trainer.val_check_interval=100000",
+            "trainer.limit_val_batches=0",
+            f"hydra.run.dir={cache.parent / 'runs' / f'train_{size:g}'}",
+        ],
+        env,
+    )
+    return {
+        "train_peak_rss_mb": train["peak_rss_mb"],
+        "train_peak_anon_mb": train["peak_anon_mb"],
+        "train_reprepared": reprepared(cache, n_blocks),
+        "train_wall_s": train["seconds"],
+    }
 
 
 def train_blocks(cache: Path) -> int:
@@ -111,7 +133,11 @@ def train_blocks(cache: Path) -> int:
 
     if not (cache / "prepared").is_dir():
         raise SystemExit(f"--train-only: {cache} holds no prepared data; run without --train-only first")
-    return max(np.load(d / "blocks.npy", mmap_mode="r").shape[0] for d in (cache / "prepared").iterdir() if (d / "blocks.npy").is_file())
+    return max(
+        np.load(d / "blocks.npy", mmap_mode="r").shape[0]
+        for d in (cache / "prepared").iterdir()
+        if (d / "blocks.npy").is_file()
+    )
 
 
 def ddp_row(corpus: Path, steps: int) -> dict:
@@ -126,23 +152,60 @@ def ddp_row(corpus: Path, steps: int) -> dict:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {**os.environ, "TRANSFERLAB_CACHE": str(cache), "HF_DATASETS_CACHE": str(cache / "hf"), "OMP_NUM_THREADS": "1",
-           "TRANSFERLAB_DEBUG_RANKS": "1", "SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "1", "SLURM_NNODES": "2",
-           "SLURM_LOCALID": "0", "SLURM_JOB_NAME": "bench", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
-    cmd = [str(TRAIN), *overrides(corpus, cache, 2), "trainer=ddp_multinode", "trainer.accelerator=cpu", "trainer.devices=1",
-           "trainer.precision=32-true", f"trainer.max_steps={steps}", "trainer.max_epochs=-1", "trainer.limit_val_batches=0",
-           f"hydra.run.dir={run}"]
-    procs = [subprocess.Popen(cmd, env={**env, "SLURM_PROCID": str(r), "SLURM_NODEID": str(r)}, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True) for r in (0, 1)]
+    env = {
+        **os.environ,
+        "TRANSFERLAB_CACHE": str(cache),
+        "HF_DATASETS_CACHE": str(cache / "hf"),
+        "OMP_NUM_THREADS": "1",
+        "TRANSFERLAB_DEBUG_RANKS": "1",
+        "SLURM_NTASKS": "2",
+        "SLURM_NTASKS_PER_NODE": "1",
+        "SLURM_NNODES": "2",
+        "SLURM_LOCALID": "0",
+        "SLURM_JOB_NAME": "bench",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(port),
+    }
+    cmd = [
+        str(TRAIN),
+        *overrides(corpus, cache, 2),
+        "trainer=ddp_multinode",
+        "trainer.accelerator=cpu",
+        "trainer.devices=1",
+        "trainer.precision=32-true",
+        f"trainer.max_steps={steps}",
+        "trainer.max_epochs=-1",
+        "trainer.limit_val_batches=0",
+        f"hydra.run.dir={run}",
+    ]
+    procs = [
+        subprocess.Popen(
+            cmd,
+            env={**env, "SLURM_PROCID": str(r), "SLURM_NODEID": str(r)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for r in (0, 1)
+    ]
     for p in procs:
         _, err = p.communicate()
         if p.returncode:
             raise SystemExit(f"ddp run failed:\n{err[-3000:]}")
     ranks = [json.loads((run / "ranks" / f"rank{r}.json").read_text()) for r in (0, 1)]
-    return {"size_gb": corpus.stat().st_size / 2**30, "ranks": [
-        {"rank": r["rank"], "waited_s": round(r["preparation"]["waited_s"], 1), "prepare_s": round(r["preparation"]["seconds"], 1),
-         "splits_written": len(r["preparation"]["written"])} for r in ranks],
-        "same_prepared_splits": ranks[0]["data"] == ranks[1]["data"]}
+    return {
+        "size_gb": corpus.stat().st_size / 2**30,
+        "ranks": [
+            {
+                "rank": r["rank"],
+                "waited_s": round(r["preparation"]["waited_s"], 1),
+                "prepare_s": round(r["preparation"]["seconds"], 1),
+                "splits_written": len(r["preparation"]["written"]),
+            }
+            for r in ranks
+        ],
+        "same_prepared_splits": ranks[0]["data"] == ranks[1]["data"],
+    }
 
 
 def du(path: Path) -> int:
@@ -151,9 +214,20 @@ def du(path: Path) -> int:
 
 def overrides(corpus: Path, cache: Path, num_proc: int) -> list:
     small = ROOT / "data" / "wordnet_corpus" / "validation.jsonl.gz"
-    return ["experiment=pretrain_mlm", "data=files", f"data.train={corpus}", f"data.validation={small}", "data.test=null",
-            f"data.num_proc={num_proc}", "tokenizer.train_samples=100000", "logger=none", "callbacks.progress_bar=false",
-            "export=false", "test=false", f"paths.output_dir={cache.parent / 'runs'}"]
+    return [
+        "experiment=pretrain_mlm",
+        "data=files",
+        f"data.train={corpus}",
+        f"data.validation={small}",
+        "data.test=null",
+        f"data.num_proc={num_proc}",
+        "tokenizer.train_samples=100000",
+        "logger=none",
+        "callbacks.progress_bar=false",
+        "export=false",
+        "test=false",
+        f"paths.output_dir={cache.parent / 'runs'}",
+    ]
 
 
 PREPARE = """
@@ -201,9 +275,13 @@ def main() -> None:
     parser.add_argument("--sizes", default="0.25,1")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--peer-size", type=float, default=0.25)
-    parser.add_argument("--ddp", type=float, default=0, help="GB of the corpus for the 2-rank shared preparation (0: skip)")
+    parser.add_argument(
+        "--ddp", type=float, default=0, help="GB of the corpus for the 2-rank shared preparation (0: skip)"
+    )
     parser.add_argument("--no-compare", action="store_true", help="skip num_proc=1 on the smallest corpus")
-    parser.add_argument("--train-only", action="store_true", help="measure the training runs alone, on caches this bench prepared")
+    parser.add_argument(
+        "--train-only", action="store_true", help="measure the training runs alone, on caches this bench prepared"
+    )
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     sizes = [float(s) for s in args.sizes.split(",")] if args.sizes != "none" else []
@@ -213,20 +291,32 @@ def main() -> None:
         if args.train_only:
             cache = WORK / f"cache_{size:g}gb_np2"
             env = {**os.environ, "TRANSFERLAB_CACHE": str(cache), "HF_DATASETS_CACHE": str(cache / "hf")}
-            row = {"size_gb": size, "text_bytes": corpus.stat().st_size, **train_row(corpus, cache, env, size, train_blocks(cache), args.steps)}
+            row = {
+                "size_gb": size,
+                "text_bytes": corpus.stat().st_size,
+                **train_row(corpus, cache, env, size, train_blocks(cache), args.steps),
+            }
             results.append(row)
             print(json.dumps(row), flush=True)
             continue
-        for num_proc in ((1, 2) if size == min(sizes) and not args.no_compare else (2,)):
+        for num_proc in (1, 2) if size == min(sizes) and not args.no_compare else (2,):
             cache = WORK / f"cache_{size:g}gb_np{num_proc}"
             shutil.rmtree(cache, ignore_errors=True)  # a first preparation, every time
             hf_cache = cache / "hf"
             env = {**os.environ, "TRANSFERLAB_CACHE": str(cache), "HF_DATASETS_CACHE": str(hf_cache)}
             prep = measured([PY, "-c", PREPARE, *overrides(corpus, cache, num_proc)], env)
             info = json.loads(next(x for x in prep["stdout"].splitlines() if x.startswith("RESULT"))[7:])
-            row = {"size_gb": size, "num_proc": num_proc, "text_bytes": corpus.stat().st_size, **info,
-                   "prepare_wall_s": prep["seconds"], "prepare_peak_rss_mb": prep["peak_rss_mb"], "prepare_peak_anon_mb": prep["peak_anon_mb"],
-                   "disk_hf_arrow_bytes": du(hf_cache), "disk_blocks_bytes": du(cache / "prepared")}
+            row = {
+                "size_gb": size,
+                "num_proc": num_proc,
+                "text_bytes": corpus.stat().st_size,
+                **info,
+                "prepare_wall_s": prep["seconds"],
+                "prepare_peak_rss_mb": prep["peak_rss_mb"],
+                "prepare_peak_anon_mb": prep["peak_anon_mb"],
+                "disk_hf_arrow_bytes": du(hf_cache),
+                "disk_blocks_bytes": du(cache / "prepared"),
+            }
             row["tokens_per_s"] = round(info["tokens"] / info["prepare_s"])
             if num_proc == 2:
                 row.update(train_row(corpus, cache, env, size, info["n_blocks"], args.steps))
@@ -240,13 +330,24 @@ def main() -> None:
         shutil.rmtree(hf_cache, ignore_errors=True)
         env = {**os.environ, "HF_DATASETS_CACHE": str(hf_cache)}
         run = measured([PY, "-c", PEER, str(corpus), str(tokenizers[0])], env)
-        peer = {"size_gb": args.peer_size, "wall_s": run["seconds"], "peak_rss_mb": run["peak_rss_mb"],
-                "peak_anon_mb": run["peak_anon_mb"], "disk_bytes": du(hf_cache)}
+        peer = {
+            "size_gb": args.peer_size,
+            "wall_s": run["seconds"],
+            "peak_rss_mb": run["peak_rss_mb"],
+            "peak_anon_mb": run["peak_anon_mb"],
+            "disk_bytes": du(hf_cache),
+        }
         print(json.dumps(peer), flush=True)
     ddp = ddp_row(generate(args.ddp), 20) if args.ddp else None
     if ddp:
         print(json.dumps(ddp), flush=True)
-    out = ROOT / "outputs" / "bench" / "results" / f"scale_{args.sizes.replace(',', '_')}{'_train' if args.train_only else ''}.json"
+    out = (
+        ROOT
+        / "outputs"
+        / "bench"
+        / "results"
+        / f"scale_{args.sizes.replace(',', '_')}{'_train' if args.train_only else ''}.json"
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"rows": results, "peer": peer, "ddp": ddp}, indent=2) + "\n")
 

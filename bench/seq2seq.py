@@ -19,19 +19,63 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import WORK, args, interleave, overhead, overhead_line, peer_of, quiet, rounds_line, save, select, settings_line, summarize, table, versions  # noqa: E402
-from runners import HFTrainerRunner, RawLoopRunner, TransferlabRunner, hf_settings, transferlab_assemble, transferlab_raw  # noqa: E402
+from common import (  # noqa: E402
+    WORK,
+    args,
+    interleave,
+    overhead,
+    overhead_line,
+    peer_of,
+    quiet,
+    rounds_line,
+    save,
+    select,
+    settings_line,
+    summarize,
+    table,
+    versions,
+)
+from runners import (  # noqa: E402
+    HFTrainerRunner,
+    RawLoopRunner,
+    TransferlabRunner,
+    hf_settings,
+    transferlab_assemble,
+    transferlab_raw,
+)
 
-PINNED = ["model=tiny_t5", "objective=seq2seq", "freeze=none", "data=wordnet_definitions", "tokenizer=train", "tokenizer.vocab_size=4000",
-          "task_name=bench_seq2seq", "data.max_seq_len=64", "objective.max_target_len=64", "data.batch_size=32",
-          "data.max_train_samples=null", "data.train_fraction=1.0", "optimizer.lr=1e-3", "optimizer.weight_decay=0.01",
-          "scheduler.name=linear", "scheduler.warmup_ratio=0.06", "trainer.gradient_clip_val=1.0", "trainer.precision=32-true"]
+PINNED = [
+    "model=tiny_t5",
+    "objective=seq2seq",
+    "freeze=none",
+    "data=wordnet_definitions",
+    "tokenizer=train",
+    "tokenizer.vocab_size=4000",
+    "task_name=bench_seq2seq",
+    "data.max_seq_len=64",
+    "objective.max_target_len=64",
+    "data.batch_size=32",
+    "data.max_train_samples=null",
+    "data.train_fraction=1.0",
+    "optimizer.lr=1e-3",
+    "optimizer.weight_decay=0.01",
+    "scheduler.name=linear",
+    "scheduler.warmup_ratio=0.06",
+    "trainer.gradient_clip_val=1.0",
+    "trainer.precision=32-true",
+]
 
 
 def main():
-    a = args(__doc__.splitlines()[0], steps=40, repeats=3, options={
-        "--eval-examples": (int, 256, "validation examples each evaluation generates for"),
-        "--new-tokens": (int, 32, "new tokens generated per example (greedy)")})
+    a = args(
+        __doc__.splitlines()[0],
+        steps=40,
+        repeats=3,
+        options={
+            "--eval-examples": (int, 256, "validation examples each evaluation generates for"),
+            "--new-tokens": (int, 32, "new tokens generated per example (greedy)"),
+        },
+    )
     quiet()
     from transformers import AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTrainingArguments
 
@@ -56,30 +100,67 @@ def main():
         targets = [clipped(ids, 64)[0] for ids in tokenizer(batch["target"])["input_ids"]]
         return {"input_ids": sources, "attention_mask": [[1] * len(s) for s in sources], "labels": targets}
 
-    encoded = {split: raw[split].map(encode, batched=True, remove_columns=raw[split].column_names) for split in ("train", "validation")}
+    encoded = {
+        split: raw[split].map(encode, batched=True, remove_columns=raw[split].column_names)
+        for split in ("train", "validation")
+    }
     model_fn = lambda: AutoModelForSeq2SeqLM.from_config(config)  # noqa: E731
     settings = hf_settings(tl.cfg)
     collator = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100)
-    runners = select({
-        "transferlab": tl,
-        "hf_seq2seq_trainer": HFTrainerRunner(model_fn, encoded["train"], collator, a.steps, a.warmup, flops, settings,
-                                              trainer_cls=Seq2SeqTrainer, args_cls=Seq2SeqTrainingArguments, train_sampling_strategy="random"),
-        "raw_transferlab": RawLoopRunner(transferlab_raw(tl.cfg, run_dir), a.steps, a.warmup, flops, settings["clip"]),
-    }, a.runners)
+    runners = select(
+        {
+            "transferlab": tl,
+            "hf_seq2seq_trainer": HFTrainerRunner(
+                model_fn,
+                encoded["train"],
+                collator,
+                a.steps,
+                a.warmup,
+                flops,
+                settings,
+                trainer_cls=Seq2SeqTrainer,
+                args_cls=Seq2SeqTrainingArguments,
+                train_sampling_strategy="random",
+            ),
+            "raw_transferlab": RawLoopRunner(
+                transferlab_raw(tl.cfg, run_dir), a.steps, a.warmup, flops, settings["clip"]
+            ),
+        },
+        a.runners,
+    )
     peer = peer_of(runners, "hf_seq2seq_trainer")
     results = interleave(runners, a.repeats, a.max_foreign)
     rows = summarize(results, peer=peer, metric="real_tokens_per_s")
-    text = table(f"Seq2seq fine-tuning: non-pad source + target tokens/s ({settings_line(tl.cfg)}, {a.threads} torch threads)",
-                 rows, peer, "non-pad tokens/s")
+    text = table(
+        f"Seq2seq fine-tuning: non-pad source + target tokens/s ({settings_line(tl.cfg)}, {a.threads} torch threads)",
+        rows,
+        peer,
+        "non-pad tokens/s",
+    )
     over = overhead(results, "transferlab", "raw_transferlab", "real_tokens_per_s")
     text += f"\n\n{overhead_line(over, results, 'real_tokens_per_s')}\n{rounds_line(results)}"
     print(text, flush=True)
 
-    evaluation = evaluate_rounds(a, tl, encoded["validation"], model_fn, collator, Seq2SeqTrainer, Seq2SeqTrainingArguments)
+    evaluation = evaluate_rounds(
+        a, tl, encoded["validation"], model_fn, collator, Seq2SeqTrainer, Seq2SeqTrainingArguments
+    )
     collate = collator_share(run_dir)
     print(evaluation["text"] + "\n\n" + collate["text"], flush=True)
-    save("seq2seq", {"versions": versions(), "args": vars(a), "rows": rows, "rounds": results["_rounds"], "samples": results,
-                     "overhead": over, "evaluation": evaluation, "span_corruption_collator": collate, "table": text}, a.runners)
+    save(
+        "seq2seq",
+        {
+            "versions": versions(),
+            "args": vars(a),
+            "rows": rows,
+            "rounds": results["_rounds"],
+            "samples": results,
+            "overhead": over,
+            "evaluation": evaluation,
+            "span_corruption_collator": collate,
+            "table": text,
+        },
+        a.runners,
+    )
 
 
 def evaluate_rounds(a, tl, validation, model_fn, collator, trainer_cls, args_cls) -> dict:
@@ -97,8 +178,14 @@ def evaluate_rounds(a, tl, validation, model_fn, collator, trainer_cls, args_cls
         times["transferlab"].append(time.perf_counter() - start)
         model = model_fn()
         model.load_state_dict(assembled.module.model.state_dict())
-        hf_args = args_cls(output_dir=str(WORK / "hf_seq2seq"), per_device_eval_batch_size=64, predict_with_generate=True,
-                           report_to=[], use_cpu=True, disable_tqdm=True)
+        hf_args = args_cls(
+            output_dir=str(WORK / "hf_seq2seq"),
+            per_device_eval_batch_size=64,
+            predict_with_generate=True,
+            report_to=[],
+            use_cpu=True,
+            disable_tqdm=True,
+        )
         trainer = trainer_cls(model=model, args=hf_args, data_collator=collator)
         start = time.perf_counter()
         with torch.no_grad():
@@ -106,10 +193,12 @@ def evaluate_rounds(a, tl, validation, model_fn, collator, trainer_cls, args_cls
         times["hf_seq2seq_trainer"].append(time.perf_counter() - start)
     speed = {k: statistics.median(n / t for t in v) for k, v in times.items()}
     ratios = [h / t for t, h in zip(times["transferlab"], times["hf_seq2seq_trainer"])]
-    text = (f"### Evaluation with generation ({n} validation examples, greedy, {new} new tokens, batch 64, KV cache on in "
-            f"both: generation_config.use_cache=True)\n\n| runner | examples/s (median) | ratio vs hf_seq2seq_trainer [min-max] |\n"
-            f"|---|---|---|\n| transferlab | {speed['transferlab']:.1f} | {statistics.median(ratios):.2f}x "
-            f"[{min(ratios):.2f}-{max(ratios):.2f}] |\n| hf_seq2seq_trainer | {speed['hf_seq2seq_trainer']:.1f} | 1.00x |")
+    text = (
+        f"### Evaluation with generation ({n} validation examples, greedy, {new} new tokens, batch 64, KV cache on in "
+        f"both: generation_config.use_cache=True)\n\n| runner | examples/s (median) | ratio vs hf_seq2seq_trainer [min-max] |\n"
+        f"|---|---|---|\n| transferlab | {speed['transferlab']:.1f} | {statistics.median(ratios):.2f}x "
+        f"[{min(ratios):.2f}-{max(ratios):.2f}] |\n| hf_seq2seq_trainer | {speed['hf_seq2seq_trainer']:.1f} | 1.00x |"
+    )
     return {"seconds": times, "examples_per_s": speed, "ratio": statistics.median(ratios), "text": text}
 
 
@@ -119,8 +208,17 @@ def collator_share(run_dir: Path) -> dict:
 
     from transferlab.cli import compose
 
-    cfg = compose(["experiment=pretrain_t5", "data.max_train_samples=20000", "logger=none", "callbacks.progress_bar=false",
-                   "callbacks.checkpoint.enabled=false", "test=false", "export=false"])
+    cfg = compose(
+        [
+            "experiment=pretrain_t5",
+            "data.max_train_samples=20000",
+            "logger=none",
+            "callbacks.progress_bar=false",
+            "callbacks.checkpoint.enabled=false",
+            "test=false",
+            "export=false",
+        ]
+    )
     assembled = transferlab_assemble(cfg, run_dir.parent / "span_run")
     loader = assembled.datamodule.train_dataloader()
     model, objective = assembled.module.model.train(), assembled.module.objective
@@ -141,10 +239,17 @@ def collator_share(run_dir: Path) -> dict:
             collate_s.append(mid - start)
             step_s.append(end - start)
     share = statistics.median(c / s for c, s in zip(collate_s, step_s))
-    text = (f"### Span corruption collator (tiny T5, {cfg.data.max_seq_len}-token inputs, batch {cfg.data.batch_size}, 25 steps)\n\n"
-            f"collator {1000 * statistics.median(collate_s):.1f} ms of a {1000 * statistics.median(step_s):.1f} ms step: "
-            f"{100 * share:.1f}% (median of per-step shares)")
-    return {"collate_ms": 1000 * statistics.median(collate_s), "step_ms": 1000 * statistics.median(step_s), "share": share, "text": text}
+    text = (
+        f"### Span corruption collator (tiny T5, {cfg.data.max_seq_len}-token inputs, batch {cfg.data.batch_size}, 25 steps)\n\n"
+        f"collator {1000 * statistics.median(collate_s):.1f} ms of a {1000 * statistics.median(step_s):.1f} ms step: "
+        f"{100 * share:.1f}% (median of per-step shares)"
+    )
+    return {
+        "collate_ms": 1000 * statistics.median(collate_s),
+        "step_ms": 1000 * statistics.median(step_s),
+        "share": share,
+        "text": text,
+    }
 
 
 if __name__ == "__main__":

@@ -16,13 +16,45 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import WORK, args, encoder_flops, interleave, model_dims, overhead, overhead_line, peer_of, select, profile_top, quiet, rounds_line, save, settings_line, summarize, table, versions  # noqa: E402
+from common import (  # noqa: E402
+    WORK,
+    args,
+    encoder_flops,
+    interleave,
+    model_dims,
+    overhead,
+    overhead_line,
+    peer_of,
+    profile_top,
+    quiet,
+    rounds_line,
+    save,
+    select,
+    settings_line,
+    summarize,
+    table,
+    versions,
+)
 from runners import HFTrainerRunner, RawLoopRunner, TransferlabRunner, hf_settings, transferlab_raw  # noqa: E402
 
-PINNED = ["model=tiny_bert", "objective=token_classification", "freeze=none", "data=brown_pos", "tokenizer=train",
-          "task_name=bench_tagging", "data.max_seq_len=128", "data.batch_size=32", "data.max_train_samples=null",
-          "data.train_fraction=1.0", "optimizer.lr=1e-3", "optimizer.weight_decay=0.01", "scheduler.name=linear",
-          "scheduler.warmup_ratio=0.06", "trainer.gradient_clip_val=1.0", "trainer.precision=32-true"]
+PINNED = [
+    "model=tiny_bert",
+    "objective=token_classification",
+    "freeze=none",
+    "data=brown_pos",
+    "tokenizer=train",
+    "task_name=bench_tagging",
+    "data.max_seq_len=128",
+    "data.batch_size=32",
+    "data.max_train_samples=null",
+    "data.train_fraction=1.0",
+    "optimizer.lr=1e-3",
+    "optimizer.weight_decay=0.01",
+    "scheduler.name=linear",
+    "scheduler.warmup_ratio=0.06",
+    "trainer.gradient_clip_val=1.0",
+    "trainer.precision=32-true",
+]
 
 
 def main():
@@ -54,7 +86,9 @@ def main():
 
     def encode(batch):  # the HF token-classification example's alignment: first sub-word tagged, the rest -100
         enc = tokenizer(batch["tokens"], is_split_into_words=True, truncation=True, max_length=max_len)
-        enc["labels"] = [align(enc.word_ids(i), [tag2id[t] for t in tags], False, {})[0] for i, tags in enumerate(batch["tags"])]
+        enc["labels"] = [
+            align(enc.word_ids(i), [tag2id[t] for t in tags], False, {})[0] for i, tags in enumerate(batch["tags"])
+        ]
         return enc
 
     encoded = words.map(encode, batched=True, remove_columns=words.column_names)
@@ -62,27 +96,54 @@ def main():
     runners = {
         "transferlab": tl,
         "transferlab_no_bucket": tl_flat,
-        "hf_trainer": HFTrainerRunner(model_fn, encoded, DataCollatorForTokenClassification(tokenizer), a.steps, a.warmup, flops,
-                                      settings, train_sampling_strategy="random"),
+        "hf_trainer": HFTrainerRunner(
+            model_fn,
+            encoded,
+            DataCollatorForTokenClassification(tokenizer),
+            a.steps,
+            a.warmup,
+            flops,
+            settings,
+            train_sampling_strategy="random",
+        ),
         "raw_transferlab": RawLoopRunner(transferlab_raw(tl.cfg, run_dir), a.steps, a.warmup, flops, settings["clip"]),
     }
     lengths = first.datamodule.datasets["train"].lengths
-    print(f"setup {time.perf_counter() - t0:.1f}s; {len(lengths)} train sentences, mean length {np.mean(lengths):.1f} "
-          f"tokens (p50 {np.median(lengths):.0f}, p95 {np.percentile(lengths, 95):.0f}, max {max(lengths)})", flush=True)
+    print(
+        f"setup {time.perf_counter() - t0:.1f}s; {len(lengths)} train sentences, mean length {np.mean(lengths):.1f} "
+        f"tokens (p50 {np.median(lengths):.0f}, p95 {np.percentile(lengths, 95):.0f}, max {max(lengths)})",
+        flush=True,
+    )
 
     runners = select(runners, a.runners)
     peer = peer_of(runners)
     results = interleave(runners, a.repeats, a.max_foreign)
     rows = summarize(results, peer=peer, metric="real_tokens_per_s")
-    text = table(f"Tagging: non-pad tokens/s (max {settings_line(tl.cfg)}, {a.threads} torch threads)", rows, peer, "non-pad tokens/s")
+    text = table(
+        f"Tagging: non-pad tokens/s (max {settings_line(tl.cfg)}, {a.threads} torch threads)",
+        rows,
+        peer,
+        "non-pad tokens/s",
+    )
     over = overhead(results, "transferlab", "raw_transferlab", "real_tokens_per_s")
     text += f"\n\n{overhead_line(over, results, 'real_tokens_per_s')}\n{rounds_line(results)}"
     print(text, flush=True)
     if a.profile:
         for name in [n for n in ("transferlab", "hf_trainer") if n in runners]:
             print(profile_top(name, runners[name]), flush=True)
-    save("tagging", {"versions": versions(), "args": vars(a), "rows": rows, "rounds": results["_rounds"],
-                     "samples": results, "overhead": over, "table": text}, a.runners)
+    save(
+        "tagging",
+        {
+            "versions": versions(),
+            "args": vars(a),
+            "rows": rows,
+            "rounds": results["_rounds"],
+            "samples": results,
+            "overhead": over,
+            "table": text,
+        },
+        a.runners,
+    )
 
 
 if __name__ == "__main__":

@@ -19,11 +19,18 @@ def _baseline(*overrides):
 
 def test_tfidf_arm_writes_the_classification_keys_and_separates_a_separable_task(tmp_path, monkeypatch):
     monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path / "cache"))
-    rows = ["text,label"] + [f"{w} thing number {i},{lab}" for i in range(60) for w, lab in [("great", "pos"), ("awful", "neg")]]
+    rows = ["text,label"] + [
+        f"{w} thing number {i},{lab}" for i in range(60) for w, lab in [("great", "pos"), ("awful", "neg")]
+    ]
     (tmp_path / "train.csv").write_text("\n".join(rows) + "\n")
     run = tmp_path / "run"
-    _baseline("data=files", f"data.train={tmp_path / 'train.csv'}", "data.label_column=label", "data.train_fraction=0.5",
-              f"hydra.run.dir={run}")
+    _baseline(
+        "data=files",
+        f"data.train={tmp_path / 'train.csv'}",
+        "data.label_column=label",
+        "data.train_fraction=0.5",
+        f"hydra.run.dir={run}",
+    )
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["status"] == "ok"
     assert metrics["test/acc"] == metrics["val/acc"] == 1.0 and metrics["test/f1_macro"] == 1.0

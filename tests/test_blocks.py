@@ -3,7 +3,6 @@ and the parameter table built on the same rule (a tied tensor counted once)."""
 
 import pytest
 import torch
-
 from conftest import single_thread
 from omegaconf import OmegaConf
 from torch import nn
@@ -30,11 +29,10 @@ from transformers import (
     RobertaModel,
 )
 
-from transferlab.freeze.lora import FreezeLoRA
-from transferlab.freeze.policies import FreezeBackbone
 from transferlab.errors import TransferlabError
 from transferlab.freeze import build_freeze_policy, find_blocks, format_parameter_table, parameter_summary
-
+from transferlab.freeze.lora import FreezeLoRA
+from transferlab.freeze.policies import FreezeBackbone
 
 one_thread = pytest.fixture(autouse=True, scope="module")(single_thread)  # tiny models: one thread is faster
 
@@ -52,7 +50,11 @@ CONFIGS = {
         n_embd=32, n_layer=LAYERS, n_head=2, n_positions=64, bos_token_id=1, eos_token_id=1, **SIZES
     ),
     "llama": lambda: LlamaConfig(
-        hidden_size=32, num_hidden_layers=LAYERS, num_attention_heads=2, num_key_value_heads=2, intermediate_size=64,
+        hidden_size=32,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        intermediate_size=64,
         **SIZES,
     ),
 }
@@ -66,8 +68,14 @@ CASES = [
     (RobertaForMaskedLM, "roberta", False, False, ["lm_head"], True),
     (RobertaForSequenceClassification, "roberta", False, False, ["classifier"], False),
     (DistilBertModel, "distilbert", False, False, [], False),
-    (DistilBertForMaskedLM, "distilbert", False, False, ["vocab_layer_norm", "vocab_projector", "vocab_transform"],
-     True),
+    (
+        DistilBertForMaskedLM,
+        "distilbert",
+        False,
+        False,
+        ["vocab_layer_norm", "vocab_projector", "vocab_transform"],
+        True,
+    ),
     (DistilBertForSequenceClassification, "distilbert", False, False, ["pre_classifier", "classifier"], False),
     (GPT2Model, "gpt2", False, True, [], False),
     (GPT2LMHeadModel, "gpt2", False, True, ["lm_head"], True),

@@ -16,36 +16,139 @@ EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 
 
 def test_every_group_has_real_members():
-    for group in ("model", "objective", "freeze", "data", "tokenizer", "trainer", "logger", "callbacks", "paths", "hydra", "experiment", "debug"):
+    for group in (
+        "model",
+        "objective",
+        "freeze",
+        "data",
+        "tokenizer",
+        "trainer",
+        "logger",
+        "callbacks",
+        "paths",
+        "hydra",
+        "experiment",
+        "debug",
+    ):
         assert list((CONF_DIR / group).glob("*.yaml")), group
-    assert {p.stem for p in (CONF_DIR / "freeze").glob("*.yaml")} == {"none", "backbone", "top_k", "gradual", "llrd", "bitfit", "lora"}
+    assert {p.stem for p in (CONF_DIR / "freeze").glob("*.yaml")} == {
+        "none",
+        "backbone",
+        "top_k",
+        "gradual",
+        "llrd",
+        "bitfit",
+        "lora",
+    }
 
 
 # What each preset sets, on top of the defaults (a preset that stops setting one of these, or a new preset without an
 # entry, fails here).
 PRESETS = {
-    "finetune": {"objective.name": "classification", "freeze.name": "none", "data.name": "wordnet_topics", "tokenizer.source": "pretrained"},
-    "lora": {"objective.name": "classification", "freeze.name": "lora", "tokenizer.source": "pretrained", "optimizer.lr": 2.0e-3},
-    "pretrain_clm": {"objective.name": "clm", "model.arch": "gpt2", "data.name": "wordnet_corpus", "tokenizer.source": "train", "data.max_seq_len": 64},
-    "pretrain_mlm": {"objective.name": "mlm", "model.arch": "modernbert", "data.name": "wordnet_corpus", "objective.mlm_probability": 0.15,
-                     "tokenizer.vocab_size": 4000, "data.max_seq_len": 64, "trainer.max_epochs": 12},
-    "pos": {"objective.name": "token_classification", "data.name": "brown_pos", "model.arch": "bert", "tokenizer.source": "train",
-            "data.text_column": "tokens", "data.label_column": "tags"},
-    "pos_finetune": {"objective.name": "token_classification", "data.name": "brown_pos", "tokenizer.source": "pretrained",
-                     "freeze.name": "none"},
-    "probe": {"objective.name": "classification", "freeze.name": "backbone", "tokenizer.source": "pretrained", "optimizer.weight_decay": 0.0},
-    "qa": {"objective.name": "extractive_qa", "data.name": "wordnet_qa", "model.arch": "bert", "tokenizer.source": "train",
-           "data.question_column": "question", "data.text_column": "context", "data.label_column": "answers", "objective.max_seq_len": 128},
-    "qa_finetune": {"objective.name": "extractive_qa", "data.name": "wordnet_qa", "tokenizer.source": "pretrained", "freeze.name": "none"},
-    "pretrain_t5": {"objective.name": "span_corruption", "model.arch": "t5", "data.name": "wordnet_corpus", "tokenizer.source": "train",
-                    "tokenizer.vocab_size": 4000, "data.max_seq_len": 64},
-    "definitions": {"objective.name": "seq2seq", "data.name": "wordnet_definitions", "tokenizer.source": "pretrained",
-                    "data.source_column": "source", "data.target_column": "target"},
-    "definitions_sft": {"objective.name": "sft", "data.name": "wordnet_definitions", "tokenizer.source": "pretrained", "data.max_seq_len": 96},
-    "translate": {"objective.name": "seq2seq", "data.name": "bible_en_es", "model.arch": "t5", "tokenizer.source": "train",
-                  "objective.source_prefix": "translate English to Spanish: "},
-    "quickstart": {"objective.name": "classification", "model.arch": "bert", "tokenizer.source": "train", "data.max_train_samples": 20000},
-    "study": {"objective.name": "classification", "data.name": "wordnet_topics", "trainer.max_steps": 600, "init": "pretrained"},
+    "finetune": {
+        "objective.name": "classification",
+        "freeze.name": "none",
+        "data.name": "wordnet_topics",
+        "tokenizer.source": "pretrained",
+    },
+    "lora": {
+        "objective.name": "classification",
+        "freeze.name": "lora",
+        "tokenizer.source": "pretrained",
+        "optimizer.lr": 2.0e-3,
+    },
+    "pretrain_clm": {
+        "objective.name": "clm",
+        "model.arch": "gpt2",
+        "data.name": "wordnet_corpus",
+        "tokenizer.source": "train",
+        "data.max_seq_len": 64,
+    },
+    "pretrain_mlm": {
+        "objective.name": "mlm",
+        "model.arch": "modernbert",
+        "data.name": "wordnet_corpus",
+        "objective.mlm_probability": 0.15,
+        "tokenizer.vocab_size": 4000,
+        "data.max_seq_len": 64,
+        "trainer.max_epochs": 12,
+    },
+    "pos": {
+        "objective.name": "token_classification",
+        "data.name": "brown_pos",
+        "model.arch": "bert",
+        "tokenizer.source": "train",
+        "data.text_column": "tokens",
+        "data.label_column": "tags",
+    },
+    "pos_finetune": {
+        "objective.name": "token_classification",
+        "data.name": "brown_pos",
+        "tokenizer.source": "pretrained",
+        "freeze.name": "none",
+    },
+    "probe": {
+        "objective.name": "classification",
+        "freeze.name": "backbone",
+        "tokenizer.source": "pretrained",
+        "optimizer.weight_decay": 0.0,
+    },
+    "qa": {
+        "objective.name": "extractive_qa",
+        "data.name": "wordnet_qa",
+        "model.arch": "bert",
+        "tokenizer.source": "train",
+        "data.question_column": "question",
+        "data.text_column": "context",
+        "data.label_column": "answers",
+        "objective.max_seq_len": 128,
+    },
+    "qa_finetune": {
+        "objective.name": "extractive_qa",
+        "data.name": "wordnet_qa",
+        "tokenizer.source": "pretrained",
+        "freeze.name": "none",
+    },
+    "pretrain_t5": {
+        "objective.name": "span_corruption",
+        "model.arch": "t5",
+        "data.name": "wordnet_corpus",
+        "tokenizer.source": "train",
+        "tokenizer.vocab_size": 4000,
+        "data.max_seq_len": 64,
+    },
+    "definitions": {
+        "objective.name": "seq2seq",
+        "data.name": "wordnet_definitions",
+        "tokenizer.source": "pretrained",
+        "data.source_column": "source",
+        "data.target_column": "target",
+    },
+    "definitions_sft": {
+        "objective.name": "sft",
+        "data.name": "wordnet_definitions",
+        "tokenizer.source": "pretrained",
+        "data.max_seq_len": 96,
+    },
+    "translate": {
+        "objective.name": "seq2seq",
+        "data.name": "bible_en_es",
+        "model.arch": "t5",
+        "tokenizer.source": "train",
+        "objective.source_prefix": "translate English to Spanish: ",
+    },
+    "quickstart": {
+        "objective.name": "classification",
+        "model.arch": "bert",
+        "tokenizer.source": "train",
+        "data.max_train_samples": 20000,
+    },
+    "study": {
+        "objective.name": "classification",
+        "data.name": "wordnet_topics",
+        "trainer.max_steps": 600,
+        "init": "pretrained",
+    },
 }
 
 
@@ -57,7 +160,16 @@ def test_every_experiment_has_a_recipe_here():
 def test_every_experiment_composes_and_sets_its_recipe(experiment, tmp_path):
     from omegaconf import OmegaConf
 
-    needs_source = experiment in ("finetune", "probe", "lora", "study", "pos_finetune", "qa_finetune", "definitions", "definitions_sft")
+    needs_source = experiment in (
+        "finetune",
+        "probe",
+        "lora",
+        "study",
+        "pos_finetune",
+        "qa_finetune",
+        "definitions",
+        "definitions_sft",
+    )
     extra = [f"pretrained_source={tmp_path}", f"model.name_or_path={tmp_path}"] if needs_source else []
     cfg = compose([f"experiment={experiment}", *extra])
     assert cfg.task_name == experiment
@@ -95,15 +207,24 @@ def test_optuna_preset_composes():
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (["model=tiny_bret"], "unknown model 'tiny_bret' (did you mean 'tiny_bert'?); available: pretrained, tiny_bert, tiny_gpt2"),
+        (
+            ["model=tiny_bret"],
+            "unknown model 'tiny_bret' (did you mean 'tiny_bert'?); available: pretrained, tiny_bert, tiny_gpt2",
+        ),
         (["optimizer.lrr=1"], "unknown key 'optimizer.lrr' (did you mean 'optimizer.lr'?)"),
         (["freeze=top_k", "freeze.kk=2"], "unknown key 'freeze.kk' (did you mean 'freeze.k'?)"),
         (["trainer.max_step=3"], "to pass another lightning.Trainer argument use +trainer.max_step=VALUE"),
         (["optimizer.lr=abc"], "optimizer.lr: expected a float, got 'abc'"),
         (["seed=abc"], "seed: expected an integer, got 'abc'"),
         (["objective=clm"], "objective=clm needs a decoder-only model, but model type 'bert' is encoder-only"),
-        (["objective=mlm", "model=tiny_gpt2"], "objective=mlm needs an encoder-only model, but model type 'gpt2' is decoder-only"),
-        (["data.label_column=null"], "objective=classification needs a 'label' column, but data=wordnet_topics has no data.label_column; set data.label_column=<column>, or use objective=mlm|clm"),
+        (
+            ["objective=mlm", "model=tiny_gpt2"],
+            "objective=mlm needs an encoder-only model, but model type 'gpt2' is decoder-only",
+        ),
+        (
+            ["data.label_column=null"],
+            "objective=classification needs a 'label' column, but data=wordnet_topics has no data.label_column; set data.label_column=<column>, or use objective=mlm|clm",
+        ),
         (["data.batch_size=0"], "data.batch_size=0 must be >= 1"),
         (["optimizer.lr=-1"], "optimizer.lr=-1.0 must be > 0"),
         (["trainer.max_steps=-5"], "trainer.max_steps=-5 must be >= 1 (or -1); -1 means no step limit"),
@@ -120,7 +241,10 @@ def test_optuna_preset_composes():
         (["resume=/nope/last.ckpt"], "resume=/nope/last.ckpt: no such checkpoint file"),
         (["scheduler.name=cosin"], "scheduler.name=cosin is not one of: constant, cosine, linear"),
         (["data=files", "data.train=/nope.csv", "data.label_column=label"], "data.train: file not found: /nope.csv"),
-        (["tokenizer=pretrained"], "tokenizer=pretrained loads the tokenizer of a pretrained model, but model.name_or_path is not set"),
+        (
+            ["tokenizer=pretrained"],
+            "tokenizer=pretrained loads the tokenizer of a pretrained model, but model.name_or_path is not set",
+        ),
     ],
 )
 def test_validation_errors_name_problem_and_fix(overrides, message):
@@ -138,7 +262,9 @@ def test_cli_answers_bad_config_in_one_line_without_importing_torch(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert out.stdout.split() == ["False", "2"]
-    assert out.stderr.strip().splitlines() == ["error: optimizer.lr: expected a float, got 'abc' (Value 'abc' of type 'str' could not be converted to Float)"]
+    assert out.stderr.strip().splitlines() == [
+        "error: optimizer.lr: expected a float, got 'abc' (Value 'abc' of type 'str' could not be converted to Float)"
+    ]
 
 
 @pytest.mark.slow
@@ -176,5 +302,8 @@ def test_run_resolver_picks_newest_successful_run(tmp_path):
 
 
 def test_run_resolver_errors_clearly_when_there_is_none(tmp_path):
-    with pytest.raises(TransferlabError, match=r"found no successful run with an export under .*pretrain_clm/runs; run `transferlab-train experiment=pretrain_clm` first"):
+    with pytest.raises(
+        TransferlabError,
+        match=r"found no successful run with an export under .*pretrain_clm/runs; run `transferlab-train experiment=pretrain_clm` first",
+    ):
         preflight(["experiment=finetune", f"paths.output_dir={tmp_path}", "model.name_or_path=${run:pretrain_clm}"])

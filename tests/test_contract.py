@@ -23,11 +23,21 @@ MODEL_FOR_KIND = {"encoder": "tiny_bert", "decoder": "tiny_gpt2", "encoder-decod
 # freezing the backbone leaves nothing to train and gradual unfreezing has no head to start with; T5's is tied too
 # (transformers 5 ties it in every variant), and T5 has no biases.
 TIED = {"backbone": "leaves no trainable parameters", "gradual": "has no untied head"}
-REFUSED = {**{(o, f): m for o in ("clm", "sft", "span_corruption", "seq2seq") for f, m in TIED.items()},
-           ("span_corruption", "bitfit"): "has no bias parameters", ("seq2seq", "bitfit"): "has no bias parameters"}
-ONE_STEP = ["debug=fast", "logger=none", "callbacks.checkpoint.enabled=false", "callbacks.progress_bar=false",
-            "trainer.max_steps=1", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
-            "+trainer.enable_model_summary=false"]
+REFUSED = {
+    **{(o, f): m for o in ("clm", "sft", "span_corruption", "seq2seq") for f, m in TIED.items()},
+    ("span_corruption", "bitfit"): "has no bias parameters",
+    ("seq2seq", "bitfit"): "has no bias parameters",
+}
+ONE_STEP = [
+    "debug=fast",
+    "logger=none",
+    "callbacks.checkpoint.enabled=false",
+    "callbacks.progress_bar=false",
+    "trainer.max_steps=1",
+    "trainer.limit_val_batches=1",
+    "trainer.limit_test_batches=1",
+    "+trainer.enable_model_summary=false",
+]
 FAST = [*ONE_STEP, "data.max_train_samples=48", "data.max_eval_samples=16", "tokenizer.vocab_size=300"]
 
 
@@ -147,7 +157,10 @@ class Regression(Objective):
 
     def predict(self, model, batch):
         predicted = self._predicted(model, batch).tolist()
-        return [{"id": i, "prediction": p, "target": t} for i, p, t in zip(batch["ids"], predicted, batch["labels"].tolist())]
+        return [
+            {"id": i, "prediction": p, "target": t}
+            for i, p, t in zip(batch["ids"], predicted, batch["labels"].tolist())
+        ]
 
     def evaluate(self, stage, predictions):
         Regression.evaluated.append(sorted(r["id"] for r in predictions))
@@ -167,10 +180,19 @@ def test_an_outside_objective_needs_one_class_one_yaml_and_evaluates_whole_sets(
     (conf / "regression.yaml").write_text("defaults:\n  - /schema_objective_regression@_here_\n  - _self_\n")
     rows = ["text,words"] + [f"{' '.join(['word'] * (1 + i % 7))},{1 + i % 7}" for i in range(120)]
     (tmp_path / "train.csv").write_text("\n".join(rows) + "\n")
-    overrides = [f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "objective=regression", "model=tiny_bert",
-                 "data=files", f"data.train={tmp_path / 'train.csv'}", "data.label_column=words", *ONE_STEP,
-                 "trainer.limit_val_batches=1.0", "trainer.limit_test_batches=1.0", "data.eval_batch_size=5",
-                 "tokenizer.vocab_size=100"]
+    overrides = [
+        f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
+        "objective=regression",
+        "model=tiny_bert",
+        "data=files",
+        f"data.train={tmp_path / 'train.csv'}",
+        "data.label_column=words",
+        *ONE_STEP,
+        "trainer.limit_val_batches=1.0",
+        "trainer.limit_test_batches=1.0",
+        "data.eval_batch_size=5",
+        "tokenizer.vocab_size=100",
+    ]
     preflight(overrides)
     cfg = compose(overrides)
     Regression.evaluated.clear()
@@ -183,5 +205,7 @@ def test_an_outside_objective_needs_one_class_one_yaml_and_evaluates_whole_sets(
     # sanity check's partial pass is not evaluated.
     assert Regression.evaluated == [list(range(n_val)), list(range(n_test))]
     assert {"val/mse", "val/pearson", "test/mse", "test/pearson", "val/loss", "test/loss"} <= set(metrics)
-    assert metrics["test/mse"] == pytest.approx(metrics["test/loss"], rel=1e-4)  # the same error, two ways: per batch and whole set
+    assert metrics["test/mse"] == pytest.approx(
+        metrics["test/loss"], rel=1e-4
+    )  # the same error, two ways: per batch and whole set
     assert OmegaConf.select(cfg, "objective.name") == "regression"

@@ -12,20 +12,24 @@ import torch
 from omegaconf import OmegaConf
 
 from transferlab.config.schema import DataConfig
-from transferlab.objectives.mlm import MLMConfig
 from transferlab.data.buckets import BatchSampler
 from transferlab.data.loading import load_splits
 from transferlab.data.splits import stratified_sample, stratified_take
 from transferlab.errors import TransferlabError
-from transferlab.objectives.classification import Classification, label_vocabulary
 from transferlab.objectives.base import IGNORE
-from transferlab.objectives.mlm import MaskedLM, MLMCollator
+from transferlab.objectives.classification import Classification, label_vocabulary
+from transferlab.objectives.mlm import MaskedLM, MLMCollator, MLMConfig
 from transferlab.tokenizer import _train_wordpiece
 
 
 @pytest.fixture(scope="module")
 def wordpiece():
-    texts = ["a small dog runs", "the cat sleeps on a mat", "dogs and cats are animals", "unbelievable things happen"] * 50
+    texts = [
+        "a small dog runs",
+        "the cat sleeps on a mat",
+        "dogs and cats are animals",
+        "unbelievable things happen",
+    ] * 50
     return _train_wordpiece(iter([texts]), vocab_size=200, min_frequency=1, lowercase=True)
 
 
@@ -68,7 +72,9 @@ def test_whole_word_masking_masks_all_pieces_of_a_word(wordpiece):
 def test_stratified_take_keeps_every_label_and_the_share():
     labels = ["a"] * 900 + ["b"] * 90 + ["c"] * 10
     taken, rest = stratified_take(labels, len(labels), 0.1, seed=0)
-    assert isinstance(taken, np.ndarray) and sorted([*taken, *rest]) == list(range(1000))  # arrays: corpora have millions
+    assert isinstance(taken, np.ndarray) and sorted([*taken, *rest]) == list(
+        range(1000)
+    )  # arrays: corpora have millions
     counts = {k: sum(labels[i] == k for i in taken) for k in "abc"}
     assert counts == {"a": 90, "b": 9, "c": 1}
     again = stratified_take(labels, 1000, 0.1, seed=0)
@@ -138,7 +144,9 @@ def test_eval_shards_hold_every_example_exactly_once():
     shards = [list(BatchSampler(lengths, 8, False, False, 0, rank=r, world=2, pad_ranks=False)) for r in (0, 1)]
     seen = [i for shard in shards for b in shard for i in b]
     assert sorted(seen) == list(range(37))  # no example twice, none left out
-    assert [len(s) for s in shards] == [3, 3] and [len(BatchSampler(lengths, 8, False, False, 0, r, 2, pad_ranks=False)) for r in (0, 1)] == [3, 3]
+    assert [len(s) for s in shards] == [3, 3] and [
+        len(BatchSampler(lengths, 8, False, False, 0, r, 2, pad_ranks=False)) for r in (0, 1)
+    ] == [3, 3]
 
 
 def _data_cfg(tmp_path, **kw):
@@ -158,7 +166,9 @@ def _write(path, lines, raw=False):
 
 
 def test_string_labels_are_mapped_and_test_labels_must_occur_in_train(tmp_path):
-    train = _write(tmp_path / "train.jsonl", [json.dumps({"text": f"t{i}", "label": "pos" if i % 2 else "neg"}) for i in range(40)])
+    train = _write(
+        tmp_path / "train.jsonl", [json.dumps({"text": f"t{i}", "label": "pos" if i % 2 else "neg"}) for i in range(40)]
+    )
     test = _write(tmp_path / "test.jsonl", [json.dumps({"text": "x", "label": "neutral"})])
     raw = _load(_data_cfg(tmp_path, train=train, label_column="label"), labeled=True)
     assert set(raw) == {"train", "validation", "test"}  # missing splits carved from train
@@ -214,14 +224,22 @@ def test_mlm_masks_follow_the_batch_not_the_process_that_collates_it(wordpiece):
     torch.manual_seed(1)  # the global RNG plays no part
     assert len(main) == 5 and same(main, batches(2, epoch=1))
     alike = Blocks(np.repeat(blocks.blocks[:1], 40, axis=0))  # every block the same: only the masks can differ
-    assert not torch.equal(batches(0, 1, data=alike)[0]["labels"], batches(0, 2, data=alike)[0]["labels"])  # masked anew
+    assert not torch.equal(
+        batches(0, 1, data=alike)[0]["labels"], batches(0, 2, data=alike)[0]["labels"]
+    )  # masked anew
     assert same(batches(0, 1, shuffle=False), batches(2, 2, shuffle=False))  # evaluation: the same masks each time
 
 
 def test_blank_lines_of_a_text_file_are_paragraph_breaks_not_missing_values(tmp_path):
     path = _write(tmp_path / "corpus.txt", ["first paragraph", "", "second one", "   ", "third", "fourth", "fifth"])
     raw = _load(_data_cfg(tmp_path, train=path, validation_fraction=0.2), labeled=False)
-    assert sorted(t for split in raw.values() for t in split["text"]) == ["fifth", "first paragraph", "fourth", "second one", "third"]
+    assert sorted(t for split in raw.values() for t in split["text"]) == [
+        "fifth",
+        "first paragraph",
+        "fourth",
+        "second one",
+        "third",
+    ]
 
 
 def test_gzip_jsonl_reads(tmp_path):
@@ -232,10 +250,15 @@ def test_gzip_jsonl_reads(tmp_path):
     assert len(raw["train"]) + len(raw["validation"]) + len(raw["test"]) == 10
 
 
-def test_prepared_splits_are_reused_across_runs_and_redone_for_another_tokenizer_or_length(tmp_path, wordpiece, monkeypatch):
+def test_prepared_splits_are_reused_across_runs_and_redone_for_another_tokenizer_or_length(
+    tmp_path, wordpiece, monkeypatch
+):
     from transferlab.data import tokenize
 
-    path = _write(tmp_path / "t.jsonl", [json.dumps({"text": f"the cat number {i}", "label": "a" if i % 2 else "b"}) for i in range(50)])
+    path = _write(
+        tmp_path / "t.jsonl",
+        [json.dumps({"text": f"the cat number {i}", "label": "a" if i % 2 else "b"}) for i in range(50)],
+    )
     raw = _load(_data_cfg(tmp_path, train=path, label_column="label"), labeled=True)
     calls = []
     real = tokenize.tokenize
@@ -265,23 +288,35 @@ def test_a_files_fingerprint_names_the_file_not_the_process_that_loaded_it(tmp_p
     import sys
 
     path = _write(tmp_path / "corpus.txt", [f"line {i}" for i in range(30)])
-    code = ("import sys; from transferlab.data.loading import read_file; "
-            "print(read_file(sys.argv[1], 'train', 'strict')._fingerprint)")
+    code = (
+        "import sys; from transferlab.data.loading import read_file; "
+        "print(read_file(sys.argv[1], 'train', 'strict')._fingerprint)"
+    )
     env = {**os.environ, "HF_DATASETS_CACHE": str(tmp_path / "hf")}
-    prints = [subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, env=env, check=True).stdout
-              for _ in range(2)]
+    prints = [
+        subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, env=env, check=True).stdout
+        for _ in range(2)
+    ]
     assert prints[0] == prints[1] and len(prints[0].strip()) == 32
     time.sleep(0.01)
     _write(tmp_path / "corpus.txt", [f"line {i}" for i in range(31)])
-    changed = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, env=env, check=True).stdout
+    changed = subprocess.run(
+        [sys.executable, "-c", code, path], capture_output=True, text=True, env=env, check=True
+    ).stdout
     assert changed != prints[0]
 
 
 def test_missing_values_fail_naming_file_and_line_or_are_dropped_and_counted(tmp_path):
-    path = _write(tmp_path / "gaps.csv", ["text,label", "a cat,animal", ",animal", "a car,", "a bus,vehicle", "a dog,animal", "a van,vehicle"])
+    path = _write(
+        tmp_path / "gaps.csv",
+        ["text,label", "a cat,animal", ",animal", "a car,", "a bus,vehicle", "a dog,animal", "a van,vehicle"],
+    )
     held_out = _write(tmp_path / "held_out.csv", ["text,label", "a cow,animal", "a cab,vehicle"])
     cfg = _data_cfg(tmp_path, train=path, validation=held_out, test=held_out, label_column="label")
-    with pytest.raises(TransferlabError, match=r"gaps.csv\) has empty values: 'text' at line 3; 'label' at line 4; fill them in, or set data.missing=drop"):
+    with pytest.raises(
+        TransferlabError,
+        match=r"gaps.csv\) has empty values: 'text' at line 3; 'label' at line 4; fill them in, or set data.missing=drop",
+    ):
         load_splits(cfg, Classification)
     cfg.missing = "drop"
     raw, dropped = load_splits(cfg, Classification)
@@ -315,7 +350,9 @@ def test_carved_splits_are_named_before_they_are_cut_and_cut_only_when_read(tmp_
     settings, drawn only on a cache miss, and then gives exactly the seeded stratified cut."""
     from transferlab.data import splits
 
-    path = _write(tmp_path / "t.jsonl", [json.dumps({"text": f"the cat number {i}", "label": "ab"[i % 2]}) for i in range(60)])
+    path = _write(
+        tmp_path / "t.jsonl", [json.dumps({"text": f"the cat number {i}", "label": "ab"[i % 2]}) for i in range(60)]
+    )
     data_cfg = _data_cfg(tmp_path, train=path, label_column="label", max_train_samples=30)
     draws = []
     real = splits.stratified_take
@@ -332,7 +369,6 @@ def test_carved_splits_are_named_before_they_are_cut_and_cut_only_when_read(tmp_
     objective.prepare("test", cached["test"])  # a hit: nothing drawn, nothing read
     assert draws == [60, 54, 48] and cached["test"]._made is None
 
-
     held, rest = real(["ab"[i % 2] for i in range(60)], 60, 0.1, data_cfg.split_seed)
     test, _ = real(["ab"[i % 2] for i in rest], len(rest), 0.1, data_cfg.split_seed)
     assert raw["test"]["text"][:] == [f"the cat number {rest[i]}" for i in test]
@@ -345,7 +381,6 @@ def test_too_few_rows_to_carve_from_fail_in_one_line(tmp_path):
     raw = _load(_data_cfg(tmp_path, train=path, label_column="label"), labeled=True)
     with pytest.raises(TransferlabError, match="data.train has too few examples to carve validation/test splits from"):
         len(raw["train"])
-
 
 
 def test_a_packed_objective_on_prepared_data_opens_no_byte_of_its_text(tmp_path, wordpiece, monkeypatch):

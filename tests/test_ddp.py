@@ -27,11 +27,22 @@ EVAL_SAMPLES, EVAL_BATCH = 37, 6
 def ddp_run(tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("ddp") / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "TRANSFERLAB_DEBUG_RANKS": "1"}
-    args = ["experiment=quickstart", "debug=fast", "trainer=ddp_cpu", "freeze=gradual", "logger=default",
-            f"data.max_eval_samples={EVAL_SAMPLES}", f"data.eval_batch_size={EVAL_BATCH}", "callbacks.progress_bar=false",
-            "trainer.limit_val_batches=1.0", "trainer.limit_test_batches=1.0",
-            f"hydra.run.dir={run}"]
-    out = subprocess.run([sys.executable, "-m", "transferlab.train", *args], capture_output=True, text=True, env=env, timeout=600)
+    args = [
+        "experiment=quickstart",
+        "debug=fast",
+        "trainer=ddp_cpu",
+        "freeze=gradual",
+        "logger=default",
+        f"data.max_eval_samples={EVAL_SAMPLES}",
+        f"data.eval_batch_size={EVAL_BATCH}",
+        "callbacks.progress_bar=false",
+        "trainer.limit_val_batches=1.0",
+        "trainer.limit_test_batches=1.0",
+        f"hydra.run.dir={run}",
+    ]
+    out = subprocess.run(
+        [sys.executable, "-m", "transferlab.train", *args], capture_output=True, text=True, env=env, timeout=600
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return run
 
@@ -96,15 +107,47 @@ def slurm_run(tmp_path_factory) -> Path:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    args = ["experiment=pretrain_mlm", "debug=fast", "trainer=ddp_multinode", "trainer.accelerator=cpu", "trainer.devices=1",
-            "trainer.precision=32-true", "logger=default", "callbacks.progress_bar=false", "data.max_train_samples=400",
-            "data.max_eval_samples=20", f"hydra.run.dir={run}"]
-    slurm = {"SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "1", "SLURM_NNODES": "2", "SLURM_LOCALID": "0",
-             "SLURM_JOB_NAME": "transferlab-test", "SLURM_JOB_ID": "4242", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
-    env = {**os.environ, **slurm, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "TRANSFERLAB_DEBUG_RANKS": "1",
-           "TRANSFERLAB_CACHE": str(root / "cache")}
-    procs = [subprocess.Popen([sys.executable, "-m", "transferlab.train", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, env={**env, "SLURM_PROCID": str(r), "SLURM_NODEID": str(r)}) for r in (0, 1)]
+    args = [
+        "experiment=pretrain_mlm",
+        "debug=fast",
+        "trainer=ddp_multinode",
+        "trainer.accelerator=cpu",
+        "trainer.devices=1",
+        "trainer.precision=32-true",
+        "logger=default",
+        "callbacks.progress_bar=false",
+        "data.max_train_samples=400",
+        "data.max_eval_samples=20",
+        f"hydra.run.dir={run}",
+    ]
+    slurm = {
+        "SLURM_NTASKS": "2",
+        "SLURM_NTASKS_PER_NODE": "1",
+        "SLURM_NNODES": "2",
+        "SLURM_LOCALID": "0",
+        "SLURM_JOB_NAME": "transferlab-test",
+        "SLURM_JOB_ID": "4242",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(port),
+    }
+    env = {
+        **os.environ,
+        **slurm,
+        "OMP_NUM_THREADS": "1",
+        "WANDB_MODE": "offline",
+        "TRANSFERLAB_DEBUG_RANKS": "1",
+        "TRANSFERLAB_CACHE": str(root / "cache"),
+    }
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "transferlab.train", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**env, "SLURM_PROCID": str(r), "SLURM_NODEID": str(r)},
+        )
+        for r in (0, 1)
+    ]
     outs = [p.communicate(timeout=600) for p in procs]
     for p, (_, err) in zip(procs, outs):
         assert p.returncode == 0, err[-3000:]

@@ -85,8 +85,10 @@ def test_every_relative_link_in_readme_resolves():
 
 def test_a_broken_link_or_anchor_is_caught(tmp_path):
     page = tmp_path / "page.md"
-    page.write_text("# Real heading\n\n[a](page.md#real-heading) [b](page.md#gone) `[c](nowhere.md)`\n"
-                    "```\n[d](nowhere.md)\n```\n", encoding="utf-8")
+    page.write_text(
+        "# Real heading\n\n[a](page.md#real-heading) [b](page.md#gone) `[c](nowhere.md)`\n```\n[d](nowhere.md)\n```\n",
+        encoding="utf-8",
+    )
     assert relative_links(page) == ["page.md#real-heading", "page.md#gone"]
     assert anchors(page) == {"real-heading"}
 
@@ -95,9 +97,21 @@ def test_a_broken_link_or_anchor_is_caught(tmp_path):
 def test_mkdocs_build_strict_passes(tmp_path):
     pytest.importorskip("mkdocs")
     proc = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file", str(ROOT / "mkdocs.yml"),
-         "--site-dir", str(tmp_path / "site")],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "--config-file",
+            str(ROOT / "mkdocs.yml"),
+            "--site-dir",
+            str(tmp_path / "site"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     assert "WARNING" not in proc.stderr

@@ -42,21 +42,46 @@ def files(tmp_path_factory) -> dict:
     (d / "ner.conll").write_text(ner * 10)
     (d / "ner_unseen.conll").write_text("Acme B-ORG\n\n")
     (d / "ner_bad.conll").write_text("John NNP B-PER\nlives VBZ O\n\nParis B-LOC\n")
-    (d / "tags_short.jsonl").write_text('{"tokens": ["a"], "tags": ["O"]}\n' * 2 + '{"tokens": ["a", "b"], "tags": ["O"]}\n')
+    (d / "tags_short.jsonl").write_text(
+        '{"tokens": ["a"], "tags": ["O"]}\n' * 2 + '{"tokens": ["a", "b"], "tags": ["O"]}\n'
+    )
     (d / "no_tags.jsonl").write_text('{"tokens": ["a"], "tags": ["O"]}\n{"tokens": [], "tags": []}\n' * 5)
-    qa = {"question": "which colour is the door?", "context": "the door is red", "answers": {"text": ["red"], "answer_start": [12]}}
+    qa = {
+        "question": "which colour is the door?",
+        "context": "the door is red",
+        "answers": {"text": ["red"], "answer_start": [12]},
+    }
     misplaced = {**qa, "answers": {"text": ["blue"], "answer_start": [4]}}
     (d / "qa_misplaced.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [qa, misplaced, qa]))
-    (d / "qa_no_answer.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [qa, qa, {**qa, "answers": {"text": [], "answer_start": []}}]))
-    squad = {"data": [{"paragraphs": [{"context": "the door is red", "qas": [
-        {"id": "a", "question": "which colour?", "answers": [{"text": "red", "answer_start": 12}]}, {"id": "b", "answers": []}]}]}]}
+    (d / "qa_no_answer.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in [qa, qa, {**qa, "answers": {"text": [], "answer_start": []}}])
+    )
+    squad = {
+        "data": [
+            {
+                "paragraphs": [
+                    {
+                        "context": "the door is red",
+                        "qas": [
+                            {"id": "a", "question": "which colour?", "answers": [{"text": "red", "answer_start": 12}]},
+                            {"id": "b", "answers": []},
+                        ],
+                    }
+                ]
+            }
+        ]
+    }
     (d / "squad_bad.json").write_text(json.dumps(squad))
     (d / "no_target.jsonl").write_text('{"source": "a b", "text": "x"}\n{"source": "c d", "text": "y"}\n')
-    (d / "empty_target.jsonl").write_text('{"source": "a b", "target": "x"}\n{"source": "c d", "target": " "}\n{"source": "e f", "target": "z"}\n')
+    (d / "empty_target.jsonl").write_text(
+        '{"source": "a b", "target": "x"}\n{"source": "c d", "target": " "}\n{"source": "e f", "target": "z"}\n'
+    )
     (d / "bare_model").mkdir()  # a model dir without tokenizer files
     (d / "bare_model" / "config.json").write_text(json.dumps({"model_type": "bert", "architectures": ["BertModel"]}))
     gaps = d / "gaps.csv"  # an empty label cell on file line 3, an empty text cell on line 4
-    gaps.write_text("text,label\nthe cat sleeps,animal\na red car,\n,vehicle\n" + "".join(f"{t},{l}\n" for t, l in DATA_ROWS))
+    gaps.write_text(
+        "text,label\nthe cat sleeps,animal\na red car,\n,vehicle\n" + "".join(f"{t},{l}\n" for t, l in DATA_ROWS)
+    )
     return {
         "ok": ok,
         "no_label": _csv(d / "no_label.csv", "text,category", DATA_ROWS),
@@ -68,9 +93,21 @@ def files(tmp_path_factory) -> dict:
         "truncated": str(truncated),
         "gaps": str(gaps),
         "bare_model": str(d / "bare_model"),
-        **{name: str(d / f"{name}.{ext}") for name, ext in
-           (("ner", "conll"), ("ner_unseen", "conll"), ("ner_bad", "conll"), ("no_tags", "jsonl"), ("tags_short", "jsonl"), ("qa_misplaced", "jsonl"),
-            ("qa_no_answer", "jsonl"), ("squad_bad", "json"), ("no_target", "jsonl"), ("empty_target", "jsonl"))},
+        **{
+            name: str(d / f"{name}.{ext}")
+            for name, ext in (
+                ("ner", "conll"),
+                ("ner_unseen", "conll"),
+                ("ner_bad", "conll"),
+                ("no_tags", "jsonl"),
+                ("tags_short", "jsonl"),
+                ("qa_misplaced", "jsonl"),
+                ("qa_no_answer", "jsonl"),
+                ("squad_bad", "json"),
+                ("no_target", "jsonl"),
+                ("empty_target", "jsonl"),
+            )
+        },
     }
 
 
@@ -84,74 +121,225 @@ T5 = ["objective=seq2seq", "model=tiny_t5"]
 
 # (id, overrides with {file} placeholders, extra env, what the one line must say)
 CATALOGUE = [
-    ("unknown_group_option", ["model=tiny_bret"], {}, "unknown model 'tiny_bret' (did you mean 'tiny_bert'?); available: pretrained, tiny_bert, tiny_gpt2"),
+    (
+        "unknown_group_option",
+        ["model=tiny_bret"],
+        {},
+        "unknown model 'tiny_bret' (did you mean 'tiny_bert'?); available: pretrained, tiny_bert, tiny_gpt2",
+    ),
     ("unknown_key", ["optimizer.lrr=1"], {}, "unknown key 'optimizer.lrr' (did you mean 'optimizer.lr'?)"),
     ("wrong_type", ["optimizer.lr=abc"], {}, "optimizer.lr: expected a float, got 'abc'"),
-    ("compile_mode_without_compile", ["compile_mode=max-autotune"], {}, "compile_mode=max-autotune applies only when compiling; add compile=true, or drop compile_mode"),
-    ("clm_on_encoder", ["objective=clm", "model=tiny_bert"], {}, "objective=clm needs a decoder-only model, but model type 'bert' is encoder-only"),
-    ("missing_label_column", _files(train="no_label"), {}, "has no column 'label'; columns found: 'text', 'category'; set data.label_column="),
+    (
+        "compile_mode_without_compile",
+        ["compile_mode=max-autotune"],
+        {},
+        "compile_mode=max-autotune applies only when compiling; add compile=true, or drop compile_mode",
+    ),
+    (
+        "clm_on_encoder",
+        ["objective=clm", "model=tiny_bert"],
+        {},
+        "objective=clm needs a decoder-only model, but model type 'bert' is encoder-only",
+    ),
+    (
+        "missing_label_column",
+        _files(train="no_label"),
+        {},
+        "has no column 'label'; columns found: 'text', 'category'; set data.label_column=",
+    ),
     ("empty_file", _files(train="empty"), {}, "empty.csv is empty; give a file with at least one example"),
     ("malformed_jsonl", _files(train="bad_jsonl"), {}, "bad.jsonl:3: malformed JSON line"),
-    ("missing_text_column", _files(train="no_text"), {}, "has no column 'text'; columns found: 'sentence', 'label'; set data.text_column="),
-    ("model_dir_missing", ["model=pretrained", "tokenizer=pretrained", "model.name_or_path=./no/such/model"], {},
-     "model.name_or_path=./no/such/model: no such local directory (looked locally at"),
-    ("hub_id_offline", ["model=pretrained", "tokenizer=pretrained", "model.name_or_path=nobody/no-such-model"], {"HF_HUB_OFFLINE": "1"},
-     "not a local directory (looked locally) and not in the HF cache, and offline mode is on (HF_HUB_OFFLINE=1)"),
-    ("model_dir_without_tokenizer", ["model=pretrained", "tokenizer=pretrained", "model.name_or_path={bare_model}"], {},
-     "bare_model: no tokenizer files in it (tokenizer.json, tokenizer_config.json or a vocabulary), so every word "
-     "would read as unknown; use tokenizer=train, or tokenizer.name_or_path=DIR"),
+    (
+        "missing_text_column",
+        _files(train="no_text"),
+        {},
+        "has no column 'text'; columns found: 'sentence', 'label'; set data.text_column=",
+    ),
+    (
+        "model_dir_missing",
+        ["model=pretrained", "tokenizer=pretrained", "model.name_or_path=./no/such/model"],
+        {},
+        "model.name_or_path=./no/such/model: no such local directory (looked locally at",
+    ),
+    (
+        "hub_id_offline",
+        ["model=pretrained", "tokenizer=pretrained", "model.name_or_path=nobody/no-such-model"],
+        {"HF_HUB_OFFLINE": "1"},
+        "not a local directory (looked locally) and not in the HF cache, and offline mode is on (HF_HUB_OFFLINE=1)",
+    ),
+    (
+        "model_dir_without_tokenizer",
+        ["model=pretrained", "tokenizer=pretrained", "model.name_or_path={bare_model}"],
+        {},
+        "bare_model: no tokenizer files in it (tokenizer.json, tokenizer_config.json or a vocabulary), so every word "
+        "would read as unknown; use tokenizer=train, or tokenizer.name_or_path=DIR",
+    ),
     ("top_k_too_deep", ["freeze=top_k", "freeze.k=5"], {}, "freeze.k=5 but the model has 2 blocks; use freeze.k <= 2"),
     ("resume_missing", ["resume=/no/such/last.ckpt"], {}, "resume=/no/such/last.ckpt: no such checkpoint file"),
-    ("resume_truncated", ["resume={truncated}"], {}, "truncated.ckpt: not a readable checkpoint, truncated or corrupt?"),
+    (
+        "resume_truncated",
+        ["resume={truncated}"],
+        {},
+        "truncated.ckpt: not a readable checkpoint, truncated or corrupt?",
+    ),
     ("test_label_unseen", _files(train="ok", test="unseen_test"), {}, "data.test has labels never seen in train: boat"),
-    ("max_seq_len_too_long", ["data.max_seq_len=1024"], {}, "data.max_seq_len=1024 exceeds the model's 512 position embeddings"),
+    (
+        "max_seq_len_too_long",
+        ["data.max_seq_len=1024"],
+        {},
+        "data.max_seq_len=1024 exceeds the model's 512 position embeddings",
+    ),
     ("train_fraction_zero", ["data.train_fraction=0"], {}, "data.train_fraction=0.0 must be in (0, 1]"),
     ("train_fraction_above_one", ["data.train_fraction=1.5"], {}, "data.train_fraction=1.5 must be in (0, 1]"),
-    ("non_utf8", _files(train="latin1"), {}, "latin1.csv: invalid UTF-8 at byte offset 14; fix the file, or set data.encoding_errors=replace"),
-    ("empty_cells", _files(train="gaps"), {},
-     "gaps.csv) has empty values: 'text' at line 4; 'label' at line 3; fill them in, or set data.missing=drop"),
+    (
+        "non_utf8",
+        _files(train="latin1"),
+        {},
+        "latin1.csv: invalid UTF-8 at byte offset 14; fix the file, or set data.encoding_errors=replace",
+    ),
+    (
+        "empty_cells",
+        _files(train="gaps"),
+        {},
+        "gaps.csv) has empty values: 'text' at line 4; 'label' at line 3; fill them in, or set data.missing=drop",
+    ),
     ("batch_size_zero", ["data.batch_size=0"], {}, "data.batch_size=0 must be >= 1"),
     ("lr_negative", ["optimizer.lr=-1"], {}, "optimizer.lr=-1.0 must be > 0"),
-    ("max_steps_negative", ["trainer.max_steps=-5"], {}, "trainer.max_steps=-5 must be >= 1 (or -1); -1 means no step limit"),
+    (
+        "max_steps_negative",
+        ["trainer.max_steps=-5"],
+        {},
+        "trainer.max_steps=-5 must be >= 1 (or -1); -1 means no step limit",
+    ),
     ("warmup_ratio_above_one", ["scheduler.warmup_ratio=1.5"], {}, "scheduler.warmup_ratio=1.5 must be in [0, 1]"),
     ("weight_decay_negative", ["optimizer.weight_decay=-0.1"], {}, "optimizer.weight_decay=-0.1 must be >= 0"),
-    ("eval_samples_zero", ["data.max_eval_samples=0"], {}, "data.max_eval_samples=0 must be >= 1; a positive number of examples, or null for all"),
-    ("mask_probability", ["experiment=pretrain_mlm", "objective.mlm_probability=1.5"], {}, "objective.mlm_probability=1.5 must be in [0, 1]"),
-    ("top_k_zero", ["freeze=top_k", "freeze.k=0"], {}, "freeze.k=0 must be >= 1; freeze=backbone trains the head alone"),
+    (
+        "eval_samples_zero",
+        ["data.max_eval_samples=0"],
+        {},
+        "data.max_eval_samples=0 must be >= 1; a positive number of examples, or null for all",
+    ),
+    (
+        "mask_probability",
+        ["experiment=pretrain_mlm", "objective.mlm_probability=1.5"],
+        {},
+        "objective.mlm_probability=1.5 must be in [0, 1]",
+    ),
+    (
+        "top_k_zero",
+        ["freeze=top_k", "freeze.k=0"],
+        {},
+        "freeze.k=0 must be >= 1; freeze=backbone trains the head alone",
+    ),
     ("llrd_decay_zero", ["freeze=llrd", "freeze.decay=0"], {}, "freeze.decay=0.0 must be in (0, 1]"),
     ("gradual_every_zero", ["freeze=gradual", "freeze.unfreeze_every=0"], {}, "freeze.unfreeze_every=0 must be >= 1"),
     ("lora_rank_zero", ["freeze=lora", "freeze.r=0"], {}, "freeze.r=0 must be >= 1"),
     ("missing_policy", ["data.missing=skip"], {}, "data.missing=skip is not one of: drop, error"),
-    ("conll_columns", [*TAGGING, "data.train={ner_bad}"], {}, "ner_bad.conll:4: 2 columns, but line 1 has 3; every token line needs"),
-    ("tag_unseen", [*TAGGING, "data.train={ner}", "data.test={ner_unseen}"], {}, "data.test has tags never seen in train: B-ORG"),
-    ("empty_tag_list", [*TAGGING, "data.train={no_tags}"], {}, "has empty values: 'tokens' at lines 2, 4, 6, 8, 10; 'tags' at lines 2, 4, 6, 8, 10; fill them in"),
-    ("tags_per_word", [*TAGGING, "data.train={tags_short}"], {}, "tags_short.jsonl) line 3 has 2 words but 1 tags; give one tag per word"),
-    ("qa_answer_misplaced", [*QA, "data.train={qa_misplaced}"], {},
-     "qa_misplaced.jsonl) line 2: answer 'blue' is not at answer_start 4 of its context (found 'door'); fix answer_start or the answer text"),
-    ("qa_no_answer", [*QA, "data.train={qa_no_answer}"], {}, "qa_no_answer.jsonl) line 3 has no answer; extractive_qa needs at least one per question"),
-    ("squad_malformed", [*QA, "data.train={squad_bad}", "data.format=squad"], {},
-     "squad_bad.json: data[0].paragraphs[0].qas[1] lacks or mistypes 'question'; each question needs 'question' and 'answers'"),
-    ("seq2seq_on_encoder", ["objective=seq2seq", "model=tiny_bert", "data=wordnet_definitions"], {},
-     "objective=seq2seq needs an encoder-decoder model, but model type 'bert' is encoder-only (bidirectional); use objective=mlm, "
-     "or a model it accepts such as model=tiny_t5"),
-    ("sft_on_encoder", ["objective=sft", "model=tiny_bert", "data=wordnet_definitions"], {},
-     "objective=sft needs a decoder-only model, but model type 'bert' is encoder-only (bidirectional)"),
-    ("span_corruption_on_decoder", ["objective=span_corruption", "model=tiny_gpt2"], {},
-     "objective=span_corruption needs an encoder-decoder model, but model type 'gpt2' is decoder-only (causal); use objective=clm|sft"),
-    ("num_beams_zero", [*T5, "data=wordnet_definitions", "objective.generation.num_beams=0"], {}, "objective.generation.num_beams=0 must be >= 1"),
-    ("new_tokens_beyond_positions", ["objective=sft", "model=tiny_gpt2", "data=wordnet_definitions", "objective.generation.max_new_tokens=500"], {},
-     "objective.generation.max_new_tokens=500 after a prompt of up to data.max_seq_len=64 tokens exceeds the model's 512 positions"),
-    ("missing_target_column", [*T5, "data=files", "data.train={no_target}"], {}, "has no column 'target'; columns found: 'source', 'text'; set data.target_column="),
-    ("empty_target", [*T5, "data=files", "data.train={empty_target}"], {}, "empty_target.jsonl) has empty values: 'target' at line 2; fill them in"),
-    ("stream_without_steps", ["experiment=pretrain_mlm", "data.streaming=true", "trainer.max_steps=-1"], {},
-     "data.streaming=true reads a stream with no length, so no epoch ends; set trainer.max_steps=N"),
+    (
+        "conll_columns",
+        [*TAGGING, "data.train={ner_bad}"],
+        {},
+        "ner_bad.conll:4: 2 columns, but line 1 has 3; every token line needs",
+    ),
+    (
+        "tag_unseen",
+        [*TAGGING, "data.train={ner}", "data.test={ner_unseen}"],
+        {},
+        "data.test has tags never seen in train: B-ORG",
+    ),
+    (
+        "empty_tag_list",
+        [*TAGGING, "data.train={no_tags}"],
+        {},
+        "has empty values: 'tokens' at lines 2, 4, 6, 8, 10; 'tags' at lines 2, 4, 6, 8, 10; fill them in",
+    ),
+    (
+        "tags_per_word",
+        [*TAGGING, "data.train={tags_short}"],
+        {},
+        "tags_short.jsonl) line 3 has 2 words but 1 tags; give one tag per word",
+    ),
+    (
+        "qa_answer_misplaced",
+        [*QA, "data.train={qa_misplaced}"],
+        {},
+        "qa_misplaced.jsonl) line 2: answer 'blue' is not at answer_start 4 of its context (found 'door'); fix answer_start or the answer text",
+    ),
+    (
+        "qa_no_answer",
+        [*QA, "data.train={qa_no_answer}"],
+        {},
+        "qa_no_answer.jsonl) line 3 has no answer; extractive_qa needs at least one per question",
+    ),
+    (
+        "squad_malformed",
+        [*QA, "data.train={squad_bad}", "data.format=squad"],
+        {},
+        "squad_bad.json: data[0].paragraphs[0].qas[1] lacks or mistypes 'question'; each question needs 'question' and 'answers'",
+    ),
+    (
+        "seq2seq_on_encoder",
+        ["objective=seq2seq", "model=tiny_bert", "data=wordnet_definitions"],
+        {},
+        "objective=seq2seq needs an encoder-decoder model, but model type 'bert' is encoder-only (bidirectional); use objective=mlm, "
+        "or a model it accepts such as model=tiny_t5",
+    ),
+    (
+        "sft_on_encoder",
+        ["objective=sft", "model=tiny_bert", "data=wordnet_definitions"],
+        {},
+        "objective=sft needs a decoder-only model, but model type 'bert' is encoder-only (bidirectional)",
+    ),
+    (
+        "span_corruption_on_decoder",
+        ["objective=span_corruption", "model=tiny_gpt2"],
+        {},
+        "objective=span_corruption needs an encoder-decoder model, but model type 'gpt2' is decoder-only (causal); use objective=clm|sft",
+    ),
+    (
+        "num_beams_zero",
+        [*T5, "data=wordnet_definitions", "objective.generation.num_beams=0"],
+        {},
+        "objective.generation.num_beams=0 must be >= 1",
+    ),
+    (
+        "new_tokens_beyond_positions",
+        ["objective=sft", "model=tiny_gpt2", "data=wordnet_definitions", "objective.generation.max_new_tokens=500"],
+        {},
+        "objective.generation.max_new_tokens=500 after a prompt of up to data.max_seq_len=64 tokens exceeds the model's 512 positions",
+    ),
+    (
+        "missing_target_column",
+        [*T5, "data=files", "data.train={no_target}"],
+        {},
+        "has no column 'target'; columns found: 'source', 'text'; set data.target_column=",
+    ),
+    (
+        "empty_target",
+        [*T5, "data=files", "data.train={empty_target}"],
+        {},
+        "empty_target.jsonl) has empty values: 'target' at line 2; fill them in",
+    ),
+    (
+        "stream_without_steps",
+        ["experiment=pretrain_mlm", "data.streaming=true", "trainer.max_steps=-1"],
+        {},
+        "data.streaming=true reads a stream with no length, so no epoch ends; set trainer.max_steps=N",
+    ),
 ]
 
 
 def _cli(args: list, env: dict, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", **env}
     env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run([sys.executable, "-m", "transferlab.train", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "transferlab.train", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=120,
+    )
 
 
 def _snapshot(d: Path) -> dict:

@@ -99,14 +99,37 @@ def test_na_values_opt_in(tmp_path):
     assert dropped["train"] == 10 and set(raw["train"]["text"][:]) == {"real"}
 
 
-@pytest.mark.parametrize("name, content, message", [
-    ("header_only.csv", "text,label\n", "header_only.csv has no examples (a header alone?); give a file with at least one example"),
-    ("dup.csv", "text,label,text\na,b,c\n", "dup.csv:1: the header names 'text' twice (columns 1 and 3); give each column its own name"),
-    ("padded.csv", " text ,label\na,b\n", "has no column 'text'; columns found: ' text ', 'label'; set data.text_column=<one of them>; "
-                                            "the header's ' text ' has spaces around it: rename it in the file, or set data.text_column=' text '"),
-    ("short.csv", "text,label\na,b\nc\n", "short.csv:3: 1 fields, but the header has 2; give every line one field per column"),
-    ("open_quote.csv", 'text,label\na,b\n"never closed,c\n', "open_quote.csv:3: malformed CSV (unexpected end of data)"),
-])
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        (
+            "header_only.csv",
+            "text,label\n",
+            "header_only.csv has no examples (a header alone?); give a file with at least one example",
+        ),
+        (
+            "dup.csv",
+            "text,label,text\na,b,c\n",
+            "dup.csv:1: the header names 'text' twice (columns 1 and 3); give each column its own name",
+        ),
+        (
+            "padded.csv",
+            " text ,label\na,b\n",
+            "has no column 'text'; columns found: ' text ', 'label'; set data.text_column=<one of them>; "
+            "the header's ' text ' has spaces around it: rename it in the file, or set data.text_column=' text '",
+        ),
+        (
+            "short.csv",
+            "text,label\na,b\nc\n",
+            "short.csv:3: 1 fields, but the header has 2; give every line one field per column",
+        ),
+        (
+            "open_quote.csv",
+            'text,label\na,b\n"never closed,c\n',
+            "open_quote.csv:3: malformed CSV (unexpected end of data)",
+        ),
+    ],
+)
 def test_bad_csv_shapes_fail_with_one_clear_line(tmp_path, name, content, message):
     (tmp_path / name).write_text(content, encoding="utf-8")
     with pytest.raises(TransferlabError) as caught:
@@ -153,8 +176,9 @@ def _entries(root, kind):
     return sorted(p for p in (root / kind).iterdir() if not p.name.startswith("."))
 
 
-@pytest.mark.parametrize("kind, damage", [("checked", "truncate"), ("checked", "delete"), ("missing", "truncate"),
-                                          ("missing", "garble")])
+@pytest.mark.parametrize(
+    "kind, damage", [("checked", "truncate"), ("checked", "delete"), ("missing", "truncate"), ("missing", "garble")]
+)
 def test_a_damaged_cache_entry_is_reported_and_rebuilt(tmp_path, capsys, kind, damage):
     path = _csv(tmp_path / "train.csv", "text,label", [("cat", "a"), ("dog", "b")] * 10)
     first, _ = _splits(train=path, validation=path, test=path)
@@ -249,8 +273,18 @@ def test_a_tokenizer_entry_without_tokenizer_json_is_retrained(tmp_path, capsys)
     from transferlab.objectives.mlm import MaskedLM
 
     os.environ["TRANSFERLAB_CACHE"] = str(tmp_path / "cache")
-    cfg = OmegaConf.create({"tokenizer": {"source": "train", "vocab_size": 200, "min_frequency": 1, "lowercase": False,
-                                          "train_samples": None}, "model": {"arch": "bert", "name_or_path": None, "config": {}}})
+    cfg = OmegaConf.create(
+        {
+            "tokenizer": {
+                "source": "train",
+                "vocab_size": 200,
+                "min_frequency": 1,
+                "lowercase": False,
+                "train_samples": None,
+            },
+            "model": {"arch": "bert", "name_or_path": None, "config": {}},
+        }
+    )
     train = Dataset.from_dict({"text": [f"the cat number {i} sleeps" for i in range(300)]})
     train._fingerprint = "tokenizer-damage-test"
     first = tok.build_tokenizer(cfg, train, tmp_path / "run1", True, MaskedLM)

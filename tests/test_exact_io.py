@@ -18,8 +18,10 @@ from transferlab.errors import TransferlabError
 # grapheme-to-phoneme: upper-case targets, whose case is the answer
 G2P = [("dog", "D AO1 G"), ("digit", "D IH1 JH AH0 T"), ("cat", "K AE1 T"), ("tree", "T R IY1")] * 10
 TEXTS = ["a small dog barks", "the red bus stops here", "a cat", "dogs and cats sleep on the mat all day long"]
-NO_TOKENIZER = ("no tokenizer files in it (tokenizer.json, tokenizer_config.json or a vocabulary), so every word would "
-                "read as unknown")
+NO_TOKENIZER = (
+    "no tokenizer files in it (tokenizer.json, tokenizer_config.json or a vocabulary), so every word would "
+    "read as unknown"
+)
 COPY = "copy the tokenizer files the model was trained with into it"
 
 
@@ -68,7 +70,8 @@ def test_a_tokenizer_that_cannot_give_the_targets_back_is_refused_with_an_exampl
         build_tokenizer(_compose("tokenizer.lowercase=true"), _pairs(), tmp_path / "run", True, seq2seq)
     assert str(refused.value) == (
         "objective=seq2seq: the trained tokenizer (tokenizer.lowercase=true) cannot encode the targets exactly: "
-        "'D AO1 G' decodes as 'd ao1 g' (40 of 40 sampled train targets differ); use tokenizer.lowercase=false")
+        "'D AO1 G' decodes as 'd ao1 g' (40 of 40 sampled train targets differ); use tokenizer.lowercase=false"
+    )
     assert not (tmp_path / "run").exists()  # not kept in the run dir, where a resumed run would reuse it
 
     # a BERT-style tokenizer (WordPiece, its normaliser) on targets: punctuation spaced out, a character unknown
@@ -82,7 +85,8 @@ def test_a_tokenizer_that_cannot_give_the_targets_back_is_refused_with_an_exampl
         f"objective=seq2seq: the tokenizer of {tmp_path / 'bert'} cannot encode the targets exactly: "
         "'the door (red) is open' decodes as 'the door ( red ) is open' (2 of 5 sampled train targets differ); "
         "use tokenizer.name_or_path=DIR with a tokenizer that keeps the text, or tokenizer=train on a model from "
-        "scratch")
+        "scratch"
+    )
 
     # whitespace compares as decoding gives it back (runs collapsed, ends stripped); sft's byte-level BPE is exact
     spaced = _pairs([("a", "  the door  is open ")] * 3)
@@ -97,8 +101,9 @@ def _bert_dir(path, cls, tokenizer=None, **config):
     from transformers import BertConfig
 
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=120, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=64, **config)
+    config = BertConfig(
+        vocab_size=120, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, **config
+    )
     cls(config).save_pretrained(path)
     if tokenizer is not None:
         tokenizer.save_pretrained(path)
@@ -112,8 +117,9 @@ def wordpiece():
     return _train_wordpiece(iter([TEXTS * 20]), vocab_size=120, min_frequency=1, lowercase=False)
 
 
-def test_a_model_dir_without_tokenizer_files_is_refused_by_train_eval_predict_and_generate(tmp_path, capsys,
-                                                                                           monkeypatch):
+def test_a_model_dir_without_tokenizer_files_is_refused_by_train_eval_predict_and_generate(
+    tmp_path, capsys, monkeypatch
+):
     from transformers import BertForSequenceClassification, GPT2Config, GPT2LMHeadModel
 
     from transferlab import generate, predict
@@ -155,13 +161,15 @@ def test_generate_refuses_an_export_that_does_not_generate(tmp_path, wordpiece, 
     classifier = _bert_dir(tmp_path / "classifier", BertForSequenceClassification, wordpiece, num_labels=2)
     assert _one_line(main, [classifier, "--prompt", "a dog"], capsys) == (
         f"{classifier}: a BertForSequenceClassification, which does not generate text (no language-model head); "
-        "give the export of a seq2seq, sft, span_corruption or clm run")
+        "give the export of a seq2seq, sft, span_corruption or clm run"
+    )
     encoder = _bert_dir(tmp_path / "encoder", BertModel, wordpiece)
     assert "a BertModel, which does not generate text" in _one_line(main, [encoder, "--prompt", "a dog"], capsys)
     config = json.loads((encoder / "config.json").read_text())
     (encoder / "config.json").write_text(json.dumps({k: v for k, v in config.items() if k != "architectures"}))
     assert "a model whose config.json names no architecture, which does not generate text" in _one_line(
-        main, [encoder, "--prompt", "a dog"], capsys)
+        main, [encoder, "--prompt", "a dog"], capsys
+    )
 
 
 @pytest.fixture(scope="module")
@@ -169,17 +177,42 @@ def classifier(tmp_path_factory, wordpiece):
     from transformers import BertForSequenceClassification
 
     labels = {0: "animal", 1: "vehicle"}
-    return _bert_dir(tmp_path_factory.mktemp("export") / "export", BertForSequenceClassification, wordpiece,
-                     id2label=labels, label2id={v: k for k, v in labels.items()})
+    return _bert_dir(
+        tmp_path_factory.mktemp("export") / "export",
+        BertForSequenceClassification,
+        wordpiece,
+        id2label=labels,
+        label2id={v: k for k, v in labels.items()},
+    )
 
 
 def test_predict_keeps_every_input_cell_as_read_beside_its_own_columns(tmp_path, classifier, capsys):
     from transferlab.predict import main
 
-    rows = [{"id": "007", "text": "a small dog barks", "label": "animal", "probability": "high", "note": "NA",
-             "n": 1.50, "ok": True, "gone": None, "tags": ["x", "y"]},
-            {"id": "010", "text": "the red bus stops here", "label": "vehicle", "probability": "low", "note": "nan",
-             "n": 2.0, "ok": False, "gone": None, "tags": []}]
+    rows = [
+        {
+            "id": "007",
+            "text": "a small dog barks",
+            "label": "animal",
+            "probability": "high",
+            "note": "NA",
+            "n": 1.50,
+            "ok": True,
+            "gone": None,
+            "tags": ["x", "y"],
+        },
+        {
+            "id": "010",
+            "text": "the red bus stops here",
+            "label": "vehicle",
+            "probability": "low",
+            "note": "nan",
+            "n": 2.0,
+            "ok": False,
+            "gone": None,
+            "tags": [],
+        },
+    ]
     (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     main([str(classifier), str(tmp_path / "in.jsonl"), "--top-k", "2"])
     out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
@@ -191,11 +224,23 @@ def test_predict_keeps_every_input_cell_as_read_beside_its_own_columns(tmp_path,
 
     main([str(classifier), str(tmp_path / "in.jsonl"), "--out", str(tmp_path / "out.csv")])
     table = list(csv.reader((tmp_path / "out.csv").open(encoding="utf-8")))
-    assert table[0] == ["id", "text", "label", "probability", "note", "n", "ok", "gone", "tags", "pred_label",
-                        "pred_score"]
+    assert table[0] == [
+        "id",
+        "text",
+        "label",
+        "probability",
+        "note",
+        "n",
+        "ok",
+        "gone",
+        "tags",
+        "pred_label",
+        "pred_score",
+    ]
     assert [r[:9] for r in table[1:]] == [
         ["007", "a small dog barks", "animal", "high", "NA", "1.5", "true", "", '["x", "y"]'],
-        ["010", "the red bus stops here", "vehicle", "low", "nan", "2.0", "false", "", "[]"]]
+        ["010", "the red bus stops here", "vehicle", "low", "nan", "2.0", "false", "", "[]"],
+    ]
     assert [r[9] for r in table[1:]] == [r["pred_label"] for r in out]
 
 
@@ -207,12 +252,15 @@ def test_predict_names_the_row_of_a_cell_it_cannot_read_and_refuses_a_shadowing_
         return _one_line(main, [classifier, tmp_path / name, *flags], capsys).replace(str(tmp_path / name), name)
 
     assert refused("gap.csv", "id,text\n1,a dog\n2,\n") == (
-        "gap.csv line 3: 'text' is empty; give it text, or drop the row")
+        "gap.csv line 3: 'text' is empty; give it text, or drop the row"
+    )
     assert refused("list.jsonl", '{"text": ["a dog"]}\n') == (
-        "list.jsonl line 1: 'text' is not text ([\"a dog\"]); give it text, or drop the row")
+        "list.jsonl line 1: 'text' is not text ([\"a dog\"]); give it text, or drop the row"
+    )
     assert refused("taken.csv", "text,pred_label\na dog,animal\n") == (
         "taken.csv: column 'pred_label' has a name this classification export writes its prediction under "
-        "(pred_label, pred_score, pred_top_k); rename that column")
+        "(pred_label, pred_score, pred_top_k); rename that column"
+    )
     assert refused("in.csv", "text\na dog\n", "--top-k", "0") == "--top-k=0 must be >= 1"
     assert refused("in.csv", "text\na dog\n", "--batch-size", "0") == "--batch-size=0 must be >= 1"
 
@@ -220,13 +268,22 @@ def test_predict_names_the_row_of_a_cell_it_cannot_read_and_refuses_a_shadowing_
 @pytest.mark.slow
 def test_the_cli_refuses_a_lowercasing_tokenizer_on_case_sensitive_targets_before_training(tmp_path):
     (tmp_path / "g2p.jsonl").write_text("".join(json.dumps({"source": s, "target": t}) + "\n" for s, t in G2P))
-    args = ["debug=fast", "objective=seq2seq", "model=tiny_t5", "data=files", f"data.train={tmp_path / 'g2p.jsonl'}",
-            "tokenizer.lowercase=true", f"hydra.run.dir={tmp_path / 'run'}"]
+    args = [
+        "debug=fast",
+        "objective=seq2seq",
+        "model=tiny_t5",
+        "data=files",
+        f"data.train={tmp_path / 'g2p.jsonl'}",
+        "tokenizer.lowercase=true",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
     env = {**os.environ, "TRANSFERLAB_CACHE": str(tmp_path / "cache")}
-    out = subprocess.run([sys.executable, "-m", "transferlab.train", *args], capture_output=True, text=True,
-                         timeout=600, env=env)
+    out = subprocess.run(
+        [sys.executable, "-m", "transferlab.train", *args], capture_output=True, text=True, timeout=600, env=env
+    )
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1] == (
         "error: objective=seq2seq: the trained tokenizer (tokenizer.lowercase=true) cannot encode the targets exactly: "
-        "'D AO1 G' decodes as 'd ao1 g' (32 of 32 sampled train targets differ); use tokenizer.lowercase=false")
+        "'D AO1 G' decodes as 'd ao1 g' (32 of 32 sampled train targets differ); use tokenizer.lowercase=false"
+    )
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [".hydra", "metrics.json"]  # no tokenizer/, no ckpt

@@ -34,8 +34,20 @@ def test_a_csv_of_na_strings_leading_zeros_numbers_and_quotes_round_trips_unchan
     with open(data, "w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows(rows)
     run = tmp_path / "run"
-    train = _run(["transferlab.train", "debug=fast", "data=files", f"data.train={data}", f"data.validation={data}",
-                  f"data.test={data}", "data.missing=drop", f"hydra.run.dir={run}"], tmp_path, tmp_path / "cache")
+    train = _run(
+        [
+            "transferlab.train",
+            "debug=fast",
+            "data=files",
+            f"data.train={data}",
+            f"data.validation={data}",
+            f"data.test={data}",
+            "data.missing=drop",
+            f"hydra.run.dir={run}",
+        ],
+        tmp_path,
+        tmp_path / "cache",
+    )
     assert train.returncode == 0, train.stderr[-2000:]
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["status"] == "ok" and not any(k.startswith("data/dropped") for k in metrics)  # no row taken
@@ -43,7 +55,9 @@ def test_a_csv_of_na_strings_leading_zeros_numbers_and_quotes_round_trips_unchan
     assert sorted(config["id2label"].values()) == ["001", "002", "1"]  # three classes, as written
 
     out = tmp_path / "predicted.csv"
-    predict = _run(["transferlab.predict", str(run / "export"), str(data), "--out", str(out)], tmp_path, tmp_path / "cache")
+    predict = _run(
+        ["transferlab.predict", str(run / "export"), str(data), "--out", str(out)], tmp_path, tmp_path / "cache"
+    )
     assert predict.returncode == 0, predict.stderr[-2000:]
     got = _cells(out)
     assert got[0] == ["text", "label", "id", "pred_label", "pred_score"]
@@ -52,16 +66,41 @@ def test_a_csv_of_na_strings_leading_zeros_numbers_and_quotes_round_trips_unchan
 
 
 def test_real_words_and_pronunciations_with_nan_train_with_no_row_lost_and_targets_keep_their_case(tmp_path):
-    words = {"nan": "N AA1 N", "null": "N AH1 L", "none": "N AH1 N", "na": "N AA1", "dog": "D AO1 G",
-             "cat": "K AE1 T", "tree": "T R IY1", "mosko": "M AA1 S K OW0", "digit": "D IH1 JH AH0 T",
-             "apple": "AE1 P AH0 L", "night": "N AY1 T", "note": "N OW1 T"}
+    words = {
+        "nan": "N AA1 N",
+        "null": "N AH1 L",
+        "none": "N AH1 N",
+        "na": "N AA1",
+        "dog": "D AO1 G",
+        "cat": "K AE1 T",
+        "tree": "T R IY1",
+        "mosko": "M AA1 S K OW0",
+        "digit": "D IH1 JH AH0 T",
+        "apple": "AE1 P AH0 L",
+        "night": "N AY1 T",
+        "note": "N OW1 T",
+    }
     lines = ["source,target", *[f"{w},{p}" for w, p in words.items()] * 3]
     data = tmp_path / "g2p.csv"
     data.write_text("\n".join(lines) + "\n", encoding="utf-8")
     run = tmp_path / "run"
-    train = _run(["transferlab.train", "debug=fast", "objective=seq2seq", "model=tiny_t5", "data=files",
-                  f"data.train={data}", f"data.validation={data}", f"data.test={data}", "tokenizer.vocab_size=300", "data.max_eval_samples=null",
-                  f"hydra.run.dir={run}"], tmp_path, tmp_path / "cache")
+    train = _run(
+        [
+            "transferlab.train",
+            "debug=fast",
+            "objective=seq2seq",
+            "model=tiny_t5",
+            "data=files",
+            f"data.train={data}",
+            f"data.validation={data}",
+            f"data.test={data}",
+            "tokenizer.vocab_size=300",
+            "data.max_eval_samples=null",
+            f"hydra.run.dir={run}",
+        ],
+        tmp_path,
+        tmp_path / "cache",
+    )
     assert train.returncode == 0, train.stderr[-2000:]
     assert json.loads((run / "metrics.json").read_text())["status"] == "ok"
     predictions = [json.loads(line) for line in (run / "predictions" / "test.jsonl").read_text().splitlines()]

@@ -4,7 +4,6 @@ import sys
 
 import pytest
 import torch
-
 from conftest import single_thread
 from omegaconf import OmegaConf
 from torch.optim.lr_scheduler import LambdaLR
@@ -21,14 +20,12 @@ from transformers import (
     LlamaForSequenceClassification,
 )
 
-from transferlab.freeze.lora import FreezeLoRA
-from transferlab.freeze.policies import FreezeBackbone, FreezeBitFit, FreezeGradual, FreezeLLRD, FreezeNone
-from transferlab.freeze.policies import FreezeTopK
-from transferlab.errors import TransferlabError
 from transferlab.config.rules import check_fields
+from transferlab.errors import TransferlabError
 from transferlab.freeze import FREEZE_POLICIES, build_freeze_policy
+from transferlab.freeze.lora import FreezeLoRA
+from transferlab.freeze.policies import FreezeBackbone, FreezeBitFit, FreezeGradual, FreezeLLRD, FreezeNone, FreezeTopK
 from transferlab.module import group_schedules
-
 
 one_thread = pytest.fixture(autouse=True, scope="module")(single_thread)  # tiny models: one thread is faster
 
@@ -41,7 +38,14 @@ def bert_config():
 
 def gpt2_config(**kw):
     return GPT2Config(
-        n_embd=32, n_layer=3, n_head=2, n_positions=32, vocab_size=100, pad_token_id=0, bos_token_id=1, eos_token_id=1,
+        n_embd=32,
+        n_layer=3,
+        n_head=2,
+        n_positions=32,
+        vocab_size=100,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=1,
         **kw,
     )
 
@@ -49,12 +53,23 @@ def gpt2_config(**kw):
 # Parameter-name prefixes of each part, written out by hand so the tests don't trust find_blocks.
 ARCHS = {
     "bert": dict(
-        cls=BertForSequenceClassification, config=bert_config, emb=["bert.embeddings"], layer="bert.encoder.layer.{}",
-        pooler=["bert.pooler"], norm=[], head=["classifier"], native_pooling="cls",
+        cls=BertForSequenceClassification,
+        config=bert_config,
+        emb=["bert.embeddings"],
+        layer="bert.encoder.layer.{}",
+        pooler=["bert.pooler"],
+        norm=[],
+        head=["classifier"],
+        native_pooling="cls",
     ),
     "gpt2": dict(
-        cls=GPT2ForSequenceClassification, config=gpt2_config, layer="transformer.h.{}", pooler=[],
-        emb=["transformer.wte", "transformer.wpe", "transformer.drop"], norm=["transformer.ln_f"], head=["score"],
+        cls=GPT2ForSequenceClassification,
+        config=gpt2_config,
+        layer="transformer.h.{}",
+        pooler=[],
+        emb=["transformer.wte", "transformer.wpe", "transformer.drop"],
+        norm=["transformer.ln_f"],
+        head=["score"],
         native_pooling="last",
     ),
 }
@@ -120,8 +135,10 @@ TRAINS = {  # policy config -> the parts that must change (everything else must 
     "none": (FreezeNone(), lambda s: [s["emb"], layers(s, 0, 1, 2), s["pooler"], s["norm"], s["head"]]),
     "backbone": (FreezeBackbone(pooling="_native"), lambda s: [s["head"]]),  # the pooling its HF class computes
     "top_k": (FreezeTopK(k=1), lambda s: [layers(s, 2), s["pooler"], s["norm"], s["head"]]),
-    "top_k2_emb": (FreezeTopK(k=2, freeze_embeddings=False),
-                   lambda s: [s["emb"], layers(s, 1, 2), s["pooler"], s["norm"], s["head"]]),
+    "top_k2_emb": (
+        FreezeTopK(k=2, freeze_embeddings=False),
+        lambda s: [s["emb"], layers(s, 1, 2), s["pooler"], s["norm"], s["head"]],
+    ),
     "llrd": (FreezeLLRD(), lambda s: [s["emb"], layers(s, 0, 1, 2), s["pooler"], s["norm"], s["head"]]),
 }
 
@@ -228,8 +245,10 @@ def test_llrd_learning_rates(arch):
     for g in groups:  # no decay exactly on biases and LayerNorm weights
         no_decay = g["name"].endswith(".no_decay")
         assert g["weight_decay"] == (0.0 if no_decay else 0.1)
-        assert all((names[id(p)].endswith("bias") or "ln" in names[id(p)] or "LayerNorm" in names[id(p)]) == no_decay
-                   for p in g["params"])
+        assert all(
+            (names[id(p)].endswith("bias") or "ln" in names[id(p)] or "LayerNorm" in names[id(p)]) == no_decay
+            for p in g["params"]
+        )
     assert run.step(2) == set(run.before)
 
 
@@ -240,7 +259,10 @@ LM_CASES = {  # (task model, config overrides, policy, which parameter names mus
     "clm-none": (GPT2LMHeadModel, {}, FreezeNone(), lambda n: True),
     "clm-bitfit": (GPT2LMHeadModel, {}, FreezeBitFit(), lambda n: n.endswith("bias")),  # lm_head is wte: frozen
     "clm-untied-backbone": (
-        GPT2LMHeadModel, {"tie_word_embeddings": False}, FreezeBackbone(), lambda n: n == "lm_head.weight"
+        GPT2LMHeadModel,
+        {"tie_word_embeddings": False},
+        FreezeBackbone(),
+        lambda n: n == "lm_head.weight",
     ),
 }
 
@@ -260,21 +282,55 @@ def test_masked_and_causal_lm_heads(case):
     ("cfg", "model", "message"),
     [
         (FreezeBackbone(), lambda: GPT2LMHeadModel(gpt2_config()), r"no trainable parameters .*tied"),
-        (FreezeBackbone(head="mlp"), lambda: GPT2ForSequenceClassification(gpt2_config()),
-         r"freeze.head=mlp trains the dense layer .* with freeze.pooling=last it has none; use freeze.head=linear"),
+        (
+            FreezeBackbone(head="mlp"),
+            lambda: GPT2ForSequenceClassification(gpt2_config()),
+            r"freeze.head=mlp trains the dense layer .* with freeze.pooling=last it has none; use freeze.head=linear",
+        ),
         (FreezeBackbone(head="mlp"), lambda: BertForMaskedLM(bert_config()), "has no pooler"),
-        (FreezeBackbone(pooling="cls"), lambda: BertForMaskedLM(bert_config()), r"freeze.pooling=cls: BertForMaskedLM's head reads every token"),
-        (FreezeTopK(k=5), lambda: BertForSequenceClassification(bert_config()), r"freeze.k=5 but the model has 3 blocks"),
-        (FreezeLoRA(target_modules=["qurey"]), lambda: BertForSequenceClassification(bert_config()),
-         r"\['qurey'\] match no linear layer .*choose from: .*query"),
-        (FreezeBitFit(), lambda: LlamaForSequenceClassification(LlamaConfig(
-            hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, vocab_size=100,
-            pad_token_id=0)), "no bias parameters"),
+        (
+            FreezeBackbone(pooling="cls"),
+            lambda: BertForMaskedLM(bert_config()),
+            r"freeze.pooling=cls: BertForMaskedLM's head reads every token",
+        ),
+        (
+            FreezeTopK(k=5),
+            lambda: BertForSequenceClassification(bert_config()),
+            r"freeze.k=5 but the model has 3 blocks",
+        ),
+        (
+            FreezeLoRA(target_modules=["qurey"]),
+            lambda: BertForSequenceClassification(bert_config()),
+            r"\['qurey'\] match no linear layer .*choose from: .*query",
+        ),
+        (
+            FreezeBitFit(),
+            lambda: LlamaForSequenceClassification(
+                LlamaConfig(
+                    hidden_size=32,
+                    num_hidden_layers=2,
+                    num_attention_heads=2,
+                    intermediate_size=64,
+                    vocab_size=100,
+                    pad_token_id=0,
+                )
+            ),
+            "no bias parameters",
+        ),
         (FreezeGradual(), lambda: GPT2Model(gpt2_config()), "has no untied head"),
         (FreezeGradual(), lambda: GPT2LMHeadModel(gpt2_config()), "GPT2LMHeadModel has no untied head"),
     ],
-    ids=["zero_trainable_tied", "mlp_without_dense", "mlp_without_pooler", "pooling_on_lm", "k_too_large", "lora_no_match", "bitfit_no_bias", "no_head",
-         "tied_head"],
+    ids=[
+        "zero_trainable_tied",
+        "mlp_without_dense",
+        "mlp_without_pooler",
+        "pooling_on_lm",
+        "k_too_large",
+        "lora_no_match",
+        "bitfit_no_bias",
+        "no_head",
+        "tied_head",
+    ],
 )
 def test_apply_errors(cfg, model, message):
     with pytest.raises(TransferlabError, match=message):
@@ -349,15 +405,36 @@ def test_lora_adapter_export_loads_over_a_fresh_base(arch, tmp_path):
 def t5_config(**kw):
     from transformers import T5Config
 
-    return T5Config(d_model=32, d_ff=64, num_layers=3, num_decoder_layers=2, num_heads=2, d_kv=16, vocab_size=100,
-                    decoder_start_token_id=0, pad_token_id=0, dropout_rate=0.0, **kw)
+    return T5Config(
+        d_model=32,
+        d_ff=64,
+        num_layers=3,
+        num_decoder_layers=2,
+        num_heads=2,
+        d_kv=16,
+        vocab_size=100,
+        decoder_start_token_id=0,
+        pad_token_id=0,
+        dropout_rate=0.0,
+        **kw,
+    )
 
 
 def bart_config():
     from transformers import BartConfig
 
-    return BartConfig(d_model=32, encoder_layers=3, decoder_layers=2, encoder_attention_heads=2, decoder_attention_heads=2,
-                      encoder_ffn_dim=64, decoder_ffn_dim=64, vocab_size=100, max_position_embeddings=64, pad_token_id=0)
+    return BartConfig(
+        d_model=32,
+        encoder_layers=3,
+        decoder_layers=2,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        vocab_size=100,
+        max_position_embeddings=64,
+        pad_token_id=0,
+    )
 
 
 def t5(tied: bool = True):
@@ -372,7 +449,9 @@ def test_top_k_trains_the_top_blocks_of_encoder_and_decoder():
     policy = policy_of(FreezeTopK(k=1))
     run = Run(policy, policy.apply(t5()))
     # lm_head is the tied shared embedding: frozen with the embeddings
-    assert run.step(2) == run.names(["encoder.block.2", "decoder.block.1", "encoder.final_layer_norm", "decoder.final_layer_norm"])
+    assert run.step(2) == run.names(
+        ["encoder.block.2", "decoder.block.1", "encoder.final_layer_norm", "decoder.final_layer_norm"]
+    )
     with pytest.raises(TransferlabError, match="freeze.k=3 but the model has 2 blocks"):  # the shallower stack bounds k
         policy_of(FreezeTopK(k=3)).apply(t5())
 
@@ -386,8 +465,11 @@ def test_llrd_counts_depth_within_each_stack():
     lrs = {g["name"].removesuffix(".no_decay"): g["lr"] for g in policy.param_groups(model, lr, 0.1, 1)}
     assert lrs == {
         "embeddings": lr * decay**4,  # below the deeper stack's bottom block
-        "encoder.layer.0": lr * decay**3, "encoder.layer.1": lr * decay**2, "encoder.layer.2": lr * decay,
-        "decoder.layer.0": lr * decay**2, "decoder.layer.1": lr * decay,
+        "encoder.layer.0": lr * decay**3,
+        "encoder.layer.1": lr * decay**2,
+        "encoder.layer.2": lr * decay,
+        "decoder.layer.0": lr * decay**2,
+        "decoder.layer.1": lr * decay,
         "head": lr,  # BART has no final norms (its layernorm_embedding belongs to the embeddings)
     }
 
@@ -396,8 +478,17 @@ def test_gradual_unfreezes_each_stack_from_its_top():
     policy = policy_of(FreezeGradual(interval="step", unfreeze_every=1))
     model = policy.apply(t5(tied=False))  # an untied lm_head: the head gradual starts with
     starts = {g["name"].removesuffix(".no_decay"): g["start_step"] for g in policy.param_groups(model, 1.0, 0.0, 1)}
-    assert starts == {"head": 0, "encoder.final_norm": 0, "decoder.final_norm": 0, "encoder.layer.2": 1, "decoder.layer.1": 1,
-                      "encoder.layer.1": 2, "decoder.layer.0": 2, "encoder.layer.0": 3, "embeddings": 4}
+    assert starts == {
+        "head": 0,
+        "encoder.final_norm": 0,
+        "decoder.final_norm": 0,
+        "encoder.layer.2": 1,
+        "decoder.layer.1": 1,
+        "encoder.layer.1": 2,
+        "decoder.layer.0": 2,
+        "encoder.layer.0": 3,
+        "embeddings": 4,
+    }
     run = Run(policy, model)
     assert run.step(1) == run.names(["lm_head", "encoder.final_layer_norm", "decoder.final_layer_norm"])
     assert run.step(1) >= run.names(["encoder.block.2", "decoder.block.1"])
@@ -406,11 +497,22 @@ def test_gradual_unfreezes_each_stack_from_its_top():
 def test_frozen_backbone_refuses_an_encoder_decoder_classifier():
     from transformers import BartForSequenceClassification
 
-    with pytest.raises(TransferlabError, match="freeze=backbone pools one encoder or decoder; BartForSequenceClassification has both"):
+    with pytest.raises(
+        TransferlabError, match="freeze=backbone pools one encoder or decoder; BartForSequenceClassification has both"
+    ):
         policy_of(FreezeBackbone()).apply(make(BartForSequenceClassification, bart_config()))
 
 
-@pytest.mark.parametrize(("cfg", "trains_mode"), [(FreezeNone(), lambda n: True), (FreezeTopK(k=1), lambda n: not n.startswith(("bert.embeddings", "bert.encoder.layer.0", "bert.encoder.layer.1")))])
+@pytest.mark.parametrize(
+    ("cfg", "trains_mode"),
+    [
+        (FreezeNone(), lambda n: True),
+        (
+            FreezeTopK(k=1),
+            lambda n: not n.startswith(("bert.embeddings", "bert.encoder.layer.0", "bert.encoder.layer.1")),
+        ),
+    ],
+)
 def test_fit_start_puts_a_pretrained_model_in_train_mode_except_frozen_parts(cfg, trains_mode):
     """transformers returns from_pretrained models in eval mode and Lightning keeps modes as it finds them: the module
     switches dropout on at fit start, for the parts that train."""
@@ -424,8 +526,13 @@ def test_fit_start_puts_a_pretrained_model_in_train_mode_except_frozen_parts(cfg
     model = policy.apply(make(BertForSequenceClassification, bert_config())).eval()  # as from_pretrained leaves it
     objective = Classification.__new__(Classification)
     objective.metrics = torch.nn.ModuleDict()
-    module = TransferModule(model, objective, policy, OC.structured(OptimizerConfig()), OC.structured(SchedulerConfig()))
+    module = TransferModule(
+        model, objective, policy, OC.structured(OptimizerConfig()), OC.structured(SchedulerConfig())
+    )
     module.on_fit_start()
-    modes = {n: m.training for n, m in model.named_modules() if n.startswith(("bert.embeddings.dropout", "bert.encoder.layer"))
-             and n.endswith("dropout")}
+    modes = {
+        n: m.training
+        for n, m in model.named_modules()
+        if n.startswith(("bert.embeddings.dropout", "bert.encoder.layer")) and n.endswith("dropout")
+    }
     assert modes and all(mode == trains_mode(n) for n, mode in modes.items())

@@ -14,7 +14,12 @@ from transferlab.config.schema import DataConfig
 from transferlab.data.loading import load_splits
 from transferlab.objectives.classification import Classification
 
-ROWS = [("a small dog runs", "animal"), ("the red car drives", "vehicle"), ("a cat sleeps", "animal"), ("a bus stops", "vehicle")]
+ROWS = [
+    ("a small dog runs", "animal"),
+    ("the red car drives", "vehicle"),
+    ("a cat sleeps", "animal"),
+    ("a bus stops", "vehicle"),
+]
 CARD = """---
 configs:
 - config_name: default
@@ -44,14 +49,32 @@ def _repo(root):
 def test_data_hub_reads_a_dataset_repository_its_splits_columns_and_configs(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf"))
     repo = _repo(tmp_path / "repo")
-    cfg = OmegaConf.structured(DataConfig(source="hub", path=str(repo), train="train", validation="validation", test="test",
-                                          text_column="sentence", label_column="category"))
+    cfg = OmegaConf.structured(
+        DataConfig(
+            source="hub",
+            path=str(repo),
+            train="train",
+            validation="validation",
+            test="test",
+            text_column="sentence",
+            label_column="category",
+        )
+    )
     raw, dropped = load_splits(cfg, Classification)
-    assert dropped == {} and {s: len(d) for s, d in raw.items()} == {"train": 72, "validation": 8, "test": 12}  # validation carved
-    assert raw["test"]["text"][:2] == ["a small dog runs 0", "the red car drives 0"] and set(raw["train"]["label"]) == {"animal", "vehicle"}
+    assert dropped == {} and {s: len(d) for s, d in raw.items()} == {
+        "train": 72,
+        "validation": 8,
+        "test": 12,
+    }  # validation carved
+    assert raw["test"]["text"][:2] == ["a small dog runs 0", "the red car drives 0"] and set(raw["train"]["label"]) == {
+        "animal",
+        "vehicle",
+    }
     cfg.config_name = "small"
     small, _ = load_splits(cfg, Classification)
-    assert len(small["train"]) + len(small["validation"]) + len(small["test"]) == 20  # its own file; both held-out splits carved
+    assert (
+        len(small["train"]) + len(small["validation"]) + len(small["test"]) == 20
+    )  # its own file; both held-out splits carved
     cfg.config_name, cfg.train = None, "dev"
     with pytest.raises(Exception, match="data.train=dev: no such split in .*repo; splits found: train, test"):
         load_splits(cfg, Classification)
@@ -67,9 +90,19 @@ def _hub_cache(cache, repo_id: str):
     from transferlab.tokenizer import _train_wordpiece
 
     staged = cache.parent / "staged"
-    BertForSequenceClassification(BertConfig(vocab_size=200, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                                             intermediate_size=64, num_labels=2)).save_pretrained(staged)
-    _train_wordpiece(iter([[t for t, _ in ROWS] * 20]), vocab_size=200, min_frequency=1, lowercase=True).save_pretrained(staged)
+    BertForSequenceClassification(
+        BertConfig(
+            vocab_size=200,
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=64,
+            num_labels=2,
+        )
+    ).save_pretrained(staged)
+    _train_wordpiece(
+        iter([[t for t, _ in ROWS] * 20]), vocab_size=200, min_frequency=1, lowercase=True
+    ).save_pretrained(staged)
     root = cache / f"models--{repo_id.replace('/', '--')}"
     commit = "0123456789abcdef0123456789abcdef01234567"
     snapshot = root / "snapshots" / commit
@@ -90,11 +123,34 @@ def test_model_pretrained_resolves_a_hub_id_from_the_cache_and_data_hub_trains_e
     _hub_cache(cache, "acme/tiny-bert")
     repo = _repo(tmp_path / "repo")
     run = tmp_path / "run"
-    env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "HF_DATASETS_CACHE": str(tmp_path / "hf"),
-           "TRANSFERLAB_CACHE": str(tmp_path / "tl")}
-    out = subprocess.run([sys.executable, "-m", "transferlab.train", "debug=fast", "model=pretrained", "model.name_or_path=acme/tiny-bert",
-                          "tokenizer=pretrained", "data=hub", f"data.path={repo}", "data.validation=null", "data.text_column=sentence",
-                          "data.label_column=category", f"hydra.run.dir={run}"], capture_output=True, text=True, env=env, timeout=300)
+    env = {
+        **os.environ,
+        "HF_HUB_CACHE": str(cache),
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_CACHE": str(tmp_path / "hf"),
+        "TRANSFERLAB_CACHE": str(tmp_path / "tl"),
+    }
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "transferlab.train",
+            "debug=fast",
+            "model=pretrained",
+            "model.name_or_path=acme/tiny-bert",
+            "tokenizer=pretrained",
+            "data=hub",
+            f"data.path={repo}",
+            "data.validation=null",
+            "data.text_column=sentence",
+            "data.label_column=category",
+            f"hydra.run.dir={run}",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["status"] == "ok" and "test/acc" in metrics

@@ -4,12 +4,12 @@ transformers), MLM's static count of masked rows, and compile=true's one-functio
 
 import pytest
 import torch
+from conftest import single_thread
 from omegaconf import OmegaConf
 from transformers import AutoModelForCausalLM, BertConfig, BertForMaskedLM, GPT2Config, GPT2LMHeadModel
 
-from conftest import single_thread
-from transferlab.objectives.clm import CausalLM, CLMConfig
 from transferlab.objectives.base import IGNORE
+from transferlab.objectives.clm import CausalLM, CLMConfig
 from transferlab.objectives.lm_loss import linear_cross_entropy
 from transferlab.objectives.mlm import MaskedLM, MLMConfig, static_count
 from transferlab.tokenizer import _train_wordpiece
@@ -35,7 +35,9 @@ def _grads(loss, *tensors):
 @pytest.mark.parametrize("bias", [True, False])
 def test_chunked_loss_and_gradients_equal_cross_entropy(chunk, bias):
     hidden, weight, b, targets = _problem(bias=bias)
-    reference = torch.nn.functional.cross_entropy(hidden @ weight.t() + (0 if b is None else b), targets, ignore_index=IGNORE)
+    reference = torch.nn.functional.cross_entropy(
+        hidden @ weight.t() + (0 if b is None else b), targets, ignore_index=IGNORE
+    )
     loss = linear_cross_entropy(hidden, weight, targets, b, chunk=chunk)
     assert torch.allclose(loss, reference, atol=1e-6)
     for got, want in zip(_grads(loss, hidden, weight, b), _grads(reference, hidden, weight, b)):
@@ -97,8 +99,20 @@ class Vocab:
 
 def _gpt2(vocab=100):
     torch.manual_seed(0)
-    return GPT2LMHeadModel(GPT2Config(n_embd=32, n_layer=2, n_head=2, vocab_size=vocab, n_positions=32, bos_token_id=0,
-                                      eos_token_id=0, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0))
+    return GPT2LMHeadModel(
+        GPT2Config(
+            n_embd=32,
+            n_layer=2,
+            n_head=2,
+            vocab_size=vocab,
+            n_positions=32,
+            bos_token_id=0,
+            eos_token_id=0,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+        )
+    )
 
 
 def _loss_and_grads(objective, model, batch):
@@ -110,8 +124,12 @@ def _loss_and_grads(objective, model, batch):
 
 def test_clm_chunked_loss_equals_the_dense_loss_in_every_parameter():
     model, ids = _gpt2(), torch.randint(0, 100, (3, 16))
-    dense = _loss_and_grads(CausalLM(OmegaConf.structured(CLMConfig(loss_chunk=0)), None, Vocab(100), None), model, {"input_ids": ids})
-    chunked = _loss_and_grads(CausalLM(OmegaConf.structured(CLMConfig(loss_chunk=7)), None, Vocab(100), None), model, {"input_ids": ids})
+    dense = _loss_and_grads(
+        CausalLM(OmegaConf.structured(CLMConfig(loss_chunk=0)), None, Vocab(100), None), model, {"input_ids": ids}
+    )
+    chunked = _loss_and_grads(
+        CausalLM(OmegaConf.structured(CLMConfig(loss_chunk=7)), None, Vocab(100), None), model, {"input_ids": ids}
+    )
     assert torch.allclose(chunked[0], model(input_ids=ids, labels=ids).loss, atol=1e-6)
     assert torch.allclose(chunked[0], dense[0], atol=1e-6)
     assert chunked[1].keys() == dense[1].keys() and "transformer.wte.weight" in chunked[1]  # tied to the head
@@ -122,9 +140,21 @@ def test_clm_chunked_loss_equals_the_dense_loss_in_every_parameter():
 def test_vocab_multiple_pads_masks_suppresses_and_exports(tmp_path):
     from transferlab.models import build_model
 
-    cfg = OmegaConf.create({"model": {"arch": "gpt2", "name_or_path": None, "random_init": False, "config": {
-        "n_embd": 32, "n_layer": 1, "n_head": 2, "n_positions": 32}, "revision": None, "trust_remote_code": False,
-        "attn_implementation": None, "vocab_multiple": 64}, "data": {"max_seq_len": 16}})
+    cfg = OmegaConf.create(
+        {
+            "model": {
+                "arch": "gpt2",
+                "name_or_path": None,
+                "random_init": False,
+                "config": {"n_embd": 32, "n_layer": 1, "n_head": 2, "n_positions": 32},
+                "revision": None,
+                "trust_remote_code": False,
+                "attn_implementation": None,
+                "vocab_multiple": 64,
+            },
+            "data": {"max_seq_len": 16},
+        }
+    )
 
     class Tokenizer(Vocab):
         pad_token_id = bos_token_id = eos_token_id = 0
@@ -138,10 +168,14 @@ def test_vocab_multiple_pads_masks_suppresses_and_exports(tmp_path):
     with torch.no_grad():
         model.get_input_embeddings().weight[100:] = 50.0  # padding rows that would win every argmax
         unpadded = GPT2LMHeadModel(GPT2Config(**{**model.config.to_dict(), "vocab_size": 100}))
-        unpadded.load_state_dict({k: (v[:100] if k.endswith(("wte.weight", "lm_head.weight")) else v) for k, v in model.state_dict().items()})
+        unpadded.load_state_dict(
+            {k: (v[:100] if k.endswith(("wte.weight", "lm_head.weight")) else v) for k, v in model.state_dict().items()}
+        )
     model.eval(), unpadded.eval()  # no dropout: the two must see the same activations
     loss = objective.step(model, {"input_ids": ids}, "train")
-    chunked = CausalLM(OmegaConf.structured(CLMConfig(loss_chunk=5)), None, Tokenizer(100), None).step(model, {"input_ids": ids}, "train")
+    chunked = CausalLM(OmegaConf.structured(CLMConfig(loss_chunk=5)), None, Tokenizer(100), None).step(
+        model, {"input_ids": ids}, "train"
+    )
     assert torch.allclose(loss, unpadded(input_ids=ids, labels=ids).loss, atol=1e-5)
     assert torch.allclose(chunked, loss, atol=1e-5)
     model.save_pretrained(tmp_path)
@@ -182,8 +216,17 @@ def test_static_masked_rows_pad_the_same_draw_and_give_the_same_loss(wordpiece):
     assert torch.equal(b["masked_labels"][:n], a["labels"].flatten()[a["masked_positions"]])
     assert (b["masked_labels"][n:] == IGNORE).all()
     torch.manual_seed(0)
-    model = BertForMaskedLM(BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                                       vocab_size=len(wordpiece), hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
+    model = BertForMaskedLM(
+        BertConfig(
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            vocab_size=len(wordpiece),
+            hidden_dropout_prob=0.0,
+            attention_probs_dropout_prob=0.0,
+        )
+    )
     want, got = _loss_and_grads(dynamic, model, a), _loss_and_grads(static, model, b)
     assert torch.allclose(got[0], want[0], atol=1e-6) and got[1].keys() == want[1].keys()
     for name in want[1]:
@@ -228,8 +271,17 @@ def test_compiled_steps_equal_the_eager_ones(wordpiece):
     assert compiled._collator.static
     batch = eager.collator("train")(_seeded(rows, 3))
     torch.manual_seed(0)
-    bert = BertForMaskedLM(BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
-                                      vocab_size=len(wordpiece), hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
+    bert = BertForMaskedLM(
+        BertConfig(
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=64,
+            vocab_size=len(wordpiece),
+            hidden_dropout_prob=0.0,
+            attention_probs_dropout_prob=0.0,
+        )
+    )
     want, got = _loss_and_grads(eager, bert, batch), _loss_and_grads(compiled, bert, batch)
     assert torch.allclose(got[0], want[0], atol=1e-5)
     for name in want[1]:

@@ -5,19 +5,33 @@ import json
 import pytest
 import torch
 from omegaconf import OmegaConf
-from transformers import ModernBertConfig, ModernBertForMaskedLM, BertConfig, BertForMaskedLM, GPT2Config, GPT2LMHeadModel, RobertaConfig, RobertaForMaskedLM
+from transformers import (
+    BertConfig,
+    BertForMaskedLM,
+    GPT2Config,
+    GPT2LMHeadModel,
+    ModernBertConfig,
+    ModernBertForMaskedLM,
+    RobertaConfig,
+    RobertaForMaskedLM,
+)
 
 from transferlab.config.schema import OptimizerConfig, SchedulerConfig
-from transferlab.objectives.mlm import MLMConfig
-from transferlab.objectives.base import Objective
+from transferlab.objectives.base import IGNORE, Objective
 from transferlab.objectives.clm import CausalLM, CLMConfig
 from transferlab.objectives.metrics import FiniteMean, Perplexity
-from transferlab.objectives.base import IGNORE
-from transferlab.objectives.mlm import MaskedLM
+from transferlab.objectives.mlm import MaskedLM, MLMConfig
 from transferlab.tokenizer import _train_wordpiece
 
-SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, vocab_size=120,
-             hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+SMALL = dict(
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=64,
+    vocab_size=120,
+    hidden_dropout_prob=0.0,
+    attention_probs_dropout_prob=0.0,
+)
 
 
 @pytest.fixture(scope="module")
@@ -41,12 +55,19 @@ def test_collator_lists_the_masked_positions(wordpiece):
     assert 0 < batch["masked_positions"].numel() < chosen.numel()
 
 
-@pytest.mark.parametrize("cls,config", [(BertForMaskedLM, BertConfig), (RobertaForMaskedLM, RobertaConfig),
-                                        (ModernBertForMaskedLM, ModernBertConfig)], ids=["bert", "roberta", "modernbert"])
+@pytest.mark.parametrize(
+    "cls,config",
+    [(BertForMaskedLM, BertConfig), (RobertaForMaskedLM, RobertaConfig), (ModernBertForMaskedLM, ModernBertConfig)],
+    ids=["bert", "roberta", "modernbert"],
+)
 def test_sparse_head_loss_and_gradients_equal_the_dense_computation(wordpiece, cls, config):
     objective, batch = _mlm_batch(wordpiece)
     torch.manual_seed(0)
-    ids = {"bos_token_id": None, "eos_token_id": None, "cls_token_id": None, "sep_token_id": None} if cls is ModernBertForMaskedLM else {}
+    ids = (
+        {"bos_token_id": None, "eos_token_id": None, "cls_token_id": None, "sep_token_id": None}
+        if cls is ModernBertForMaskedLM
+        else {}
+    )
     model = cls(config(**{**SMALL, "vocab_size": len(wordpiece)}, max_position_embeddings=64, pad_token_id=0, **ids))
     results = {}
     for sparse in (True, False):
@@ -54,11 +75,16 @@ def test_sparse_head_loss_and_gradients_equal_the_dense_computation(wordpiece, c
         model.zero_grad()
         loss = objective.step(model, batch, "train")
         loss.backward()
-        results[sparse] = (loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+        results[sparse] = (
+            loss.detach(),
+            {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None},
+        )
     # The dense reference: HF's own loss over every position, with -100 ignored.
     reference = model(input_ids=batch["input_ids"], labels=batch["labels"]).loss
     (sparse_loss, sparse_grads), (dense_loss, dense_grads) = results[True], results[False]
-    assert torch.allclose(sparse_loss, dense_loss, atol=1e-6) and torch.allclose(sparse_loss, reference.detach(), atol=1e-6)
+    assert torch.allclose(sparse_loss, dense_loss, atol=1e-6) and torch.allclose(
+        sparse_loss, reference.detach(), atol=1e-6
+    )
     assert sparse_grads.keys() == dense_grads.keys()
     for name in sparse_grads:
         assert torch.allclose(sparse_grads[name], dense_grads[name], atol=1e-6), name
@@ -66,8 +92,20 @@ def test_sparse_head_loss_and_gradients_equal_the_dense_computation(wordpiece, c
 
 def test_clm_loss_shifts_targets_and_equals_hf_loss():
     torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(n_embd=32, n_layer=2, n_head=2, vocab_size=100, n_positions=32, bos_token_id=0,
-                                       eos_token_id=0, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0))
+    model = GPT2LMHeadModel(
+        GPT2Config(
+            n_embd=32,
+            n_layer=2,
+            n_head=2,
+            vocab_size=100,
+            n_positions=32,
+            bos_token_id=0,
+            eos_token_id=0,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+        )
+    )
     objective = CausalLM(OmegaConf.structured(CLMConfig(loss_chunk=0)), None, range(100), None)  # len(): the vocabulary
     ids = torch.randint(0, 100, (3, 16))
     loss = objective.step(model, {"input_ids": ids}, "train")
@@ -126,17 +164,32 @@ def test_adamw_is_fused_and_gradients_are_clipped(precision, monkeypatch):
     def spy(params, max_norm, *args, **kwargs):
         params = list(params)
         total = real(params, max_norm, *args, **kwargs)
-        clipped.append((max_norm, torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params])).item(), total.item()))
+        clipped.append(
+            (max_norm, torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params])).item(), total.item())
+        )
         return total
 
     monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", spy)
     torch.manual_seed(0)
     model, policy = torch.nn.Linear(4, 1), TrainAll(None)
-    module = TransferModule(policy.apply(model), _Squares(), policy, OmegaConf.structured(OptimizerConfig(lr=0.01)),
-                            OmegaConf.structured(SchedulerConfig(name="constant", warmup_ratio=0.0)))
+    module = TransferModule(
+        policy.apply(model),
+        _Squares(),
+        policy,
+        OmegaConf.structured(OptimizerConfig(lr=0.01)),
+        OmegaConf.structured(SchedulerConfig(name="constant", warmup_ratio=0.0)),
+    )
     batches = [{"x": torch.randn(8, 4), "y": torch.randn(8, 1) + 5, "input_ids": torch.zeros(8, 1)} for _ in range(3)]
-    trainer = pl.Trainer(max_epochs=1, accelerator="cpu", precision=precision, gradient_clip_val=0.5, logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer = pl.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        precision=precision,
+        gradient_clip_val=0.5,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(module, train_dataloaders=DataLoader(batches, batch_size=None))
     assert trainer.optimizers[0].defaults["fused"] is True
     assert len(clipped) == 3
@@ -152,19 +205,31 @@ def test_trained_tokenizer_is_cached_across_run_dirs(tmp_path, monkeypatch):
     import transferlab.tokenizer as tok
 
     monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path / "cache"))
-    cfg = OmegaConf.create({"tokenizer": {"source": "train", "vocab_size": 200, "min_frequency": 1, "lowercase": True,
-                                          "train_samples": None},
-                            "model": {"arch": "bert", "name_or_path": None, "config": {}}})
+    cfg = OmegaConf.create(
+        {
+            "tokenizer": {
+                "source": "train",
+                "vocab_size": 200,
+                "min_frequency": 1,
+                "lowercase": True,
+                "train_samples": None,
+            },
+            "model": {"arch": "bert", "name_or_path": None, "config": {}},
+        }
+    )
     train = Dataset.from_dict({"text": [f"the cat number {i} sleeps" for i in range(300)]})
     first = tok.build_tokenizer(cfg, train, tmp_path / "run1", True, MaskedLM)
     monkeypatch.setitem(tok.FAMILIES, "wordpiece", lambda *a: pytest.fail("trained again instead of using the cache"))
     second = tok.build_tokenizer(cfg, train, tmp_path / "run2", True, MaskedLM)
     assert first.get_vocab() == second.get_vocab()
     assert json.loads((tmp_path / "run2" / "tokenizer" / "tokenizer.json").read_text()) == json.loads(
-        (tmp_path / "run1" / "tokenizer" / "tokenizer.json").read_text())
+        (tmp_path / "run1" / "tokenizer" / "tokenizer.json").read_text()
+    )
     other = OmegaConf.merge(cfg, {"tokenizer": {"vocab_size": 150}})
     monkeypatch.setitem(tok.FAMILIES, "wordpiece", _train_wordpiece)
-    assert len(tok.build_tokenizer(other, train, tmp_path / "run3", True, MaskedLM)) != len(first)  # other settings: trained anew
+    assert len(tok.build_tokenizer(other, train, tmp_path / "run3", True, MaskedLM)) != len(
+        first
+    )  # other settings: trained anew
     seen = []
 
     def counting(texts, *args):

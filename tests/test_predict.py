@@ -21,7 +21,14 @@ def _export(path, cls, tokenizer, **labels):
     from transformers import BertConfig
 
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, **labels)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        **labels,
+    )
     model = cls(config).eval()
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
@@ -37,10 +44,18 @@ def test_classification_keeps_the_columns_and_gives_each_row_its_label_and_proba
     from transformers import BertForSequenceClassification
 
     labels = {0: "animal", 1: "vehicle", 2: "thing"}
-    model = _export(tmp_path / "export", BertForSequenceClassification, tokenizer, id2label=labels, label2id={v: k for k, v in labels.items()})
+    model = _export(
+        tmp_path / "export",
+        BertForSequenceClassification,
+        tokenizer,
+        id2label=labels,
+        label2id={v: k for k, v in labels.items()},
+    )
     (tmp_path / "in.csv").write_text("id,text\n" + "".join(f"{i},{t}\n" for i, t in enumerate(TEXTS)))
     rows = _run(capsys, tmp_path / "export", tmp_path / "in.csv", "--top-k", 2, "--batch-size", 2)
-    assert [r["id"] for r in rows] == ["0", "1", "2", "3"] and [r["text"] for r in rows] == TEXTS  # input order (cells as written), despite length batches
+    assert [r["id"] for r in rows] == ["0", "1", "2", "3"] and [
+        r["text"] for r in rows
+    ] == TEXTS  # input order (cells as written), despite length batches
     for r, text in zip(rows, TEXTS):
         with torch.no_grad():
             probs = model(**tokenizer(text, return_tensors="pt")).logits.softmax(-1)[0]
@@ -59,14 +74,22 @@ def test_tagging_gives_one_tag_per_word_and_qa_a_span_of_the_context(tmp_path, t
     from transformers import BertForQuestionAnswering, BertForTokenClassification
 
     tags = {0: "NOUN", 1: "VERB", 2: "DET"}
-    _export(tmp_path / "tagger", BertForTokenClassification, tokenizer, id2label=tags, label2id={v: k for k, v in tags.items()})
+    _export(
+        tmp_path / "tagger",
+        BertForTokenClassification,
+        tokenizer,
+        id2label=tags,
+        label2id={v: k for k, v in tags.items()},
+    )
     (tmp_path / "words.jsonl").write_text("".join(json.dumps({"tokens": t.split()}) + "\n" for t in TEXTS))
     rows = _run(capsys, tmp_path / "tagger", tmp_path / "words.jsonl")
     assert [len(r["pred_tags"]) for r in rows] == [len(t.split()) for t in TEXTS]
     assert {t for r in rows for t in r["pred_tags"]} <= set(tags.values())
 
     _export(tmp_path / "reader", BertForQuestionAnswering, tokenizer)
-    (tmp_path / "qa.jsonl").write_text("".join(json.dumps({"question": "which animal ?", "context": t}) + "\n" for t in TEXTS))
+    (tmp_path / "qa.jsonl").write_text(
+        "".join(json.dumps({"question": "which animal ?", "context": t}) + "\n" for t in TEXTS)
+    )
     rows = _run(capsys, tmp_path / "reader", tmp_path / "qa.jsonl")
     for r in rows:
         start, answer = r["pred_start"], r["pred_answer"]
@@ -80,11 +103,19 @@ def test_bad_input_is_one_line(tmp_path, tokenizer, capsys):
     _export(tmp_path / "mlm", BertForMaskedLM, tokenizer)
     (tmp_path / "other.csv").write_text("sentence,id\na dog,1\n")
     (tmp_path / "empty.csv").write_text("")
-    cases = [((tmp_path / "export", tmp_path / "other.csv"), "no column 'text' for this classification export; columns found: sentence, id; "
-                                                            "name it with --text-column=<one of them>"),
-             ((tmp_path / "export", tmp_path / "empty.csv"), "empty.csv is empty; give a file with at least one example"),
-             ((tmp_path / "mlm", tmp_path / "other.csv"), "a BertForMaskedLM, which predicts nothing transferlab-predict reads"),
-             ((tmp_path / "nowhere", tmp_path / "other.csv"), "not an export dir (no config.json)")]
+    cases = [
+        (
+            (tmp_path / "export", tmp_path / "other.csv"),
+            "no column 'text' for this classification export; columns found: sentence, id; "
+            "name it with --text-column=<one of them>",
+        ),
+        ((tmp_path / "export", tmp_path / "empty.csv"), "empty.csv is empty; give a file with at least one example"),
+        (
+            (tmp_path / "mlm", tmp_path / "other.csv"),
+            "a BertForMaskedLM, which predicts nothing transferlab-predict reads",
+        ),
+        ((tmp_path / "nowhere", tmp_path / "other.csv"), "not an export dir (no config.json)"),
+    ]
     for argv, message in cases:
         with pytest.raises(SystemExit) as exit_:
             main([str(a) for a in argv])
@@ -105,11 +136,22 @@ def test_generation_exports_write_what_transferlab_generate_writes(tmp_path, cap
 
     torch.manual_seed(0)
     unigram = _train_unigram(iter([TEXTS * 20]), vocab_size=150, min_frequency=1, lowercase=True)
-    t5 = T5ForConditionalGeneration(T5Config(vocab_size=len(unigram), d_model=32, d_kv=16, d_ff=64, num_layers=1, num_heads=2,
-                                             decoder_start_token_id=unigram.pad_token_id)).eval()
+    t5 = T5ForConditionalGeneration(
+        T5Config(
+            vocab_size=len(unigram),
+            d_model=32,
+            d_kv=16,
+            d_ff=64,
+            num_layers=1,
+            num_heads=2,
+            decoder_start_token_id=unigram.pad_token_id,
+        )
+    ).eval()
     bpe = _train_byte_bpe(iter([TEXTS * 20]), vocab_size=300, min_frequency=1, lowercase=True)
     gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=len(bpe), n_embd=32, n_layer=1, n_head=2, n_positions=64)).eval()
-    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"source": t, "n": i}) + "\n" for i, t in enumerate(TEXTS[:2])))
+    (tmp_path / "in.jsonl").write_text(
+        "".join(json.dumps({"source": t, "n": i}) + "\n" for i, t in enumerate(TEXTS[:2]))
+    )
     options = OmegaConf.structured(GenerationConfig(max_new_tokens=5))
     for name, model, tok in (("t5", t5, unigram), ("gpt2", gpt2, bpe)):
         model.save_pretrained(tmp_path / name)

@@ -37,25 +37,39 @@ def corpus(tmp_path_factory) -> Path:
 
 
 def _args(corpus: Path, run: Path) -> list:
-    return [*CLI, "model=tiny_bert", "objective=mlm", "data=files", f"data.train={corpus}", "tokenizer=train",
-            "debug=fast", "data.max_train_samples=null", "data.num_proc=2", "callbacks.progress_bar=false",
-            f"hydra.run.dir={run}"]
+    return [
+        *CLI,
+        "model=tiny_bert",
+        "objective=mlm",
+        "data=files",
+        f"data.train={corpus}",
+        "tokenizer=train",
+        "debug=fast",
+        "data.max_train_samples=null",
+        "data.num_proc=2",
+        "callbacks.progress_bar=false",
+        f"hydra.run.dir={run}",
+    ]
 
 
 def _leftovers(cache: Path) -> list:
     """Temp dirs of a preparation (prepared/.<key>.<host>.<pid>.*, its scratch Arrow) or any other temp file. The
     file's own Arrow copy (cache/datasets, written whole by datasets before tokenizing starts) is a cache entry."""
     copies = cache / "datasets"
-    return [p for p in cache.rglob("*") if p.name.startswith(".") or "scratch" in p.parts
-            or (p.suffix == ".arrow" and copies not in p.parents)]
+    return [
+        p
+        for p in cache.rglob("*")
+        if p.name.startswith(".") or "scratch" in p.parts or (p.suffix == ".arrow" and copies not in p.parents)
+    ]
 
 
 def _start_tokenizing(corpus: Path, cache: Path, run: Path):
     """The run in its own session (a signal to its group reaches no one else), once it tokenizes in worker processes:
     the process, its descendants (2 workers and datasets' queue manager) and its log."""
     log = run.parent / f"{run.name}.log"
-    p = subprocess.Popen(_args(corpus, run), stdout=log.open("w"), stderr=subprocess.STDOUT, env=_env(cache),
-                         start_new_session=True)
+    p = subprocess.Popen(
+        _args(corpus, run), stdout=log.open("w"), stderr=subprocess.STDOUT, env=_env(cache), start_new_session=True
+    )
     main = psutil.Process(p.pid)
     deadline = time.monotonic() + 180
     while True:
@@ -72,7 +86,8 @@ def _start_tokenizing(corpus: Path, cache: Path, run: Path):
 @pytest.mark.slow
 @pytest.mark.parametrize("sig, to_group", [(signal.SIGTERM, False), (signal.SIGINT, True)], ids=["sigterm", "ctrl_c"])
 def test_a_signal_while_tokenizing_in_processes_stops_them_cleans_up_and_the_next_run_prepares(
-        corpus, tmp_path, sig, to_group):
+    corpus, tmp_path, sig, to_group
+):
     cache, run = tmp_path / "cache", tmp_path / "run"
     p, children, log = _start_tokenizing(corpus, cache, run)
     try:
@@ -92,7 +107,9 @@ def test_a_signal_while_tokenizing_in_processes_stops_them_cleans_up_and_the_nex
     assert [line for line in output.splitlines() if line.startswith("error")] == [f"error: {PREPARING.format(name)}"]
     assert output.strip().splitlines()[-1] == f"error: {PREPARING.format(name)}" and "Traceback" not in output
     assert json.loads((run / "metrics.json").read_text()) == {
-        "status": "interrupted", "error": f"Interrupted: {PREPARING.format(name)}"}
+        "status": "interrupted",
+        "error": f"Interrupted: {PREPARING.format(name)}",
+    }
     assert _leftovers(cache) == []
 
     again = tmp_path / "again"
@@ -112,13 +129,16 @@ from transferlab.data.lock import preparing
 
 with preparing(OmegaConf.create({"data": {"train": "t.csv"}, "tokenizer": {"source": "train"}}), print):
 """
-HOLD = LOCK + """
+HOLD = (
+    LOCK
+    + """
     if os.fork() == 0:  # a worker that outlives its parent, as datasets' tokenizer processes did
         time.sleep(120)
         os._exit(0)
     print("holding", flush=True)
     time.sleep(120)
 """
+)
 TAKE = LOCK + "    print('prepared')\n"
 
 
@@ -131,15 +151,18 @@ def test_a_lock_whose_holder_died_is_taken_over_while_the_holders_children_live(
         assert len(orphans) == 1
         holder.kill()  # SIGKILL: no finally of the holder runs; its child keeps every descriptor it inherited
         holder.wait(timeout=10)
-        taken = subprocess.run([sys.executable, "-c", TAKE], check=False, capture_output=True, text=True,
-                               env=_env(tmp_path), timeout=60)
+        taken = subprocess.run(
+            [sys.executable, "-c", TAKE], check=False, capture_output=True, text=True, env=_env(tmp_path), timeout=60
+        )
     finally:
         for process in [psutil.Process(holder.pid), *orphans] if holder.poll() is None else orphans:
             if process.is_running():
                 process.kill()
     assert taken.returncode == 0, taken.stderr
-    notice = (f"the last preparation of this data (pid {holder.pid} on {socket.gethostname()}) ended before it "
-              "finished; preparing it again here")
+    notice = (
+        f"the last preparation of this data (pid {holder.pid} on {socket.gethostname()}) ended before it "
+        "finished; preparing it again here"
+    )
     assert taken.stdout.splitlines() == [notice, "prepared"]
 
 
@@ -163,6 +186,8 @@ def test_an_interrupted_run_is_recorded_as_interrupted_not_failed():
     from transferlab.outputs import failure_record
 
     assert failure_record(Interrupted("interrupted by SIGTERM at step 3; saved x", signal.SIGTERM)) == {
-        "status": "interrupted", "error": "Interrupted: interrupted by SIGTERM at step 3; saved x"}
+        "status": "interrupted",
+        "error": "Interrupted: interrupted by SIGTERM at step 3; saved x",
+    }
     assert failure_record(KeyboardInterrupt())["status"] == "interrupted"
     assert failure_record(ValueError("bad"))["status"] == "failed"

@@ -4,7 +4,6 @@ from contextlib import nullcontext
 
 import pytest
 import torch
-
 from conftest import single_thread
 from datasets import Dataset
 from omegaconf import OmegaConf
@@ -18,8 +17,8 @@ from transformers import (
     ModernBertForSequenceClassification,
 )
 
-from transferlab.data.features import cached_features
 from transferlab.data import store
+from transferlab.data.features import cached_features
 from transferlab.data.prepared import Rows
 from transferlab.errors import TransferlabError
 from transferlab.freeze import build_freeze_policy
@@ -27,17 +26,29 @@ from transferlab.freeze.policies import FreezeBackbone
 from transferlab.freeze.probe import default_pooling, load_probe, pool
 from transferlab.objectives.collate import PadCollator
 
-
 one_thread = pytest.fixture(autouse=True, scope="module")(single_thread)  # tiny models: one thread is faster
 
 
-SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, vocab_size=100, pad_token_id=0)
+SMALL = dict(
+    hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, vocab_size=100, pad_token_id=0
+)
 MODELS = {
     "bert": lambda: BertForSequenceClassification(BertConfig(**SMALL, num_labels=3)),
-    "gpt2": lambda: GPT2ForSequenceClassification(GPT2Config(n_embd=32, n_layer=2, n_head=2, vocab_size=100, pad_token_id=0, num_labels=3)),
+    "gpt2": lambda: GPT2ForSequenceClassification(
+        GPT2Config(n_embd=32, n_layer=2, n_head=2, vocab_size=100, pad_token_id=0, num_labels=3)
+    ),
     "modernbert": lambda: ModernBertForSequenceClassification(
-        ModernBertConfig(**SMALL, num_labels=3, classifier_pooling="mean", max_position_embeddings=64, cls_token_id=1,
-                         sep_token_id=2, bos_token_id=1, eos_token_id=2)),
+        ModernBertConfig(
+            **SMALL,
+            num_labels=3,
+            classifier_pooling="mean",
+            max_position_embeddings=64,
+            cls_token_id=1,
+            sep_token_id=2,
+            bos_token_id=1,
+            eos_token_id=2,
+        )
+    ),
 }
 
 
@@ -65,7 +76,11 @@ def test_pooling_reads_first_mean_and_last_real_token():
 
 
 def test_default_pooling_per_architecture():
-    assert {arch: default_pooling(MODELS[arch]().config) for arch in MODELS} == {"bert": "mean", "gpt2": "last", "modernbert": "mean"}
+    assert {arch: default_pooling(MODELS[arch]().config) for arch in MODELS} == {
+        "bert": "mean",
+        "gpt2": "last",
+        "modernbert": "mean",
+    }
 
 
 TRAINED = {  # (arch, freeze overrides) -> the layout, and the parameter-name prefixes that train
@@ -94,7 +109,9 @@ def test_only_the_head_trains_and_features_never_change(case):
     opt = torch.optim.AdamW([p for p in probe.parameters() if p.requires_grad], lr=0.1)
     probe.train()
     for _ in range(2):
-        torch.nn.functional.cross_entropy(probe(input_ids=ids, attention_mask=mask).logits, torch.tensor([0, 1, 2])).backward()
+        torch.nn.functional.cross_entropy(
+            probe(input_ids=ids, attention_mask=mask).logits, torch.tensor([0, 1, 2])
+        ).backward()
         opt.step()
         opt.zero_grad()
     assert all(torch.equal(p, frozen[n]) for n, p in probe.named_parameters() if not p.requires_grad)
@@ -103,7 +120,9 @@ def test_only_the_head_trains_and_features_never_change(case):
     torch.testing.assert_close(probe(features=before).logits, probe(input_ids=ids, attention_mask=mask).logits)
 
 
-@pytest.mark.parametrize("case", [c for c in TRAINED if TRAINED[c][0] != "own_linear"], ids=lambda c: f"{c[0]}-{len(c[1])}")
+@pytest.mark.parametrize(
+    "case", [c for c in TRAINED if TRAINED[c][0] != "own_linear"], ids=lambda c: f"{c[0]}-{len(c[1])}"
+)
 def test_a_probe_in_an_hf_layout_exports_as_that_class_with_the_same_logits(case, tmp_path):
     arch, freeze = case
     probe = probe_of(arch, **dict(freeze))
@@ -116,7 +135,9 @@ def test_a_probe_in_an_hf_layout_exports_as_that_class_with_the_same_logits(case
     model.save_pretrained(tmp_path)
     reloaded = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
     ids, mask = padded_batch()
-    torch.testing.assert_close(reloaded(input_ids=ids, attention_mask=mask).logits, probe.eval()(input_ids=ids, attention_mask=mask).logits)
+    torch.testing.assert_close(
+        reloaded(input_ids=ids, attention_mask=mask).logits, probe.eval()(input_ids=ids, attention_mask=mask).logits
+    )
 
 
 def test_a_probe_no_hf_class_computes_exports_as_backbone_plus_head(tmp_path):
@@ -128,14 +149,23 @@ def test_a_probe_no_hf_class_computes_exports_as_backbone_plus_head(tmp_path):
     model, kind = policy.model_for_export(probe)
     assert kind == "probe" and model is probe
     model.save_pretrained(tmp_path)
-    assert {p.name for p in tmp_path.iterdir()} == {"config.json", "model.safetensors", "probe_head.safetensors", "probe.json"}
+    assert {p.name for p in tmp_path.iterdir()} == {
+        "config.json",
+        "model.safetensors",
+        "probe_head.safetensors",
+        "probe.json",
+    }
     assert AutoConfig.from_pretrained(tmp_path).architectures == ["BertModel"]  # the backbone, not a classifier
     ids, mask = padded_batch()
     backbone = AutoModel.from_pretrained(tmp_path).eval()
-    torch.testing.assert_close(backbone(input_ids=ids).last_hidden_state, probe.base_model(input_ids=ids).last_hidden_state)
+    torch.testing.assert_close(
+        backbone(input_ids=ids).last_hidden_state, probe.base_model(input_ids=ids).last_hidden_state
+    )
     loaded = load_probe(tmp_path)
     assert loaded.config.id2label == {0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"}
-    torch.testing.assert_close(loaded(input_ids=ids, attention_mask=mask).logits, probe.eval()(input_ids=ids, attention_mask=mask).logits)
+    torch.testing.assert_close(
+        loaded(input_ids=ids, attention_mask=mask).logits, probe.eval()(input_ids=ids, attention_mask=mask).logits
+    )
     (tmp_path / "probe.json").unlink()
     with pytest.raises(TransferlabError, match="no probe.json, so not a probe export"):
         load_probe(tmp_path)

@@ -24,8 +24,17 @@ from omegaconf import OmegaConf
 from transferlab.errors import TransferlabError
 from transferlab.objectives.base import Objective
 
-ARGS = ["experiment=quickstart", "debug=fast", "logger=default", "trainer.max_epochs=10", "trainer.max_steps=12",
-        "callbacks.checkpoint.every_n_train_steps=2", "trainer.deterministic=true", "seed=7", "callbacks.progress_bar=false"]
+ARGS = [
+    "experiment=quickstart",
+    "debug=fast",
+    "logger=default",
+    "trainer.max_epochs=10",
+    "trainer.max_steps=12",
+    "callbacks.checkpoint.every_n_train_steps=2",
+    "trainer.deterministic=true",
+    "seed=7",
+    "callbacks.progress_bar=false",
+]
 SECRETS = {"WANDB_API_KEY": "fake-wandb-secret-123", "HF_TOKEN": "hf_fakesecret456"}
 CLI = [sys.executable, "-m", "transferlab.train"]
 
@@ -35,7 +44,9 @@ def _start(run: Path, *extra: str, argv: list | None = None) -> subprocess.Popen
     n = len(list(run.parent.glob(f"{run.name}.*.log")))
     log = open(run.parent / f"{run.name}.{n}.log", "w")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", **SECRETS}
-    return subprocess.Popen(argv or [*CLI, *ARGS, f"hydra.run.dir={run}", *extra], stdout=log, stderr=subprocess.STDOUT, env=env)
+    return subprocess.Popen(
+        argv or [*CLI, *ARGS, f"hydra.run.dir={run}", *extra], stdout=log, stderr=subprocess.STDOUT, env=env
+    )
 
 
 def _finish(p: subprocess.Popen) -> int:
@@ -120,7 +131,9 @@ def test_sigterm_saves_last_ckpt_and_says_how_to_resume(runs):
     assert _signal_after_first_checkpoint(run, signal.SIGTERM) == 128 + signal.SIGTERM
     step = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
     line = _last_line(run, 0)
-    assert line.startswith(f"error: interrupted by SIGTERM at step {step}; saved {run / 'checkpoints' / 'last.ckpt'}; resume with: ")
+    assert line.startswith(
+        f"error: interrupted by SIGTERM at step {step}; saved {run / 'checkpoints' / 'last.ckpt'}; resume with: "
+    )
     command = shlex.split(line.split("resume with: ", 1)[1])
     assert command[0] == "transferlab-train" and command[-2:] == [f"hydra.run.dir={run}", "resume=auto"]
     m = _metrics(run)
@@ -135,7 +148,9 @@ def test_resume_from_a_path_continues_that_run_in_a_new_dir(runs):
     """resume=PATH of a finished run: nothing left to train, its tokenizer is reused, the same metrics come out."""
     run = runs["root"] / "from_path"
     assert _finish(_start(run, f"resume={runs['ref'] / 'checkpoints' / 'last.ckpt'}")) == 0
-    assert (run / "tokenizer" / "tokenizer.json").read_bytes() == (runs["ref"] / "tokenizer" / "tokenizer.json").read_bytes()
+    assert (run / "tokenizer" / "tokenizer.json").read_bytes() == (
+        runs["ref"] / "tokenizer" / "tokenizer.json"
+    ).read_bytes()
     timing = ("time/", "throughput/")
     assert {k: v for k, v in _metrics(run).items() if not k.startswith(timing)} == {
         k: v for k, v in _metrics(runs["ref"]).items() if not k.startswith(timing)
@@ -173,7 +188,10 @@ def killed_and_resumed(root: Path, args: list) -> tuple:
     ref, cut = root / "ref", root / "cut"
     assert _finish(_start(ref, argv=[*CLI, *args, f"hydra.run.dir={ref}"])) == 0
     shutil.copytree(ref / "tokenizer", cut / "tokenizer")
-    assert _signal_after_first_checkpoint(cut, signal.SIGKILL, argv=[*CLI, *args, f"hydra.run.dir={cut}"]) == -signal.SIGKILL
+    assert (
+        _signal_after_first_checkpoint(cut, signal.SIGKILL, argv=[*CLI, *args, f"hydra.run.dir={cut}"])
+        == -signal.SIGKILL
+    )
     killed = torch.load(cut / "checkpoints" / "last.ckpt", weights_only=True)
     assert _finish(_start(cut, argv=[*CLI, *args, f"hydra.run.dir={cut}", "resume=auto"])) == 0
     return ref, cut, killed
@@ -323,9 +341,18 @@ def test_on_nan_skip_skips_only_the_bad_batch():
     torch.manual_seed(0)
     model = torch.nn.Linear(4, 1)
     policy = TrainAll(None)
-    module = TransferModule(policy.apply(model), _LeastSquares(), policy, OmegaConf.structured(OptimizerConfig(lr=0.1)),
-                            OmegaConf.structured(SchedulerConfig(name="constant", warmup_ratio=0.0)), on_nan="skip")
-    batches = [{"x": torch.randn(8, 4), "y": torch.randn(8, 1), "input_ids": torch.zeros(8, 1), "poison": i == 2} for i in range(5)]
+    module = TransferModule(
+        policy.apply(model),
+        _LeastSquares(),
+        policy,
+        OmegaConf.structured(OptimizerConfig(lr=0.1)),
+        OmegaConf.structured(SchedulerConfig(name="constant", warmup_ratio=0.0)),
+        on_nan="skip",
+    )
+    batches = [
+        {"x": torch.randn(8, 4), "y": torch.randn(8, 1), "input_ids": torch.zeros(8, 1), "poison": i == 2}
+        for i in range(5)
+    ]
     changed = []
 
     class Watch(pl.Callback):
@@ -335,8 +362,15 @@ def test_on_nan_skip_skips_only_the_bad_batch():
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             changed.append(not torch.equal(self.before, model.weight))
 
-    trainer = pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, callbacks=[Watch()])
+    trainer = pl.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[Watch()],
+    )
     trainer.fit(module, train_dataloaders=DataLoader(batches, batch_size=None))
     assert changed == [True, True, False, True, True]
     assert module.skipped_batches == 1 and torch.isfinite(model.weight).all()

@@ -11,8 +11,18 @@ from transferlab.train import main
 
 pytestmark = pytest.mark.slow  # subprocess end-to-end runs
 
-LABELS = ["noun.act", "noun.animal", "noun.artifact", "noun.attribute", "noun.communication",
-          "noun.location", "noun.person", "noun.plant", "noun.state", "noun.substance"]
+LABELS = [
+    "noun.act",
+    "noun.animal",
+    "noun.artifact",
+    "noun.attribute",
+    "noun.communication",
+    "noun.location",
+    "noun.person",
+    "noun.plant",
+    "noun.state",
+    "noun.substance",
+]
 
 
 def train(*overrides: str) -> Path:
@@ -48,8 +58,16 @@ def pretrain(outputs):
 def test_pretrain_mlm_run_dir_contract(pretrain):
     m = metrics(pretrain)
     assert m["status"] == "ok"
-    for key in ("test/loss", "test/acc", "test/perplexity", "val/loss", "params/trainable", "params/total",
-                "throughput/tokens_per_sec", "time/fit_s"):
+    for key in (
+        "test/loss",
+        "test/acc",
+        "test/perplexity",
+        "val/loss",
+        "params/trainable",
+        "params/total",
+        "throughput/tokens_per_sec",
+        "time/fit_s",
+    ):
         assert key in m, key
     assert m["test/perplexity"] == pytest.approx(torch.tensor(m["test/loss"]).exp().item(), rel=0.05)
     assert (pretrain / ".hydra" / "config.yaml").is_file()
@@ -76,7 +94,11 @@ def test_finetune_via_run_resolver_then_probe_keeps_backbone(pretrain, outputs, 
     # A linear probe trains ModernBERT's output layer alone; the prediction head under it (the MLM head's dense and
     # norm, loaded from the pre-trained export) is part of the frozen features.
     head = [k for k in after if k.startswith("classifier.")]
-    assert metrics(probe)["params/trainable"] == sum(after[k].numel() for k in head) < metrics(finetune)["params/trainable"] / 20
+    assert (
+        metrics(probe)["params/trainable"]
+        == sum(after[k].numel() for k in head)
+        < metrics(finetune)["params/trainable"] / 20
+    )
     shared = [k for k in after if k.startswith(("model.layers", "model.embeddings", "head."))]
     assert shared and all(torch.equal(before[k], after[k]) for k in shared)  # the frozen backbone did not move
     tuned = load_file(finetune / "export" / "model.safetensors")
@@ -92,7 +114,9 @@ def test_finetune_via_run_resolver_then_probe_keeps_backbone(pretrain, outputs, 
 
 def test_a_mean_pooled_bert_probe_exports_backbone_and_head_that_reload_with_the_run_labels(tmp_path, monkeypatch):
     monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path / "cache"))
-    run = train("experiment=quickstart", "freeze=backbone", f"hydra.run.dir={tmp_path / 'run'}")  # tiny BERT: mean pooling
+    run = train(
+        "experiment=quickstart", "freeze=backbone", f"hydra.run.dir={tmp_path / 'run'}"
+    )  # tiny BERT: mean pooling
     m = metrics(run)
     assert m["status"] == "ok" and m["export/kind"] == "probe"
     from transformers import AutoTokenizer
@@ -129,22 +153,40 @@ def test_eval_command_rescores_a_checkpoint_and_missing_cells_can_be_dropped(tmp
     """transferlab-eval on the best checkpoint gives the run's own test metrics; data.missing=drop counts its rows."""
     from transferlab.evaluate import evaluate
 
-    rows = ["text,label"] + [f"{w} item number {i},{lab}" for i in range(40) for w, lab in [("good", "pos"), ("bad", "neg")]]
+    rows = ["text,label"] + [
+        f"{w} item number {i},{lab}" for i in range(40) for w, lab in [("good", "pos"), ("bad", "neg")]
+    ]
     rows[5], rows[9] = "good item without a label,", ",neg"
     (tmp_path / "train.csv").write_text("\n".join(rows))
-    run = train("data=files", f"data.train={tmp_path / 'train.csv'}", "data.label_column=label", "data.missing=drop",
-                f"hydra.run.dir={tmp_path / 'run'}")
+    run = train(
+        "data=files",
+        f"data.train={tmp_path / 'train.csv'}",
+        "data.label_column=label",
+        "data.missing=drop",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
     m = metrics(run)
     assert m["status"] == "ok" and m["data/dropped_train"] == 2
     (best,) = (run / "checkpoints").glob("best-*.ckpt")
     scored = evaluate([f"ckpt_path={best}"])
-    assert scored["test/acc"] == pytest.approx(m["test/acc"]) and scored["test/loss"] == pytest.approx(m["test/loss"], rel=1e-5)
+    assert scored["test/acc"] == pytest.approx(m["test/acc"]) and scored["test/loss"] == pytest.approx(
+        m["test/loss"], rel=1e-5
+    )
 
 
 def test_string_labels_from_own_csv_round_trip(tmp_path):
-    rows = ["text,label"] + [f"{w} item number {i},{lab}" for i in range(60) for w, lab in [("good", "pos"), ("bad", "neg"), ("plain", "neutral")]]
+    rows = ["text,label"] + [
+        f"{w} item number {i},{lab}"
+        for i in range(60)
+        for w, lab in [("good", "pos"), ("bad", "neg"), ("plain", "neutral")]
+    ]
     (tmp_path / "train.csv").write_text("\n".join(rows))
-    run = train("data=files", f"data.train={tmp_path / 'train.csv'}", "data.label_column=label", f"hydra.run.dir={tmp_path / 'run'}")
+    run = train(
+        "data=files",
+        f"data.train={tmp_path / 'train.csv'}",
+        "data.label_column=label",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
     assert metrics(run)["status"] == "ok"
     from transformers import AutoConfig
 
@@ -192,15 +234,34 @@ def test_the_terminal_shows_the_run_not_foreign_chatter(tmp_path):
 
     run = tmp_path / "run"
     env = {**os.environ, "WANDB_MODE": "offline"}
-    out = subprocess.run([sys.executable, "-m", "transferlab.train", "experiment=quickstart", "trainer.max_steps=2", "data.max_train_samples=64",
-                          "data.max_eval_samples=32", "callbacks.progress_bar=false", f"hydra.run.dir={run}"],
-                         capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "transferlab.train",
+            "experiment=quickstart",
+            "trainer.max_steps=2",
+            "data.max_train_samples=64",
+            "data.max_eval_samples=32",
+            "callbacks.progress_bar=false",
+            f"hydra.run.dir={run}",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     text = out.stderr + out.stdout
-    assert "quickstart  (full config: run/.hydra/config.yaml; verbose=true prints it)" in text  # relative to the launch dir
+    assert (
+        "quickstart  (full config: run/.hydra/config.yaml; verbose=true prints it)" in text
+    )  # relative to the launch dir
     for foreign in ("💡 Tip", "anonymous setting has no effect", "LeafSpec", "FLOPs"):
         assert foreign not in text, foreign
-    assert "\ngroups\n├── callbacks: default" in text and "│   ├── model: tiny_bert" not in text  # groups at the top level
+    assert (
+        "\ngroups\n├── callbacks: default" in text and "│   ├── model: tiny_bert" not in text
+    )  # groups at the top level
     assert "├── model: tiny_bert" in text and "overrides\n├── trainer.max_steps=2" in text
     assert "max_epochs:" not in text  # the full YAML is in .hydra/config.yaml, not on the terminal
     last = [line for line in out.stderr.splitlines() if line.strip()][-2:]

@@ -32,7 +32,9 @@ class Tokenize:
     def __call__(self, scratch):
         self.calls, self.scratch = self.calls + 1, scratch
         scratch.mkdir(parents=True, exist_ok=True)
-        return Dataset.from_dict(self.data).map(lambda b: b, batched=True, batch_size=7, cache_file_name=str(scratch / "t.arrow"))
+        return Dataset.from_dict(self.data).map(
+            lambda b: b, batched=True, batch_size=7, cache_file_name=str(scratch / "t.arrow")
+        )
 
 
 def test_blocks_hold_the_whole_stream_in_order_and_wrap_instead_of_padding(cache):
@@ -45,7 +47,10 @@ def test_blocks_hold_the_whole_stream_in_order_and_wrap_instead_of_padding(cache
     item = Blocks(blocks)[3]
     assert item.dtype.is_floating_point is False and item.tolist() == stream[48:64].tolist()
     (prepared,) = cache.iterdir()  # the tokenized Arrow was scratch: only the blocks are kept
-    assert sorted(p.name for p in prepared.iterdir()) == ["blocks.npy", "layout.json", "manifest.json"] and not tokenize.scratch.exists()
+    assert (
+        sorted(p.name for p in prepared.iterdir()) == ["blocks.npy", "layout.json", "manifest.json"]
+        and not tokenize.scratch.exists()
+    )
 
 
 def _mapped_kb(path) -> int:
@@ -53,7 +58,9 @@ def _mapped_kb(path) -> int:
     total, inside = 0, False
     for line in open("/proc/self/smaps"):
         head = line.split()
-        if len(head) >= 5 and "-" in head[0]:  # a mapping's header line: address range, perms, offset, dev, inode [path]
+        if (
+            len(head) >= 5 and "-" in head[0]
+        ):  # a mapping's header line: address range, perms, offset, dev, inode [path]
             inside = line.rstrip().endswith(str(path))
         elif inside and head[0] == "Rss:":
             total += int(head[1])
@@ -113,7 +120,13 @@ def test_rows_read_back_each_example_and_its_label(cache):
         assert item["labels"] == i
     assert rows.ids.dtype == np.uint16 and isinstance(rows.ids, np.memmap)
     (prepared,) = cache.iterdir()
-    assert sorted(p.name for p in prepared.iterdir()) == ["ids.npy", "labels.npy", "layout.json", "manifest.json", "offsets.npy"]
+    assert sorted(p.name for p in prepared.iterdir()) == [
+        "ids.npy",
+        "labels.npy",
+        "layout.json",
+        "manifest.json",
+        "offsets.npy",
+    ]
 
 
 def test_a_prepared_split_is_found_before_anything_is_tokenized_and_redone_for_new_settings(cache):
@@ -161,8 +174,11 @@ def test_a_killed_preparations_temp_dir_is_never_read_and_is_cleaned_up(cache):
 def test_an_unwritable_cache_fails_in_one_line_naming_it(tmp_path, monkeypatch):
     (tmp_path / "a_file").write_text("not a directory")
     monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path / "a_file" / "cache"))
-    with pytest.raises(TransferlabError, match=f"cannot write prepared data under {tmp_path / 'a_file' / 'cache' / 'prepared'} "
-                       r"\(Not a directory\); free space there or set TRANSFERLAB_CACHE to another dir"):
+    with pytest.raises(
+        TransferlabError,
+        match=f"cannot write prepared data under {tmp_path / 'a_file' / 'cache' / 'prepared'} "
+        r"\(Not a directory\); free space there or set TRANSFERLAB_CACHE to another dir",
+    ):
         store.blocks("j", Tokenize(docs(5)), 16, 100)
 
 
@@ -170,6 +186,9 @@ def test_a_full_disk_is_named_with_the_space_needed_and_nothing_is_left(cache, m
     import shutil
 
     monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
-    with pytest.raises(TransferlabError, match=rf"preparing this split needs 4.0 KiB under {cache}, which has 1,000 B free; free space there"):
+    with pytest.raises(
+        TransferlabError,
+        match=rf"preparing this split needs 4.0 KiB under {cache}, which has 1,000 B free; free space there",
+    ):
         store.blocks("k", Tokenize(docs(6)), 16, 100)
     assert list(cache.iterdir()) == []

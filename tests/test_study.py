@@ -20,7 +20,9 @@ def _env():
 
 
 def test_multirun_fast_end_to_end(tmp_path):
-    out = subprocess.run([str(ROOT / "multirun.sh"), "--fast", "--out", str(tmp_path)], capture_output=True, text=True, env=_env())
+    out = subprocess.run(
+        [str(ROOT / "multirun.sh"), "--fast", "--out", str(tmp_path)], capture_output=True, text=True, env=_env()
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     (study,) = (tmp_path / "study").iterdir()
     report = (study / "report.md").read_text()
@@ -64,7 +66,14 @@ def test_each_sweep_job_is_its_own_wandb_run_in_the_sweep_group(tmp_path):
         (run,) = (tmp_path / "study-2026-xyz" / job / "wandb").glob("offline-run-*")
         ids.add(run.name)
         record = next(run.glob("*.wandb")).read_bytes()  # the offline run's protobuf log
-        for expected in (b"study-2026-xyz", b"objective:classification", b"freeze:none", b"model:bert", b"init:scratch", b"test/acc"):
+        for expected in (
+            b"study-2026-xyz",
+            b"objective:classification",
+            b"freeze:none",
+            b"model:bert",
+            b"init:scratch",
+            b"test/acc",
+        ):
             assert expected in record, expected
         assert f"finishing run transferlab/study-2026-xyz-{job}" in (run / "logs" / "debug.log").read_text()
     assert len(ids) == 2

@@ -42,7 +42,9 @@ def test_conll_files_skip_docstart_split_on_blank_lines_and_take_the_last_column
 def test_a_conll_line_with_other_columns_is_named_by_file_and_line(tmp_path):
     path = tmp_path / "bad.conll"
     path.write_text("John NNP B-PER\nlives VBZ O\n\nParis B-LOC\n")
-    with pytest.raises(TransferlabError, match=rf"^{path}:4: 2 columns, but line 1 has 3; every token line needs the same columns"):
+    with pytest.raises(
+        TransferlabError, match=rf"^{path}:4: 2 columns, but line 1 has 3; every token line needs the same columns"
+    ):
         read_conll(path)
 
 
@@ -73,7 +75,8 @@ def test_entity_scores_are_seqevals_on_a_hand_checked_example(wordpiece):
     # strict mode (IOB2): an entity must start with B-; "I-PER" alone is no entity there, one in the default mode
     lenient = objective.evaluate("test", [{"id": 0, "gold": ["I-PER"], "predicted": ["I-PER"], "words": 1}])
     strict = _objective(wordpiece, [["B-PER", "I-PER", "O"]], strict=True).evaluate(
-        "test", [{"id": 0, "gold": ["B-PER", "I-PER"], "predicted": ["I-PER", "I-PER"], "words": 2}])
+        "test", [{"id": 0, "gold": ["B-PER", "I-PER"], "predicted": ["I-PER", "I-PER"], "words": 2}]
+    )
     assert lenient["f1"] == 1.0 and strict["f1"] == 0.0
 
 
@@ -104,15 +107,35 @@ def _ner_sentences(n: int, seed: int) -> list:
     return out
 
 
-@pytest.mark.parametrize("split, rows, message", [
-    ("test", [[("john", "B-PER"), ("x", "B-ORG")]], "data.test has tags never seen in train: B-ORG; the model cannot predict them"),
-])
+@pytest.mark.parametrize(
+    "split, rows, message",
+    [
+        (
+            "test",
+            [[("john", "B-PER"), ("x", "B-ORG")]],
+            "data.test has tags never seen in train: B-ORG; the model cannot predict them",
+        ),
+    ],
+)
 def test_tags_never_seen_in_train_are_refused_before_training(tmp_path, split, rows, message):
     train = _conll(tmp_path / "train.conll", _ner_sentences(20, 0))
     other = _conll(tmp_path / f"{split}.conll", rows)
-    out = subprocess.run([*CLI, "experiment=pos", "data=files", f"data.train={train}", f"data.validation={train}",
-                          f"data.test={other}", "data.text_column=tokens", "data.label_column=tags",
-                          f"hydra.run.dir={tmp_path / 'run'}"], capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            *CLI,
+            "experiment=pos",
+            "data=files",
+            f"data.train={train}",
+            f"data.validation={train}",
+            f"data.test={other}",
+            "data.text_column=tokens",
+            "data.label_column=tags",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 1 and out.stderr.strip().splitlines()[-1].startswith(f"error: {message}")
     assert not (tmp_path / "run" / "checkpoints").exists()
 
@@ -124,10 +147,25 @@ def test_a_tiny_ner_run_scores_entities_and_its_export_tags_alike_in_a_pipeline(
     train = _conll(tmp_path / "train.conll", _ner_sentences(300, 0))
     test = _conll(tmp_path / "test.conll", _ner_sentences(30, 1))
     run = tmp_path / "run"
-    out = subprocess.run([*CLI, "experiment=pos", "data=files", f"data.train={train}", f"data.test={test}",
-                          "data.text_column=tokens", "data.label_column=tags", "trainer.max_epochs=4", "tokenizer.vocab_size=200",
-                          "logger=none", "callbacks.progress_bar=false", f"hydra.run.dir={run}"],
-                         capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [
+            *CLI,
+            "experiment=pos",
+            "data=files",
+            f"data.train={train}",
+            f"data.test={test}",
+            "data.text_column=tokens",
+            "data.label_column=tags",
+            "trainer.max_epochs=4",
+            "tokenizer.vocab_size=200",
+            "logger=none",
+            "callbacks.progress_bar=false",
+            f"hydra.run.dir={run}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     metrics = json.loads((run / "metrics.json").read_text())
     assert {"test/acc", "test/precision", "test/recall", "test/f1", "test/words_unscored"} <= set(metrics)
@@ -154,9 +192,16 @@ def test_a_hub_datasets_class_label_tags_are_read_as_their_names():
 
     from transferlab.data.loading import _label_names
 
-    features = Features({"tokens": Sequence(Value("string")), "ner_tags": Sequence(ClassLabel(names=["O", "B-PER", "I-PER"])),
-                         "topic": ClassLabel(names=["news", "sport"])})
-    ds = Dataset.from_dict({"tokens": [["Ann", "Lee", "ran"]], "ner_tags": [[1, 2, 0]], "topic": [1]}, features=features)
+    features = Features(
+        {
+            "tokens": Sequence(Value("string")),
+            "ner_tags": Sequence(ClassLabel(names=["O", "B-PER", "I-PER"])),
+            "topic": ClassLabel(names=["news", "sport"]),
+        }
+    )
+    ds = Dataset.from_dict(
+        {"tokens": [["Ann", "Lee", "ran"]], "ner_tags": [[1, 2, 0]], "topic": [1]}, features=features
+    )
     named = _label_names(ds, ["tokens", "ner_tags", "topic"])
     assert named["ner_tags"][:] == [["B-PER", "I-PER", "O"]] and named["topic"][:] == ["sport"]
     assert named["tokens"][:] == [["Ann", "Lee", "ran"]]

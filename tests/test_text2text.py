@@ -81,8 +81,11 @@ def test_span_corruption_refuses_a_tokenizer_without_sentinels():
 
     wordpiece = _train_wordpiece(iter([["a b c d"] * 10]), vocab_size=60, min_frequency=1, lowercase=True)
     cfg = OmegaConf.create({"name": "span_corruption", "noise_density": 0.15, "mean_noise_span_length": 3.0})
-    with pytest.raises(TransferlabError, match=r"needs 2 sentinel tokens \(<extra_id_0> ... <extra_id_1>\) and an end token in the "
-                                               r"tokenizer; it lacks <extra_id_0>: use tokenizer=train on a T5-style model"):
+    with pytest.raises(
+        TransferlabError,
+        match=r"needs 2 sentinel tokens \(<extra_id_0> ... <extra_id_1>\) and an end token in the "
+        r"tokenizer; it lacks <extra_id_0>: use tokenizer=train on a T5-style model",
+    ):
         SpanCorruption(cfg, OmegaConf.create({"max_seq_len": 32, "num_proc": None}), wordpiece, None)
 
 
@@ -93,9 +96,13 @@ def test_sft_rows_mask_the_prompt_and_keep_the_target_and_end_token(tmp_path, mo
     from transferlab.tokenizer import _train_byte_bpe
 
     monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path))
-    tok = _train_byte_bpe(iter([["red green blue", "blue green red"] * 50]), vocab_size=300, min_frequency=1, lowercase=True)
+    tok = _train_byte_bpe(
+        iter([["red green blue", "blue green red"] * 50]), vocab_size=300, min_frequency=1, lowercase=True
+    )
     tok.pad_token = tok.eos_token
-    cfg = OmegaConf.create({"name": "sft", "separator": " =>", "max_target_len": 16, "generation": {"max_new_tokens": 4}})
+    cfg = OmegaConf.create(
+        {"name": "sft", "separator": " =>", "max_target_len": 16, "generation": {"max_new_tokens": 4}}
+    )
     sft = SFT(cfg, OmegaConf.create({"max_seq_len": 32, "num_proc": None}), tok, None)
     rows = sft.prepare("train", Dataset.from_dict({"source": ["red green"], "target": ["green red"]}))
     item = rows[0]
@@ -111,7 +118,12 @@ def test_scores_match_hand_computed_values():
     assert scores["rougeL"] == pytest.approx((10 / 11 + 1.0) / 2, abs=1e-4)
     assert scores["exact_match"] == 0.5  # whitespace is normalised: the second is exact
     same = text_scores(["the quick brown fox jumps"], ["the quick brown fox jumps"])
-    assert same == {"bleu": pytest.approx(1.0), "chrf": pytest.approx(1.0), "rougeL": pytest.approx(1.0), "exact_match": 1.0}
+    assert same == {
+        "bleu": pytest.approx(1.0),
+        "chrf": pytest.approx(1.0),
+        "rougeL": pytest.approx(1.0),
+        "exact_match": 1.0,
+    }
     # BLEU by hand: "the cat sat on mat" against "the cat sat on the mat": 1-4-gram precisions 5/5, 3/4, 2/3, 1/2,
     # brevity penalty exp(1 - 6/5)
     import math
@@ -152,9 +164,13 @@ def test_a_streamer_sees_each_new_token_as_it_comes():
         def end(self):
             self.seen.append("end")
 
-    model = GPT2LMHeadModel(GPT2Config(n_embd=32, n_layer=1, n_head=2, vocab_size=50, n_positions=64, eos_token_id=None)).eval()
+    model = GPT2LMHeadModel(
+        GPT2Config(n_embd=32, n_layer=1, n_head=2, vocab_size=50, n_positions=64, eos_token_id=None)
+    ).eval()
     ids, recorder = torch.tensor([[1, 2, 3]]), Recorder()
-    out = generate(model, ids, torch.ones_like(ids), OmegaConf.structured(GenerationConfig(max_new_tokens=4)), 0, recorder)
+    out = generate(
+        model, ids, torch.ones_like(ids), OmegaConf.structured(GenerationConfig(max_new_tokens=4)), 0, recorder
+    )
     assert recorder.seen[0] == [[1, 2, 3]] and recorder.seen[-1] == "end"
     assert [t for step in recorder.seen[1:-1] for t in step] == out[0, 3:].tolist()
 
@@ -176,8 +192,21 @@ def _pairs(path, n: int, seed: int) -> str:
 
 
 def _generate(export, prompts: list) -> list:
-    out = subprocess.run([sys.executable, "-m", "transferlab.generate", str(export), *sum((["--prompt", p] for p in prompts), []),
-                          "--max-new-tokens", "16", "--jsonl"], capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "transferlab.generate",
+            str(export),
+            *sum((["--prompt", p] for p in prompts), []),
+            "--max-new-tokens",
+            "16",
+            "--jsonl",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     return [json.loads(line)["generation"] for line in out.stdout.splitlines()]
 
@@ -189,35 +218,65 @@ def test_a_tiny_text_to_text_run_learns_and_its_export_generates_the_same_text_e
 
     train, test = _pairs(tmp_path / "train.jsonl", 600, 0), _pairs(tmp_path / "test.jsonl", 24, 1)
     run = tmp_path / "run"
-    out = subprocess.run([*CLI, f"model={model}", f"objective={objective}", "data=files", f"data.train={train}", f"data.test={test}",
-                          "data.max_seq_len=32", "tokenizer=train", "tokenizer.vocab_size=300", "trainer.max_epochs=8", "optimizer.lr=3e-3",
-                          "objective.generation.max_new_tokens=16", "logger=none", "callbacks.progress_bar=false", f"hydra.run.dir={run}"],
-                         capture_output=True, text=True, timeout=900)
+    out = subprocess.run(
+        [
+            *CLI,
+            f"model={model}",
+            f"objective={objective}",
+            "data=files",
+            f"data.train={train}",
+            f"data.test={test}",
+            "data.max_seq_len=32",
+            "tokenizer=train",
+            "tokenizer.vocab_size=300",
+            "trainer.max_epochs=8",
+            "optimizer.lr=3e-3",
+            "objective.generation.max_new_tokens=16",
+            "logger=none",
+            "callbacks.progress_bar=false",
+            f"hydra.run.dir={run}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     metrics = json.loads((run / "metrics.json").read_text())
     assert {"test/bleu", "test/chrf", "test/rougeL", "test/exact_match", "test/loss", "test/acc"} <= set(metrics)
     assert metrics["test/exact_match"] > 0.5  # learned (chance: 1/8)
     rows = [json.loads(line) for line in (run / "predictions" / "test.jsonl").read_text().splitlines()]
-    assert metrics["test/exact_match"] == pytest.approx(sum(r["prediction"] == r["reference"] for r in rows) / len(rows))
+    assert metrics["test/exact_match"] == pytest.approx(
+        sum(r["prediction"] == r["reference"] for r in rows) / len(rows)
+    )
 
     prompts = [r["source"] for r in rows[:6]]
     assert _generate(run / "export", prompts) == [r["prediction"] for r in rows[:6]]  # the CLI, greedy, from the export
     # transferlab-predict on the test file, from the export alone (sft: prompted through the export's chat template)
-    out = subprocess.run([sys.executable, "-m", "transferlab.predict", str(run / "export"), test, "--max-new-tokens", "16"],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "transferlab.predict", str(run / "export"), test, "--max-new-tokens", "16"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     predicted = [json.loads(line) for line in out.stdout.splitlines()]
     assert [p["source"] for p in predicted] == [r["source"] for r in rows]
     assert [p["pred_generation"] for p in predicted] == [r["prediction"] for r in rows]
     tokenizer = AutoTokenizer.from_pretrained(run / "export")
-    if objective == "seq2seq":  # transformers 5 has no text2text-generation pipeline: its generate, as the pipeline called it
+    if (
+        objective == "seq2seq"
+    ):  # transformers 5 has no text2text-generation pipeline: its generate, as the pipeline called it
         hf = AutoModelForSeq2SeqLM.from_pretrained(run / "export").eval()
         for prompt, row in zip(prompts, rows):
             ids = tokenizer(prompt, return_tensors="pt")
             text = tokenizer.decode(hf.generate(**ids, max_new_tokens=16)[0], skip_special_tokens=True).strip()
             assert text == row["prediction"]
     else:  # the export carries its prompt template: a chat pipeline prompts it as training did
-        chat = pipeline("text-generation", model=AutoModelForCausalLM.from_pretrained(run / "export"), tokenizer=tokenizer)
+        chat = pipeline(
+            "text-generation", model=AutoModelForCausalLM.from_pretrained(run / "export"), tokenizer=tokenizer
+        )
         for prompt, row in zip(prompts, rows):
-            answer = chat([{"role": "user", "content": prompt}], max_new_tokens=16, do_sample=False)[0]["generated_text"][-1]["content"]
+            answer = chat([{"role": "user", "content": prompt}], max_new_tokens=16, do_sample=False)[0][
+                "generated_text"
+            ][-1]["content"]
             assert answer.strip() == row["prediction"]

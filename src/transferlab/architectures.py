@@ -18,7 +18,11 @@ _BY_KIND = {
     "encoder-decoder": "t5 mt5 umt5 bart mbart pegasus marian led longt5",
 }
 MODEL_KINDS = {model_type: kind for kind, types in _BY_KIND.items() for model_type in types.split()}
-DESCRIBED = {"encoder": "encoder-only (bidirectional)", "decoder": "decoder-only (causal)", "encoder-decoder": "an encoder-decoder"}
+DESCRIBED = {
+    "encoder": "encoder-only (bidirectional)",
+    "decoder": "decoder-only (causal)",
+    "encoder-decoder": "an encoder-decoder",
+}
 EXAMPLES = {"encoder": "model=tiny_bert", "decoder": "model=tiny_gpt2", "encoder-decoder": "model=tiny_t5"}
 # Where each architecture family keeps its block count and its position limit in an HF config.
 DEPTH_KEYS = ("num_hidden_layers", "n_layer", "num_layers")

@@ -73,8 +73,13 @@ def build_callbacks(cfg, run_dir: Path, has_loggers: bool) -> list:
         metric, mode = monitored(cfg, ck)
         callbacks.append(
             ModelCheckpoint(
-                dirpath=checkpoints, filename="best-{epoch}-{step}", monitor=metric, mode=mode,
-                save_top_k=ck.save_top_k, save_last=True, auto_insert_metric_name=False,
+                dirpath=checkpoints,
+                filename="best-{epoch}-{step}",
+                monitor=metric,
+                mode=mode,
+                save_top_k=ck.save_top_k,
+                save_last=True,
+                auto_insert_metric_name=False,
                 enable_version_counter=False,  # both savers write the one last.ckpt, never last-v1.ckpt
             )
         )
@@ -82,8 +87,13 @@ def build_callbacks(cfg, run_dir: Path, has_loggers: bool) -> list:
             # Periodic last.ckpt from an unmonitored saver: Lightning defers a monitored callback's periodic saves
             # until the monitored metric exists, so the whole first epoch would go unsaved.
             callbacks.append(
-                ModelCheckpoint(dirpath=checkpoints, save_top_k=0, save_last=True, enable_version_counter=False,
-                                every_n_train_steps=ck.every_n_train_steps)
+                ModelCheckpoint(
+                    dirpath=checkpoints,
+                    save_top_k=0,
+                    save_last=True,
+                    enable_version_counter=False,
+                    every_n_train_steps=ck.every_n_train_steps,
+                )
             )
     if cb_cfg.lr_monitor and has_loggers:  # loggers live on rank 0 only; the monitor fails without one
         callbacks.append(LearningRateMonitor(logging_interval="step"))
@@ -94,6 +104,9 @@ def build_callbacks(cfg, run_dir: Path, has_loggers: bool) -> list:
         metric, mode = monitored(cfg, cb_cfg.early_stopping, "callbacks.early_stopping")
         # Checked after each validation only: Lightning would also check at a train epoch's end when validation runs
         # once per epoch, and fail there if max_steps ended the epoch before its validation.
-        callbacks.append(EarlyStopping(monitor=metric, mode=mode, patience=cb_cfg.early_stopping.patience,
-                                       check_on_train_epoch_end=False))
+        callbacks.append(
+            EarlyStopping(
+                monitor=metric, mode=mode, patience=cb_cfg.early_stopping.patience, check_on_train_epoch_end=False
+            )
+        )
     return callbacks

@@ -23,19 +23,30 @@ def front_matter(cfg, metrics: dict, pipeline_tag: str) -> dict:
     }
     if not cfg.model.arch and not cfg.model.random_init:
         front["base_model"] = str(cfg.model.name_or_path)
-    front["model-index"] = [{"name": cfg.task_name, "results": [{
-        "task": {"type": pipeline_tag or cfg.objective.name},
-        "dataset": {"name": dataset, "type": dataset, "split": "test"},
-        "metrics": [{"type": k.split("/", 1)[1], "name": k, "value": round(v, 6)} for k, v in test.items()],
-    }]}]
+    front["model-index"] = [
+        {
+            "name": cfg.task_name,
+            "results": [
+                {
+                    "task": {"type": pipeline_tag or cfg.objective.name},
+                    "dataset": {"name": dataset, "type": dataset, "split": "test"},
+                    "metrics": [{"type": k.split("/", 1)[1], "name": k, "value": round(v, 6)} for k, v in test.items()],
+                }
+            ],
+        }
+    ]
     return front
 
 
 def _usage(path: str, auto_class: str, pipeline_tag: str) -> str:
     from transformers.pipelines import SUPPORTED_TASKS
 
-    lines = [f"from transformers import AutoTokenizer, {auto_class}", "",
-             f'model = {auto_class}.from_pretrained("{path}")', f'tokenizer = AutoTokenizer.from_pretrained("{path}")']
+    lines = [
+        f"from transformers import AutoTokenizer, {auto_class}",
+        "",
+        f'model = {auto_class}.from_pretrained("{path}")',
+        f'tokenizer = AutoTokenizer.from_pretrained("{path}")',
+    ]
     if pipeline_tag and pipeline_tag in SUPPORTED_TASKS:
         lines += ["", "from transformers import pipeline", "", f'pipe = pipeline("{pipeline_tag}", model="{path}")']
     return "\n".join(lines)
@@ -45,7 +56,11 @@ def model_card(cfg, metrics: dict, summary: dict, overrides: list, auto_class: s
     import yaml
 
     data, model = cfg.data, cfg.model
-    source = f"`{data.path}` (hub)" if data.source == "hub" else ", ".join(f"{s}: `{data[s]}`" for s in ("train", "validation", "test") if data[s])
+    source = (
+        f"`{data.path}` (hub)"
+        if data.source == "hub"
+        else ", ".join(f"{s}: `{data[s]}`" for s in ("train", "validation", "test") if data[s])
+    )
     init = f"`{model.name_or_path}`" if not model.arch else f"random weights, `{model.arch}` built from config"
     if model.random_init:
         init = f"random weights, `{model.name_or_path}`'s architecture"

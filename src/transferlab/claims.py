@@ -25,7 +25,12 @@ def _by_seed(jobs, init: str, freeze: str, fraction, metric: str) -> dict:
     out = {}
     for j in jobs:
         c = j.config
-        if j.status == "ok" and c.get("init") == init and c.get("freeze.name") == freeze and c.get("data.train_fraction") == fraction:
+        if (
+            j.status == "ok"
+            and c.get("init") == init
+            and c.get("freeze.name") == freeze
+            and c.get("data.train_fraction") == fraction
+        ):
             value = j.metrics.get(metric)
             if isinstance(value, (int, float)):
                 out[c.get("seed")] = float(value)
@@ -58,13 +63,21 @@ def _cell(m) -> str:
 
 
 def claims_section(jobs, metric: str = "test/acc") -> list[str]:
-    fractions = sorted({j.config.get("data.train_fraction") for j in jobs if isinstance(j.config.get("data.train_fraction"), (int, float))})
+    fractions = sorted(
+        {
+            j.config.get("data.train_fraction")
+            for j in jobs
+            if isinstance(j.config.get("data.train_fraction"), (int, float))
+        }
+    )
     rows = {f: [margin(jobs, arm, ref, f, metric) for _, arm, ref in COMPARISONS] for f in fractions}
     present = [i for i in range(len(COMPARISONS)) if any(rows[f][i] is not None for f in fractions)]
     lines = ["", "## Claims", ""]
     if not present:
-        return lines + ["No claim can be computed: the sweep has no pair of arms that differ only in pre-training "
-                        "(init=pretrained vs init=scratch or tfidf at the same freeze and fraction)."]
+        return lines + [
+            "No claim can be computed: the sweep has no pair of arms that differ only in pre-training "
+            "(init=pretrained vs init=scratch or tfidf at the same freeze and fraction)."
+        ]
     lines += [f"Seed-paired differences in {metric} (percentage points), per train fraction.", ""]
     lines.append("| fraction | " + " | ".join(COMPARISONS[i][0] for i in present) + " |")
     lines.append("|---|" + "---|" * len(present))
@@ -73,7 +86,14 @@ def claims_section(jobs, metric: str = "test/acc") -> list[str]:
     small, large = (rows[fractions[0]][0], rows[fractions[-1]][0]) if fractions else (None, None)
     if small is not None and large is not None and fractions[0] != fractions[-1]:
         more = small[0] > large[0]
-        lines += ["", f"Labels scarce vs plentiful: pre-training adds {100 * small[0]:+.1f} pts at fraction {fractions[0]:g} "
-                      f"and {100 * large[0]:+.1f} pts at {fractions[-1]:g}: "
-                      + ("it helps most where labels are scarcest." if more else "it does not help most where labels are scarcest.")]
+        lines += [
+            "",
+            f"Labels scarce vs plentiful: pre-training adds {100 * small[0]:+.1f} pts at fraction {fractions[0]:g} "
+            f"and {100 * large[0]:+.1f} pts at {fractions[-1]:g}: "
+            + (
+                "it helps most where labels are scarcest."
+                if more
+                else "it does not help most where labels are scarcest."
+            ),
+        ]
     return lines

@@ -12,7 +12,21 @@ from typing import Callable, List, Optional
 
 from transferlab.errors import TransferlabError, did_you_mean
 
-_PASSTHROUGH_FLAGS = {"--help", "-h", "--hydra-help", "--version", "--cfg", "-c", "--info", "-i", "--shell-completion", "-sc", "--resolve", "-p", "--package"}
+_PASSTHROUGH_FLAGS = {
+    "--help",
+    "-h",
+    "--hydra-help",
+    "--version",
+    "--cfg",
+    "-c",
+    "--info",
+    "-i",
+    "--shell-completion",
+    "-sc",
+    "--resolve",
+    "-p",
+    "--package",
+}
 _VALUE_FLAGS = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--experimental-rerun"}
 
 
@@ -90,8 +104,10 @@ def _explain(e: Exception, overrides: List[str]) -> str:
     if bad:
         key, _, value = bad.partition("=")
         quoted = shlex.quote(key + '="' + value.replace("\\", "\\\\").replace('"', '\\"') + '"')
-        return (f"{bad}: Hydra cannot read this value as it is (spaces, quotes, brackets, parentheses and commas mean "
-                f"something in an override); quote it for Hydra, inside the shell's quotes: {quoted}")
+        return (
+            f"{bad}: Hydra cannot read this value as it is (spaces, quotes, brackets, parentheses and commas mean "
+            f"something in an override); quote it for Hydra, inside the shell's quotes: {quoted}"
+        )
     if isinstance(e, MissingConfigException):
         m = re.search(r"Could not find '([^']+)/([^'/]+)'", text)
         if m:
@@ -102,7 +118,9 @@ def _explain(e: Exception, overrides: List[str]) -> str:
                 f"available: {', '.join(options) or 'none'} (choose with {group}=NAME)"
             )
         return text.splitlines()[0]
-    m = re.search(r"Could not override '([^']+)'", text) or re.search(r"Could not append to config\. An item is already at '([^']+)'", text)
+    m = re.search(r"Could not override '([^']+)'", text) or re.search(
+        r"Could not append to config\. An item is already at '([^']+)'", text
+    )
     if m and "Could not override" in text:
         key = m.group(1)
         parent, _, leaf = key.rpartition(".")
@@ -155,7 +173,11 @@ def report(e: BaseException, verbose: bool) -> None:
 
         traceback.print_exception(e)
     kind = "" if isinstance(e, TransferlabError) else f"{type(e).__name__}: "
-    hint = "" if verbose or isinstance(e, TransferlabError) else " (set verbose=true or HYDRA_FULL_ERROR=1 for the traceback)"
+    hint = (
+        ""
+        if verbose or isinstance(e, TransferlabError)
+        else " (set verbose=true or HYDRA_FULL_ERROR=1 for the traceback)"
+    )
     message = " ".join(str(e).split())
     print(f"error: {kind}{message}{hint}", file=sys.stderr)
 
@@ -183,7 +205,12 @@ def print_help(argv: List[str], config_name: str = "train") -> None:
 
     cfg = compose(_overrides(argv)[0], config_name)
     groups = sorted(d for d in CONF_DIR.iterdir() if d.is_dir() and d.name != "hydra")
-    lines = [cfg.hydra.help.header, "== Configuration groups ==", "Compose your configuration from those groups (group=option)", ""]
+    lines = [
+        cfg.hydra.help.header,
+        "== Configuration groups ==",
+        "Compose your configuration from those groups (group=option)",
+        "",
+    ]
     lines += [f"{d.name}: {', '.join(sorted(f.stem for f in d.glob('*.yaml')))}" for d in groups]
     lines += ["", "", "== Config ==", "Override anything in the config (foo.bar=value)", ""]
     shown = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])

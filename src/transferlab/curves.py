@@ -31,7 +31,9 @@ def plot_run(run: Path) -> Path:
 
     series = read_log(run)
     if not any(k in series for k in ("train/loss", "val/loss")):
-        raise SystemExit(f"transferlab-report: error: {run / 'csv'} logs no train/loss or val/loss to plot (was logger.csv off?)")
+        raise SystemExit(
+            f"transferlab-report: error: {run / 'csv'} logs no train/loss or val/loss to plot (was logger.csv off?)"
+        )
     fig = draw(series, run.name)
     out = run / "curves.png"
     fig.savefig(out, dpi=110)
@@ -48,7 +50,9 @@ def draw(series: dict, title: str):
     import matplotlib.pyplot as plt
 
     # scores (transferlab keeps them as fractions); perplexity repeats the loss, and counts are no curve
-    metrics = sorted(k for k in series if k.startswith("val/") and k != "val/loss" and all(0 <= v <= 1 for _, v in series[k]))
+    metrics = sorted(
+        k for k in series if k.startswith("val/") and k != "val/loss" and all(0 <= v <= 1 for _, v in series[k])
+    )
     fig, axes = plt.subplots(1, 2 if metrics else 1, figsize=(12 if metrics else 7, 4.5), squeeze=False)
     loss = axes[0][0]
     for key, style in (("train/loss", "-"), ("val/loss", "o-")):

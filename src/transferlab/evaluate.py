@@ -22,7 +22,9 @@ def _load_config(ckpt: Path, overrides: list):
     run_dir = ckpt.resolve().parent.parent
     saved = run_dir / ".hydra" / "config.yaml"
     if not saved.is_file():
-        raise TransferlabError(f"{ckpt}: no {saved.relative_to(run_dir.parent)} beside it; give a checkpoint inside a transferlab run dir")
+        raise TransferlabError(
+            f"{ckpt}: no {saved.relative_to(run_dir.parent)} beside it; give a checkpoint inside a transferlab run dir"
+        )
     cfg = OmegaConf.load(saved)
     OmegaConf.set_struct(cfg, True)
     try:
@@ -38,8 +40,10 @@ def _check_checkpoint(ckpt: Path) -> None:
     """A file that is no checkpoint answers in one line here, before the data is read and prepared."""
     from transferlab.preflight import read_checkpoint
 
-    fixes = ("give a .ckpt from a run's checkpoints/ (best-*.ckpt or last.ckpt)",
-             "to score an export on new data use transferlab-predict EXPORT INPUT")
+    fixes = (
+        "give a .ckpt from a run's checkpoints/ (best-*.ckpt or last.ckpt)",
+        "to score an export on new data use transferlab-predict EXPORT INPUT",
+    )
     read_checkpoint(str(ckpt), f"ckpt_path={ckpt}", fixes, needs=("state_dict",))
 
 

@@ -33,8 +33,10 @@ def _from_checkpoint(ckpt: Path):
     cfg, run_dir = _load_config(ckpt, [])
     objective_cls = OBJECTIVES[cfg.objective.name]
     if objective_cls.auto_class not in GENERATIVE:
-        raise TransferlabError(f"{ckpt}: a checkpoint of objective={cfg.objective.name}, which does not generate text; "
-                               "give one of a seq2seq, sft, span_corruption or clm run")
+        raise TransferlabError(
+            f"{ckpt}: a checkpoint of objective={cfg.objective.name}, which does not generate text; "
+            "give one of a seq2seq, sft, span_corruption or clm run"
+        )
     tokenizer = build_tokenizer(cfg, None, run_dir, False, objective_cls)
     policy = build_freeze_policy(cfg.freeze)
     model = policy.apply(build_model(cfg, objective_cls(cfg.objective, cfg.data, tokenizer, None), tokenizer))
@@ -49,7 +51,9 @@ def load(source: str):
     if path.is_file() and path.suffix == ".ckpt":
         return _from_checkpoint(path)
     if not (path / "config.json").is_file():
-        raise TransferlabError(f"{source}: neither an export dir (no config.json in it) nor a .ckpt file; give a run's export/ or checkpoint")
+        raise TransferlabError(
+            f"{source}: neither an export dir (no config.json in it) nor a .ckpt file; give a run's export/ or checkpoint"
+        )
     import transformers
 
     from transferlab.hub import check_tokenizer_files
@@ -58,14 +62,18 @@ def load(source: str):
     architecture = (config.architectures or [None])[0]
     if architecture is None or not architecture.endswith(GENERATIVE_ARCHITECTURES):
         what = f"a {architecture}" if architecture else "a model whose config.json names no architecture"
-        raise TransferlabError(f"{source}: {what}, which does not generate text (no language-model head); "
-                               "give the export of a seq2seq, sft, span_corruption or clm run")
+        raise TransferlabError(
+            f"{source}: {what}, which does not generate text (no language-model head); "
+            "give the export of a seq2seq, sft, span_corruption or clm run"
+        )
     check_tokenizer_files(path, source, "copy the tokenizer files the model was trained with into it")
     auto = transformers.AutoModelForSeq2SeqLM if config.is_encoder_decoder else transformers.AutoModelForCausalLM
     try:
         model = auto.from_pretrained(path)
     except ValueError as e:
-        raise TransferlabError(f"{source}: a {config.model_type} model without a text-generation head ({str(e).splitlines()[0]})") from None
+        raise TransferlabError(
+            f"{source}: a {config.model_type} model without a text-generation head ({str(e).splitlines()[0]})"
+        ) from None
     return model, transformers.AutoTokenizer.from_pretrained(path)
 
 
@@ -84,9 +92,8 @@ def generations(model, tokenizer, prompts: list, options, seed: int, raw: bool =
     whatever else is in a batch; so does sampling, seeded per prompt)."""
     import torch
 
-    from transferlab.objectives.generation import generate
-
     from transferlab.architectures import max_positions
+    from transferlab.objectives.generation import generate
 
     model.eval()
     device = next(model.parameters()).device
@@ -94,8 +101,10 @@ def generations(model, tokenizer, prompts: list, options, seed: int, raw: bool =
     for i, prompt in enumerate(prompts):
         ids = torch.tensor([prompt_ids(tokenizer, prompt, raw, model.config.is_encoder_decoder)], device=device)
         if limit and ids.size(1) + options.max_new_tokens > limit:
-            raise TransferlabError(f"prompt {i + 1} ({ids.size(1)} tokens) plus max_new_tokens={options.max_new_tokens} exceeds the "
-                                   f"model's {limit} positions; lower --max-new-tokens or shorten the prompt")
+            raise TransferlabError(
+                f"prompt {i + 1} ({ids.size(1)} tokens) plus max_new_tokens={options.max_new_tokens} exceeds the "
+                f"model's {limit} positions; lower --max-new-tokens or shorten the prompt"
+            )
         out = generate(model, ids, torch.ones_like(ids), options, seed + i, stream)
         new = out[0] if model.config.is_encoder_decoder else out[0, ids.size(1) :]
         yield tokenizer.decode(new, skip_special_tokens=True).strip()
@@ -132,7 +141,9 @@ def main(argv=None) -> None:
     parser.add_argument("--file", help="prompts, one a line")
     defaults = GenerationConfig()
     for key in ("max_new_tokens", "num_beams", "temperature", "top_p"):
-        parser.add_argument(f"--{key.replace('_', '-')}", type=type(getattr(defaults, key)), default=getattr(defaults, key))
+        parser.add_argument(
+            f"--{key.replace('_', '-')}", type=type(getattr(defaults, key)), default=getattr(defaults, key)
+        )
     parser.add_argument("--do-sample", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--raw", action="store_true", help="never wrap prompts in the tokenizer's chat template")
@@ -140,7 +151,11 @@ def main(argv=None) -> None:
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     try:
-        options = OmegaConf.structured(GenerationConfig(**{k: getattr(args, k) for k in ("max_new_tokens", "num_beams", "do_sample", "temperature", "top_p")}))
+        options = OmegaConf.structured(
+            GenerationConfig(
+                **{k: getattr(args, k) for k in ("max_new_tokens", "num_beams", "do_sample", "temperature", "top_p")}
+            )
+        )
         check_fields(options)
         prompts = _prompts(args)
         model, tokenizer = load(args.model)

@@ -12,7 +12,10 @@ from transferlab.errors import TransferlabError
 
 # huggingface_hub and transformers read HF_HUB_OFFLINE (TRANSFORMERS_OFFLINE is its older name); datasets also
 # reads HF_DATASETS_OFFLINE.
-OFFLINE_VARIABLES = {"models": ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"), "datasets": ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")}
+OFFLINE_VARIABLES = {
+    "models": ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"),
+    "datasets": ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"),
+}
 
 
 def offline(kind: str = "models") -> bool:
@@ -66,8 +69,16 @@ def check_model_source(model_cfg) -> None:
 
 # What a saved tokenizer leaves in a dir (fast, WordPiece, BPE, SentencePiece, tiktoken; a byte-level one such as
 # ByT5's has its tokenizer_config.json alone).
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "merges.txt", "*.model",
-                   "*.spm", "*.tiktoken")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "*.model",
+    "*.spm",
+    "*.tiktoken",
+)
 
 
 def check_tokenizer_files(path, where: str, fix: str) -> None:
@@ -76,8 +87,10 @@ def check_tokenizer_files(path, where: str, fix: str) -> None:
     A hub id is not looked at (its files are the hub's)."""
     local = Path(str(path)).expanduser()
     if local.is_dir() and not any(next(local.glob(pattern), None) for pattern in TOKENIZER_FILES):
-        raise TransferlabError(f"{where}: no tokenizer files in it (tokenizer.json, tokenizer_config.json or a "
-                               f"vocabulary), so every word would read as unknown; {fix}")
+        raise TransferlabError(
+            f"{where}: no tokenizer files in it (tokenizer.json, tokenizer_config.json or a "
+            f"vocabulary), so every word would read as unknown; {fix}"
+        )
 
 
 def check_pretrained_tokenizer(cfg) -> None:

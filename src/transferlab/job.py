@@ -77,7 +77,6 @@ def _build_trainer(cfg: DictConfig, run_dir: Path, loggers: list):
 
     from transferlab.callbacks import build_callbacks
     from transferlab.checkpoints import AtomicCheckpointIO
-
     from transferlab.terminal import silence
 
     silence()
@@ -88,9 +87,15 @@ def _build_trainer(cfg: DictConfig, run_dir: Path, loggers: list):
     plugins = [instantiate(p) if isinstance(p, DictConfig) else p for p in kwargs.get("plugins") or []]
     kwargs["plugins"] = [*plugins, AtomicCheckpointIO()]
     try:
-        return pl.Trainer(**kwargs, default_root_dir=str(run_dir), logger=loggers or False,
-                          callbacks=build_callbacks(cfg, run_dir, bool(loggers)), enable_progress_bar=cfg.callbacks.progress_bar,
-                          enable_checkpointing=cfg.callbacks.checkpoint.enabled, use_distributed_sampler=False)
+        return pl.Trainer(
+            **kwargs,
+            default_root_dir=str(run_dir),
+            logger=loggers or False,
+            callbacks=build_callbacks(cfg, run_dir, bool(loggers)),
+            enable_progress_bar=cfg.callbacks.progress_bar,
+            enable_checkpointing=cfg.callbacks.checkpoint.enabled,
+            use_distributed_sampler=False,
+        )
     except TypeError as e:
         raise TransferlabError(f"trainer: {e}; see lightning.Trainer's arguments") from None
 
@@ -136,7 +141,9 @@ def assemble(cfg: DictConfig, run_dir: Path, loggers: list, rank_zero: bool, con
         datasets = prepare_splits({s: ds for s, ds in raw.items() if s != "test" or cfg.test}, objective)
         if rank_zero and objective.stats:
             console.print("data: " + ", ".join(f"{key} {n:,}" for key, n in objective.stats.items()), soft_wrap=True)
-        if objective.reads_features and hasattr(model, "featurize"):  # a frozen trunk: its features once, not every step
+        if objective.reads_features and hasattr(
+            model, "featurize"
+        ):  # a frozen trunk: its features once, not every step
             datasets = _frozen_features(cfg, trainer, model, objective, datasets, console if rank_zero else None)
     datamodule = TransferDataModule(datasets, objective, cfg.data, cfg.seed, static_shapes=cfg.compile)
     module = TransferModule(model, objective, policy, cfg.optimizer, cfg.scheduler, cfg.on_nan, run_dir / "predictions")
@@ -153,12 +160,19 @@ def _frozen_features(cfg, trainer, model, objective, datasets, console) -> dict:
 
     start = time.perf_counter()
     datasets, status = cached_features(
-        datasets, model, objective.collator("val"), eval_batch_size(cfg.data),
-        trainer.strategy.root_device, trainer.precision_plugin.forward_context, str(trainer.precision),
+        datasets,
+        model,
+        objective.collator("val"),
+        eval_batch_size(cfg.data),
+        trainer.strategy.root_device,
+        trainer.precision_plugin.forward_context,
+        str(trainer.precision),
     )
     if console:
         shown = ", ".join(f"{split} {s}" for split, s in status.items())
-        console.print(f"frozen features: {shown} in the cache, ready in {time.perf_counter() - start:.1f}s", soft_wrap=True)
+        console.print(
+            f"frozen features: {shown} in the cache, ready in {time.perf_counter() - start:.1f}s", soft_wrap=True
+        )
     return datasets
 
 
@@ -170,7 +184,6 @@ def _callback(trainer, kind):
 def _stop_cleanly_on_signals(a: Assembly, run_dir: Path):
     """SIGTERM or Ctrl+C during fit/validate/test: last.ckpt is saved (see LastCheckpoint); exit saying how to resume."""
     from hydra.core.hydra_config import HydraConfig
-
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from transferlab.checkpoints import LastCheckpoint
@@ -198,7 +211,9 @@ def _fit_and_evaluate(cfg: DictConfig, a: Assembly, resume_from: str | None) -> 
     metrics = {k: v for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     if cfg.test:
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        results = trainer.test(module, datamodule=datamodule, ckpt_path="best" if best else None, verbose=False, weights_only=True)
+        results = trainer.test(
+            module, datamodule=datamodule, ckpt_path="best" if best else None, verbose=False, weights_only=True
+        )
         for result in results:
             metrics.update(result)
     return metrics
@@ -248,7 +263,13 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None, inputs):
     a = assemble(cfg, run_dir, loggers, rank_zero, console, inputs)
     trainer, module = a.trainer, a.module
     for logger in loggers:
-        logger.log_hyperparams({**OmegaConf.to_container(cfg, resolve=True), "params/trainable": a.summary["trainable"], "params/total": a.summary["total"]})
+        logger.log_hyperparams(
+            {
+                **OmegaConf.to_container(cfg, resolve=True),
+                "params/trainable": a.summary["trainable"],
+                "params/total": a.summary["total"],
+            }
+        )
 
     with _stop_cleanly_on_signals(a, run_dir):
         metrics = _fit_and_evaluate(cfg, a, inputs.resume_from)

@@ -7,7 +7,13 @@ from pathlib import Path
 def wandb_tags(cfg) -> list:
     init = cfg.init or ("pretrained" if cfg.model.name_or_path else "scratch")
     arch = cfg.model.arch or Path(str(cfg.model.name_or_path)).name
-    return [f"objective:{cfg.objective.name}", f"freeze:{cfg.freeze.name}", f"model:{arch}", f"init:{init}", *cfg.logger.wandb.tags]
+    return [
+        f"objective:{cfg.objective.name}",
+        f"freeze:{cfg.freeze.name}",
+        f"model:{arch}",
+        f"init:{init}",
+        *cfg.logger.wandb.tags,
+    ]
 
 
 def _keep_earlier_csv(csv_dir: Path) -> None:
@@ -42,9 +48,16 @@ def build_loggers(cfg, run_dir: Path, group: str | None, resuming: bool = False)
         # The run id comes from the run dir (a sweep job: sweep name + job number), so a resumed run
         # (resume=auto) continues the same dashboard run and two sweeps never share an id.
         logger = WandbLogger(
-            save_dir=str(run_dir), project=w.project, entity=w.entity, offline=w.offline,
-            group=w.group or group, tags=wandb_tags(cfg), name=f"{cfg.task_name}/{run_dir.name}",
-            id=f"{run_dir.parent.name}-{run_dir.name}" if group else run_dir.name, resume="allow", reinit="finish_previous",
+            save_dir=str(run_dir),
+            project=w.project,
+            entity=w.entity,
+            offline=w.offline,
+            group=w.group or group,
+            tags=wandb_tags(cfg),
+            name=f"{cfg.task_name}/{run_dir.name}",
+            id=f"{run_dir.parent.name}-{run_dir.name}" if group else run_dir.name,
+            resume="allow",
+            reinit="finish_previous",
         )
         # Lightning passes anonymous=None to wandb.init, and wandb warns about any value of that retired setting
         logger._wandb_init.pop("anonymous", None)

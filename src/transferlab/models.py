@@ -11,7 +11,9 @@ def _check_fields(config, fields) -> None:
     known = set(config.to_dict()) | set(getattr(config, "attribute_map", {}))
     for key in fields:
         if key not in known:  # transformers would keep an unknown key silently and ignore it
-            raise TransferlabError(f"model.config.{key} is not a field of {type(config).__name__}{did_you_mean(key, known)}")
+            raise TransferlabError(
+                f"model.config.{key} is not a field of {type(config).__name__}{did_you_mean(key, known)}"
+            )
 
 
 def _scratch_config(model_cfg):
@@ -37,10 +39,18 @@ def _pretrained_config(model_cfg):
     name = str(model_cfg.name_or_path)
     local = local_dir(name)
     try:
-        config = AutoConfig.from_pretrained(name, revision=model_cfg.revision, trust_remote_code=model_cfg.trust_remote_code)
+        config = AutoConfig.from_pretrained(
+            name, revision=model_cfg.revision, trust_remote_code=model_cfg.trust_remote_code
+        )
     except (OSError, ValueError) as e:
-        where = "a local dir without a usable config.json" if local else f"not a local directory, and not loadable as a hub id ({offline_note()})"
-        raise TransferlabError(f"model.name_or_path={name}: {where} ({str(e).splitlines()[0]}); check the path or id") from None
+        where = (
+            "a local dir without a usable config.json"
+            if local
+            else f"not a local directory, and not loadable as a hub id ({offline_note()})"
+        )
+        raise TransferlabError(
+            f"model.name_or_path={name}: {where} ({str(e).splitlines()[0]}); check the path or id"
+        ) from None
     # model.config on a pretrained model changes fields that don't touch weights (e.g. dropout for fine-tuning).
     _check_fields(config, model_cfg.config)
     for key, value in model_cfg.config.items():
@@ -81,14 +91,20 @@ def build_model(cfg, objective, tokenizer):
     else:
         # A different head size (e.g. new labels over an old classifier) is re-initialised, loudly by transformers.
         model = auto.from_pretrained(
-            model_cfg.name_or_path, config=config, revision=model_cfg.revision,
-            trust_remote_code=model_cfg.trust_remote_code, ignore_mismatched_sizes=True, **kwargs,
+            model_cfg.name_or_path,
+            config=config,
+            revision=model_cfg.revision,
+            trust_remote_code=model_cfg.trust_remote_code,
+            ignore_mismatched_sizes=True,
+            **kwargs,
         )
     rows = model.get_input_embeddings().num_embeddings
     multiple = model_cfg.vocab_multiple
     if len(tokenizer) > rows or (multiple and rows % multiple):
         # New tokens start from the old embeddings' mean and covariance; padding alone needs no such init.
-        model.resize_token_embeddings(max(rows, len(tokenizer)), pad_to_multiple_of=multiple, mean_resizing=len(tokenizer) > rows)
+        model.resize_token_embeddings(
+            max(rows, len(tokenizer)), pad_to_multiple_of=multiple, mean_resizing=len(tokenizer) > rows
+        )
     _suppress_padding(model, len(tokenizer))
     return model
 

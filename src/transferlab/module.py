@@ -40,9 +40,13 @@ def group_schedules(groups: list[dict], base) -> list:
 
 
 class TransferModule(pl.LightningModule):
-    def __init__(self, model, objective, policy, optimizer_cfg, scheduler_cfg, on_nan: str = "stop", predictions_dir=None):
+    def __init__(
+        self, model, objective, policy, optimizer_cfg, scheduler_cfg, on_nan: str = "stop", predictions_dir=None
+    ):
         super().__init__()
-        self.predictions_dir = predictions_dir  # where the objective's written rows go (<run>/predictions); None: nowhere
+        self.predictions_dir = (
+            predictions_dir  # where the objective's written rows go (<run>/predictions); None: nowhere
+        )
         self.model, self.objective, self.policy = model, objective, policy
         self.metrics = objective.metrics  # a submodule: the metric states move to the model's device
         # Eval losses as metrics, not self.log(sync_dist=True): Lightning's batch-size-weighted mean syncs the example
@@ -178,7 +182,9 @@ class TransferModule(pl.LightningModule):
         opt_cfg, sched_cfg = self.optimizer_cfg, self.scheduler_cfg
         total = int(self.trainer.estimated_stepping_batches)
         loader = self.trainer.datamodule.train_dataloader() if self.trainer.datamodule else None
-        batches = len(loader) if loader is not None and has_len(loader) else total  # a stream: one epoch, max_steps long
+        batches = (
+            len(loader) if loader is not None and has_len(loader) else total
+        )  # a stream: one epoch, max_steps long
         steps_per_epoch = max(1, batches // self.trainer.accumulate_grad_batches)
         groups = self.policy.param_groups(self.model, opt_cfg.lr, opt_cfg.weight_decay, steps_per_epoch)
         # fused: one kernel for all parameters. (fused=False would not mean torch's default: it turns foreach off too,

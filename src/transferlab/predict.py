@@ -17,8 +17,14 @@ from pathlib import Path
 from transferlab.errors import TransferlabError
 from transferlab.predict_input import COLUMNS, read
 
-TASKS = {"ForSequenceClassification": "classification", "ForTokenClassification": "tagging", "ForQuestionAnswering": "qa",
-         "ForConditionalGeneration": "generation", "ForCausalLM": "generation", "LMHeadModel": "generation"}
+TASKS = {
+    "ForSequenceClassification": "classification",
+    "ForTokenClassification": "tagging",
+    "ForQuestionAnswering": "qa",
+    "ForConditionalGeneration": "generation",
+    "ForCausalLM": "generation",
+    "LMHeadModel": "generation",
+}
 
 
 def task_of(export: Path) -> tuple[str, str]:
@@ -35,8 +41,10 @@ def task_of(export: Path) -> tuple[str, str]:
     architecture = (transformers.AutoConfig.from_pretrained(export).architectures or ["?"])[0]
     task = next((t for suffix, t in TASKS.items() if architecture.endswith(suffix)), None)
     if task is None:
-        raise TransferlabError(f"{export}: a {architecture}, which predicts nothing transferlab-predict reads (a masked LM's export "
-                               "fills masks); give the export of a classification, tagging, QA, seq2seq or sft run")
+        raise TransferlabError(
+            f"{export}: a {architecture}, which predicts nothing transferlab-predict reads (a masked LM's export "
+            "fills masks); give the export of a classification, tagging, QA, seq2seq or sft run"
+        )
     return task, architecture
 
 
@@ -49,8 +57,11 @@ def load(export: Path, task: str, architecture: str):
         from transferlab.freeze.probe import load_probe
 
         return load_probe(export), tokenizer
-    auto = {"classification": "AutoModelForSequenceClassification", "tagging": "AutoModelForTokenClassification",
-            "qa": "AutoModelForQuestionAnswering"}.get(task)
+    auto = {
+        "classification": "AutoModelForSequenceClassification",
+        "tagging": "AutoModelForTokenClassification",
+        "qa": "AutoModelForQuestionAnswering",
+    }.get(task)
     if auto is None:
         auto = "AutoModelForSeq2SeqLM" if architecture.endswith("ForConditionalGeneration") else "AutoModelForCausalLM"
     return getattr(transformers, auto).from_pretrained(export).eval(), tokenizer
@@ -82,7 +93,9 @@ def _classify(model, tokenizer, rows: list, columns: dict, top_k: int, device) -
 def _tag(model, tokenizer, rows: list, columns: dict, top_k: int, device) -> list:
     import torch
 
-    words = [r[columns["tokens"]] if isinstance(r[columns["tokens"]], list) else r[columns["tokens"]].split() for r in rows]
+    words = [
+        r[columns["tokens"]] if isinstance(r[columns["tokens"]], list) else r[columns["tokens"]].split() for r in rows
+    ]
     enc = tokenizer(words, is_split_into_words=True, padding=True, truncation=True, return_tensors="pt")
     with torch.no_grad():
         predicted = model(**{k: v.to(device) for k, v in enc.items()}).logits.argmax(-1).tolist()
@@ -107,8 +120,17 @@ def _answer(model, tokenizer, rows: list, columns: dict, top_k: int, device) -> 
     out = []
     for r in rows:
         question, context = r[columns["question"]], r[columns["context"]]
-        enc = tokenizer(question, context, truncation="only_second", max_length=limit, stride=min(128, limit // 4),
-                        return_overflowing_tokens=True, return_offsets_mapping=True, padding=True, return_tensors="pt")
+        enc = tokenizer(
+            question,
+            context,
+            truncation="only_second",
+            max_length=limit,
+            stride=min(128, limit // 4),
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+            padding=True,
+            return_tensors="pt",
+        )
         offsets = enc.pop("offset_mapping").tolist()
         enc.pop("overflow_to_sample_mapping", None)
         with torch.no_grad():
@@ -116,17 +138,35 @@ def _answer(model, tokenizer, rows: list, columns: dict, top_k: int, device) -> 
         spans = []
         for w in range(len(offsets)):
             starts, ends = context_offsets(offsets[w], enc.sequence_ids(w))
-            spans += best_spans(logits.start_logits[w].float().tolist(), logits.end_logits[w].float().tolist(), starts, ends, 20, 30)
+            spans += best_spans(
+                logits.start_logits[w].float().tolist(), logits.end_logits[w].float().tolist(), starts, ends, 20, 30
+            )
         best = max(spans, default=None)
-        out.append({"pred_answer": context[best[1] : best[2]] if best else "",
-                    "pred_score": round(best[0], 4) if best else None, "pred_start": best[1] if best else None})
+        out.append(
+            {
+                "pred_answer": context[best[1] : best[2]] if best else "",
+                "pred_score": round(best[0], 4) if best else None,
+                "pred_start": best[1] if best else None,
+            }
+        )
     return out
 
 
 PREDICT = {"classification": _classify, "tagging": _tag, "qa": _answer}
 
 
-def predict(task: str, model, tokenizer, rows: list, columns: dict, batch_size: int, top_k: int, generation, device, progress: bool) -> list:
+def predict(
+    task: str,
+    model,
+    tokenizer,
+    rows: list,
+    columns: dict,
+    batch_size: int,
+    top_k: int,
+    generation,
+    device,
+    progress: bool,
+) -> list:
     """The prediction of every row (a list of dicts), in the input's order."""
     if task == "generation":
         from transferlab.generate import generations
@@ -161,8 +201,12 @@ def write(path: str | None, rows: list, predictions: list) -> None:
             writer = csv.DictWriter(f, fieldnames=list(merged[0]))
             writer.writeheader()
             for row in merged:
-                writer.writerow({k: v if v is None or isinstance(v, str) else json.dumps(v, ensure_ascii=False)
-                                 for k, v in row.items()})
+                writer.writerow(
+                    {
+                        k: v if v is None or isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+                        for k, v in row.items()
+                    }
+                )
         return
     lines = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in merged)
     if path:
@@ -181,12 +225,16 @@ def main(argv=None) -> None:
     parser.add_argument("export", help="an export dir (a run's export/)")
     parser.add_argument("input", help="a data file (the formats of data=files), or - for stdin, one text a line")
     parser.add_argument("--out", help="output file: .jsonl (default: stdout) or .csv")
-    parser.add_argument("--format", default="auto", help="the input's format when its extension does not say (e.g. squad, conll)")
+    parser.add_argument(
+        "--format", default="auto", help="the input's format when its extension does not say (e.g. squad, conll)"
+    )
     for field in sorted({f for c in COLUMNS.values() for f in c}):
         parser.add_argument(f"--{field}-column", help=f"the input column holding the {field} (default: {field})")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--top-k", type=int, default=1, help="classification: the k most likely labels")
-    parser.add_argument("--max-new-tokens", type=int, default=GenerationConfig().max_new_tokens, help="generation: new tokens (greedy)")
+    parser.add_argument(
+        "--max-new-tokens", type=int, default=GenerationConfig().max_new_tokens, help="generation: new tokens (greedy)"
+    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
@@ -205,7 +253,9 @@ def main(argv=None) -> None:
         model.to(device)
         generation = OmegaConf.structured(GenerationConfig(max_new_tokens=args.max_new_tokens))
         rows = ds.to_list()
-        predictions = predict(task, model, tokenizer, rows, columns, args.batch_size, args.top_k, generation, device, sys.stderr.isatty())
+        predictions = predict(
+            task, model, tokenizer, rows, columns, args.batch_size, args.top_k, generation, device, sys.stderr.isatty()
+        )
         write(args.out, rows, predictions)
     except Exception as e:
         report(e, args.verbose)

@@ -13,11 +13,19 @@ from pathlib import Path
 from transferlab.errors import TransferlabError
 
 # the input columns each task reads, and the flag that renames each
-COLUMNS = {"classification": {"text": "text"}, "tagging": {"tokens": "tokens"},
-           "qa": {"question": "question", "context": "context"}, "generation": {"source": "source"}}
+COLUMNS = {
+    "classification": {"text": "text"},
+    "tagging": {"tokens": "tokens"},
+    "qa": {"question": "question", "context": "context"},
+    "generation": {"source": "source"},
+}
 # the columns each task's prediction adds: prefixed, so that a gold `label` or `answer` in the input stays beside them
-OUTPUTS = {"classification": ("pred_label", "pred_score", "pred_top_k"), "tagging": ("pred_tags",),
-           "qa": ("pred_answer", "pred_score", "pred_start"), "generation": ("pred_generation",)}
+OUTPUTS = {
+    "classification": ("pred_label", "pred_score", "pred_top_k"),
+    "tagging": ("pred_tags",),
+    "qa": ("pred_answer", "pred_score", "pred_start"),
+    "generation": ("pred_generation",),
+}
 
 
 def read(path: str, fmt: str, task: str, renamed: dict):
@@ -39,13 +47,17 @@ def read(path: str, fmt: str, task: str, renamed: dict):
             ds = read_file(path, "input", "strict", fmt)
     taken = [c for c in OUTPUTS[task] if c in ds.column_names]
     if taken:
-        raise TransferlabError(f"{path}: column '{taken[0]}' has a name this {task} export writes its prediction under "
-                               f"({', '.join(OUTPUTS[task])}); rename that column")
+        raise TransferlabError(
+            f"{path}: column '{taken[0]}' has a name this {task} export writes its prediction under "
+            f"({', '.join(OUTPUTS[task])}); rename that column"
+        )
     for field in COLUMNS[task]:
         column = renamed.get(field, field)
         if column not in ds.column_names:
-            raise TransferlabError(f"{path}: no column '{column}' for this {task} export; columns found: "
-                                   f"{', '.join(ds.column_names)}; name it with --{field}-column=<one of them>")
+            raise TransferlabError(
+                f"{path}: no column '{column}' for this {task} export; columns found: "
+                f"{', '.join(ds.column_names)}; name it with --{field}-column=<one of them>"
+            )
         _check_values(ds[column], path, column, words=field == "tokens")
     return ds
 

@@ -58,12 +58,15 @@ def resume_path(cfg, run_dir: Path) -> str | None:
 
 
 _TRAINING_STATE = ("state_dict", "loops", "optimizer_states")
-_FOR_RESUME = ("give another .ckpt, or resume=never to start fresh",
-               "to initialise weights from an export use model=pretrained model.name_or_path=DIR")
+_FOR_RESUME = (
+    "give another .ckpt, or resume=never to start fresh",
+    "to initialise weights from an export use model=pretrained model.name_or_path=DIR",
+)
 
 
-def read_checkpoint(path: str, where: str | None = None, fixes: tuple = _FOR_RESUME,
-                    needs: tuple = _TRAINING_STATE) -> dict:
+def read_checkpoint(
+    path: str, where: str | None = None, fixes: tuple = _FOR_RESUME, needs: tuple = _TRAINING_STATE
+) -> dict:
     """Load a Lightning checkpoint safely (weights_only: no code runs) or say in one line why it can't be used.
     `where` names the setting that gave the file (default resume=PATH); `fixes` say what to do about an unreadable
     file and about one without `needs` (the training state to continue from; transferlab-eval needs only weights)."""
@@ -94,7 +97,11 @@ def check_checkpoint_fits(module, ckpt: str) -> None:
     hundred-line load_state_dict error."""
     theirs = read_checkpoint(ckpt)["state_dict"]
     ours = module.state_dict()
-    wrong = [f"{k} {tuple(theirs[k].shape)} vs {tuple(v.shape)}" for k, v in ours.items() if k in theirs and theirs[k].shape != v.shape]
+    wrong = [
+        f"{k} {tuple(theirs[k].shape)} vs {tuple(v.shape)}"
+        for k, v in ours.items()
+        if k in theirs and theirs[k].shape != v.shape
+    ]
     missing = sorted(set(ours) - set(theirs))
     extra = sorted(set(theirs) - set(ours))
     problems = wrong + [f"missing {k}" for k in missing] + [f"unexpected {k}" for k in extra]

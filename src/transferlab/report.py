@@ -92,15 +92,17 @@ def varying_keys(jobs: list[Job]) -> list[str]:
     """The core keys, then any other key whose value differs between jobs (and that the core keys don't fix)."""
     keys = {k for j in jobs for k in j.config}
     extra = sorted(
-        k for k in keys - set(CORE_KEYS)
+        k
+        for k in keys - set(CORE_KEYS)
         if k != "seed" and not is_pathish(k) and varies(k, jobs) and not determined_by_core(k, jobs)
     )
     return list(CORE_KEYS) + extra
 
 
 def sort_key(values: tuple) -> tuple:
-    return tuple((0, v, "") if isinstance(v, (int, float)) and not isinstance(v, bool) else (1, 0, str(v))
-                 for v in values)
+    return tuple(
+        (0, v, "") if isinstance(v, (int, float)) and not isinstance(v, bool) else (1, 0, str(v)) for v in values
+    )
 
 
 def group_jobs(jobs: list[Job], keys: list[str]) -> dict[tuple, list[Job]]:
@@ -175,11 +177,17 @@ def write_markdown(path: Path, dirs, jobs, keys, groups, metrics, claim_metric: 
     for values, members in groups.items():
         counts = [sum(j.status == s for j in members) for s in ("ok", "failed", "missing")]
         fit = mean_std(numeric_values(members, "time/fit_s"))[0]
-        lines.append(md_row(
-            [fmt_value(values[i]) for i in shown] + counts
-            + [fmt_mean_std(numeric_values(members, m)) for m in metrics]
-            + [human_count(mean_std(numeric_values(members, "params/trainable"))[0]),
-               DASH if fit is None else f"{fit:.1f}"]))
+        lines.append(
+            md_row(
+                [fmt_value(values[i]) for i in shown]
+                + counts
+                + [fmt_mean_std(numeric_values(members, m)) for m in metrics]
+                + [
+                    human_count(mean_std(numeric_values(members, "params/trainable"))[0]),
+                    DASH if fit is None else f"{fit:.1f}",
+                ]
+            )
+        )
     lines += claims_section(jobs, claim_metric)
     failed = [j for j in jobs if j.status == "failed"]
     missing = [j for j in jobs if j.status == "missing"]
@@ -196,8 +204,11 @@ def write_csv(path: Path, jobs, keys) -> None:
         writer = csv.writer(fh)
         writer.writerow(["job_dir", "status", "error"] + keys + ["seed"] + metric_keys)
         for j in jobs:
-            writer.writerow([j.rel, j.status, j.error] + [j.config.get(k, "") for k in keys + ["seed"]]
-                            + [j.metrics.get(k, "") for k in metric_keys])
+            writer.writerow(
+                [j.rel, j.status, j.error]
+                + [j.config.get(k, "") for k in keys + ["seed"]]
+                + [j.metrics.get(k, "") for k in metric_keys]
+            )
 
 
 def curve_lines(groups: dict, keys: list[str], metric: str) -> dict[str, list[tuple]]:
@@ -259,8 +270,10 @@ def main(argv=None) -> int:
     jobs = find_jobs(args.dirs)
     if not jobs:
         where = ", ".join(str(d) for d in args.dirs)
-        print(f"transferlab-report: error: no jobs found under {where} "
-              "(expected run dirs containing .hydra/config.yaml)", file=sys.stderr)
+        print(
+            f"transferlab-report: error: no jobs found under {where} (expected run dirs containing .hydra/config.yaml)",
+            file=sys.stderr,
+        )
         return 2
     out = args.out or args.dirs[0]
     out.mkdir(parents=True, exist_ok=True)
@@ -278,8 +291,10 @@ def main(argv=None) -> int:
     else:
         print(f"note: no data for metric {args.metric!r}; learning_curves.png not written")
     n_bad = sum(j.status != "ok" for j in jobs)
-    print(f"{len(jobs)} jobs: {len(jobs) - n_bad} ok, "
-          f"{sum(j.status == 'failed' for j in jobs)} failed, {sum(j.status == 'missing' for j in jobs)} missing")
+    print(
+        f"{len(jobs)} jobs: {len(jobs) - n_bad} ok, "
+        f"{sum(j.status == 'failed' for j in jobs)} failed, {sum(j.status == 'missing' for j in jobs)} missing"
+    )
     return 1 if n_bad else 0
 
 

@@ -21,7 +21,11 @@ warnings.filterwarnings("ignore", message="You're resuming from a checkpoint tha
 def rng_state() -> dict:
     """The RNG states training draws from, as tensors and plain values (a weights_only load accepts them)."""
     kind, key, pos, has_gauss, gauss = np.random.get_state()
-    state = {"torch": torch.get_rng_state(), "numpy": [kind, key.tolist(), pos, has_gauss, gauss], "python": random.getstate()}
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": [kind, key.tolist(), pos, has_gauss, gauss],
+        "python": random.getstate(),
+    }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state

@@ -54,8 +54,12 @@ os.register_at_fork(after_in_child=_leave_signals_to_the_parent)
 
 def _started_children() -> list:
     """The live processes this one started through multiprocessing or its fork, multiprocess (datasets' pools)."""
-    return [child for name in ("multiprocessing", "multiprocess") if name in sys.modules
-            for child in sys.modules[name].active_children()]
+    return [
+        child
+        for name in ("multiprocessing", "multiprocess")
+        if name in sys.modules
+        for child in sys.modules[name].active_children()
+    ]
 
 
 def _stop(children: list) -> None:
@@ -106,8 +110,10 @@ def stop_preparing_on_signals():
     if received:  # also when the exception was swallowed on the way out
         _stop([child for child in _started_children() if child.pid not in before])
         name = signal.Signals(received[0]).name
-        raise Interrupted(f"interrupted by {name} while preparing the data; run again to prepare it (nothing "
-                          "half-written is kept)", received[0])
+        raise Interrupted(
+            f"interrupted by {name} while preparing the data; run again to prepare it (nothing half-written is kept)",
+            received[0],
+        )
 
 
 def resume_command(overrides: list, run_dir: Path) -> str:
@@ -125,4 +131,6 @@ def interrupted(signals: list, last, overrides: list, run_dir: Path) -> Interrup
     if last.saved_step is None and not last.path.is_file():
         return Interrupted(f"interrupted by {name} before any checkpoint was saved; start again to train", signum)
     at = f" at step {last.saved_step}" if last.saved_step is not None else ""
-    return Interrupted(f"interrupted by {name}{at}; saved {last.path}; resume with: {resume_command(overrides, run_dir)}", signum)
+    return Interrupted(
+        f"interrupted by {name}{at}; saved {last.path}; resume with: {resume_command(overrides, run_dir)}", signum
+    )

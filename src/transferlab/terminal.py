@@ -23,7 +23,11 @@ def silence() -> None:
     if _TIP not in logger.filters:
         logger.addFilter(_TIP)
     # Lightning's own use of a torch API that torch deprecated: nothing a user can act on.
-    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", module=r"lightning\.pytorch\.utilities\._pytree")
+    warnings.filterwarnings(
+        "ignore",
+        message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+        module=r"lightning\.pytorch\.utilities\._pytree",
+    )
 
 
 def show_run(console, cfg, run_dir: Path) -> None:
@@ -46,12 +50,16 @@ def show_run(console, cfg, run_dir: Path) -> None:
         pass
     console.print(f"[bold]{cfg.task_name}[/bold]  (full config: {path}; verbose=true prints it)", soft_wrap=True)
     hydra_cfg = HydraConfig.get()
-    choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if v and not k.startswith(("hydra", "schema")) and "@" not in k}
+    choices = {
+        k: v
+        for k, v in hydra_cfg.runtime.choices.items()
+        if v and not k.startswith(("hydra", "schema")) and "@" not in k
+    }
     tree = Tree("", hide_root=True)
     groups = tree.add("groups")
     for group, choice in sorted(choices.items()):
         groups.add(f"{group}: {choice}")
-    overrides = [o for o in hydra_cfg.overrides.task if not o.split("=", 1)[0].lstrip("+~") in choices]
+    overrides = [o for o in hydra_cfg.overrides.task if o.split("=", 1)[0].lstrip("+~") not in choices]
     if overrides:
         changed = tree.add("overrides")
         for override in overrides:

@@ -21,14 +21,21 @@ def _train_wordpiece(texts, vocab_size: int, min_frequency: int, lowercase: bool
     tk.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
     tk.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tk.decoder = decoders.WordPiece()
-    tk.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=special))
+    tk.train_from_iterator(
+        texts, trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=special)
+    )
     cls, sep = tk.token_to_id("[CLS]"), tk.token_to_id("[SEP]")
     tk.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
     )
     # Segment ids (0 for a pair's first text, 1 for its second) go to the model as BERT's tokenizer sends them.
     return PreTrainedTokenizerFast(
-        tokenizer_object=tk, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
+        tokenizer_object=tk,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
         model_input_names=["input_ids", "token_type_ids", "attention_mask"],
     )
 
@@ -44,12 +51,16 @@ def _train_byte_bpe(texts, vocab_size: int, min_frequency: int, lowercase: bool)
     tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tk.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=[eos, pad], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=[eos, pad],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     tk.train_from_iterator(texts, trainer)
     # Each text ends with <|endoftext|>, which separates documents once packed for CLM (and a pair's two texts).
-    tk.post_processor = processors.TemplateProcessing(single=f"$A {eos}", pair=f"$A {eos} $B:1 {eos}:1",
-                                                      special_tokens=[(eos, tk.token_to_id(eos))])
+    tk.post_processor = processors.TemplateProcessing(
+        single=f"$A {eos}", pair=f"$A {eos} $B:1 {eos}:1", special_tokens=[(eos, tk.token_to_id(eos))]
+    )
     return PreTrainedTokenizerFast(tokenizer_object=tk, eos_token=eos, bos_token=eos, unk_token=eos, pad_token=pad)
 
 
@@ -68,11 +79,16 @@ def _train_unigram(texts, vocab_size: int, min_frequency: int, lowercase: bool):
     tk.normalizer = normalizers.Sequence([normalizers.NFKC(), *([normalizers.Lowercase()] if lowercase else [])])
     tk.pre_tokenizer = pre_tokenizers.Metaspace()
     tk.decoder = decoders.Metaspace()
-    tk.train_from_iterator(texts, trainers.UnigramTrainer(vocab_size=vocab_size - SENTINELS, special_tokens=[pad, eos, unk], unk_token=unk))
+    tk.train_from_iterator(
+        texts, trainers.UnigramTrainer(vocab_size=vocab_size - SENTINELS, special_tokens=[pad, eos, unk], unk_token=unk)
+    )
     tk.add_special_tokens(sentinels)
-    tk.post_processor = processors.TemplateProcessing(single=f"$A {eos}", pair=f"$A {eos} $B:1 {eos}:1",
-                                                      special_tokens=[(eos, tk.token_to_id(eos))])
-    return PreTrainedTokenizerFast(tokenizer_object=tk, pad_token=pad, eos_token=eos, unk_token=unk, extra_special_tokens=sentinels)
+    tk.post_processor = processors.TemplateProcessing(
+        single=f"$A {eos}", pair=f"$A {eos} $B:1 {eos}:1", special_tokens=[(eos, tk.token_to_id(eos))]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tk, pad_token=pad, eos_token=eos, unk_token=unk, extra_special_tokens=sentinels
+    )
 
 
 FAMILIES = {"wordpiece": _train_wordpiece, "byte_bpe": _train_byte_bpe, "unigram": _train_unigram}
@@ -86,22 +102,33 @@ def _trained(cfg, train_split, objective):
 
     tok_cfg = cfg.tokenizer
     family = objective.tokenizer_family(kind_of(config_fields(cfg.model)))
-    spec = {"data": train_split._fingerprint, "samples": tok_cfg.train_samples, "family": family, "vocab_size": tok_cfg.vocab_size,
-            "min_frequency": tok_cfg.min_frequency, "lowercase": tok_cfg.lowercase, "v": 3}
+    spec = {
+        "data": train_split._fingerprint,
+        "samples": tok_cfg.train_samples,
+        "family": family,
+        "vocab_size": tok_cfg.vocab_size,
+        "min_frequency": tok_cfg.min_frequency,
+        "lowercase": tok_cfg.lowercase,
+        "v": 3,
+    }
     key = cache_key(spec)
     cached = lookup("tokenizers", key)
     if cached is not None:  # found by name: the texts are not read
         return AutoTokenizer.from_pretrained(cached)
     from datasets import IterableDataset
 
-    if isinstance(train_split, IterableDataset):  # a stream: its first train_samples texts (validate requires the number)
+    if isinstance(
+        train_split, IterableDataset
+    ):  # a stream: its first train_samples texts (validate requires the number)
         from transferlab.data.streaming import sample
 
         train_split = sample(train_split, tok_cfg.train_samples)
     elif tok_cfg.train_samples and tok_cfg.train_samples < len(train_split):
         # a bounded, seeded sample: a vocabulary needs far less text than a large corpus holds
         train_split = train_split.shuffle(seed=0).select(range(tok_cfg.train_samples))
-    tokenizer = FAMILIES[family](objective.texts(train_split), tok_cfg.vocab_size, tok_cfg.min_frequency, tok_cfg.lowercase)
+    tokenizer = FAMILIES[family](
+        objective.texts(train_split), tok_cfg.vocab_size, tok_cfg.min_frequency, tok_cfg.lowercase
+    )
     with building("tokenizers", key) as tmp:  # whole or not at all; a concurrent run that cached it first wins
         tokenizer.save_pretrained(tmp)
     # Loaded back, so this run's tokenizer is byte-for-byte what later runs load (and tokenization caches match).
@@ -123,9 +150,13 @@ def build_tokenizer(cfg, train_split, run_dir: Path, is_rank_zero: bool, objecti
         path = tok_cfg.name_or_path or cfg.model.name_or_path
         check_pretrained_tokenizer(cfg)
         try:
-            tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=cfg.model.trust_remote_code, revision=cfg.model.revision)
+            tokenizer = AutoTokenizer.from_pretrained(
+                path, trust_remote_code=cfg.model.trust_remote_code, revision=cfg.model.revision
+            )
         except (OSError, ValueError) as e:
-            raise TransferlabError(f"could not load a tokenizer from {path} ({str(e).splitlines()[0]}); use tokenizer=train or set tokenizer.name_or_path") from None
+            raise TransferlabError(
+                f"could not load a tokenizer from {path} ({str(e).splitlines()[0]}); use tokenizer=train or set tokenizer.name_or_path"
+            ) from None
     else:
         tokenizer = _trained(cfg, train_split, objective)
     if tokenizer.pad_token is None:  # GPT-2 style tokenizers ship without one; padding is masked out anyway
@@ -145,8 +176,10 @@ def _named_with_fix(cfg, saved: Path) -> tuple[str, str]:
     if saved.is_dir():
         return f"the run's tokenizer ({saved})", f"start a new run with {keeps} (tokenizer.lowercase=false)"
     if cfg.tokenizer.source == "pretrained":
-        return (f"the tokenizer of {cfg.tokenizer.name_or_path or cfg.model.name_or_path}",
-                f"use tokenizer.name_or_path=DIR with {keeps}, or tokenizer=train on a model from scratch")
+        return (
+            f"the tokenizer of {cfg.tokenizer.name_or_path or cfg.model.name_or_path}",
+            f"use tokenizer.name_or_path=DIR with {keeps}, or tokenizer=train on a model from scratch",
+        )
     if cfg.tokenizer.lowercase:
         return "the trained tokenizer (tokenizer.lowercase=true)", "use tokenizer.lowercase=false"
     return "the trained tokenizer", f"use tokenizer=pretrained tokenizer.name_or_path=DIR with {keeps}"

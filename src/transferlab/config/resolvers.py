@@ -41,7 +41,6 @@ def _hydra_subdir() -> str | None:
 def _column(key: str, *, _root_):
     """data=files/hub's default for a column key (text_column, label_column): the objective's (objectives/base.py)."""
     from transferlab.objectives import OBJECTIVES
-
     from transferlab.objectives.base import Objective
 
     objective = OBJECTIVES.get(_root_.objective.name, Objective)

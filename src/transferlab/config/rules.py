@@ -64,8 +64,12 @@ def violates(value, range_: dict) -> bool:
         return False
     if isinstance(value, float) and math.isnan(value):
         return True
-    return ((range_["ge"] is not None and value < range_["ge"]) or (range_["gt"] is not None and value <= range_["gt"])
-            or (range_["le"] is not None and value > range_["le"]) or (range_["lt"] is not None and value >= range_["lt"]))
+    return (
+        (range_["ge"] is not None and value < range_["ge"])
+        or (range_["gt"] is not None and value <= range_["gt"])
+        or (range_["le"] is not None and value > range_["le"])
+        or (range_["lt"] is not None and value >= range_["lt"])
+    )
 
 
 def check_value(key: str, value, range_: dict) -> None:
@@ -89,4 +93,6 @@ def check_fields(cfg: DictConfig, prefix: str = "") -> None:
         elif key in declared:
             check_value(f"{prefix}{key}", value, declared[key])
         elif key in choices and value is not None and value not in choices[key]:
-            raise TransferlabError(f"{prefix}{key}={value} is not one of: {', '.join(sorted(c for c in choices[key] if c is not None))}")
+            raise TransferlabError(
+                f"{prefix}{key}={value} is not one of: {', '.join(sorted(c for c in choices[key] if c is not None))}"
+            )

@@ -39,7 +39,9 @@ class DataConfig:
     test: Optional[str] = None
     text_column: str = "text"
     label_column: Optional[str] = None
-    question_column: Optional[str] = None  # extractive QA's question (its context is text_column, its answers label_column)
+    question_column: Optional[str] = (
+        None  # extractive QA's question (its context is text_column, its answers label_column)
+    )
     source_column: Optional[str] = None  # text-to-text (seq2seq, sft): the input text
     target_column: Optional[str] = None  # text-to-text: the text to generate
     max_seq_len: int = at_least(128, 8, hint="shorter blocks leave too little context")
@@ -47,20 +49,36 @@ class DataConfig:
     eval_batch_size: Optional[int] = at_least(None)  # default: 2 x batch_size
     max_train_samples: Optional[int] = at_least(None, hint="a positive number of examples, or null for all")
     max_eval_samples: Optional[int] = at_least(None, hint="a positive number of examples, or null for all")
-    train_fraction: float = fraction(1.0, hint="e.g. data.train_fraction=0.1 keeps 10% of train")  # stratified for labeled data
+    train_fraction: float = fraction(
+        1.0, hint="e.g. data.train_fraction=0.1 keeps 10% of train"
+    )  # stratified for labeled data
     validation_fraction: float = ranged(0.1, gt=0.0, lt=1.0)  # share of train carved out when a split is missing
     split_seed: int = 1234
     bucket_by_length: bool = True  # rows of one example each: batches of similar length (less padding)
     num_workers: int = at_least(0, 0)
-    num_proc: Optional[int] = at_least(None, hint="tokenizer processes, or null for one per CPU")  # preparing large splits
-    format: str = choice("auto", "csv", "json", "parquet", "text", "conll", "squad")  # files: auto = by extension (.gz aside); squad = SQuAD v1.1 JSON
+    num_proc: Optional[int] = at_least(
+        None, hint="tokenizer processes, or null for one per CPU"
+    )  # preparing large splits
+    format: str = choice(
+        "auto", "csv", "json", "parquet", "text", "conll", "squad"
+    )  # files: auto = by extension (.gz aside); squad = SQuAD v1.1 JSON
     encoding_errors: str = choice("strict", "replace")  # text files: strict (fail with file and byte offset) | replace
-    streaming: bool = False  # read train/validation/test as streams, tokenized and packed on the fly (packed objectives)
-    shuffle_buffer: int = at_least(10000, 1, hint="a number of examples")  # streaming: the train stream's shuffle buffer
+    streaming: bool = (
+        False  # read train/validation/test as streams, tokenized and packed on the fly (packed objectives)
+    )
+    shuffle_buffer: int = at_least(
+        10000, 1, hint="a number of examples"
+    )  # streaming: the train stream's shuffle buffer
     license: Optional[str] = None  # the data's licence, as the export's model card states it
-    quoting: str = choice("auto", "csv", "none")  # CSV/TSV quotes: csv (RFC 4180) | none (a quote is text) | auto: csv for .csv, none for .tsv
-    na_values: List[str] = field(default_factory=list)  # CSV/TSV cells that mean "missing" besides an empty one, e.g. [NA, "null"]
-    missing: str = choice("error", "drop")  # a row with an empty value in a column the objective reads: error (naming file and row) | drop
+    quoting: str = choice(
+        "auto", "csv", "none"
+    )  # CSV/TSV quotes: csv (RFC 4180) | none (a quote is text) | auto: csv for .csv, none for .tsv
+    na_values: List[str] = field(
+        default_factory=list
+    )  # CSV/TSV cells that mean "missing" besides an empty one, e.g. [NA, "null"]
+    missing: str = choice(
+        "error", "drop"
+    )  # a row with an empty value in a column the objective reads: error (naming file and row) | drop
 
 
 @dataclass
@@ -70,7 +88,9 @@ class TokenizerConfig:
     vocab_size: int = at_least(8000, 16)
     min_frequency: int = at_least(2)
     lowercase: bool = False  # true folds case in every text, targets included: only for a case-blind task
-    train_samples: Optional[int] = at_least(None, hint="a number of texts, or null for the whole train split")  # trained on a seeded sample
+    train_samples: Optional[int] = at_least(
+        None, hint="a number of texts, or null for the whole train split"
+    )  # trained on a seeded sample
 
 
 @dataclass
@@ -171,7 +191,9 @@ class TrainConfig:
     export: bool = True  # save_pretrained model + tokenizer into <run>/export
     test: bool = True  # evaluate the best checkpoint on the test split after fit
     compile: bool = False  # torch.compile what the objective's step runs (the model, or the model and its loss)
-    compile_mode: str = choice("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's mode
+    compile_mode: str = choice(
+        "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"
+    )  # torch.compile's mode
     on_nan: str = choice("stop", "skip")  # what a NaN/Inf loss does
     init: Optional[str] = None  # scratch | pretrained: set by the init/ group (study sweeps), shown in tags and reports
     pretrained_source: Optional[str] = None  # the pre-trained model dir that init/ reads (weights or tokenizer)
@@ -198,7 +220,11 @@ def register_schemas() -> None:
     from transferlab.objectives import OBJECTIVES
 
     ConfigStore.instance().store(name="schema_train", node=TrainConfig)
-    groups = {**SCHEMAS, "objective": {n: c.Config for n, c in OBJECTIVES.items()}, "freeze": {n: c.Config for n, c in FREEZE_POLICIES.items()}}
+    groups = {
+        **SCHEMAS,
+        "objective": {n: c.Config for n, c in OBJECTIVES.items()},
+        "freeze": {n: c.Config for n, c in FREEZE_POLICIES.items()},
+    }
     for group, nodes in groups.items():
         for name, node in nodes.items():
             store_schema(group, name, node)

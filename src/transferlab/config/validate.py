@@ -16,7 +16,6 @@ from transferlab.data.readers import SUFFIXES, suffix
 from transferlab.errors import TransferlabError
 
 
-
 def _check_trainer(cfg: DictConfig) -> None:
     for key, bounds in TRAINER_RANGES.items():
         value = cfg.trainer.get(key)
@@ -26,7 +25,9 @@ def _check_trainer(cfg: DictConfig) -> None:
 
 def _check_compile(cfg: DictConfig) -> None:
     if cfg.compile_mode != "default" and not cfg.compile:
-        raise TransferlabError(f"compile_mode={cfg.compile_mode} applies only when compiling; add compile=true, or drop compile_mode")
+        raise TransferlabError(
+            f"compile_mode={cfg.compile_mode} applies only when compiling; add compile=true, or drop compile_mode"
+        )
 
 
 def _check_model(cfg: DictConfig, objective) -> None:
@@ -44,7 +45,9 @@ def _check_model(cfg: DictConfig, objective) -> None:
             "(or build from scratch with model.arch, e.g. model=tiny_bert)"
         )
     if model.random_init and not model.name_or_path:
-        raise TransferlabError("model.random_init=true takes the architecture of model.name_or_path; set model.name_or_path")
+        raise TransferlabError(
+            "model.random_init=true takes the architecture of model.name_or_path; set model.name_or_path"
+        )
     fields = config_fields(model)
     check_fits(objective, fields)
     check_positions(cfg.data.max_seq_len, fields)
@@ -63,7 +66,9 @@ def _check_data(cfg: DictConfig) -> None:
             if not p.is_file():
                 raise TransferlabError(f"data.{split}: file not found: {path}; give an existing file")
             if data.format == "auto" and suffix(p) not in SUFFIXES:
-                raise TransferlabError(f"data.{split}: unsupported file type '{p.name}'; use one of {', '.join(SUFFIXES)} (optionally .gz); or set data.format=csv|json|parquet|text|conll")
+                raise TransferlabError(
+                    f"data.{split}: unsupported file type '{p.name}'; use one of {', '.join(SUFFIXES)} (optionally .gz); or set data.format=csv|json|parquet|text|conll"
+                )
     elif not data.path:
         raise TransferlabError("data=hub needs data.path=<dataset id>")
 
@@ -75,12 +80,18 @@ def _check_streaming(cfg: DictConfig, objective) -> None:
         from transferlab.objectives import OBJECTIVES
 
         packed = "|".join(name for name, o in OBJECTIVES.items() if o.streams)
-        raise TransferlabError(f"data.streaming=true packs text as it is read, which objective={objective.name} does not do; "
-                               f"use objective={packed}, or data.streaming=false")
+        raise TransferlabError(
+            f"data.streaming=true packs text as it is read, which objective={objective.name} does not do; "
+            f"use objective={packed}, or data.streaming=false"
+        )
     if not isinstance(cfg.trainer.get("max_steps"), int) or cfg.trainer.max_steps <= 0:
-        raise TransferlabError("data.streaming=true reads a stream with no length, so no epoch ends; set trainer.max_steps=N")
+        raise TransferlabError(
+            "data.streaming=true reads a stream with no length, so no epoch ends; set trainer.max_steps=N"
+        )
     if cfg.tokenizer.source == "train" and not cfg.tokenizer.train_samples:
-        raise TransferlabError("data.streaming=true with tokenizer=train learns from the stream's first texts; set tokenizer.train_samples=N")
+        raise TransferlabError(
+            "data.streaming=true with tokenizer=train learns from the stream's first texts; set tokenizer.train_samples=N"
+        )
 
 
 def _check_tokenizer(cfg: DictConfig) -> None:
@@ -97,7 +108,9 @@ def _check_tokenizer(cfg: DictConfig) -> None:
 
 def _check_resume(cfg: DictConfig) -> None:
     if cfg.resume not in ("never", "auto") and not Path(cfg.resume).is_file():
-        raise TransferlabError(f"resume={cfg.resume}: no such checkpoint file; give a .ckpt path, resume=auto or resume=never")
+        raise TransferlabError(
+            f"resume={cfg.resume}: no such checkpoint file; give a .ckpt path, resume=auto or resume=never"
+        )
 
 
 def _check_sweep_direction(cfg: DictConfig, monitor: tuple) -> None:

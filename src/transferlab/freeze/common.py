@@ -18,7 +18,9 @@ def no_decay_ids(model) -> set[int]:
     return ids
 
 
-def optimizer_groups(name: str, params: list, lr: float, weight_decay: float, no_decay: set[int], **extra) -> list[dict]:
+def optimizer_groups(
+    name: str, params: list, lr: float, weight_decay: float, no_decay: set[int], **extra
+) -> list[dict]:
     """One part's trainable params as up to two AdamW groups: with and without weight decay; empty groups dropped.
     `extra` keys ride along in each group (plain values: they are saved with the optimizer's state)."""
     params = [p for p in params if p.requires_grad]

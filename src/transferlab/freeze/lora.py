@@ -68,7 +68,8 @@ class LoRA(Policy):
         blocks = find_blocks(model)
         head_ids = ids_of(blocks.part_params()["head"])
         to_save = [
-            name for name, m in model.named_children()
+            name
+            for name, m in model.named_children()
             if any(m is h for h in blocks.head) and all(id(p) in head_ids for p in m.parameters())
         ]
         conv1d = any(type(linear[n]).__name__ == "Conv1D" for names in matched.values() for n in names)

@@ -60,7 +60,9 @@ class PredictionHead:
 
     @staticmethod
     def fits(model) -> bool:
-        return hasattr(model.config, "classifier_pooling") and all(hasattr(model, n) for n in ("head", "drop", "classifier"))
+        return hasattr(model.config, "classifier_pooling") and all(
+            hasattr(model, n) for n in ("head", "drop", "classifier")
+        )
 
     @staticmethod
     def dense(probe):
@@ -79,7 +81,11 @@ class Pooler:
     @staticmethod
     def fits(model) -> bool:
         pooler = getattr(model.base_model, "pooler", None)
-        return hasattr(pooler, "dense") and isinstance(getattr(model, "classifier", None), nn.Linear) and hasattr(model, "dropout")
+        return (
+            hasattr(pooler, "dense")
+            and isinstance(getattr(model, "classifier", None), nn.Linear)
+            and hasattr(model, "dropout")
+        )
 
     @staticmethod
     def dense(probe):
@@ -204,7 +210,12 @@ class Probe(nn.Module):
             t = tensor.detach().cpu().contiguous()
             digest.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
             digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-        return {"weights": digest.hexdigest(), "layout": self.layout.name, "pooling": self.pooling, "dense": self.trains_dense}
+        return {
+            "weights": digest.hexdigest(),
+            "layout": self.layout.name,
+            "pooling": self.pooling,
+            "dense": self.trains_dense,
+        }
 
     def exports_as_task_model(self) -> bool:
         return self.layout is not OwnLinear
@@ -218,10 +229,15 @@ class Probe(nn.Module):
 
         export_dir = Path(export_dir)
         self.base_model.save_pretrained(export_dir)
-        save_file({k: v.detach().cpu().contiguous() for k, v in self.probe_head.state_dict().items()},
-                  str(export_dir / "probe_head.safetensors"))
-        meta = {"format": "transferlab-probe", "pooling": self.pooling,
-                "id2label": {str(i): label for i, label in self.config.id2label.items()}}
+        save_file(
+            {k: v.detach().cpu().contiguous() for k, v in self.probe_head.state_dict().items()},
+            str(export_dir / "probe_head.safetensors"),
+        )
+        meta = {
+            "format": "transferlab-probe",
+            "pooling": self.pooling,
+            "id2label": {str(i): label for i, label in self.config.id2label.items()},
+        }
         (export_dir / "probe.json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
@@ -239,8 +255,9 @@ def load_probe(export_dir) -> Probe:
         )
     meta = json.loads(meta_path.read_text())
     id2label = {int(i): label for i, label in meta["id2label"].items()}
-    config = AutoConfig.from_pretrained(export_dir, num_labels=len(id2label), id2label=id2label,
-                                        label2id={label: i for i, label in id2label.items()})
+    config = AutoConfig.from_pretrained(
+        export_dir, num_labels=len(id2label), id2label=id2label, label2id={label: i for i, label in id2label.items()}
+    )
     task = AutoModelForSequenceClassification.from_config(config)
     task.base_model.load_state_dict(AutoModel.from_pretrained(export_dir).state_dict())
     probe = Probe(task, meta["pooling"], "linear")

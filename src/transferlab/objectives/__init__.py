@@ -12,8 +12,10 @@ from transferlab.objectives.sft import SFT
 from transferlab.objectives.span_corruption import SpanCorruption
 from transferlab.objectives.token_classification import TokenClassification
 
-OBJECTIVES: dict[str, type] = {cls.name: cls for cls in (
-    MaskedLM, CausalLM, Classification, TokenClassification, ExtractiveQA, SpanCorruption, Seq2Seq, SFT)}
+OBJECTIVES: dict[str, type] = {
+    cls.name: cls
+    for cls in (MaskedLM, CausalLM, Classification, TokenClassification, ExtractiveQA, SpanCorruption, Seq2Seq, SFT)
+}
 
 
 def register(cls: type) -> type:

@@ -60,8 +60,10 @@ class Classification(Objective):
         self.metrics = per_stage(
             lambda: MetricCollection(
                 # validate_args=False: prepare already mapped the labels; the checks cost a host sync per update
-                {"acc": MulticlassAccuracy(n, average="micro", validate_args=False),
-                 "f1_macro": MulticlassF1Score(n, average="macro", validate_args=False)}
+                {
+                    "acc": MulticlassAccuracy(n, average="micro", validate_args=False),
+                    "f1_macro": MulticlassF1Score(n, average="macro", validate_args=False),
+                }
             )
         )
 

@@ -43,7 +43,9 @@ class CausalLM(Objective):
     def prepare(self, split: str, dataset):
         from transferlab.data.packing import packed_blocks
 
-        return packed_blocks(dataset, self.tokenizer, self.data_cfg.max_seq_len, {"objective": "lm"}, self.data_cfg.num_proc)
+        return packed_blocks(
+            dataset, self.tokenizer, self.data_cfg.max_seq_len, {"objective": "lm"}, self.data_cfg.num_proc
+        )
 
     def collator(self, stage: str):
         from transferlab.objectives.collate import BlockCollator

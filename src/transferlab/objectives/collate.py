@@ -27,8 +27,15 @@ class PadCollator:
     (a seq2seq target) to its own longest row with its pad value. Eval batches also carry the examples' ids (a
     plain list: Lightning leaves it on the CPU)."""
 
-    def __init__(self, pad_id: int, columns: tuple = ("labels",), keep_ids: bool = False, multiple_of: int = 1,
-                 aligned: dict | None = None, sequences: dict | None = None):
+    def __init__(
+        self,
+        pad_id: int,
+        columns: tuple = ("labels",),
+        keep_ids: bool = False,
+        multiple_of: int = 1,
+        aligned: dict | None = None,
+        sequences: dict | None = None,
+    ):
         self.pad_id, self.columns, self.keep_ids, self.multiple_of = pad_id, columns, keep_ids, multiple_of
         self.aligned, self.sequences = aligned or {}, sequences or {}
 

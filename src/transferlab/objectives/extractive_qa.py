@@ -16,11 +16,12 @@ from transferlab.errors import TransferlabError
 from transferlab.objectives.base import SPLIT_OF_STAGE, Objective
 
 
-
 @dataclass
 class ExtractiveQAConfig:
     name: str = "extractive_qa"
-    max_seq_len: int = 128  # tokens of a window: question, context part and specials (the YAML makes it data.max_seq_len)
+    max_seq_len: int = (
+        128  # tokens of a window: question, context part and specials (the YAML makes it data.max_seq_len)
+    )
     doc_stride: int = 32  # tokens two neighbouring windows of one context share
     max_answer_len: int = 30  # tokens: longer spans are never predicted
     n_best: int = 20  # start and end candidates per window
@@ -32,12 +33,16 @@ def check_answers(ds, name_row) -> None:
         rows = ds[begin : begin + 1000]
         for i, (context, answers) in enumerate(zip(rows["context"], rows["answers"])):
             if not answers or not answers.get("text"):
-                raise TransferlabError(f"{name_row(begin + i)} has no answer; extractive_qa needs at least one per question (SQuAD v1.1)")
+                raise TransferlabError(
+                    f"{name_row(begin + i)} has no answer; extractive_qa needs at least one per question (SQuAD v1.1)"
+                )
             for text, start in zip(answers["text"], answers["answer_start"]):
                 found = context[start : start + len(text)]
                 if found != text:
-                    raise TransferlabError(f"{name_row(begin + i)}: answer {text!r} is not at answer_start {start} of its context "
-                                           f"(found {found!r}); fix answer_start or the answer text")
+                    raise TransferlabError(
+                        f"{name_row(begin + i)}: answer {text!r} is not at answer_start {start} of its context "
+                        f"(found {found!r}); fix answer_start or the answer text"
+                    )
 
 
 def check_windows(split: str, batch, tokenizer, room: int, length: int, stride: int) -> None:
@@ -50,7 +55,8 @@ def check_windows(split: str, batch, tokenizer, room: int, length: int, stride: 
             raise TransferlabError(
                 f"data.{split}: the question {question[:60]!r} is {n} tokens, which leaves {left} of objective.max_seq_len={length} "
                 f"for its context of {m}, not more than objective.doc_stride={stride}; raise objective.max_seq_len "
-                "(data.max_seq_len), lower objective.doc_stride, or shorten the question")
+                "(data.max_seq_len), lower objective.doc_stride, or shorten the question"
+            )
 
 
 class ExtractiveQA(Objective):
@@ -67,8 +73,13 @@ class ExtractiveQA(Objective):
         columns = split.column_names
         if data_cfg.label_column in columns or not {"answer_text", "answer_start"} <= set(columns):
             return split
-        return split.map(lambda row: {data_cfg.label_column: {"text": [row["answer_text"]], "answer_start": [int(row["answer_start"])]}},
-                         remove_columns=["answer_text", "answer_start"], desc="answers")
+        return split.map(
+            lambda row: {
+                data_cfg.label_column: {"text": [row["answer_text"]], "answer_start": [int(row["answer_start"])]}
+            },
+            remove_columns=["answer_text", "answer_start"],
+            desc="answers",
+        )
 
     @classmethod
     def check_rows(cls, split, name_row) -> None:
@@ -83,8 +94,10 @@ class ExtractiveQA(Objective):
     def __init__(self, cfg, data_cfg, tokenizer, train):
         super().__init__(cfg, data_cfg, tokenizer, train)
         if not getattr(tokenizer, "is_fast", False):
-            raise TransferlabError("objective=extractive_qa needs a fast tokenizer (its offsets map answers to tokens and back); "
-                                   "use tokenizer=train or a model that ships a tokenizer.json")
+            raise TransferlabError(
+                "objective=extractive_qa needs a fast tokenizer (its offsets map answers to tokens and back); "
+                "use tokenizer=train or a model that ships a tokenizer.json"
+            )
         if cfg.doc_stride < 0:
             raise TransferlabError(f"objective.doc_stride={cfg.doc_stride}: give 0 or more tokens")
         from torch import nn
@@ -104,8 +117,17 @@ class ExtractiveQA(Objective):
 
         def encode(batch, indices):
             check_windows(split, batch, tokenizer, room, length, stride)
-            enc = tokenizer(batch["question"], batch["context"], truncation="only_second", max_length=length, stride=stride,
-                            return_overflowing_tokens=True, return_offsets_mapping=True, return_token_type_ids=types, verbose=False)
+            enc = tokenizer(
+                batch["question"],
+                batch["context"],
+                truncation="only_second",
+                max_length=length,
+                stride=stride,
+                return_overflowing_tokens=True,
+                return_offsets_mapping=True,
+                return_token_type_ids=types,
+                verbose=False,
+            )
             out = {k: [] for k in ("input_ids", "start", "end", "cut", "example", "offset_start", "offset_end")}
             for w, ids in enumerate(enc["input_ids"]):
                 row = enc["overflow_to_sample_mapping"][w]
@@ -121,8 +143,16 @@ class ExtractiveQA(Objective):
 
         settings = {"objective": self.name, "max_len": length, "stride": stride, "types": types, "v": 1}
         aligned = ("offset_start", "offset_end") + (("token_type_ids",) if types else ())
-        rows = Rows.prepare(dataset, encode, tokenizer, settings, ["start", "end", "cut", "example"], self.data_cfg.num_proc,
-                            aligned=aligned, indices=True)
+        rows = Rows.prepare(
+            dataset,
+            encode,
+            tokenizer,
+            settings,
+            ["start", "end", "cut", "example"],
+            self.data_cfg.num_proc,
+            aligned=aligned,
+            indices=True,
+        )
         self.raw[split] = dataset
         self.stats[f"{split}_windows"] = len(rows)
         self.stats[f"{split}_windows_cut"] = int(rows.columns["cut"].sum())
@@ -134,13 +164,18 @@ class ExtractiveQA(Objective):
         aligned = {"token_type_ids": 0} if "token_type_ids" in self.tokenizer.model_input_names else {}
         if stage != "train":
             aligned.update({"offset_start": -1, "offset_end": -1})
-        return PadCollator(self.tokenizer.pad_token_id, columns=("start", "end", "example"), keep_ids=stage != "train", aligned=aligned)
+        return PadCollator(
+            self.tokenizer.pad_token_id, columns=("start", "end", "example"), keep_ids=stage != "train", aligned=aligned
+        )
 
     def step(self, model, batch, stage: str):
         from torch.nn.functional import cross_entropy
 
         out = model(**self.model_inputs(batch))
-        return (cross_entropy(out.start_logits.float(), batch["start"]) + cross_entropy(out.end_logits.float(), batch["end"])) / 2
+        return (
+            cross_entropy(out.start_logits.float(), batch["start"])
+            + cross_entropy(out.end_logits.float(), batch["end"])
+        ) / 2
 
     def predict(self, model, batch) -> list:
         """Per window: its example and its n-best [score, char_start, char_end] in that example's context."""
@@ -149,9 +184,16 @@ class ExtractiveQA(Objective):
         out = model(**self.model_inputs(batch))
         start_logits, end_logits = out.start_logits.float().tolist(), out.end_logits.float().tolist()
         starts, ends, examples = batch["offset_start"].tolist(), batch["offset_end"].tolist(), batch["example"].tolist()
-        return [{"id": window, "example": examples[i],
-                 "spans": best_spans(start_logits[i], end_logits[i], starts[i], ends[i], self.cfg.n_best, self.cfg.max_answer_len)}
-                for i, window in enumerate(batch["ids"])]
+        return [
+            {
+                "id": window,
+                "example": examples[i],
+                "spans": best_spans(
+                    start_logits[i], end_logits[i], starts[i], ends[i], self.cfg.n_best, self.cfg.max_answer_len
+                ),
+            }
+            for i, window in enumerate(batch["ids"])
+        ]
 
     def _answers(self, stage: str, predictions: list) -> list:
         """Per example, in order: (example, its raw row, the best span over its windows or None)."""
@@ -170,12 +212,23 @@ class ExtractiveQA(Objective):
         from torchmetrics.functional.text import squad
 
         answers = self._answers(stage, predictions)
-        preds = [{"id": str(e), "prediction_text": row["context"][span[1] : span[2]] if span else ""} for e, row, span in answers]
+        preds = [
+            {"id": str(e), "prediction_text": row["context"][span[1] : span[2]] if span else ""}
+            for e, row, span in answers
+        ]
         target = [{"id": str(e), "answers": row["answers"]} for e, row, _ in answers]
         scores = squad(preds, target)
         return {"exact_match": float(scores["exact_match"]) / 100, "f1": float(scores["f1"]) / 100}
 
     def written(self, stage: str, predictions: list) -> list:
-        return [{"example": e, "question": row["question"], "context": row["context"],
-                 "prediction": row["context"][span[1] : span[2]] if span else "", "score": round(span[0], 4) if span else None,
-                 "answers": row["answers"]["text"]} for e, row, span in self._answers(stage, predictions)]
+        return [
+            {
+                "example": e,
+                "question": row["question"],
+                "context": row["context"],
+                "prediction": row["context"][span[1] : span[2]] if span else "",
+                "score": round(span[0], 4) if span else None,
+                "answers": row["answers"]["text"],
+            }
+            for e, row, span in self._answers(stage, predictions)
+        ]

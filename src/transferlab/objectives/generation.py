@@ -66,5 +66,6 @@ def text_scores(predictions: list, references: list) -> dict:
         "bleu": sacrebleu.corpus_bleu(predictions, [references]).score / 100,
         "chrf": sacrebleu.corpus_chrf(predictions, [references]).score / 100,
         "rougeL": float(rouge),
-        "exact_match": sum(normalized(p) == normalized(r) for p, r in zip(predictions, references)) / max(1, len(references)),
+        "exact_match": sum(normalized(p) == normalized(r) for p, r in zip(predictions, references))
+        / max(1, len(references)),
     }

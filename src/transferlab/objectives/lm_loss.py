@@ -19,7 +19,6 @@ import torch
 from transferlab.objectives.base import IGNORE
 
 
-
 def masked_padding(logits: torch.Tensor, vocab: int | None) -> torch.Tensor:
     """Logits with the padded vocabulary columns (from `vocab` on) at -inf; unchanged without padding."""
     if vocab is None or vocab >= logits.size(-1):
@@ -77,14 +76,22 @@ class _LinearCrossEntropy(torch.autograd.Function):
     def backward(ctx, grad_output):
         grad_hidden, grad_weight, *rest = ctx.saved_tensors
         grad_bias = rest[0] * grad_output if ctx.has_bias else None
-        return (grad_hidden * grad_output.to(grad_hidden.dtype), (grad_weight * grad_output).to(ctx.weight_dtype),
-                None if grad_bias is None else grad_bias.to(ctx.weight_dtype), None, None, None)
+        return (
+            grad_hidden * grad_output.to(grad_hidden.dtype),
+            (grad_weight * grad_output).to(ctx.weight_dtype),
+            None if grad_bias is None else grad_bias.to(ctx.weight_dtype),
+            None,
+            None,
+            None,
+        )
 
 
 def linear_cross_entropy(hidden, weight, targets, bias=None, chunk: int = 4096, vocab: int | None = None):
     """Mean cross-entropy of `hidden @ weight.T (+ bias)` against `targets` (IGNORE rows skipped), `chunk` rows of
     logits at a time. hidden: [N, d]; weight: [V, d]; targets: [N]."""
-    if torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)):
+    if torch.is_grad_enabled() and (
+        hidden.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
+    ):
         return _LinearCrossEntropy.apply(hidden, weight, bias, targets, chunk, vocab)
     total = torch.zeros((), dtype=torch.float32, device=hidden.device)
     for start in range(0, hidden.size(0), chunk):

@@ -16,10 +16,9 @@ random `static_count` of its tokens masked and leaves the rest unchanged, as BER
 
 from dataclasses import dataclass
 
+from transferlab.config.rules import probability
 from transferlab.errors import TransferlabError
 from transferlab.objectives.base import IGNORE, Objective
-from transferlab.config.rules import probability
-
 
 
 @dataclass
@@ -37,7 +36,9 @@ class MLMCollator:
         import torch
 
         if tokenizer.mask_token_id is None:
-            raise TransferlabError("objective=mlm needs a tokenizer with a mask token; use tokenizer=train or a BERT-style tokenizer")
+            raise TransferlabError(
+                "objective=mlm needs a tokenizer with a mask token; use tokenizer=train or a BERT-style tokenizer"
+            )
         vocab = tokenizer.get_vocab()
         size = max(len(tokenizer), max(vocab.values()) + 1)
         self.special = torch.zeros(size, dtype=torch.bool)
@@ -64,7 +65,9 @@ class MLMCollator:
             # Number the words in each row, draw once per word, and spread the draw over the word's tokens.
             starts = ~self.continuation[input_ids]
             word = torch.cumsum(starts.long(), dim=1)
-            per_word = torch.bernoulli(torch.full((input_ids.size(0), input_ids.size(1) + 1), self.p), generator=rng).bool()
+            per_word = torch.bernoulli(
+                torch.full((input_ids.size(0), input_ids.size(1) + 1), self.p), generator=rng
+            ).bool()
             chosen = per_word.gather(1, word)
         return chosen & ~special
 
@@ -84,7 +87,11 @@ class MLMCollator:
         labels = torch.where(chosen, input_ids, torch.full_like(input_ids, IGNORE))
         to_mask = chosen & torch.bernoulli(torch.full(input_ids.shape, self.p_mask), generator=rng).bool()
         rest = 1.0 - self.p_mask
-        to_random = chosen & ~to_mask & torch.bernoulli(torch.full(input_ids.shape, self.p_random / rest if rest else 0.0), generator=rng).bool()
+        to_random = (
+            chosen
+            & ~to_mask
+            & torch.bernoulli(torch.full(input_ids.shape, self.p_random / rest if rest else 0.0), generator=rng).bool()
+        )
         input_ids[to_mask] = self.mask_id
         input_ids[to_random] = torch.randint(self.vocab_size, (int(to_random.sum()),), generator=rng)
         positions = chosen.flatten().nonzero().squeeze(1)
@@ -115,9 +122,9 @@ MLM_HEADS = {
     "roberta": lambda m: m.lm_head,
     "xlm-roberta": lambda m: m.lm_head,
     "camembert": lambda m: m.lm_head,
-    "electra": lambda m: (lambda h: m.generator_lm_head(m.generator_predictions(h))),
+    "electra": lambda m: lambda h: m.generator_lm_head(m.generator_predictions(h)),
     "distilbert": _distilbert_head,
-    "modernbert": lambda m: (lambda h: m.decoder(m.head(h))),
+    "modernbert": lambda m: lambda h: m.decoder(m.head(h)),
 }
 
 
@@ -154,7 +161,9 @@ class MaskedLM(Objective):
     def prepare(self, split: str, dataset):
         from transferlab.data.packing import packed_blocks
 
-        return packed_blocks(dataset, self.tokenizer, self.data_cfg.max_seq_len, {"objective": "lm"}, self.data_cfg.num_proc)
+        return packed_blocks(
+            dataset, self.tokenizer, self.data_cfg.max_seq_len, {"objective": "lm"}, self.data_cfg.num_proc
+        )
 
     def collator(self, stage: str):
         return self._collator
@@ -185,14 +194,18 @@ class MaskedLM(Objective):
             logits = head(task_model)(hidden.flatten(0, 1).index_select(0, positions))
         logits = masked_padding(logits.float(), self.vocab)
         scored = targets != IGNORE
-        loss = nn.functional.cross_entropy(logits, targets, ignore_index=IGNORE, reduction="sum") / scored.sum().clamp(min=1)
+        loss = nn.functional.cross_entropy(logits, targets, ignore_index=IGNORE, reduction="sum") / scored.sum().clamp(
+            min=1
+        )
         return loss, (logits.argmax(-1) == targets).float(), scored.float()
 
     def step(self, model, batch, stage: str):
         positions = batch["masked_positions"]
         if positions.numel() == 0:  # a batch where nothing was drawn: no loss, nothing to learn
-            return (sum(p.sum() for p in model.parameters() if p.requires_grad) * 0.0)
-        targets = batch["masked_labels"] if "masked_labels" in batch else batch["labels"].flatten().index_select(0, positions)
+            return sum(p.sum() for p in model.parameters() if p.requires_grad) * 0.0
+        targets = (
+            batch["masked_labels"] if "masked_labels" in batch else batch["labels"].flatten().index_select(0, positions)
+        )
         loss, hits, scored = self.loss(model, batch["input_ids"], positions, targets)
         metrics = self.metrics[stage]
         metrics["acc"].update(hits, weight=scored)

@@ -14,7 +14,6 @@ from transferlab.objectives.base import IGNORE, SPLIT_OF_STAGE, Objective
 from transferlab.objectives.generation import GenerationConfig
 
 
-
 @dataclass
 class Seq2SeqConfig:
     name: str = "seq2seq"
@@ -61,14 +60,17 @@ class TextToText(Objective):
         compares as the decoded text has it (runs collapsed, ends stripped); nothing else is forgiven."""
         rows = train.select(range(0, len(train), max(1, len(train) // cls.SAMPLED_TARGETS)))
         targets = list(rows["target"])
-        decoded = tokenizer.batch_decode(tokenizer(targets, add_special_tokens=False, verbose=False)["input_ids"],
-                                         skip_special_tokens=True)
+        decoded = tokenizer.batch_decode(
+            tokenizer(targets, add_special_tokens=False, verbose=False)["input_ids"], skip_special_tokens=True
+        )
         wrong = [(t, d) for t, d in zip(targets, decoded) if " ".join(t.split()) != " ".join(d.split())]
         if not wrong:
             return None
         target, got = (" ".join(text.split()) for text in wrong[0])
-        return (f"cannot encode the targets exactly: {_around(target, got)} ({len(wrong)} of {len(targets)} "
-                "sampled train targets differ)")
+        return (
+            f"cannot encode the targets exactly: {_around(target, got)} ({len(wrong)} of {len(targets)} "
+            "sampled train targets differ)"
+        )
 
     @classmethod
     def check(cls, cfg) -> None:
@@ -82,8 +84,10 @@ class TextToText(Objective):
         prompt = cfg.data.max_seq_len if cls.model_kinds == ("decoder",) else 0
         if limit and new + prompt > limit:
             with_prompt = f" after a prompt of up to data.max_seq_len={prompt} tokens" if prompt else ""
-            raise TransferlabError(f"objective.generation.max_new_tokens={new}{with_prompt} exceeds the model's {limit} positions; "
-                                   "lower objective.generation.max_new_tokens" + (" or data.max_seq_len" if prompt else ""))
+            raise TransferlabError(
+                f"objective.generation.max_new_tokens={new}{with_prompt} exceeds the model's {limit} positions; "
+                "lower objective.generation.max_new_tokens" + (" or data.max_seq_len" if prompt else "")
+            )
 
     def __init__(self, cfg, data_cfg, tokenizer, train):
         from torch import nn
@@ -133,8 +137,10 @@ class TextToText(Objective):
         return text_scores([r["prediction"] for r, _ in pairs], [row["target"] for _, row in pairs])
 
     def written(self, stage: str, predictions: list) -> list:
-        return [{"example": r["id"], "source": row["source"], "reference": row["target"], "prediction": r["prediction"]}
-                for r, row in self._pairs(stage, predictions)]
+        return [
+            {"example": r["id"], "source": row["source"], "reference": row["target"], "prediction": r["prediction"]}
+            for r, row in self._pairs(stage, predictions)
+        ]
 
 
 class Seq2Seq(TextToText):
@@ -147,7 +153,12 @@ class Seq2Seq(TextToText):
     def prepare(self, split: str, dataset):
         from transferlab.data.prepared import Rows
 
-        tokenizer, prefix, source_len, target_len = self.tokenizer, self.cfg.source_prefix, self.data_cfg.max_seq_len, self.cfg.max_target_len
+        tokenizer, prefix, source_len, target_len = (
+            self.tokenizer,
+            self.cfg.source_prefix,
+            self.data_cfg.max_seq_len,
+            self.cfg.max_target_len,
+        )
 
         def encode(batch):
             out = {"input_ids": [], "labels": [], "source_cut": [], "target_cut": []}
@@ -159,15 +170,31 @@ class Seq2Seq(TextToText):
                     out[key].append(value)
             return out
 
-        settings = {"objective": self.name, "prefix": prefix, "source_len": source_len, "target_len": target_len, "v": 1}
-        rows = Rows.prepare(dataset, encode, tokenizer, settings, ["source_cut", "target_cut"], self.data_cfg.num_proc, sequences=("labels",))
+        settings = {
+            "objective": self.name,
+            "prefix": prefix,
+            "source_len": source_len,
+            "target_len": target_len,
+            "v": 1,
+        }
+        rows = Rows.prepare(
+            dataset,
+            encode,
+            tokenizer,
+            settings,
+            ["source_cut", "target_cut"],
+            self.data_cfg.num_proc,
+            sequences=("labels",),
+        )
         self._remember(split, dataset, rows)
         return rows
 
     def collator(self, stage: str):
         from transferlab.objectives.collate import PadCollator
 
-        return PadCollator(self.tokenizer.pad_token_id, columns=(), keep_ids=stage != "train", sequences={"labels": IGNORE})
+        return PadCollator(
+            self.tokenizer.pad_token_id, columns=(), keep_ids=stage != "train", sequences={"labels": IGNORE}
+        )
 
     def step(self, model, batch, stage: str):
         decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels=batch["labels"])

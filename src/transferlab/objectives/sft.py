@@ -10,8 +10,8 @@ are scored as seq2seq's are, so one task compares a T5 and a GPT-2 in one sweep.
 from dataclasses import dataclass, field
 
 from transferlab.config.rules import at_least
-from transferlab.objectives.generation import GenerationConfig
 from transferlab.objectives.base import IGNORE
+from transferlab.objectives.generation import GenerationConfig
 from transferlab.objectives.seq2seq import TextToText, clipped
 
 
@@ -53,21 +53,42 @@ class SFT(TextToText):
                 room = limit - len(target)
                 source_cut = len(prompt) > room
                 prompt = prompt[len(prompt) - room :] if source_cut else prompt  # keep the prompt's end (its separator)
-                values = (prompt + target, [IGNORE] * len(prompt) + target, len(prompt), int(source_cut), int(target_cut))
+                values = (
+                    prompt + target,
+                    [IGNORE] * len(prompt) + target,
+                    len(prompt),
+                    int(source_cut),
+                    int(target_cut),
+                )
                 for key, value in zip(out, values):
                     out[key].append(value)
             return out
 
-        settings = {"objective": self.name, "limit": limit, "target_len": target_len, "template": tokenizer.chat_template, "v": 1}
-        rows = Rows.prepare(dataset, encode, tokenizer, settings, ["prompt_len", "source_cut", "target_cut"], self.data_cfg.num_proc,
-                            aligned=("labels",))
+        settings = {
+            "objective": self.name,
+            "limit": limit,
+            "target_len": target_len,
+            "template": tokenizer.chat_template,
+            "v": 1,
+        }
+        rows = Rows.prepare(
+            dataset,
+            encode,
+            tokenizer,
+            settings,
+            ["prompt_len", "source_cut", "target_cut"],
+            self.data_cfg.num_proc,
+            aligned=("labels",),
+        )
         self._remember(split, dataset, rows)
         return rows
 
     def collator(self, stage: str):
         from transferlab.objectives.collate import PadCollator
 
-        return PadCollator(self.tokenizer.pad_token_id, columns=("prompt_len",), keep_ids=stage != "train", aligned={"labels": IGNORE})
+        return PadCollator(
+            self.tokenizer.pad_token_id, columns=("prompt_len",), keep_ids=stage != "train", aligned={"labels": IGNORE}
+        )
 
     def step(self, model, batch, stage: str):
         from torch.nn.functional import pad
@@ -84,7 +105,9 @@ class SFT(TextToText):
 
         lengths = batch["prompt_len"].tolist()
         width = max(lengths)
-        ids = torch.full((len(lengths), width), self.tokenizer.pad_token_id, dtype=torch.long, device=batch["input_ids"].device)
+        ids = torch.full(
+            (len(lengths), width), self.tokenizer.pad_token_id, dtype=torch.long, device=batch["input_ids"].device
+        )
         mask = torch.zeros_like(ids)
         for i, n in enumerate(lengths):
             ids[i, width - n :] = batch["input_ids"][i, :n]

@@ -17,7 +17,6 @@ from transferlab.errors import TransferlabError
 from transferlab.objectives.base import Objective
 
 
-
 @dataclass
 class SpanCorruptionConfig:
     name: str = "span_corruption"
@@ -77,8 +76,12 @@ class SpanCorruptionCollator:
 
         seed = getattr(examples, "seed", None)
         rng = np.random.default_rng(seed)  # no seed: a direct call outside the sampler
-        inputs, targets = zip(*(corrupt(e.numpy(), noise_mask(self.block, self.noise, self.spans, rng), self.sentinels, self.eos)
-                                for e in examples))
+        inputs, targets = zip(
+            *(
+                corrupt(e.numpy(), noise_mask(self.block, self.noise, self.spans, rng), self.sentinels, self.eos)
+                for e in examples
+            )
+        )
         return {"input_ids": torch.from_numpy(np.stack(inputs)), "labels": torch.from_numpy(np.stack(targets))}
 
 
@@ -104,7 +107,8 @@ class SpanCorruption(Objective):
             raise TransferlabError(
                 f"objective=span_corruption needs {spans} sentinel tokens (<extra_id_0> ... <extra_id_{spans - 1}>) and an end token "
                 f"in the tokenizer; {'it lacks ' + missing[0] if missing else 'it has no eos_token'}: use tokenizer=train on a "
-                "T5-style model (model=tiny_t5), or a T5 tokenizer")
+                "T5-style model (model=tiny_t5), or a T5 tokenizer"
+            )
         self.sentinels = np.array([vocab[f"<extra_id_{i}>"] for i in range(spans)])
         self.metrics = per_stage(lambda: nn.ModuleDict({"acc": FiniteMean(), "perplexity": Perplexity()}))
         self.vocab = len(tokenizer)  # logit columns from here on are no tokens (model.vocab_multiple's padding)
@@ -124,7 +128,9 @@ class SpanCorruption(Objective):
 
         labels = batch["labels"]
         decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels=labels)
-        logits = masked_padding(model(input_ids=batch["input_ids"], decoder_input_ids=decoder_input_ids).logits.float(), self.vocab)
+        logits = masked_padding(
+            model(input_ids=batch["input_ids"], decoder_input_ids=decoder_input_ids).logits.float(), self.vocab
+        )
         loss = cross_entropy(logits.flatten(0, 1), labels.flatten())
         self.metrics[stage]["acc"].update((logits.argmax(-1) == labels).float())
         self.metrics[stage]["perplexity"].update(loss.detach(), weight=labels.numel())

@@ -66,7 +66,9 @@ class TokenClassification(Objective):
         """One tag per word."""
         for i, (tokens, tags) in enumerate(zip(split["tokens"][:], split["tags"][:])):
             if len(tokens) != len(tags):
-                raise TransferlabError(f"{name_row(i)} has {len(tokens)} words but {len(tags)} tags; give one tag per word")
+                raise TransferlabError(
+                    f"{name_row(i)} has {len(tokens)} words but {len(tags)} tags; give one tag per word"
+                )
 
     @classmethod
     def check_splits(cls, splits: dict, cfg) -> None:
@@ -76,8 +78,10 @@ class TokenClassification(Objective):
             unseen = sorted({t for row in splits[split]["tags"][:] for t in row} - known)
             if unseen:
                 shown = ", ".join(unseen[:5]) + (" ..." if len(unseen) > 5 else "")
-                raise TransferlabError(f"data.{split} has tags never seen in train: {shown}; the model cannot predict them "
-                                       "(fix the split, or give train examples of them)")
+                raise TransferlabError(
+                    f"data.{split} has tags never seen in train: {shown}; the model cannot predict them "
+                    "(fix the split, or give train examples of them)"
+                )
 
     @classmethod
     def texts(cls, split, batch_size: int = 1000):
@@ -91,8 +95,10 @@ class TokenClassification(Objective):
 
         super().__init__(cfg, data_cfg, tokenizer, train)
         if not getattr(tokenizer, "is_fast", False):
-            raise TransferlabError("objective=token_classification needs a fast tokenizer (its word_ids align tags to sub-words); "
-                                   "use tokenizer=train or a model that ships a tokenizer.json")
+            raise TransferlabError(
+                "objective=token_classification needs a fast tokenizer (its word_ids align tags to sub-words); "
+                "use tokenizer=train or a model that ships a tokenizer.json"
+            )
         self.tag2id = tag_vocabulary(train)
         self.id2tag = {i: t for t, i in self.tag2id.items()}
         self.entities = is_entity_scheme(self.tag2id)
@@ -101,11 +107,18 @@ class TokenClassification(Objective):
     def prepare(self, split: str, dataset):
         from transferlab.data.prepared import Rows
 
-        tokenizer, max_len, tag2id, all_subwords = self.tokenizer, self.data_cfg.max_seq_len, self.tag2id, self.cfg.label_all_subwords
+        tokenizer, max_len, tag2id, all_subwords = (
+            self.tokenizer,
+            self.data_cfg.max_seq_len,
+            self.tag2id,
+            self.cfg.label_all_subwords,
+        )
         inside = {i: tag2id.get("I-" + t[2:], i) for t, i in tag2id.items() if t.startswith("B-")}
 
         def encode(batch):
-            enc = tokenizer(batch["tokens"], is_split_into_words=True, truncation=True, max_length=max_len, verbose=False)
+            enc = tokenizer(
+                batch["tokens"], is_split_into_words=True, truncation=True, max_length=max_len, verbose=False
+            )
             labels, first, words = [], [], []
             for row, tags in enumerate(batch["tags"]):
                 ids = [tag2id[t] for t in tags]
@@ -116,13 +129,19 @@ class TokenClassification(Objective):
             return {"input_ids": enc["input_ids"], "labels": labels, "first": first, "words": words}
 
         settings = {"objective": self.name, "max_len": max_len, "tags": tag2id, "all_subwords": all_subwords, "v": 1}
-        return Rows.prepare(dataset, encode, tokenizer, settings, ["words"], self.data_cfg.num_proc, aligned=("labels", "first"))
+        return Rows.prepare(
+            dataset, encode, tokenizer, settings, ["words"], self.data_cfg.num_proc, aligned=("labels", "first")
+        )
 
     def collator(self, stage: str):
         from transferlab.objectives.collate import PadCollator
 
-        return PadCollator(self.tokenizer.pad_token_id, columns=("words",), keep_ids=stage != "train",
-                           aligned={"labels": IGNORE, "first": 0})
+        return PadCollator(
+            self.tokenizer.pad_token_id,
+            columns=("words",),
+            keep_ids=stage != "train",
+            aligned={"labels": IGNORE, "first": 0},
+        )
 
     def model_config(self) -> dict:
         return {"num_labels": len(self.tag2id), "id2label": dict(self.id2tag), "label2id": dict(self.tag2id)}
@@ -143,8 +162,14 @@ class TokenClassification(Objective):
         records = []
         for i, example in enumerate(batch["ids"]):
             scored = [j for j, f in enumerate(first[i]) if f]
-            records.append({"id": example, "gold": [self.id2tag[labels[i][j]] for j in scored],
-                            "predicted": [self.id2tag[predicted[i][j]] for j in scored], "words": int(batch["words"][i])})
+            records.append(
+                {
+                    "id": example,
+                    "gold": [self.id2tag[labels[i][j]] for j in scored],
+                    "predicted": [self.id2tag[predicted[i][j]] for j in scored],
+                    "words": int(batch["words"][i]),
+                }
+            )
         return records
 
     def evaluate(self, stage: str, predictions: list) -> dict:
