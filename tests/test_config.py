@@ -223,7 +223,8 @@ def test_optuna_preset_composes():
         ),
         (
             ["data.label_column=null"],
-            "objective=classification needs a 'label' column, but data=wordnet_topics has no data.label_column; set data.label_column=<column>, or use objective=mlm|clm",
+            "objective=classification needs a 'label' column, but data=wordnet_topics has no data.label_column; set "
+            "data.label_column=<column>, or use objective=mlm|clm",
         ),
         (["data.batch_size=0"], "data.batch_size=0 must be >= 1"),
         (["optimizer.lr=-1"], "optimizer.lr=-1.0 must be > 0"),
@@ -270,7 +271,8 @@ def test_cli_answers_bad_config_in_one_line_without_importing_torch(tmp_path):
 @pytest.mark.slow
 def test_help_lists_groups_and_the_composed_config_without_importing_torch(tmp_path):
     code = (
-        "import sys; from transferlab.train import main; sys.argv=['transferlab-train','experiment=finetune','--help'];\n"
+        "import sys; from transferlab.train import main; "
+        "sys.argv=['transferlab-train','experiment=finetune','--help'];\n"
         "main(); print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
@@ -304,6 +306,9 @@ def test_run_resolver_picks_newest_successful_run(tmp_path):
 def test_run_resolver_errors_clearly_when_there_is_none(tmp_path):
     with pytest.raises(
         TransferlabError,
-        match=r"found no successful run with an export under .*pretrain_clm/runs; run `transferlab-train experiment=pretrain_clm` first",
+        match=(
+            r"found no successful run with an export under .*pretrain_clm/runs; run `transferlab-train "
+            r"experiment=pretrain_clm` first"
+        ),
     ):
         preflight(["experiment=finetune", f"paths.output_dir={tmp_path}", "model.name_or_path=${run:pretrain_clm}"])

@@ -315,7 +315,10 @@ def test_missing_values_fail_naming_file_and_line_or_are_dropped_and_counted(tmp
     cfg = _data_cfg(tmp_path, train=path, validation=held_out, test=held_out, label_column="label")
     with pytest.raises(
         TransferlabError,
-        match=r"gaps.csv\) has empty values: 'text' at line 3; 'label' at line 4; fill them in, or set data.missing=drop",
+        match=(
+            r"gaps.csv\) has empty values: 'text' at line 3; 'label' at line 4; fill them in, or set "
+            r"data.missing=drop"
+        ),
     ):
         load_splits(cfg, Classification)
     cfg.missing = "drop"

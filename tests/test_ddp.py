@@ -65,7 +65,8 @@ def test_only_rank_zero_writes_outputs(ddp_run):
 
 
 def test_test_metrics_are_reduced_over_both_ranks(ddp_run):
-    """test/acc and test/loss cover every test example exactly once, not rank 0's half: recompute them in one process."""
+    """test/acc and test/loss cover every test example exactly once, not rank 0's half: recompute them in one
+    process."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from transferlab.data.loading import load_splits

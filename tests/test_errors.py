@@ -32,7 +32,9 @@ def files(tmp_path_factory) -> dict:
     jsonl = d / "bad.jsonl"
     jsonl.write_text('{"text": "a cat", "label": "animal"}\n{"text": "a car", "label": "vehicle"}\n{"text": oops}\n')
     latin = d / "latin1.csv"
-    latin.write_bytes(b"text,label\ncaf\xe9 au lait,drink\n" + "".join(f"{t},{l}\n" for t, l in DATA_ROWS).encode())
+    latin.write_bytes(
+        b"text,label\ncaf\xe9 au lait,drink\n" + "".join(f"{t},{label}\n" for t, label in DATA_ROWS).encode()
+    )
     (d / "empty.csv").write_bytes(b"")
     ckpt = d / "last.ckpt"
     torch.save({"state_dict": {"w": torch.zeros(256, 256)}, "loops": {}, "optimizer_states": []}, ckpt)
@@ -80,7 +82,8 @@ def files(tmp_path_factory) -> dict:
     (d / "bare_model" / "config.json").write_text(json.dumps({"model_type": "bert", "architectures": ["BertModel"]}))
     gaps = d / "gaps.csv"  # an empty label cell on file line 3, an empty text cell on line 4
     gaps.write_text(
-        "text,label\nthe cat sleeps,animal\na red car,\n,vehicle\n" + "".join(f"{t},{l}\n" for t, l in DATA_ROWS)
+        "text,label\nthe cat sleeps,animal\na red car,\n,vehicle\n"
+        + "".join(f"{t},{label}\n" for t, label in DATA_ROWS)
     )
     return {
         "ok": ok,
@@ -263,7 +266,8 @@ CATALOGUE = [
         "qa_answer_misplaced",
         [*QA, "data.train={qa_misplaced}"],
         {},
-        "qa_misplaced.jsonl) line 2: answer 'blue' is not at answer_start 4 of its context (found 'door'); fix answer_start or the answer text",
+        "qa_misplaced.jsonl) line 2: answer 'blue' is not at answer_start 4 of its context (found 'door'); fix "
+        "answer_start or the answer text",
     ),
     (
         "qa_no_answer",
@@ -275,13 +279,15 @@ CATALOGUE = [
         "squad_malformed",
         [*QA, "data.train={squad_bad}", "data.format=squad"],
         {},
-        "squad_bad.json: data[0].paragraphs[0].qas[1] lacks or mistypes 'question'; each question needs 'question' and 'answers'",
+        "squad_bad.json: data[0].paragraphs[0].qas[1] lacks or mistypes 'question'; each question needs 'question' "
+        "and 'answers'",
     ),
     (
         "seq2seq_on_encoder",
         ["objective=seq2seq", "model=tiny_bert", "data=wordnet_definitions"],
         {},
-        "objective=seq2seq needs an encoder-decoder model, but model type 'bert' is encoder-only (bidirectional); use objective=mlm, "
+        "objective=seq2seq needs an encoder-decoder model, but model type 'bert' is encoder-only (bidirectional); "
+        "use objective=mlm, "
         "or a model it accepts such as model=tiny_t5",
     ),
     (
@@ -294,7 +300,8 @@ CATALOGUE = [
         "span_corruption_on_decoder",
         ["objective=span_corruption", "model=tiny_gpt2"],
         {},
-        "objective=span_corruption needs an encoder-decoder model, but model type 'gpt2' is decoder-only (causal); use objective=clm|sft",
+        "objective=span_corruption needs an encoder-decoder model, but model type 'gpt2' is decoder-only (causal); "
+        "use objective=clm|sft",
     ),
     (
         "num_beams_zero",
@@ -306,7 +313,8 @@ CATALOGUE = [
         "new_tokens_beyond_positions",
         ["objective=sft", "model=tiny_gpt2", "data=wordnet_definitions", "objective.generation.max_new_tokens=500"],
         {},
-        "objective.generation.max_new_tokens=500 after a prompt of up to data.max_seq_len=64 tokens exceeds the model's 512 positions",
+        "objective.generation.max_new_tokens=500 after a prompt of up to data.max_seq_len=64 tokens exceeds the "
+        "model's 512 positions",
     ),
     (
         "missing_target_column",

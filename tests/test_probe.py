@@ -1,4 +1,5 @@
-"""freeze=backbone on a sequence classifier: pooling, what trains, the feature cache, and exports with the same logits."""
+"""freeze=backbone on a sequence classifier: pooling, what trains, the feature cache, and exports with the same
+logits."""
 
 from contextlib import nullcontext
 

@@ -209,7 +209,8 @@ def test_a_question_too_long_for_its_window_fails_in_one_line_before_training(tm
         out.stderr[-2000:]
     )
     assert (
-        "is 80 tokens, which leaves 0 of objective.max_seq_len=32 for its context of 14, not more than objective.doc_stride=8; "
+        "is 80 tokens, which leaves 0 of objective.max_seq_len=32 for its context of 14, not more than "
+        "objective.doc_stride=8; "
         "raise objective.max_seq_len (data.max_seq_len), lower objective.doc_stride, or shorten the question"
     ) in last
     assert (

@@ -144,7 +144,8 @@ MLM = ["experiment=pretrain_mlm", "data=files", "data.streaming=true"]
         ),
         (
             [*MLM, "trainer.max_steps=5"],
-            "data.streaming=true with tokenizer=train learns from the stream's first texts; set tokenizer.train_samples=N",
+            "data.streaming=true with tokenizer=train learns from the stream's first texts; set "
+            "tokenizer.train_samples=N",
         ),
         (
             [
@@ -154,7 +155,8 @@ MLM = ["experiment=pretrain_mlm", "data=files", "data.streaming=true"]
                 "data.streaming=true",
                 "trainer.max_steps=5",
             ],
-            "data.streaming=true packs text as it is read, which objective=classification does not do; use objective=mlm|clm|span_corruption, or data.streaming=false",
+            "data.streaming=true packs text as it is read, which objective=classification does not do; use "
+            "objective=mlm|clm|span_corruption, or data.streaming=false",
         ),
     ],
 )
