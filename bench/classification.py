@@ -127,7 +127,8 @@ def main():
         "hf_trainer (random, pad to longest)": epoch_pad_share(random_batches, hf_lengths),
     }
     print(
-        f"setup {time.perf_counter() - t0:.1f}s; {len(tl_lengths)} train examples, mean length {np.mean(tl_lengths):.1f} "
+        f"setup {time.perf_counter() - t0:.1f}s; {len(tl_lengths)} train examples, "
+        f"mean length {np.mean(tl_lengths):.1f} "
         f"tokens (p50 {np.median(tl_lengths):.0f}, p95 {np.percentile(tl_lengths, 95):.0f}, max {max(tl_lengths)}); "
         f"epoch pad share: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in epoch.items()),
         flush=True,

@@ -284,7 +284,8 @@ def interleave(runners: dict, repeats: int, max_foreign: float, retries: int = 3
         summary = "  ".join(f"{n}={row[n]['real_tokens_per_s']:.0f}" for n in runners)
         print(
             f"  round {r + 1}: {summary} tok/s | foreign cores {list(rounds[-1]['foreign_cores'].values())}, "
-            f"attempts {list(rounds[-1]['attempts'].values())}, waited {waited:.0f}s{' LOADED' if rounds[-1]['loaded'] else ''}",
+            f"attempts {list(rounds[-1]['attempts'].values())}, "
+            f"waited {waited:.0f}s{' LOADED' if rounds[-1]['loaded'] else ''}",
             flush=True,
         )
     out["_rounds"] = rounds
@@ -352,7 +353,8 @@ def table(title: str, rows: list, peer: str, metric_name: str = "tokens/s") -> s
     lines = [f"### {title}", "", head, "|" + "---|" * (7 if flops else 5)]
     for r in rows:
         line = (
-            f"| {r['runner']} | {r['tokens_per_s']:,.0f} | {r['ratio']:.2f}x [{r['ratio_min']:.2f}-{r['ratio_max']:.2f}] | "
+            f"| {r['runner']} | {r['tokens_per_s']:,.0f} | "
+            f"{r['ratio']:.2f}x [{r['ratio_min']:.2f}-{r['ratio_max']:.2f}] | "
             f"{100 * r['pad_share']:.1f}% | {r['rss_mb']:,.0f} |"
         )
         lines.append(line + (f" {r['gflops']:.1f} | {100 * r['util']:.0f}% |" if flops else ""))
@@ -365,8 +367,10 @@ def rounds_line(results: dict) -> str:
     worst = [max(x["foreign_cores"].values()) for x in r]
     return (
         f"rounds: {len(r)} ({sum(x['loaded'] for x in r)} with a call still loaded after retries); worst foreign load "
-        f"per round (cores): {worst}; retried calls: {sum(sum(x['attempts'].values()) - len(x['attempts']) for x in r)}; "
-        f"waited for quiet: {sum(x['waited_s'] for x in r):.0f}s; matmul peak median {statistics.median(peaks):.1f} GFLOP/s"
+        f"per round (cores): {worst}; "
+        f"retried calls: {sum(sum(x['attempts'].values()) - len(x['attempts']) for x in r)}; "
+        f"waited for quiet: {sum(x['waited_s'] for x in r):.0f}s; "
+        f"matmul peak median {statistics.median(peaks):.1f} GFLOP/s"
     )
 
 

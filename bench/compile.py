@@ -79,7 +79,10 @@ def main():
         graphs = [s["graphs"] for s in compiled]
         texts.append(
             table(f"torch.compile, {name} ({a.threads} torch threads)", rows, f"{name}_eager")
-            + f"\n\nfirst call: +{first_extra:.1f} s for compilation (empty inductor cache); graphs compiled per call: {graphs}"
+            + (
+                f"\n\nfirst call: +{first_extra:.1f} s for compilation (empty inductor cache); "
+                f"graphs compiled per call: {graphs}"
+            )
             + f"\n{rounds_line(results)}"
         )
         out[name] = {"rows": rows, "first_call_extra_s": first_extra, "graphs": graphs, "rounds": results["_rounds"]}

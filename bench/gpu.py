@@ -1,6 +1,7 @@
 """GPU: BERT-base-sized MLM and GPT-2-small-sized CLM from scratch, bf16-mixed, sdpa, compile: tokens/s and MFU.
 
-    python bench/gpu.py --model bert|gpt2 [--block N] [--batch N] [--steps 30] [--windows 3] [--runners ...] [--cpu-smoke]
+    python bench/gpu.py --model bert|gpt2 [--block N] [--batch N] [--steps 30] [--windows 3] [--runners ...]
+                        [--cpu-smoke]
 
 Runners (one after another in one process, each on the same model config, tokenizer, blocks and batch):
   transferlab        the product: trainer=gpu (bf16-mixed), compile=true, sdpa (CLM: model + chunked loss as one graph;
@@ -324,9 +325,14 @@ def main():
         cfg.data.batch_size,
         cfg.data.max_seq_len,
     )  # HF collates in its workers: every step is b x t tokens, dense head
-    hf_log = lambda: attach(
-        WindowLog(a.warmup, a.steps, a.windows, sync, per_step=(b * t, dense_flops({"input_ids": torch.empty(b, t)})))
-    )  # noqa: E731
+
+    def hf_log():
+        return attach(
+            WindowLog(
+                a.warmup, a.steps, a.windows, sync, per_step=(b * t, dense_flops({"input_ids": torch.empty(b, t)}))
+            )
+        )
+
     runners = {
         "transferlab": tl,
         "transferlab_eager": TransferlabRunner(
@@ -364,7 +370,8 @@ def main():
     if a.runners:
         runners = {k: v for k, v in runners.items() if k in a.runners.split(",")}
     print(
-        f"setup {time.perf_counter() - t0:.0f}s; {a.model}: {params / 1e6:.1f}M params, vocab {vocab}, {n_blocks} transferlab "
+        f"setup {time.perf_counter() - t0:.0f}s; {a.model}: {params / 1e6:.1f}M params, "
+        f"vocab {vocab}, {n_blocks} transferlab "
         f"blocks, {len(blocks)} HF blocks; block {cfg.data.max_seq_len} x batch {cfg.data.batch_size}; "
         f"bf16 matmul peak {peak and round(peak)} TFLOP/s",
         flush=True,
@@ -416,10 +423,11 @@ def main():
             row.update(mfu_executed=row["tflops_executed"] / peak, mfu_dense_equiv=row["tflops_dense_equiv"] / peak)
         rows.append(row)
         print(
-            f"  {name}: {tps:,.0f} tokens/s (windows {row['windows_tokens_per_s']}), {row['wall_s']:.0f}s with setup and "
-            f"compile"
+            f"  {name}: {tps:,.0f} tokens/s (windows {row['windows_tokens_per_s']}), "
+            f"{row['wall_s']:.0f}s with setup and compile"
             + (
-                f", MFU {100 * row['mfu_executed']:.1f}% executed / {100 * row['mfu_dense_equiv']:.1f}% dense-equivalent, "
+                f", MFU {100 * row['mfu_executed']:.1f}% executed / "
+                f"{100 * row['mfu_dense_equiv']:.1f}% dense-equivalent, "
                 f"peak mem {row['peak_mem_gib']:.1f} GiB"
                 if peak
                 else ""
@@ -429,17 +437,19 @@ def main():
 
     peer = next((r for r in rows if r["runner"] == "hf_trainer"), rows[0])
     lines = [
-        f"### GPU {a.model}: {params / 1e6:.0f}M params, vocab {vocab}, block {cfg.data.max_seq_len}, batch {cfg.data.batch_size}, "
-        f"bf16-mixed, sdpa; bf16 peak {peak and round(peak)} TFLOP/s",
+        f"### GPU {a.model}: {params / 1e6:.0f}M params, vocab {vocab}, block {cfg.data.max_seq_len}, "
+        f"batch {cfg.data.batch_size}, bf16-mixed, sdpa; bf16 peak {peak and round(peak)} TFLOP/s",
         "",
-        "| runner | tokens/s (median of windows) | ratio vs hf_trainer | MFU executed | MFU dense-equivalent | peak GiB |",
+        "| runner | tokens/s (median of windows) | ratio vs hf_trainer | MFU executed | "
+        "MFU dense-equivalent | peak GiB |",
         "|---|---|---|---|---|---|",
     ]
     for r in rows:
         mfu = f"{100 * r['mfu_executed']:.1f}% | {100 * r['mfu_dense_equiv']:.1f}%" if peak else "- | -"
         mem = f"{r['peak_mem_gib']:.1f}" if r["peak_mem_gib"] else "-"
         lines.append(
-            f"| {r['runner']} | {r['tokens_per_s']:,.0f} | {r['tokens_per_s'] / peer['tokens_per_s']:.2f}x | {mfu} | {mem} |"
+            f"| {r['runner']} | {r['tokens_per_s']:,.0f} | {r['tokens_per_s'] / peer['tokens_per_s']:.2f}x | "
+            f"{mfu} | {mem} |"
         )
     text = "\n".join(lines)
     print(text, flush=True)

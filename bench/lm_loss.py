@@ -129,21 +129,22 @@ def main():
             }
         )
     lines = [
-        f"### CLM step at vocab {VOCAB:,}: GPT-2 shape (2 layers, d 128), batch {a.batch} x {a.block} tokens, fp32, CPU",
+        f"### CLM step at vocab {VOCAB:,}: GPT-2 shape (2 layers, d 128), "
+        f"batch {a.batch} x {a.block} tokens, fp32, CPU",
         "",
-        f"| runner | step peak RSS (MiB) | process peak (MiB) | s/step | time vs {peer} | step memory vs {peer} | first loss |",
+        f"| runner | step peak RSS (MiB) | process peak (MiB) | s/step | time vs {peer} | "
+        f"step memory vs {peer} | first loss |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['runner']} | {r['step_peak_mib']:,.0f} | {r['peak_mib']:,.0f} | {r['step_s']:.2f} | {r['time_ratio_vs_peer']:.2f}x | "
-            f"{r['memory_ratio_vs_peer']:.2f}x | {r['loss']:.4f} |"
+            f"| {r['runner']} | {r['step_peak_mib']:,.0f} | {r['peak_mib']:,.0f} | {r['step_s']:.2f} | "
+            f"{r['time_ratio_vs_peer']:.2f}x | {r['memory_ratio_vs_peer']:.2f}x | {r['loss']:.4f} |"
         )
     text = "\n".join(lines)
     print(text)
-    print(
-        f"saved {save('lm_loss', {'versions': versions(), 'args': vars(a), 'rows': rows, 'rounds': rounds, 'table': text})}"
-    )
+    saved = save("lm_loss", {"versions": versions(), "args": vars(a), "rows": rows, "rounds": rounds, "table": text})
+    print(f"saved {saved}")
 
 
 if __name__ == "__main__":

@@ -168,7 +168,10 @@ def flop_check(assembly, flops_fn) -> str:
         objective.step(model, batch, "train").backward()
     model.zero_grad(set_to_none=True)
     counted, formula = counter.get_total_flops(), flops_fn(batch)
-    return f"FLOP formula {formula / 1e9:.2f} GFLOP/batch vs FlopCounterMode {counted / 1e9:.2f} ({formula / counted:.2f}x)"
+    return (
+        f"FLOP formula {formula / 1e9:.2f} GFLOP/batch vs "
+        f"FlopCounterMode {counted / 1e9:.2f} ({formula / counted:.2f}x)"
+    )
 
 
 if __name__ == "__main__":

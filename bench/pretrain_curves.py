@@ -52,7 +52,8 @@ def main() -> None:
         metrics = json.loads((Path(runs[label]) / "metrics.json").read_text())
         shown = ", ".join(f"{s}: {a:.3f}" for s, a in points)
         lines.append(
-            f"| {label} | {points[-1][0]} | {shown} | {metrics.get('val/acc', float('nan')):.3f} | {metrics.get('time/fit_s', 0):.0f} |"
+            f"| {label} | {points[-1][0]} | {shown} | {metrics.get('val/acc', float('nan')):.3f} | "
+            f"{metrics.get('time/fit_s', 0):.0f} |"
         )
     (args.out / "curves.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -4,11 +4,11 @@ logistic regression on the very same frozen features. Both through the product p
     python bench/probe.py --source RUN/export [--labels 570,2000,5700,57646] [--examples 5000] [--rounds 3]
 
 1. Epoch cost, on the first --examples train examples of wordnet_topics, validation off: one fine-tune epoch
-   (experiment=finetune) and 20 probe epochs (experiment=probe, its own batch of 256, and at the fine-tune's batch of 32)
-   per round, interleaved, median over rounds. The feature pass (once per split, then cached) is timed apart.
+   (experiment=finetune) and 20 probe epochs (experiment=probe, its own batch of 256, and at the fine-tune's batch of
+   32) per round, interleaved, median over rounds. The feature pass (once per split, then cached) is timed apart.
 2. Probe vs logistic regression: for each label count, `transferlab-train experiment=probe data.max_train_samples=N`
-   (early stopping on val/loss, best checkpoint tested), then scikit-learn's LogisticRegression on the cached features of
-   the same splits (read back through the product's own assembly: a cache hit), C chosen on validation.
+   (early stopping on val/loss, best checkpoint tested), then scikit-learn's LogisticRegression on the cached features
+   of the same splits (read back through the product's own assembly: a cache hit), C chosen on validation.
 Writes outputs/bench/results/probe.json and prints a markdown table (docs/benchmarks.md keeps it).
 """
 
@@ -138,7 +138,8 @@ def main() -> None:
     print("\n| labels | probe test acc | logistic regression test acc | difference |\n|---|---|---|---|")
     for row in accuracy:
         print(
-            f"| {row['labels']:,} | {row['probe']:.3f} | {row['logistic_regression']:.3f} | {row['probe'] - row['logistic_regression']:+.3f} |"
+            f"| {row['labels']:,} | {row['probe']:.3f} | {row['logistic_regression']:.3f} | "
+            f"{row['probe'] - row['logistic_regression']:+.3f} |"
         )
 
 

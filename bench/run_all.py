@@ -61,18 +61,22 @@ def summary(started: float) -> str:
     if mlm:
         t, h = row(mlm["rows"], "transferlab"), row(mlm["rows"], "hf_trainer")
         lines.append(
-            f"| MLM tokens/s vs HF Trainer | {t['tokens_per_s']:,.0f} vs {h['tokens_per_s']:,.0f}: {t['ratio']:.2f}x | >= 2.0x | {verdict(t['ratio'] >= 2.0)} |"
+            f"| MLM tokens/s vs HF Trainer | {t['tokens_per_s']:,.0f} vs {h['tokens_per_s']:,.0f}: {t['ratio']:.2f}x | "
+            f">= 2.0x | {verdict(t['ratio'] >= 2.0)} |"
         )
     if cls:
         t, h = row(cls["rows"], "transferlab"), row(cls["rows"], "hf_trainer")
         lines.append(
-            f"| Classification non-pad tokens/s vs HF Trainer (dynamic padding) | {t['tokens_per_s']:,.0f} vs {h['tokens_per_s']:,.0f}: "
-            f"{t['ratio']:.2f}x; pad share {100 * t['pad_share']:.1f}% vs {100 * h['pad_share']:.1f}% | >= 1.3x | {verdict(t['ratio'] >= 1.3)} |"
+            f"| Classification non-pad tokens/s vs HF Trainer (dynamic padding) | "
+            f"{t['tokens_per_s']:,.0f} vs {h['tokens_per_s']:,.0f}: {t['ratio']:.2f}x; "
+            f"pad share {100 * t['pad_share']:.1f}% vs {100 * h['pad_share']:.1f}% | "
+            f">= 1.3x | {verdict(t['ratio'] >= 1.3)} |"
         )
     if tag:
         t, h = row(tag["rows"], "transferlab"), row(tag["rows"], "hf_trainer")
         lines.append(
-            f"| Tagging non-pad tokens/s vs HF Trainer (DataCollatorForTokenClassification) | {t['tokens_per_s']:,.0f} vs "
+            f"| Tagging non-pad tokens/s vs HF Trainer (DataCollatorForTokenClassification) | "
+            f"{t['tokens_per_s']:,.0f} vs "
             f"{h['tokens_per_s']:,.0f}: {t['ratio']:.2f}x | >= 1.3x | {verdict(t['ratio'] >= 1.3)} |"
         )
     if s2s:
@@ -84,21 +88,25 @@ def summary(started: float) -> str:
         e = s2s["evaluation"]
         lines.append(
             f"| Evaluation with generation vs predict_with_generate | {e['examples_per_s']['transferlab']:.1f} vs "
-            f"{e['examples_per_s']['hf_seq2seq_trainer']:.1f} examples/s: {e['ratio']:.2f}x | >= 1.0x | {verdict(e['ratio'] >= 1.0)} |"
+            f"{e['examples_per_s']['hf_seq2seq_trainer']:.1f} examples/s: {e['ratio']:.2f}x | "
+            f">= 1.0x | {verdict(e['ratio'] >= 1.0)} |"
         )
         c = s2s["span_corruption_collator"]
         lines.append(
-            f"| Span corruption collator share of a step | {100 * c['share']:.1f}% | small | {verdict(c['share'] <= 0.1)} |"
+            f"| Span corruption collator share of a step | {100 * c['share']:.1f}% | small | "
+            f"{verdict(c['share'] <= 0.1)} |"
         )
     if clm:
         t, h = row(clm["rows"], "transferlab"), row(clm["rows"], "hf_trainer")
         lines.append(
-            f"| CLM tokens/s vs HF Trainer (group_texts) | {t['tokens_per_s']:,.0f} vs {h['tokens_per_s']:,.0f}: {t['ratio']:.2f}x | >= 1.0x | {verdict(t['ratio'] >= 1.0)} |"
+            f"| CLM tokens/s vs HF Trainer (group_texts) | {t['tokens_per_s']:,.0f} vs {h['tokens_per_s']:,.0f}: "
+            f"{t['ratio']:.2f}x | >= 1.0x | {verdict(t['ratio'] >= 1.0)} |"
         )
     for name, r in (("MLM", mlm), ("classification", cls), ("CLM", clm), ("tagging", tag)):
         if r:
             lines.append(
-                f"| Overhead vs raw PyTorch loop, {name} | {100 * r['overhead']:.1f}% (median of {len(r['rounds'])} per-round "
+                f"| Overhead vs raw PyTorch loop, {name} | {100 * r['overhead']:.1f}% "
+                f"(median of {len(r['rounds'])} per-round "
                 f"ratios) | <= 3% | {verdict(r['overhead'] <= 0.03)} |"
             )
     if mlm and clm:
@@ -108,7 +116,8 @@ def summary(started: float) -> str:
         share = cls["epoch_pad_share"]["transferlab (bucketed)"]
         lines.append(
             f"| Pad-token share, classification (a whole epoch) | {100 * share:.1f}% (HF random: "
-            f"{100 * cls['epoch_pad_share']['hf_trainer (random, pad to longest)']:.1f}%) | <= 10% | {verdict(share <= 0.10)} |"
+            f"{100 * cls['epoch_pad_share']['hf_trainer (random, pad to longest)']:.1f}%) | "
+            f"<= 10% | {verdict(share <= 0.10)} |"
         )
     if startup:
         s = startup["report"]
@@ -118,13 +127,15 @@ def summary(started: float) -> str:
             f"| Launch to first optimizer step (quickstart, warm) | {first:.1f} s | <= 12 s | {verdict(first <= 12)} |"
         )
         lines.append(
-            f"| Re-run data prep, cached tokenization (new run dir / same run dir) | {prep:.2f} s / {same:.2f} s | <= 1 s | {verdict(prep <= 1)} |"
+            f"| Re-run data prep, cached tokenization (new run dir / same run dir) | {prep:.2f} s / {same:.2f} s | "
+            f"<= 1 s | {verdict(prep <= 1)} |"
         )
         for key, label in (("help", "--help"), ("config_error", "config error (optimizer.lr=abc)")):
             c = s[key]
             before = not c["heavy_imported"]
             lines.append(
-                f"| `transferlab-train {label}` | {c['median_s']:.2f} s, exit {c['exit_code']}, torch imported: {not before} | before torch | {verdict(before)} |"
+                f"| `transferlab-train {label}` | {c['median_s']:.2f} s, exit {c['exit_code']}, "
+                f"torch imported: {not before} | before torch | {verdict(before)} |"
             )
     if comp:
         for name, r in comp["results"].items():
@@ -138,7 +149,8 @@ def summary(started: float) -> str:
                     else ("wins" if c["ratio_min"] > 1.0 else "no win")
                 )
                 lines.append(
-                    f"| torch.compile (inductor, CPU), {name} | {c['ratio']:.2f}x eager [{c['ratio_min']:.2f}-{c['ratio_max']:.2f}]; "
+                    f"| torch.compile (inductor, CPU), {name} | {c['ratio']:.2f}x eager "
+                    f"[{c['ratio_min']:.2f}-{c['ratio_max']:.2f}]; "
                     f"+{r['first_call_extra_s']:.0f} s first call; graphs per call {r['graphs']} | report | {said} |"
                 )
     for name in GPU_BENCHES:

@@ -277,7 +277,8 @@ def load_texts(path: Path):
 
 
 def group_texts(block: int):
-    """run_mlm.py / run_clm.py's packing: concatenate each 1000-text chunk and cut it into blocks (remainder dropped)."""
+    """run_mlm.py / run_clm.py's packing: concatenate each 1000-text chunk and cut it into blocks
+    (remainder dropped)."""
 
     def fn(examples):
         keys = list(examples.keys())

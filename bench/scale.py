@@ -1,12 +1,14 @@
 """Corpora larger than memory: preparation time, disk and peak RSS against corpus size, and HF's run_mlm.py path.
 
-    python bench/scale.py [--sizes 0.25,1|none] [--steps 200] [--peer-size 0.25] [--ddp 0.25] [--no-compare] [--train-only]
+    python bench/scale.py [--sizes 0.25,1|none] [--steps 200] [--peer-size 0.25] [--ddp 0.25] [--no-compare]
+                          [--train-only]
 
 For each size (GB of text) a synthetic corpus is generated under outputs/bench/scale/ (never committed): WordNet
 glosses from the embedded corpus with random word-level variation (words swapped for others from the corpus
 vocabulary, numbers inserted), so that it neither repeats nor compresses to nothing. Then, in fresh processes:
 - **prepare**: load, tokenize (data.num_proc processes) and pack the MLM blocks into the prepared-data cache, as the
-  first run on a corpus does; time, tokens/s, disk (the text's Arrow copy, the blocks) and peak RSS (all, and anonymous);
+  first run on a corpus does; time, tokens/s, disk (the text's Arrow copy, the blocks) and peak RSS (all, and
+  anonymous);
 - **train**: `transferlab-train experiment=pretrain_mlm` for --steps steps on the prepared corpus (a cache hit: no
   tokenization), peak RSS (all, and anonymous);
   (--train-only: this alone, on the cache an earlier run of this bench prepared);
@@ -76,7 +78,8 @@ def measured(cmd: list, env: dict | None = None) -> dict:
         "    except (OSError, StopIteration):\n"
         "        pass\n"
         "    time.sleep(0.05)\n"
-        "print('MEASURED', p.returncode, time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, anon)\n"
+        "print('MEASURED', p.returncode, time.perf_counter() - t, "
+        "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, anon)\n"
     )
     out = subprocess.run([PY, "-c", wrapper, *cmd], capture_output=True, text=True, env=env)
     line = next(x for x in out.stdout.splitlines() if x.startswith("MEASURED"))
@@ -238,7 +241,8 @@ from transferlab.objectives import OBJECTIVES
 from transferlab.tokenizer import build_tokenizer
 from pathlib import Path
 cfg = compose(sys.argv[1:])
-run = Path(os.environ["TRANSFERLAB_CACHE"]) / "prepare_run"  # fresh with the cache: no tokenizer saved by an earlier bench
+# fresh with the cache: no tokenizer saved by an earlier bench
+run = Path(os.environ["TRANSFERLAB_CACHE"]) / "prepare_run"
 start = time.perf_counter()
 raw = check_inputs(cfg, run).raw
 loaded = time.perf_counter()
@@ -247,8 +251,9 @@ tok = build_tokenizer(cfg, raw["train"], run, True, cls)
 tokenizer_s = time.perf_counter()
 blocks = cls(cfg.objective, cfg.data, tok, raw["train"]).prepare("train", raw["train"])
 done = time.perf_counter()
-print("RESULT", json.dumps({"load_s": loaded - start, "tokenizer_s": tokenizer_s - loaded, "prepare_s": done - tokenizer_s,
-      "tokens": int(blocks.blocks.size), "blocks_dtype": str(blocks.blocks.dtype), "n_blocks": len(blocks.blocks)}))
+print("RESULT", json.dumps({"load_s": loaded - start, "tokenizer_s": tokenizer_s - loaded,
+      "prepare_s": done - tokenizer_s, "tokens": int(blocks.blocks.size), "blocks_dtype": str(blocks.blocks.dtype),
+      "n_blocks": len(blocks.blocks)}))
 """
 
 PEER = """
@@ -260,7 +265,8 @@ corpus, tokenizer_dir, block = sys.argv[1], sys.argv[2], 64
 tok = AutoTokenizer.from_pretrained(tokenizer_dir)
 start = time.perf_counter()
 raw = load_dataset("text", data_files={"train": corpus}, split="train")
-tokenized = raw.map(lambda b: tok(b["text"], return_special_tokens_mask=True), batched=True, remove_columns=["text"], num_proc=2)
+tokenized = raw.map(lambda b: tok(b["text"], return_special_tokens_mask=True), batched=True,
+                    remove_columns=["text"], num_proc=2)
 def group_texts(examples):  # run_mlm.py's grouping: concatenate, drop the remainder, cut into blocks
     concatenated = {k: list(chain(*examples[k])) for k in examples.keys()}
     total = (len(concatenated["input_ids"]) // block) * block

@@ -195,7 +195,8 @@ def evaluate_rounds(a, tl, validation, model_fn, collator, trainer_cls, args_cls
     ratios = [h / t for t, h in zip(times["transferlab"], times["hf_seq2seq_trainer"])]
     text = (
         f"### Evaluation with generation ({n} validation examples, greedy, {new} new tokens, batch 64, KV cache on in "
-        f"both: generation_config.use_cache=True)\n\n| runner | examples/s (median) | ratio vs hf_seq2seq_trainer [min-max] |\n"
+        f"both: generation_config.use_cache=True)\n\n"
+        f"| runner | examples/s (median) | ratio vs hf_seq2seq_trainer [min-max] |\n"
         f"|---|---|---|\n| transferlab | {speed['transferlab']:.1f} | {statistics.median(ratios):.2f}x "
         f"[{min(ratios):.2f}-{max(ratios):.2f}] |\n| hf_seq2seq_trainer | {speed['hf_seq2seq_trainer']:.1f} | 1.00x |"
     )
@@ -240,7 +241,8 @@ def collator_share(run_dir: Path) -> dict:
             step_s.append(end - start)
     share = statistics.median(c / s for c, s in zip(collate_s, step_s))
     text = (
-        f"### Span corruption collator (tiny T5, {cfg.data.max_seq_len}-token inputs, batch {cfg.data.batch_size}, 25 steps)\n\n"
+        f"### Span corruption collator (tiny T5, {cfg.data.max_seq_len}-token inputs, "
+        f"batch {cfg.data.batch_size}, 25 steps)\n\n"
         f"collator {1000 * statistics.median(collate_s):.1f} ms of a {1000 * statistics.median(step_s):.1f} ms step: "
         f"{100 * share:.1f}% (median of per-step shares)"
     )

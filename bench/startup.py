@@ -4,8 +4,9 @@
 2. `transferlab-train --help` and `transferlab-train optimizer.lr=abc` (a config error): wall time (median of 3),
    exit code, and whether torch was imported (checked with -X importtime).
 3. `transferlab-train experiment=quickstart` to the end of its first optimizer step (bench/_first_step.py wraps
-   the product's functions with timers and exits there): once with an empty datasets cache (cold: empty datasets and tokenizer caches), then 3 times
-   warm (median), and once more warm into the same run dir (the tokenizer is loaded instead of trained).
+   the product's functions with timers and exits there): once with an empty datasets cache (cold: empty datasets and
+   tokenizer caches), then 3 times warm (median), and once more warm into the same run dir (the tokenizer is loaded
+   instead of trained).
    Data prep = load_splits + build_tokenizer + prepare_splits.
 4. `python -X importtime` of the launch: which packages the first step pays for.
 """
@@ -139,17 +140,22 @@ def text(r: dict) -> str:
         "",
         "| what | measured | target |",
         "|---|---|---|",
-        f"| launch -> first optimizer step, `transferlab-train experiment=quickstart`, warm cache (median of {len(warm)}) | "
+        f"| launch -> first optimizer step, `transferlab-train experiment=quickstart`, "
+        f"warm cache (median of {len(warm)}) | "
         f"{lw['first_step_warm_median_s']:.1f} s | <= 12 s |",
         f"| the same, cold (empty datasets and tokenizer caches) | {lw['cold']['marks']['first_step']:.1f} s | - |",
-        f"| data prep on a re-run with cached tokenization (new run dir: tokenizer from the cache) | {lw['data_prep_warm_median_s']:.2f} s | <= 1 s |",
-        f"| data prep on a re-run into the same run dir (tokenizer loaded) | {lw['same_run_dir']['data_prep_s']:.2f} s | <= 1 s |",
+        f"| data prep on a re-run with cached tokenization (new run dir: tokenizer from the cache) | "
+        f"{lw['data_prep_warm_median_s']:.2f} s | <= 1 s |",
+        f"| data prep on a re-run into the same run dir (tokenizer loaded) | "
+        f"{lw['same_run_dir']['data_prep_s']:.2f} s | <= 1 s |",
         f"| data prep, cold | {lw['cold']['data_prep_s']:.2f} s | - |",
         f"| `transferlab-train --help` (median of {len(h['times_s'])}) | {h['median_s']:.2f} s, exit {h['exit_code']}, "
         f"heavy imports: {h['heavy_imported'] or 'none'} | before torch |",
-        f"| `transferlab-train optimizer.lr=abc` (median of {len(e['times_s'])}) | {e['median_s']:.2f} s, exit {e['exit_code']}, "
+        f"| `transferlab-train optimizer.lr=abc` (median of {len(e['times_s'])}) | "
+        f"{e['median_s']:.2f} s, exit {e['exit_code']}, "
         f"{e['stderr_lines']} line(s), heavy imports: {e['heavy_imported'] or 'none'} | before torch |",
-        f'| `python -X importtime -c "import transferlab.train"` | {imp["total_s"]:.3f} s; heavy imports: {imp["heavy_imported"] or "none"} | - |',
+        f'| `python -X importtime -c "import transferlab.train"` | {imp["total_s"]:.3f} s; '
+        f"heavy imports: {imp['heavy_imported'] or 'none'} | - |",
         "",
         f"config error says: `{e['stderr']}`",
         f"import transferlab.train, top packages (s): {imp['top']}",
@@ -159,7 +165,8 @@ def text(r: dict) -> str:
         f"launch (cold) phases: {phases(lw['cold'])}",
         f"launch (same run dir) phases: {phases(lw['same_run_dir'])}",
         f"imports paid before the first step (s, cumulative per top-level package): {lw['imports_s']}",
-        f"foreign load during launches (cores): cold {lw['cold']['foreign_cores']}, warm {[w['foreign_cores'] for w in warm]}, "
+        f"foreign load during launches (cores): cold {lw['cold']['foreign_cores']}, "
+        f"warm {[w['foreign_cores'] for w in warm]}, "
         f"same dir {lw['same_run_dir']['foreign_cores']}",
     ]
     return "\n".join(lines)

@@ -14,7 +14,8 @@ from transferlab.errors import TransferlabError
 KINDS = ("encoder", "decoder", "encoder-decoder")
 _BY_KIND = {
     "encoder": "bert roberta distilbert albert electra deberta deberta-v2 xlm-roberta camembert mpnet modernbert ernie",
-    "decoder": "gpt2 gpt_neo gpt_neox gptj llama mistral mixtral qwen2 qwen3 phi phi3 gemma gemma2 opt bloom falcon olmo smollm3",
+    "decoder": "gpt2 gpt_neo gpt_neox gptj llama mistral mixtral qwen2 qwen3 phi phi3 gemma gemma2 opt bloom falcon "
+    "olmo smollm3",
     "encoder-decoder": "t5 mt5 umt5 bart mbart pegasus marian led longt5",
 }
 MODEL_KINDS = {model_type: kind for kind, types in _BY_KIND.items() for model_type in types.split()}
@@ -66,7 +67,8 @@ def check_fits(objective_cls, fields: dict) -> None:
     use = f"use objective={'|'.join(instead)}, or " if instead else "use "
     example = EXAMPLES[next(iter(objective_cls.model_kinds))]
     raise TransferlabError(
-        f"objective={objective_cls.name} needs {article} {needed} model, but model type '{fields.get('model_type')}' is "
+        f"objective={objective_cls.name} needs {article} {needed} model, "
+        f"but model type '{fields.get('model_type')}' is "
         f"{DESCRIBED[kind]}; {use}a model it accepts such as {example}"
     )
 

@@ -66,7 +66,8 @@ def run_baseline(cfg: DictConfig) -> float | None:
         metrics.update({f"data/dropped_{split}": n for split, n in inputs.dropped.items()})
         write_metrics(run_dir, metrics)
         print(
-            f"test acc {metrics['test/acc']:.4f}  macro-F1 {metrics['test/f1_macro']:.4f}  (C={metrics['baseline/C']})  run dir {run_dir}"
+            f"test acc {metrics['test/acc']:.4f}  macro-F1 {metrics['test/f1_macro']:.4f}  "
+            f"(C={metrics['baseline/C']})  run dir {run_dir}"
         )
         return float(metrics["val/acc"])
     except Exception as e:

@@ -148,7 +148,10 @@ def _explain(e: Exception, overrides: List[str]) -> str:
         parent = full_key.rpartition(".")[0] if full_key else ""
         known = _keys_at(parent, [])
         name = leaf.group(1) if leaf else (full_key or "?")
-        return f"unknown key '{full_key or name}' in a config file{did_you_mean(name, known)}; keys here: {', '.join(sorted(known))}"
+        return (
+            f"unknown key '{full_key or name}' in a config file{did_you_mean(name, known)}; "
+            f"keys here: {', '.join(sorted(known))}"
+        )
     return f"{first}" + (f" (at {full_key})" if full_key else "")
 
 

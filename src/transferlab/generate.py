@@ -52,7 +52,8 @@ def load(source: str):
         return _from_checkpoint(path)
     if not (path / "config.json").is_file():
         raise TransferlabError(
-            f"{source}: neither an export dir (no config.json in it) nor a .ckpt file; give a run's export/ or checkpoint"
+            f"{source}: neither an export dir (no config.json in it) nor a .ckpt file; "
+            "give a run's export/ or checkpoint"
         )
     import transformers
 

@@ -63,7 +63,8 @@ def check_model_source(model_cfg) -> None:
         if not isinstance(cached, str):
             raise TransferlabError(
                 f"model.name_or_path={name}: not a local directory (looked locally) and not in the HF cache, "
-                "and offline mode is on (HF_HUB_OFFLINE=1); download it once without HF_HUB_OFFLINE, or give a local dir"
+                "and offline mode is on (HF_HUB_OFFLINE=1); "
+                "download it once without HF_HUB_OFFLINE, or give a local dir"
             )
 
 

@@ -1,4 +1,5 @@
-"""One job, top to bottom: validate -> inputs -> tokenizer -> objective -> model -> freeze -> data -> fit -> test -> export.
+"""One job, top to bottom: validate -> inputs -> tokenizer -> objective -> model -> freeze -> data -> fit -> test ->
+export.
 
 Any failure is written to metrics.json as status: failed with the error. A single run then exits non-zero with
 one line; inside a sweep the job returns and the sweep goes on (the sweep's exit code reports the failures).
@@ -182,7 +183,8 @@ def _callback(trainer, kind):
 
 @contextmanager
 def _stop_cleanly_on_signals(a: Assembly, run_dir: Path):
-    """SIGTERM or Ctrl+C during fit/validate/test: last.ckpt is saved (see LastCheckpoint); exit saying how to resume."""
+    """SIGTERM or Ctrl+C during fit/validate/test: last.ckpt is saved (see LastCheckpoint); exit saying how to
+    resume."""
     from hydra.core.hydra_config import HydraConfig
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 

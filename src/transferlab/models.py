@@ -25,7 +25,8 @@ def _scratch_config(model_cfg):
         from transformers import CONFIG_MAPPING
 
         raise TransferlabError(
-            f"model.arch={model_cfg.arch} is not a transformers model type{did_you_mean(model_cfg.arch, CONFIG_MAPPING.keys())}"
+            f"model.arch={model_cfg.arch} is not a transformers model type"
+            f"{did_you_mean(model_cfg.arch, CONFIG_MAPPING.keys())}"
         ) from None
     _check_fields(default, model_cfg.config)
     return AutoConfig.for_model(model_cfg.arch, **model_cfg.config)

@@ -108,7 +108,8 @@ def check_checkpoint_fits(module, ckpt: str) -> None:
     if problems:
         shown = "; ".join(problems[:2]) + (f"; and {len(problems) - 2} more" if len(problems) > 2 else "")
         raise TransferlabError(
-            f"resume={ckpt}: its weights don't fit this model ({shown}); resume with the config of the run that wrote it"
+            f"resume={ckpt}: its weights don't fit this model ({shown}); "
+            "resume with the config of the run that wrote it"
         )
 
 

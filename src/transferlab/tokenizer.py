@@ -155,7 +155,8 @@ def build_tokenizer(cfg, train_split, run_dir: Path, is_rank_zero: bool, objecti
             )
         except (OSError, ValueError) as e:
             raise TransferlabError(
-                f"could not load a tokenizer from {path} ({str(e).splitlines()[0]}); use tokenizer=train or set tokenizer.name_or_path"
+                f"could not load a tokenizer from {path} ({str(e).splitlines()[0]}); "
+                "use tokenizer=train or set tokenizer.name_or_path"
             ) from None
     else:
         tokenizer = _trained(cfg, train_split, objective)

@@ -67,7 +67,8 @@ def _check_data(cfg: DictConfig) -> None:
                 raise TransferlabError(f"data.{split}: file not found: {path}; give an existing file")
             if data.format == "auto" and suffix(p) not in SUFFIXES:
                 raise TransferlabError(
-                    f"data.{split}: unsupported file type '{p.name}'; use one of {', '.join(SUFFIXES)} (optionally .gz); or set data.format=csv|json|parquet|text|conll"
+                    f"data.{split}: unsupported file type '{p.name}'; "
+                    f"use one of {', '.join(SUFFIXES)} (optionally .gz); or set data.format=csv|json|parquet|text|conll"
                 )
     elif not data.path:
         raise TransferlabError("data=hub needs data.path=<dataset id>")
@@ -90,7 +91,8 @@ def _check_streaming(cfg: DictConfig, objective) -> None:
         )
     if cfg.tokenizer.source == "train" and not cfg.tokenizer.train_samples:
         raise TransferlabError(
-            "data.streaming=true with tokenizer=train learns from the stream's first texts; set tokenizer.train_samples=N"
+            "data.streaming=true with tokenizer=train learns from the stream's first texts; "
+            "set tokenizer.train_samples=N"
         )
 
 

@@ -103,7 +103,8 @@ class TopK(Policy):
     def check(cls, cfg, depth: int | None) -> None:
         if depth is not None and cfg.k > depth:
             raise TransferlabError(
-                f"freeze.k={cfg.k} but the model has {depth} blocks; use freeze.k <= {depth} (freeze=none trains every block)"
+                f"freeze.k={cfg.k} but the model has {depth} blocks; "
+                f"use freeze.k <= {depth} (freeze=none trains every block)"
             )
 
     def apply(self, model):

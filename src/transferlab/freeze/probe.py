@@ -135,8 +135,8 @@ def choose_layout(model, pooling: str, head: str):
             return layout
     if head == "mlp":
         raise TransferlabError(
-            f"freeze.head=mlp trains the dense layer {type(model).__name__} puts under its output layer (BERT's pooler, "
-            f"ModernBERT's head), but with freeze.pooling={pooling} it has none; use freeze.head=linear"
+            f"freeze.head=mlp trains the dense layer {type(model).__name__} puts under its output layer "
+            f"(BERT's pooler, ModernBERT's head), but with freeze.pooling={pooling} it has none; use freeze.head=linear"
         )
     return OwnLinear
 

@@ -53,7 +53,8 @@ def check_windows(split: str, batch, tokenizer, room: int, length: int, stride: 
         left = max(0, room - n)
         if left < 1 or (m > left and left <= stride):
             raise TransferlabError(
-                f"data.{split}: the question {question[:60]!r} is {n} tokens, which leaves {left} of objective.max_seq_len={length} "
+                f"data.{split}: the question {question[:60]!r} is {n} tokens, "
+                f"which leaves {left} of objective.max_seq_len={length} "
                 f"for its context of {m}, not more than objective.doc_stride={stride}; raise objective.max_seq_len "
                 "(data.max_seq_len), lower objective.doc_stride, or shorten the question"
             )

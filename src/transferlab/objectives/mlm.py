@@ -142,7 +142,8 @@ class MaskedLM(Objective):
         o = cfg.objective
         if o.mask_replace_prob + o.random_replace_prob > 1:
             raise TransferlabError(
-                f"objective.mask_replace_prob={o.mask_replace_prob} + objective.random_replace_prob={o.random_replace_prob} "
+                f"objective.mask_replace_prob={o.mask_replace_prob} + "
+                f"objective.random_replace_prob={o.random_replace_prob} "
                 "exceed 1; they share the selected tokens (the rest stay unchanged)"
             )
 

@@ -2,9 +2,9 @@
 
 A row is the prompt then the target then the end token: the prompt is the source in the tokenizer's chat template;
 a tokenizer without one (GPT-2's) gets the source followed by objective.separator as its template, which the export
-keeps, so that transferlab-generate and transformers' pipelines prompt the model as it was trained. The loss is on the target and the end
-token only (the prompt's labels are -100). Validation and test generate from the prompt (left-padded in a batch) and
-are scored as seq2seq's are, so one task compares a T5 and a GPT-2 in one sweep.
+keeps, so that transferlab-generate and transformers' pipelines prompt the model as it was trained. The loss is on
+the target and the end token only (the prompt's labels are -100). Validation and test generate from the prompt
+(left-padded in a batch) and are scored as seq2seq's are, so one task compares a T5 and a GPT-2 in one sweep.
 """
 
 from dataclasses import dataclass, field

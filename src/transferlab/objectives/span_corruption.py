@@ -105,9 +105,10 @@ class SpanCorruption(Objective):
         missing = [f"<extra_id_{i}>" for i in range(spans) if f"<extra_id_{i}>" not in vocab]
         if missing or tokenizer.eos_token_id is None:
             raise TransferlabError(
-                f"objective=span_corruption needs {spans} sentinel tokens (<extra_id_0> ... <extra_id_{spans - 1}>) and an end token "
-                f"in the tokenizer; {'it lacks ' + missing[0] if missing else 'it has no eos_token'}: use tokenizer=train on a "
-                "T5-style model (model=tiny_t5), or a T5 tokenizer"
+                f"objective=span_corruption needs {spans} sentinel tokens "
+                f"(<extra_id_0> ... <extra_id_{spans - 1}>) and an end token "
+                f"in the tokenizer; {'it lacks ' + missing[0] if missing else 'it has no eos_token'}: "
+                "use tokenizer=train on a T5-style model (model=tiny_t5), or a T5 tokenizer"
             )
         self.sentinels = np.array([vocab[f"<extra_id_{i}>"] for i in range(spans)])
         self.metrics = per_stage(lambda: nn.ModuleDict({"acc": FiniteMean(), "perplexity": Perplexity()}))
