@@ -206,3 +206,19 @@ def test_feature_cache_hits_misses_and_invalidates(tmp_path, monkeypatch):
     assert featurize_all(probe_of("modernbert", pooling="cls"), splits)[1] == {"train": "miss", "validation": "miss"}
     changed = {**splits, "validation": rows([[5, 7]], [2])}  # new data
     assert featurize_all(probe, changed)[1] == {"train": "hit", "validation": "miss"}
+
+
+def test_the_probe_contract_is_the_policys_featurizer():
+    """Which model computes cached features is the policy's answer (featurizer), not a class-name or hasattr test:
+    a probe for a sequence classifier under freeze=backbone, nothing under any other policy or task model."""
+    from transformers import BertForMaskedLM
+
+    from transferlab.freeze.common import Policy
+    from transferlab.freeze.probe import Probe, is_sequence_classifier
+
+    policy = build_freeze_policy(OmegaConf.structured(FreezeBackbone()))
+    probe = policy.apply(MODELS["bert"]())
+    assert isinstance(probe, Probe) and policy.featurizer(probe) is probe
+    masked_lm = BertForMaskedLM(BertConfig(**SMALL))
+    assert not is_sequence_classifier(masked_lm) and policy.featurizer(policy.apply(masked_lm)) is None
+    assert is_sequence_classifier(MODELS["gpt2"]()) and Policy(None).featurizer(MODELS["bert"]()) is None

@@ -142,10 +142,9 @@ def assemble(cfg: DictConfig, run_dir: Path, loggers: list, rank_zero: bool, con
         datasets = prepare_splits({s: ds for s, ds in raw.items() if s != "test" or cfg.test}, objective)
         if rank_zero and objective.stats:
             console.print("data: " + ", ".join(f"{key} {n:,}" for key, n in objective.stats.items()), soft_wrap=True)
-        if objective.reads_features and hasattr(
-            model, "featurize"
-        ):  # a frozen trunk: its features once, not every step
-            datasets = _frozen_features(cfg, trainer, model, objective, datasets, console if rank_zero else None)
+        featurizer = policy.featurizer(model) if objective.reads_features else None
+        if featurizer is not None:  # a frozen trunk: its features once, not every step
+            datasets = _frozen_features(cfg, trainer, featurizer, objective, datasets, console if rank_zero else None)
     datamodule = TransferDataModule(datasets, objective, cfg.data, cfg.seed, static_shapes=cfg.compile)
     module = TransferModule(model, objective, policy, cfg.optimizer, cfg.scheduler, cfg.on_nan, run_dir / "predictions")
     if cfg.compile:

@@ -68,8 +68,9 @@ class Policy:
     (``depth``: the shallowest stack's, None when unknown yet). Instance methods, called by the LightningModule in
     this order: ``apply`` (once, before the optimizer), ``param_groups`` (AdamW groups; a group may carry
     ``start_step``, the optimizer step before which its LR is 0), ``set_train_mode`` (after every ``model.train()``)
-    and ``model_for_export``. ``frozen_trunk`` names the part of the model that stays frozen and in eval mode (so its
-    output for an input never changes), for callers that may compute it once.
+    and ``model_for_export``. ``featurizer`` is the probe contract: the module whose
+    ``featurize(input_ids, attention_mask)`` gives features that never change under this policy (so a run may
+    compute them once, data/features.py), or None.
     """
 
     name: str
@@ -88,8 +89,8 @@ class Policy:
     def set_train_mode(self, model) -> None:
         pass  # every block trains something (all of it, biases or adapters): keep its dropout as model.train() set it
 
-    def frozen_trunk(self, model):
-        """The frozen module whose features a head reads (None: no such part under this policy)."""
+    def featurizer(self, model):
+        """The part of `model` whose features never change during training (None: every step computes anew)."""
         return None
 
     def model_for_export(self, model) -> tuple:

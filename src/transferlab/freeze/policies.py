@@ -52,10 +52,10 @@ class FrozenBackbone(Policy):
     Config = FreezeBackbone
 
     def apply(self, model):
-        from transferlab.freeze.probe import Probe, default_pooling
+        from transferlab.freeze.probe import Probe, default_pooling, is_sequence_classifier
 
         blocks = find_blocks(model)
-        if type(model).__name__.endswith("ForSequenceClassification"):
+        if is_sequence_classifier(model):
             pooling = default_pooling(model.config) if self.cfg.pooling == "auto" else self.cfg.pooling
             probe = Probe(model, pooling, self.cfg.head)
             train_only(probe, ids_of(*(m.parameters() for m in probe.trained_modules())), "backbone")
@@ -74,13 +74,19 @@ class FrozenBackbone(Policy):
         train_only(model, ids_of(params["head"], pooler), "backbone", blocks)
         return model
 
+    def featurizer(self, model):
+        """A probe: its pooled features over the frozen base model (freeze/probe.py)."""
+        from transferlab.freeze.probe import Probe
+
+        return model if isinstance(model, Probe) else None
+
     def set_train_mode(self, model) -> None:
-        if not hasattr(model, "featurize"):  # a Probe keeps its base model in eval mode itself
+        if self.featurizer(model) is None:  # a Probe keeps its base model in eval mode itself
             eval_frozen_parts(model)
 
     def model_for_export(self, model) -> tuple:
         """A probe whose pooling an HF class computes exports as that class; any other as a probe form."""
-        if not hasattr(model, "featurize"):
+        if self.featurizer(model) is None:
             return model, "model"
         return (model.task_model, "model") if model.exports_as_task_model() else (model, "probe")
 

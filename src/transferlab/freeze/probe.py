@@ -141,6 +141,17 @@ def choose_layout(model, pooling: str, head: str):
     return OwnLinear
 
 
+def is_sequence_classifier(model) -> bool:
+    """The model is transformers' sequence-classification class for its config (one pooled vector per text), looked
+    up in transformers' own registry: a probe can stand in for it."""
+    from transformers import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING
+
+    try:
+        return MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING[type(model.config)] is type(model)
+    except KeyError:
+        return False
+
+
 class Probe(nn.Module):
     """A task model's head over its frozen base model, callable on tokens or on cached features (``features=``)."""
 
