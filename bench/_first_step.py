@@ -53,8 +53,8 @@ def finish():
     os._exit(0)  # the first step is all we time: skip the rest of the run
 
 
-import transferlab.cli as cli  # noqa: E402  (light: hydra/omegaconf only)
-import transferlab.job as job  # noqa: E402
+import transferlab.cli.front as cli  # noqa: E402  (light: hydra/omegaconf only)
+import transferlab.run.job as job  # noqa: E402
 
 timed(cli, "preflight", "preflight (compose + validate)")
 timed(job, "run_job", "run_job", start_mark="run_job_start")
@@ -64,8 +64,8 @@ original_assemble = job.assemble
 
 def assemble(*args, **kwargs):
     import transferlab.data.module as datamodule
-    import transferlab.models as models
-    import transferlab.tokenizer as tokenizer
+    import transferlab.models.build as models
+    import transferlab.models.tokenizer as tokenizer
 
     timed(tokenizer, "build_tokenizer", "build_tokenizer")
     timed(datamodule, "prepare_splits", "prepare_splits (tokenize + pack/bucket)")
@@ -87,8 +87,8 @@ def assemble(*args, **kwargs):
 job.assemble = assemble
 timed(job, "assemble", "assemble", start_mark="assemble_start")
 for module_name, function, key in (
-    ("transferlab.preflight", "check_inputs", "check_inputs (load splits, labels)"),
-    ("transferlab.loggers", "build_loggers", "build_loggers"),
+    ("transferlab.run.preflight", "check_inputs", "check_inputs (load splits, labels)"),
+    ("transferlab.run.loggers", "build_loggers", "build_loggers"),
 ):
     try:  # only where this version of the product has them; importing them is light
         __import__(module_name)

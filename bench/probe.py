@@ -77,8 +77,8 @@ def converged_lr(source: str, n: int, seed: int) -> float:
     from rich.console import Console
     from sklearn.linear_model import LogisticRegression
 
-    from transferlab.cli import compose
-    from transferlab.job import assemble
+    from transferlab.cli.front import compose
+    from transferlab.run.job import assemble
 
     cfg = compose(
         ["experiment=probe", f"model.name_or_path={source}", f"data.max_train_samples={n}", f"seed={seed}", *QUIET]

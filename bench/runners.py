@@ -1,7 +1,7 @@
 """The three kinds of runner every comparison uses, each returning StepLog.window(...) for one round.
 
-- transferlab: the product path. The config is composed by transferlab.cli.compose, everything is built by
-  transferlab.job.assemble (with loggers, progress bar and checkpoints off), and trainer.fit runs; a callback
+- transferlab: the product path. The config is composed by transferlab.cli.front.compose, everything is built by
+  transferlab.run.job.assemble (with loggers, progress bar and checkpoints off), and trainer.fit runs; a callback
   stamps each optimizer step. The product is rebuilt every round, so every round starts from the same weights.
 - HF Trainer: transformers.Trainer with the standard collator; a TrainerCallback stamps each step and a wrapper
   around the collator counts the tokens of every batch.
@@ -37,16 +37,16 @@ def count(batch, flops_fn):
 
 
 def transferlab_config(overrides: list, steps: int):
-    from transferlab.cli import compose
+    from transferlab.cli.front import compose
 
     return compose([*overrides, *LOGGING_OFF, f"trainer.max_steps={steps}"])
 
 
 def transferlab_assemble(cfg, run_dir: Path):
-    """transferlab.job.assemble, as train() calls it (rank zero, no loggers); its parameter table goes nowhere."""
+    """transferlab.run.job.assemble, as train() calls it (rank zero, no loggers); its parameter table goes nowhere."""
     from rich.console import Console
 
-    from transferlab.job import assemble
+    from transferlab.run.job import assemble
 
     return assemble(cfg, run_dir, [], True, Console(file=io.StringIO()))
 
@@ -220,7 +220,7 @@ def transferlab_raw(cfg, run_dir: Path):
     only Lightning is left out."""
     import torch
 
-    from transferlab.module import group_schedules, schedule
+    from transferlab.run.module import group_schedules, schedule
 
     def make():
         a = transferlab_assemble(cfg, run_dir)

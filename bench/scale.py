@@ -235,10 +235,10 @@ def overrides(corpus: Path, cache: Path, num_proc: int) -> list:
 
 PREPARE = """
 import json, os, sys, time
-from transferlab.cli import compose
-from transferlab.preflight import check_inputs
+from transferlab.cli.front import compose
+from transferlab.run.preflight import check_inputs
 from transferlab.objectives import OBJECTIVES
-from transferlab.tokenizer import build_tokenizer
+from transferlab.models.tokenizer import build_tokenizer
 from pathlib import Path
 cfg = compose(sys.argv[1:])
 # fresh with the cache: no tokenizer saved by an earlier bench

@@ -207,7 +207,7 @@ def collator_share(run_dir: Path) -> dict:
     """Span corruption: the collator's median time per batch against a full training step's."""
     import torch
 
-    from transferlab.cli import compose
+    from transferlab.cli.front import compose
 
     cfg = compose(
         [

@@ -7,7 +7,7 @@ import pytest
 
 
 def _baseline(*overrides):
-    from transferlab.baseline import main
+    from transferlab.cli.baseline import main
 
     old = sys.argv
     sys.argv = ["transferlab-baseline", *overrides]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from transferlab.cli import compose, preflight
+from transferlab.cli.front import compose, preflight
 from transferlab.config import CONF_DIR
 from transferlab.config.resolvers import latest_run_export
 from transferlab.errors import TransferlabError

@@ -11,10 +11,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from transferlab.architectures import kind_of
-from transferlab.cli import compose, preflight
+from transferlab.cli.front import compose, preflight
 from transferlab.errors import TransferlabError
 from transferlab.freeze import FREEZE_POLICIES
+from transferlab.models.architectures import kind_of
 from transferlab.objectives import OBJECTIVES
 from transferlab.objectives.base import Objective
 
@@ -55,7 +55,7 @@ def _data_for(objective: str) -> list:
 def _assemble(cfg, run_dir: Path):
     from rich.console import Console
 
-    from transferlab.job import assemble
+    from transferlab.run.job import assemble
 
     return assemble(cfg, run_dir, [], True, Console(stderr=True, quiet=True))
 
@@ -63,7 +63,7 @@ def _assemble(cfg, run_dir: Path):
 def _one_step(cfg, run_dir: Path) -> dict:
     """Fit one step, validate, test: the metrics, the metric names the objective keeps per stage, and the names of
     all, trainable and changed parameters."""
-    from transferlab.job import _fit_and_evaluate
+    from transferlab.run.job import _fit_and_evaluate
 
     a = _assemble(cfg, run_dir)
     model = a.module.model

@@ -16,10 +16,10 @@ from transferlab.data.buckets import BatchSampler
 from transferlab.data.loading import load_splits
 from transferlab.data.splits import stratified_sample, stratified_take
 from transferlab.errors import TransferlabError
+from transferlab.models.tokenizer import _train_wordpiece
 from transferlab.objectives.base import IGNORE
 from transferlab.objectives.classification import Classification, label_vocabulary
 from transferlab.objectives.mlm import MaskedLM, MLMCollator, MLMConfig
-from transferlab.tokenizer import _train_wordpiece
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from transferlab.cli import compose
+from transferlab.cli.front import compose
 
 pytestmark = pytest.mark.slow  # subprocess end-to-end runs
 

@@ -269,7 +269,7 @@ def test_a_truncated_prepared_split_is_rebuilt_not_trusted(tmp_path, capsys):
 def test_a_tokenizer_entry_without_tokenizer_json_is_retrained(tmp_path, capsys):
     from datasets import Dataset
 
-    import transferlab.tokenizer as tok
+    import transferlab.models.tokenizer as tok
     from transferlab.objectives.mlm import MaskedLM
 
     os.environ["TRANSFERLAB_CACHE"] = str(tmp_path / "cache")
@@ -299,7 +299,7 @@ def test_a_tokenizer_entry_without_tokenizer_json_is_retrained(tmp_path, capsys)
 def test_a_path_hydra_cannot_read_gets_the_quoting_that_works(value):
     import shlex
 
-    from transferlab.cli import compose
+    from transferlab.cli.front import compose
 
     with pytest.raises(TransferlabError) as caught:
         compose(["data=files", f"data.train=data/{value}"])

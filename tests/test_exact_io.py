@@ -32,7 +32,7 @@ def _pairs(rows=G2P):
 
 
 def _compose(*overrides):
-    from transferlab.cli import compose
+    from transferlab.cli.front import compose
 
     return compose(["objective=seq2seq", "model=tiny_t5", "tokenizer.vocab_size=200", *overrides])
 
@@ -48,8 +48,8 @@ def _one_line(main, argv, capsys) -> str:
 
 
 def test_a_trained_tokenizer_keeps_case_unless_asked(tmp_path, monkeypatch):
+    from transferlab.models.tokenizer import build_tokenizer
     from transferlab.objectives import OBJECTIVES
-    from transferlab.tokenizer import build_tokenizer
 
     monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path / "cache"))
     cfg = _compose()
@@ -61,8 +61,8 @@ def test_a_trained_tokenizer_keeps_case_unless_asked(tmp_path, monkeypatch):
 
 
 def test_a_tokenizer_that_cannot_give_the_targets_back_is_refused_with_an_example(tmp_path, monkeypatch):
+    from transferlab.models.tokenizer import _train_wordpiece, build_tokenizer
     from transferlab.objectives import OBJECTIVES
-    from transferlab.tokenizer import _train_wordpiece, build_tokenizer
 
     monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path / "cache"))
     seq2seq = OBJECTIVES["seq2seq"]
@@ -112,7 +112,7 @@ def _bert_dir(path, cls, tokenizer=None, **config):
 
 @pytest.fixture(scope="module")
 def wordpiece():
-    from transferlab.tokenizer import _train_wordpiece
+    from transferlab.models.tokenizer import _train_wordpiece
 
     return _train_wordpiece(iter([TEXTS * 20]), vocab_size=120, min_frequency=1, lowercase=False)
 
@@ -122,12 +122,12 @@ def test_a_model_dir_without_tokenizer_files_is_refused_by_train_eval_predict_an
 ):
     from transformers import BertForSequenceClassification, GPT2Config, GPT2LMHeadModel
 
-    from transferlab import generate, predict
-    from transferlab.cli import compose
-    from transferlab.evaluate import evaluate
+    from transferlab.cli import generate, predict
+    from transferlab.cli.evaluate import evaluate
+    from transferlab.cli.front import compose
+    from transferlab.models.tokenizer import build_tokenizer
     from transferlab.objectives import OBJECTIVES
-    from transferlab.preflight import check_inputs
-    from transferlab.tokenizer import build_tokenizer
+    from transferlab.run.preflight import check_inputs
 
     monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path / "cache"))
     bare = _bert_dir(tmp_path / "bare", BertForSequenceClassification, num_labels=2)
@@ -156,7 +156,7 @@ def test_a_model_dir_without_tokenizer_files_is_refused_by_train_eval_predict_an
 def test_generate_refuses_an_export_that_does_not_generate(tmp_path, wordpiece, capsys):
     from transformers import BertForSequenceClassification, BertModel
 
-    from transferlab.generate import main
+    from transferlab.cli.generate import main
 
     classifier = _bert_dir(tmp_path / "classifier", BertForSequenceClassification, wordpiece, num_labels=2)
     assert _one_line(main, [classifier, "--prompt", "a dog"], capsys) == (
@@ -187,7 +187,7 @@ def classifier(tmp_path_factory, wordpiece):
 
 
 def test_predict_keeps_every_input_cell_as_read_beside_its_own_columns(tmp_path, classifier, capsys):
-    from transferlab.predict import main
+    from transferlab.cli.predict import main
 
     rows = [
         {
@@ -245,7 +245,7 @@ def test_predict_keeps_every_input_cell_as_read_beside_its_own_columns(tmp_path,
 
 
 def test_predict_names_the_row_of_a_cell_it_cannot_read_and_refuses_a_shadowing_column(tmp_path, classifier, capsys):
-    from transferlab.predict import main
+    from transferlab.cli.predict import main
 
     def refused(name: str, content: str, *flags) -> str:
         (tmp_path / name).write_text(content)

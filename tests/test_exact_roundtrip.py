@@ -56,7 +56,7 @@ def test_a_csv_of_na_strings_leading_zeros_numbers_and_quotes_round_trips_unchan
 
     out = tmp_path / "predicted.csv"
     predict = _run(
-        ["transferlab.predict", str(run / "export"), str(data), "--out", str(out)], tmp_path, tmp_path / "cache"
+        ["transferlab.cli.predict", str(run / "export"), str(data), "--out", str(out)], tmp_path, tmp_path / "cache"
     )
     assert predict.returncode == 0, predict.stderr[-2000:]
     got = _cells(out)

@@ -25,7 +25,7 @@ from transferlab.errors import TransferlabError
 from transferlab.freeze import FREEZE_POLICIES, build_freeze_policy
 from transferlab.freeze.lora import FreezeLoRA
 from transferlab.freeze.policies import FreezeBackbone, FreezeBitFit, FreezeGradual, FreezeLLRD, FreezeNone, FreezeTopK
-from transferlab.module import group_schedules
+from transferlab.run.module import group_schedules
 
 one_thread = pytest.fixture(autouse=True, scope="module")(single_thread)  # tiny models: one thread is faster
 
@@ -519,8 +519,8 @@ def test_fit_start_puts_a_pretrained_model_in_train_mode_except_frozen_parts(cfg
     from omegaconf import OmegaConf as OC
 
     from transferlab.config.schema import OptimizerConfig, SchedulerConfig
-    from transferlab.module import TransferModule
     from transferlab.objectives.classification import Classification
+    from transferlab.run.module import TransferModule
 
     policy = policy_of(cfg)
     model = policy.apply(make(BertForSequenceClassification, bert_config())).eval()  # as from_pretrained leaves it

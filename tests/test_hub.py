@@ -87,7 +87,7 @@ def _hub_cache(cache, repo_id: str):
 
     from transformers import BertConfig, BertForSequenceClassification
 
-    from transferlab.tokenizer import _train_wordpiece
+    from transferlab.models.tokenizer import _train_wordpiece
 
     staged = cache.parent / "staged"
     BertForSequenceClassification(

@@ -8,11 +8,11 @@ from conftest import single_thread
 from omegaconf import OmegaConf
 from transformers import AutoModelForCausalLM, BertConfig, BertForMaskedLM, GPT2Config, GPT2LMHeadModel
 
+from transferlab.models.tokenizer import _train_wordpiece
 from transferlab.objectives.base import IGNORE
 from transferlab.objectives.clm import CausalLM, CLMConfig
 from transferlab.objectives.lm_loss import linear_cross_entropy
 from transferlab.objectives.mlm import MaskedLM, MLMConfig, static_count
-from transferlab.tokenizer import _train_wordpiece
 
 one_thread = pytest.fixture(autouse=True, scope="module")(single_thread)
 
@@ -138,7 +138,7 @@ def test_clm_chunked_loss_equals_the_dense_loss_in_every_parameter():
 
 
 def test_vocab_multiple_pads_masks_suppresses_and_exports(tmp_path):
-    from transferlab.models import build_model
+    from transferlab.models.build import build_model
 
     cfg = OmegaConf.create(
         {

@@ -17,11 +17,11 @@ from transformers import (
 )
 
 from transferlab.config.schema import OptimizerConfig, SchedulerConfig
+from transferlab.models.tokenizer import _train_wordpiece
 from transferlab.objectives.base import IGNORE, Objective
 from transferlab.objectives.clm import CausalLM, CLMConfig
 from transferlab.objectives.metrics import FiniteMean, Perplexity
 from transferlab.objectives.mlm import MaskedLM, MLMConfig
-from transferlab.tokenizer import _train_wordpiece
 
 SMALL = dict(
     hidden_size=32,
@@ -156,7 +156,7 @@ def test_adamw_is_fused_and_gradients_are_clipped(precision, monkeypatch):
     from torch.utils.data import DataLoader
 
     from transferlab.freeze.policies import TrainAll
-    from transferlab.module import TransferModule
+    from transferlab.run.module import TransferModule
 
     clipped = []
     real = torch.nn.utils.clip_grad_norm_
@@ -202,7 +202,7 @@ def test_trained_tokenizer_is_cached_across_run_dirs(tmp_path, monkeypatch):
     deterministic in `tokenizers`, so re-training would give new ids and defeat the tokenization cache)."""
     from datasets import Dataset
 
-    import transferlab.tokenizer as tok
+    import transferlab.models.tokenizer as tok
 
     monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path / "cache"))
     cfg = OmegaConf.create(

@@ -19,7 +19,7 @@ def test_installed_wheel_composes_from_its_own_conf_and_data(tmp_path):
     (wheel,) = (tmp_path / "dist").glob("transferlab-*.whl")
     subprocess.run([*pip, "install", "--no-deps", "--target", str(tmp_path / "site"), str(wheel)], check=True)
     code = (
-        "import transferlab.config as c; from transferlab.cli import compose;"
+        "import transferlab.config as c; from transferlab.cli.front import compose;"
         "cfg = compose(['experiment=quickstart']); print(c.CONF_DIR); print(cfg.data.train); "
         "print(cfg.paths.output_dir)"
     )

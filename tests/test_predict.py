@@ -6,8 +6,8 @@ import json
 import pytest
 import torch
 
-from transferlab.predict import main
-from transferlab.tokenizer import _train_wordpiece
+from transferlab.cli.predict import main
+from transferlab.models.tokenizer import _train_wordpiece
 
 TEXTS = ["a small dog barks", "the red bus stops here", "a cat", "dogs and cats sleep on the mat all day long"]
 
@@ -130,9 +130,9 @@ def test_generation_exports_write_what_transferlab_generate_writes(tmp_path, cap
     from omegaconf import OmegaConf
     from transformers import GPT2Config, GPT2LMHeadModel, T5Config, T5ForConditionalGeneration
 
-    from transferlab.generate import generations
+    from transferlab.cli.generate import generations
+    from transferlab.models.tokenizer import _train_byte_bpe, _train_unigram
     from transferlab.objectives.generation import GenerationConfig
-    from transferlab.tokenizer import _train_byte_bpe, _train_unigram
 
     torch.manual_seed(0)
     unigram = _train_unigram(iter([TEXTS * 20]), vocab_size=150, min_frequency=1, lowercase=True)

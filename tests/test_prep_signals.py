@@ -167,7 +167,7 @@ def test_a_lock_whose_holder_died_is_taken_over_while_the_holders_children_live(
 
 
 def test_a_signal_while_preparing_ends_in_interrupted_whatever_comes_out_of_the_block():
-    from transferlab.signals import stop_preparing_on_signals
+    from transferlab.run.signals import stop_preparing_on_signals
 
     before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     with pytest.raises(Interrupted) as raised, stop_preparing_on_signals():
@@ -183,7 +183,7 @@ def test_a_signal_while_preparing_ends_in_interrupted_whatever_comes_out_of_the_
 
 
 def test_an_interrupted_run_is_recorded_as_interrupted_not_failed():
-    from transferlab.outputs import failure_record
+    from transferlab.run.outputs import failure_record
 
     assert failure_record(Interrupted("interrupted by SIGTERM at step 3; saved x", signal.SIGTERM)) == {
         "status": "interrupted",

@@ -12,9 +12,9 @@ from datasets import Dataset
 from omegaconf import OmegaConf
 
 from transferlab.errors import TransferlabError
+from transferlab.models.tokenizer import _train_wordpiece
 from transferlab.objectives.extractive_qa import ExtractiveQA
 from transferlab.objectives.spans import NO_CONTEXT, answer_tokens, best_spans
-from transferlab.tokenizer import _train_wordpiece
 
 CLI = [sys.executable, "-m", "transferlab.train"]
 WORDS = "red green blue black white pink gold grey".split()

@@ -231,7 +231,7 @@ def test_batch_sampler_resumes_mid_epoch_at_the_same_batches():
 
 
 def test_atomic_checkpoint_io_never_leaves_a_torn_file(tmp_path, monkeypatch):
-    from transferlab.checkpoints import AtomicCheckpointIO
+    from transferlab.run.checkpoints import AtomicCheckpointIO
 
     target = tmp_path / "last.ckpt"
     io = AtomicCheckpointIO()
@@ -257,7 +257,7 @@ class _NotATensor:
 
 
 def test_checkpoints_load_with_weights_only(tmp_path):
-    from transferlab.preflight import read_checkpoint
+    from transferlab.run.preflight import read_checkpoint
 
     path = tmp_path / "code.ckpt"
     torch.save({"state_dict": {}, "loops": {}, "optimizer_states": [], "extra": _NotATensor()}, path)
@@ -269,7 +269,7 @@ def test_checkpoints_load_with_weights_only(tmp_path):
 
 
 def test_rng_state_round_trips_through_a_safe_load(tmp_path):
-    from transferlab.resume import rng_state, set_rng_state
+    from transferlab.run.resume import rng_state, set_rng_state
 
     torch.manual_seed(1), np.random.seed(1), random.seed(1)
     torch.save(rng_state(), tmp_path / "rng.pt")
@@ -280,7 +280,7 @@ def test_rng_state_round_trips_through_a_safe_load(tmp_path):
 
 
 def test_ctrl_c_takes_the_sigterm_path_and_sigusr1_is_left_alone():
-    from transferlab.signals import sigint_as_sigterm
+    from transferlab.run.signals import sigint_as_sigterm
 
     seen = []
     old_term = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
@@ -336,7 +336,7 @@ def test_on_nan_skip_skips_only_the_bad_batch():
 
     from transferlab.config.schema import OptimizerConfig, SchedulerConfig
     from transferlab.freeze.policies import TrainAll
-    from transferlab.module import TransferModule
+    from transferlab.run.module import TransferModule
 
     torch.manual_seed(0)
     model = torch.nn.Linear(4, 1)

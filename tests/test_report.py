@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from transferlab.report import main
+from transferlab.report.study import main
 
 INITS = ("pretrained", "scratch")
 FREEZES = ("lora", "none")
@@ -282,8 +282,8 @@ def test_one_seed_cannot_call_a_margin_clear_and_constant_columns_are_dropped(tm
 
 def test_a_single_run_gets_its_curves(tmp_path):
     """transferlab-report RUN_DIR on one run: loss, scores and learning rate vs step, read from its CSV log."""
-    from transferlab.curves import read_log
-    from transferlab.report import main
+    from transferlab.report.curves import read_log
+    from transferlab.report.study import main
 
     run = tmp_path / "run"
     (run / ".hydra").mkdir(parents=True)
@@ -306,7 +306,7 @@ def test_the_curves_axes_are_drawn_from_the_logged_keys():
     panel with the scores (perplexity repeats the loss and is left out)."""
     import matplotlib.pyplot as plt
 
-    from transferlab.curves import draw
+    from transferlab.report.curves import draw
 
     series = {
         "train/loss": [(29, 1.5), (9, 2.5)],

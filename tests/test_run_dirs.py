@@ -95,7 +95,7 @@ def test_a_run_dir_holding_a_run_is_refused_before_anything_is_written(earlier, 
 
 @pytest.mark.slow
 def test_the_refused_run_dir_still_evaluates_with_its_own_config(earlier, other_data):
-    from transferlab.evaluate import evaluate
+    from transferlab.cli.evaluate import evaluate
 
     assert _cli(*ARGS, "data=files", f"data.train={other_data['bad']}", f"hydra.run.dir={earlier}").returncode == 2
     (best,) = (earlier / "checkpoints").glob("best-*.ckpt")
@@ -213,7 +213,7 @@ def test_a_sweep_into_a_sweep_dir_holding_runs_is_refused(finished, tmp_path):
 )
 def test_what_counts_as_a_run_held_in_a_dir(tmp_path, contents, held):
     """A finished record, checkpoints or an export; a failed attempt's record, tokenizer and config are not a run."""
-    from transferlab.rundir import claim, held_run
+    from transferlab.run.rundir import claim, held_run
 
     for name, text in contents.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
@@ -229,8 +229,8 @@ def test_what_counts_as_a_run_held_in_a_dir(tmp_path, contents, held):
 
 def test_at_the_job_resume_auto_refuses_a_run_without_last_ckpt_and_records_nothing(tmp_path):
     """The same rule where the job picks its checkpoint (a sweep's job dir, a dir filled after the launch)."""
-    from transferlab.preflight import resume_path
-    from transferlab.rundir import RunDirTaken, record_failure
+    from transferlab.run.preflight import resume_path
+    from transferlab.run.rundir import RunDirTaken, record_failure
 
     (tmp_path / "metrics.json").write_text('{"status": "ok", "test/acc": 0.9}')
     with pytest.raises(RunDirTaken, match=r"holds a run \(metrics.json status ok\) but no checkpoints/last.ckpt") as e:
@@ -241,7 +241,7 @@ def test_at_the_job_resume_auto_refuses_a_run_without_last_ckpt_and_records_noth
 
 
 def test_overwrite_is_a_validated_config_key():
-    from transferlab.cli import compose
+    from transferlab.cli.front import compose
 
     assert compose(["overwrite=true"]).overwrite is True and compose([]).overwrite is False
     with pytest.raises(TransferlabError, match=r"^overwrite: expected a bool, got 'maybe'"):
@@ -268,9 +268,9 @@ def test_overwrite_is_a_validated_config_key():
 )
 def test_eval_checks_its_checkpoint_before_reading_data(tmp_path, monkeypatch, content, problem):
     """A file named .ckpt that is none, in a run dir with a good config: one line, before the data is prepared."""
-    from transferlab import job
-    from transferlab.cli import compose
-    from transferlab.evaluate import evaluate
+    from transferlab.cli.evaluate import evaluate
+    from transferlab.cli.front import compose
+    from transferlab.run import job
 
     ckpt = tmp_path / "run" / "checkpoints" / "x.ckpt"
     ckpt.parent.mkdir(parents=True)
@@ -290,8 +290,8 @@ def test_eval_checks_its_checkpoint_before_reading_data(tmp_path, monkeypatch, c
 
 
 def test_the_model_card_command_round_trips_through_a_shell():
-    from transferlab.card import model_card
-    from transferlab.cli import compose
+    from transferlab.cli.front import compose
+    from transferlab.report.card import model_card
 
     overrides = [
         "data.train=/data/my file.csv",

@@ -104,7 +104,7 @@ def test_finetune_via_run_resolver_then_probe_keeps_backbone(pretrain, outputs, 
     tuned = load_file(finetune / "export" / "model.safetensors")
     assert not all(torch.equal(before[k], tuned[k]) for k in shared)  # the fine-tune did
 
-    from transferlab.evaluate import evaluate  # a probe checkpoint re-scores on the cached features
+    from transferlab.cli.evaluate import evaluate  # a probe checkpoint re-scores on the cached features
 
     (best,) = (probe / "checkpoints").glob("best-*.ckpt")
     scored = evaluate([f"ckpt_path={best}"])
@@ -151,7 +151,7 @@ def test_quickstart_export_reloads_with_same_logits_and_labels(tmp_path):
 
 def test_eval_command_rescores_a_checkpoint_and_missing_cells_can_be_dropped(tmp_path, capsys):
     """transferlab-eval on the best checkpoint gives the run's own test metrics; data.missing=drop counts its rows."""
-    from transferlab.evaluate import evaluate
+    from transferlab.cli.evaluate import evaluate
 
     rows = ["text,label"] + [
         f"{w} item number {i},{lab}" for i in range(40) for w, lab in [("good", "pos"), ("bad", "neg")]

@@ -13,9 +13,9 @@ from omegaconf import OmegaConf
 
 from transferlab.data.conll import read_conll
 from transferlab.errors import TransferlabError
+from transferlab.models.tokenizer import _train_wordpiece
 from transferlab.objectives.base import IGNORE
 from transferlab.objectives.token_classification import TokenClassification, align, is_entity_scheme
-from transferlab.tokenizer import _train_wordpiece
 
 CLI = [sys.executable, "-m", "transferlab.train"]
 

@@ -76,8 +76,8 @@ def test_the_collator_draws_a_batchs_spans_from_its_seed():
 
 
 def test_span_corruption_refuses_a_tokenizer_without_sentinels():
+    from transferlab.models.tokenizer import _train_wordpiece
     from transferlab.objectives.span_corruption import SpanCorruption
-    from transferlab.tokenizer import _train_wordpiece
 
     wordpiece = _train_wordpiece(iter([["a b c d"] * 10]), vocab_size=60, min_frequency=1, lowercase=True)
     cfg = OmegaConf.create({"name": "span_corruption", "noise_density": 0.15, "mean_noise_span_length": 3.0})
@@ -92,8 +92,8 @@ def test_span_corruption_refuses_a_tokenizer_without_sentinels():
 def test_sft_rows_mask_the_prompt_and_keep_the_target_and_end_token(tmp_path, monkeypatch):
     from datasets import Dataset
 
+    from transferlab.models.tokenizer import _train_byte_bpe
     from transferlab.objectives.sft import SFT
-    from transferlab.tokenizer import _train_byte_bpe
 
     monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path))
     tok = _train_byte_bpe(
@@ -196,7 +196,7 @@ def _generate(export, prompts: list) -> list:
         [
             sys.executable,
             "-m",
-            "transferlab.generate",
+            "transferlab.cli.generate",
             str(export),
             *sum((["--prompt", p] for p in prompts), []),
             "--max-new-tokens",
@@ -253,7 +253,7 @@ def test_a_tiny_text_to_text_run_learns_and_its_export_generates_the_same_text_e
     assert _generate(run / "export", prompts) == [r["prediction"] for r in rows[:6]]  # the CLI, greedy, from the export
     # transferlab-predict on the test file, from the export alone (sft: prompted through the export's chat template)
     out = subprocess.run(
-        [sys.executable, "-m", "transferlab.predict", str(run / "export"), test, "--max-new-tokens", "16"],
+        [sys.executable, "-m", "transferlab.cli.predict", str(run / "export"), test, "--max-new-tokens", "16"],
         capture_output=True,
         text=True,
         timeout=300,

@@ -5,7 +5,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from transferlab.cli import run_cli
+from transferlab.cli.front import run_cli
 from transferlab.config import CONF_DIR, setup
 
 setup()
@@ -13,13 +13,13 @@ setup()
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def hydra_main(cfg: DictConfig):
-    from transferlab.job import run_job
+    from transferlab.run.job import run_job
 
     return run_job(cfg)
 
 
 def main() -> None:
-    from transferlab import sweep
+    from transferlab.run import sweep
 
     run_cli(hydra_main)
     if sweep.failed_jobs:  # a multirun whose jobs were recorded as failed (each has its error in metrics.json)

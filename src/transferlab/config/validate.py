@@ -31,7 +31,7 @@ def _check_compile(cfg: DictConfig) -> None:
 
 
 def _check_model(cfg: DictConfig, objective) -> None:
-    from transferlab.architectures import check_fits, check_positions, config_fields
+    from transferlab.models.architectures import check_fits, check_positions, config_fields
 
     model = cfg.model
     if model.arch and model.name_or_path:
@@ -128,8 +128,8 @@ def _check_sweep_direction(cfg: DictConfig, monitor: tuple) -> None:
 
 def validate(cfg: DictConfig) -> None:
     """All config checks; raises TransferlabError with one line. Resolves interpolations (e.g. ${run:...})."""
-    from transferlab.architectures import config_fields, depth
     from transferlab.freeze import FREEZE_POLICIES
+    from transferlab.models.architectures import config_fields, depth
     from transferlab.objectives import OBJECTIVES, monitored
 
     try:

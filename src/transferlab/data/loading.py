@@ -100,7 +100,7 @@ def read_file(path_str: str, split: str, encoding_errors: str = "strict", fmt: s
 def _load_hub(data_cfg) -> Dict[str, object]:
     from datasets import load_dataset
 
-    from transferlab.hub import offline_note
+    from transferlab.models.hub import offline_note
 
     try:
         full = load_dataset(data_cfg.path, data_cfg.config_name, cache_dir=str(cache_dir() / "datasets"))

@@ -174,7 +174,7 @@ def load_streams(data_cfg, fields: dict) -> dict:
 
     from transferlab.data.loading import SPLITS, _where
     from transferlab.data.readers import file_format
-    from transferlab.hub import offline_note
+    from transferlab.models.hub import offline_note
 
     streams = {}
     for split in SPLITS:

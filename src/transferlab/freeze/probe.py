@@ -120,7 +120,7 @@ def default_pooling(config) -> str:
     """Decoders: the last token (the only one that has read the whole text). ModernBERT-style configs: their own
     classifier_pooling. Other encoders: the mean, since MLM never trains the first token to summarise a text and
     their pooler (if any) is untrained by MLM."""
-    from transferlab.architectures import kind_of
+    from transferlab.models.architectures import kind_of
 
     if kind_of(config.to_dict()) == "decoder":
         return "last"

@@ -17,8 +17,8 @@ An objective owns its task end to end, so nothing upstream names a task:
 A new objective is one module (a subclass overriding what differs), one YAML and one registry line.
 """
 
-from transferlab.architectures import KINDS
 from transferlab.errors import TransferlabError
+from transferlab.models.architectures import KINDS
 
 IGNORE = -100  # the target id every loss skips (padding, prompts, sub-words without a tag): torch's ignore_index
 SPLIT_OF_STAGE = {"train": "train", "val": "validation", "test": "test"}  # Lightning's stage -> the data split

@@ -75,8 +75,8 @@ class TextToText(Objective):
     @classmethod
     def check(cls, cfg) -> None:
         """Generation must fit the model's positions: the new tokens (after the prompt, for a decoder)."""
-        from transferlab.architectures import config_fields, max_positions
         from transferlab.errors import TransferlabError
+        from transferlab.models.architectures import config_fields, max_positions
 
         super().check(cfg)
         limit = max_positions(config_fields(cfg.model))

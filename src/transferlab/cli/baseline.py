@@ -12,7 +12,7 @@ import time
 import hydra
 from omegaconf import DictConfig
 
-from transferlab.cli import report, run_cli
+from transferlab.cli.front import report, run_cli
 from transferlab.config import CONF_DIR, setup
 from transferlab.errors import TransferlabError
 
@@ -50,10 +50,10 @@ def fit_and_score(splits: dict, seed: int) -> dict:
 
 
 def run_baseline(cfg: DictConfig) -> float | None:
-    from transferlab.job import hydra_context
-    from transferlab.outputs import write_metrics
-    from transferlab.preflight import check_inputs
-    from transferlab.rundir import record_failure
+    from transferlab.run.job import hydra_context
+    from transferlab.run.outputs import write_metrics
+    from transferlab.run.preflight import check_inputs
+    from transferlab.run.rundir import record_failure
 
     run_dir, multirun, _ = hydra_context()
     try:

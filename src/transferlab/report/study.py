@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from transferlab.claims import claims_section
+from transferlab.report.claims import claims_section
 
 CORE_KEYS = ("init", "freeze.name", "data.train_fraction")
 SIDE_PREFIXES = ("params/", "time/", "throughput/", "baseline/")  # reported separately, not as mean ± std columns
@@ -262,7 +262,7 @@ def parse_args(argv):
 def main(argv=None) -> int:
     args = parse_args(argv)
     if len(args.dirs) == 1 and args.out is None:
-        from transferlab.curves import is_single_run, plot_run
+        from transferlab.report.curves import is_single_run, plot_run
 
         if is_single_run(args.dirs[0]):  # one run: its curves
             print(f"curves: {plot_run(args.dirs[0])}")

@@ -47,7 +47,7 @@ def resume_path(cfg, run_dir: Path) -> str | None:
     if cfg.resume == "never":
         return None
     if cfg.resume == "auto":
-        from transferlab.rundir import check_continuable
+        from transferlab.run.rundir import check_continuable
 
         last = run_dir / "checkpoints" / "last.ckpt"
         if last.is_file():
@@ -116,7 +116,7 @@ def check_checkpoint_fits(module, ckpt: str) -> None:
 def check_inputs(cfg, run_dir: Path) -> Inputs:
     """Every input check that needs the file system, cheapest first; returns what later steps reuse."""
     from transferlab.data.loading import load_splits
-    from transferlab.hub import check_model_source, check_pretrained_tokenizer
+    from transferlab.models.hub import check_model_source, check_pretrained_tokenizer
     from transferlab.objectives import OBJECTIVES
 
     objective = OBJECTIVES[cfg.objective.name]

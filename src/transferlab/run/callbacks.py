@@ -60,8 +60,8 @@ class EpochCounter(pl.Callback):
 def build_callbacks(cfg, run_dir: Path, has_loggers: bool) -> list:
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
 
-    from transferlab.checkpoints import LastCheckpoint
-    from transferlab.resume import ResumeState
+    from transferlab.run.checkpoints import LastCheckpoint
+    from transferlab.run.resume import ResumeState
 
     cb_cfg = cfg.callbacks
     callbacks = [Throughput(), LastValidation(), EpochCounter(), ResumeState()]

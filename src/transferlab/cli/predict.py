@@ -14,8 +14,8 @@ import json
 import sys
 from pathlib import Path
 
+from transferlab.cli.predict_input import COLUMNS, read
 from transferlab.errors import TransferlabError
-from transferlab.predict_input import COLUMNS, read
 
 TASKS = {
     "ForSequenceClassification": "classification",
@@ -31,7 +31,7 @@ def task_of(export: Path) -> tuple[str, str]:
     """(task, architecture) of an export dir, read from its config: the input is checked before weights load."""
     import transformers
 
-    from transferlab.hub import check_tokenizer_files
+    from transferlab.models.hub import check_tokenizer_files
 
     if not (export / "config.json").is_file():
         raise TransferlabError(f"{export}: not an export dir (no config.json); give a run's export/")
@@ -169,7 +169,7 @@ def predict(
 ) -> list:
     """The prediction of every row (a list of dicts), in the input's order."""
     if task == "generation":
-        from transferlab.generate import generations
+        from transferlab.cli.generate import generations
 
         texts = generations(model, tokenizer, [r[columns["source"]] for r in rows], generation, 0)
         return [{"pred_generation": t} for t in _progress(texts, len(rows), progress)]
@@ -218,7 +218,7 @@ def write(path: str | None, rows: list, predictions: list) -> None:
 def main(argv=None) -> None:
     from omegaconf import OmegaConf
 
-    from transferlab.cli import report
+    from transferlab.cli.front import report
     from transferlab.objectives.generation import GenerationConfig
 
     parser = argparse.ArgumentParser(prog="transferlab-predict", description=__doc__.splitlines()[0])

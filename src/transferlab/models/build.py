@@ -35,7 +35,7 @@ def _scratch_config(model_cfg):
 def _pretrained_config(model_cfg):
     from transformers import AutoConfig
 
-    from transferlab.hub import local_dir, offline_note
+    from transferlab.models.hub import local_dir, offline_note
 
     name = str(model_cfg.name_or_path)
     local = local_dir(name)
@@ -63,7 +63,7 @@ def build_model(cfg, objective, tokenizer):
     """The task model the objective names (e.g. AutoModelForMaskedLM), sized to the tokenizer."""
     import transformers
 
-    from transferlab.architectures import check_fits, check_positions
+    from transferlab.models.architectures import check_fits, check_positions
 
     model_cfg = cfg.model
     auto = getattr(transformers, objective.auto_class)

@@ -24,11 +24,11 @@ GENERATIVE_ARCHITECTURES = ("ForCausalLM", "LMHeadModel", "ForConditionalGenerat
 def _from_checkpoint(ckpt: Path):
     import torch
 
-    from transferlab.evaluate import _load_config
+    from transferlab.cli.evaluate import _load_config
     from transferlab.freeze import build_freeze_policy
-    from transferlab.models import build_model
+    from transferlab.models.build import build_model
+    from transferlab.models.tokenizer import build_tokenizer
     from transferlab.objectives import OBJECTIVES
-    from transferlab.tokenizer import build_tokenizer
 
     cfg, run_dir = _load_config(ckpt, [])
     objective_cls = OBJECTIVES[cfg.objective.name]
@@ -57,7 +57,7 @@ def load(source: str):
         )
     import transformers
 
-    from transferlab.hub import check_tokenizer_files
+    from transferlab.models.hub import check_tokenizer_files
 
     config = transformers.AutoConfig.from_pretrained(path)
     architecture = (config.architectures or [None])[0]
@@ -93,7 +93,7 @@ def generations(model, tokenizer, prompts: list, options, seed: int, raw: bool =
     whatever else is in a batch; so does sampling, seeded per prompt)."""
     import torch
 
-    from transferlab.architectures import max_positions
+    from transferlab.models.architectures import max_positions
     from transferlab.objectives.generation import generate
 
     model.eval()
@@ -132,7 +132,7 @@ def _prompts(args) -> list:
 def main(argv=None) -> None:
     from omegaconf import OmegaConf
 
-    from transferlab.cli import report
+    from transferlab.cli.front import report
     from transferlab.config.rules import check_fields
     from transferlab.objectives.generation import GenerationConfig
 

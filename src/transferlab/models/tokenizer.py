@@ -98,7 +98,7 @@ def _trained(cfg, train_split, objective):
     """Train (or load from the cache) the tokenizer that tokenizer=train defines for this train split."""
     from transformers import AutoTokenizer
 
-    from transferlab.architectures import config_fields, kind_of
+    from transferlab.models.architectures import config_fields, kind_of
 
     tok_cfg = cfg.tokenizer
     family = objective.tokenizer_family(kind_of(config_fields(cfg.model)))
@@ -145,7 +145,7 @@ def build_tokenizer(cfg, train_split, run_dir: Path, is_rank_zero: bool, objecti
     if saved.is_dir():
         tokenizer = AutoTokenizer.from_pretrained(saved)
     elif tok_cfg.source == "pretrained":
-        from transferlab.hub import check_pretrained_tokenizer
+        from transferlab.models.hub import check_pretrained_tokenizer
 
         path = tok_cfg.name_or_path or cfg.model.name_or_path
         check_pretrained_tokenizer(cfg)

@@ -189,7 +189,7 @@ def preflight(argv: List[str], config_name: str = "train") -> None:
     """Compose and validate before Hydra starts the job, then claim the run dir before Hydra writes .hydra/ into it
     (rundir.py); raises TransferlabError."""
     from transferlab.config.validate import validate
-    from transferlab.rundir import claim_run_dirs
+    from transferlab.run.rundir import claim_run_dirs
 
     overrides, multirun = _overrides(argv)
     if multirun:
@@ -234,7 +234,7 @@ def run_cli(hydra_entry: Callable[[], object], argv: Optional[List[str]] = None,
         try:
             preflight(argv, config_name)
         except TransferlabError as e:
-            from transferlab.outputs import record_config_failure
+            from transferlab.run.outputs import record_config_failure
 
             report(e, verbose_requested(argv))
             record_config_failure(argv, e)

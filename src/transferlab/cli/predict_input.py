@@ -33,7 +33,7 @@ def read(path: str, fmt: str, task: str, renamed: dict):
     from datasets import Dataset
 
     from transferlab.data.loading import read_file
-    from transferlab.preflight import quiet
+    from transferlab.run.preflight import quiet
 
     if path == "-":
         lines = [line.rstrip("\n") for line in sys.stdin if line.strip()]

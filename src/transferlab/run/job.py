@@ -15,7 +15,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from transferlab.cli import report
+from transferlab.cli.front import report
 from transferlab.config.validate import validate
 from transferlab.errors import Interrupted, TransferlabError
 
@@ -41,13 +41,13 @@ def run_job(cfg: DictConfig):
     verbose = cfg.verbose or os.environ.get("HYDRA_FULL_ERROR") == "1"
     try:
         validate(cfg)
-        from transferlab.preflight import check_inputs
+        from transferlab.run.preflight import check_inputs
 
         inputs = check_inputs(cfg, run_dir)  # bad input answers here, before torch/Lightning/transformers load
         return train(cfg, run_dir, group, inputs)
     except (Exception, KeyboardInterrupt) as e:
         if _rank_zero():
-            from transferlab.rundir import record_failure
+            from transferlab.run.rundir import record_failure
 
             record_failure(run_dir, e)
             report(e, verbose)
@@ -76,9 +76,9 @@ def _build_trainer(cfg: DictConfig, run_dir: Path, loggers: list):
     import lightning.pytorch as pl
     from hydra.utils import instantiate
 
-    from transferlab.callbacks import build_callbacks
-    from transferlab.checkpoints import AtomicCheckpointIO
-    from transferlab.terminal import silence
+    from transferlab.run.callbacks import build_callbacks
+    from transferlab.run.checkpoints import AtomicCheckpointIO
+    from transferlab.run.terminal import silence
 
     silence()
     kwargs = dict(cfg.trainer)
@@ -113,16 +113,16 @@ def assemble(cfg: DictConfig, run_dir: Path, loggers: list, rank_zero: bool, con
     from transferlab.data.module import TransferDataModule, prepare_splits
     from transferlab.freeze import build_freeze_policy
     from transferlab.freeze.summary import format_parameter_table, parameter_summary
-    from transferlab.models import build_model
-    from transferlab.module import TransferModule
+    from transferlab.models.build import build_model
+    from transferlab.models.tokenizer import build_tokenizer
     from transferlab.objectives import OBJECTIVES
-    from transferlab.signals import stop_preparing_on_signals
-    from transferlab.tokenizer import build_tokenizer
+    from transferlab.run.module import TransferModule
+    from transferlab.run.signals import stop_preparing_on_signals
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     trainer = _build_trainer(cfg, run_dir, loggers)  # a bad trainer key fails before the tokenizer and model
     if inputs is None:
-        from transferlab.preflight import check_inputs
+        from transferlab.run.preflight import check_inputs
 
         inputs = check_inputs(cfg, run_dir)
     raw = inputs.raw
@@ -187,8 +187,8 @@ def _stop_cleanly_on_signals(a: Assembly, run_dir: Path):
     from hydra.core.hydra_config import HydraConfig
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-    from transferlab.checkpoints import LastCheckpoint
-    from transferlab.signals import interrupted, sigint_as_sigterm
+    from transferlab.run.checkpoints import LastCheckpoint
+    from transferlab.run.signals import interrupted, sigint_as_sigterm
 
     with sigint_as_sigterm() as signals:
         try:
@@ -200,8 +200,8 @@ def _stop_cleanly_on_signals(a: Assembly, run_dir: Path):
 
 def _fit_and_evaluate(cfg: DictConfig, a: Assembly, resume_from: str | None) -> dict:
     """fit (continuing resume_from), validate the final weights once, test the best checkpoint: the metrics."""
-    from transferlab.callbacks import LastValidation
-    from transferlab.preflight import check_checkpoint_fits
+    from transferlab.run.callbacks import LastValidation
+    from transferlab.run.preflight import check_checkpoint_fits
 
     trainer, module, datamodule = a.trainer, a.module, a.datamodule
     if resume_from:
@@ -242,10 +242,10 @@ def _write_rank_record(cfg: DictConfig, run_dir: Path, a: Assembly) -> None:
 def train(cfg: DictConfig, run_dir: Path, group: str | None, inputs):
     from rich.console import Console
 
-    from transferlab.callbacks import Throughput
-    from transferlab.loggers import build_loggers
     from transferlab.objectives import monitored
-    from transferlab.outputs import export, write_metrics
+    from transferlab.run.callbacks import Throughput
+    from transferlab.run.loggers import build_loggers
+    from transferlab.run.outputs import export, write_metrics
 
     console = Console(stderr=True)
     rank_zero = _rank_zero()
@@ -253,11 +253,11 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None, inputs):
         for split, n in inputs.dropped.items():
             console.print(f"data.{split}: dropped {n} rows with a missing value (data.missing=drop)")
     if rank_zero:
-        from transferlab.terminal import show_run
+        from transferlab.run.terminal import show_run
 
         show_run(console, cfg, run_dir)
     if inputs.resume_from and rank_zero and cfg.tokenizer.source == "train":
-        from transferlab.resume import adopt_tokenizer
+        from transferlab.run.resume import adopt_tokenizer
 
         adopt_tokenizer(inputs.resume_from, run_dir)
     loggers = build_loggers(cfg, run_dir, group, resuming=inputs.resume_from is not None) if rank_zero else []
@@ -291,7 +291,7 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None, inputs):
     if cfg.export:
         from hydra.core.hydra_config import HydraConfig
 
-        from transferlab.card import model_card
+        from transferlab.report.card import model_card
 
         objective = module.objective
         overrides = list(HydraConfig.get().overrides.task)

@@ -107,7 +107,7 @@ class TransferModule(pl.LightningModule):
             self.log(f"{stage}/{name}", float(value), prog_bar=True, sync_dist=False)
         rows = self.objective.written(stage, unique)
         if rows is not None and self.predictions_dir is not None and self.trainer.is_global_zero:
-            from transferlab.outputs import write_jsonl
+            from transferlab.run.outputs import write_jsonl
 
             write_jsonl(self.predictions_dir / f"{'validation' if stage == 'val' else stage}.jsonl", rows)
 

@@ -67,7 +67,7 @@ def continues(cfg, run_dir: Path) -> bool:
 
 def check_continuable(run_dir: Path, where: str) -> None:
     """resume=auto in a dir holding a run needs its readable last.ckpt: without one, say what is there and stop."""
-    from transferlab.preflight import read_checkpoint
+    from transferlab.run.preflight import read_checkpoint
 
     found = held_run(run_dir)
     if not found:
@@ -142,7 +142,7 @@ def _keep_record(run_dir: Path) -> None:
 def record_failure(run_dir: Path, error: BaseException) -> None:
     """status failed and the error into metrics.json, unless the dir's record is not this launch's to replace: a
     dir refused to it, or a finished run that resume continued (its metrics.json and .hydra/ are put back)."""
-    from transferlab.outputs import failure_record, write_metrics
+    from transferlab.run.outputs import failure_record, write_metrics
 
     if isinstance(error, RunDirTaken):
         return

@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from transferlab.cli import report, verbose_requested
+from transferlab.cli.front import report, verbose_requested
 from transferlab.errors import TransferlabError
 
 
@@ -38,7 +38,7 @@ def _load_config(ckpt: Path, overrides: list):
 
 def _check_checkpoint(ckpt: Path) -> None:
     """A file that is no checkpoint answers in one line here, before the data is read and prepared."""
-    from transferlab.preflight import read_checkpoint
+    from transferlab.run.preflight import read_checkpoint
 
     fixes = (
         "give a .ckpt from a run's checkpoints/ (best-*.ckpt or last.ckpt)",
@@ -58,7 +58,7 @@ def evaluate(argv: list) -> dict:
     cfg, run_dir = _load_config(ckpt, [a for a in argv if not a.startswith(("ckpt_path=", "verbose="))])
     from rich.console import Console
 
-    from transferlab.job import assemble
+    from transferlab.run.job import assemble
 
     console = Console(stderr=True)
     a = assemble(cfg, run_dir, [], True, console)

@@ -1,0 +1,2 @@
+"""Where a model comes from: architectures and kinds, building from config or a checkpoint, the hub rules, and
+tokenizers."""

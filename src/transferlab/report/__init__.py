@@ -1,0 +1,1 @@
+"""What runs are turned into: the study report and its claims, curves, and the model card."""
