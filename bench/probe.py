@@ -78,7 +78,7 @@ def converged_lr(source: str, n: int, seed: int) -> float:
     from sklearn.linear_model import LogisticRegression
 
     from transferlab.cli.front import compose
-    from transferlab.run.job import assemble
+    from transferlab.run.assemble import assemble
 
     cfg = compose(
         ["experiment=probe", f"model.name_or_path={source}", f"data.max_train_samples={n}", f"seed={seed}", *QUIET]

@@ -1,7 +1,7 @@
 """The three kinds of runner every comparison uses, each returning StepLog.window(...) for one round.
 
 - transferlab: the product path. The config is composed by transferlab.cli.front.compose, everything is built by
-  transferlab.run.job.assemble (with loggers, progress bar and checkpoints off), and trainer.fit runs; a callback
+  transferlab.run.assemble.assemble (with loggers, progress bar and checkpoints off), and trainer.fit runs; a callback
   stamps each optimizer step. The product is rebuilt every round, so every round starts from the same weights.
 - HF Trainer: transformers.Trainer with the standard collator; a TrainerCallback stamps each step and a wrapper
   around the collator counts the tokens of every batch.
@@ -43,10 +43,11 @@ def transferlab_config(overrides: list, steps: int):
 
 
 def transferlab_assemble(cfg, run_dir: Path):
-    """transferlab.run.job.assemble, as train() calls it (rank zero, no loggers); its parameter table goes nowhere."""
+    """transferlab.run.assemble.assemble, as train() calls it (rank zero, no loggers); its parameter table goes
+    nowhere."""
     from rich.console import Console
 
-    from transferlab.run.job import assemble
+    from transferlab.run.assemble import assemble
 
     return assemble(cfg, run_dir, [], True, Console(file=io.StringIO()))
 

@@ -55,7 +55,7 @@ def _data_for(objective: str) -> list:
 def _assemble(cfg, run_dir: Path):
     from rich.console import Console
 
-    from transferlab.run.job import assemble
+    from transferlab.run.assemble import assemble
 
     return assemble(cfg, run_dir, [], True, Console(stderr=True, quiet=True))
 

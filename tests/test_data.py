@@ -289,7 +289,7 @@ def test_a_files_fingerprint_names_the_file_not_the_process_that_loaded_it(tmp_p
 
     path = _write(tmp_path / "corpus.txt", [f"line {i}" for i in range(30)])
     code = (
-        "import sys; from transferlab.data.loading import read_file; "
+        "import sys; from transferlab.data.files import read_file; "
         "print(read_file(sys.argv[1], 'train', 'strict')._fingerprint)"
     )
     env = {**os.environ, "HF_DATASETS_CACHE": str(tmp_path / "hf")}

@@ -12,7 +12,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from transferlab.config.schema import DataConfig
-from transferlab.data.loading import load_splits, read_file
+from transferlab.data.files import read_file
+from transferlab.data.loading import load_splits
 from transferlab.errors import TransferlabError
 from transferlab.objectives.classification import Classification, label_vocabulary
 

@@ -23,8 +23,9 @@ from transferlab.data.features import cached_features
 from transferlab.data.prepared import Rows
 from transferlab.errors import TransferlabError
 from transferlab.freeze import build_freeze_policy
+from transferlab.freeze.layouts import default_pooling, pool
 from transferlab.freeze.policies import FreezeBackbone
-from transferlab.freeze.probe import default_pooling, load_probe, pool
+from transferlab.freeze.probe import load_probe
 from transferlab.objectives.collate import PadCollator
 
 one_thread = pytest.fixture(autouse=True, scope="module")(single_thread)  # tiny models: one thread is faster

@@ -142,7 +142,7 @@ def test_evaluation_takes_the_best_span_over_an_examples_windows_and_scores_it_a
 
 
 def test_squad_json_and_flat_answer_columns_read_as_one_layout(tmp_path):
-    from transferlab.data.loading import read_file
+    from transferlab.data.files import read_file
 
     squad = {
         "version": "1.1",

@@ -208,7 +208,7 @@ def test_a_hub_datasets_class_label_tags_are_read_as_their_names():
 
 
 def test_data_format_reads_a_conll_file_whatever_its_name(tmp_path):
-    from transferlab.data.loading import read_file
+    from transferlab.data.files import read_file
 
     path = tmp_path / "train.txt"
     path.write_text("John B-PER\nruns O\n\n")

@@ -58,7 +58,7 @@ def evaluate(argv: list) -> dict:
     cfg, run_dir = _load_config(ckpt, [a for a in argv if not a.startswith(("ckpt_path=", "verbose="))])
     from rich.console import Console
 
-    from transferlab.run.job import assemble
+    from transferlab.run.assemble import assemble
 
     console = Console(stderr=True)
     a = assemble(cfg, run_dir, [], True, console)

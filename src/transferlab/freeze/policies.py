@@ -52,7 +52,8 @@ class FrozenBackbone(Policy):
     Config = FreezeBackbone
 
     def apply(self, model):
-        from transferlab.freeze.probe import Probe, default_pooling, is_sequence_classifier
+        from transferlab.freeze.layouts import default_pooling
+        from transferlab.freeze.probe import Probe, is_sequence_classifier
 
         blocks = find_blocks(model)
         if is_sequence_classifier(model):
