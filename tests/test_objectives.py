@@ -179,7 +179,7 @@ def test_adamw_is_fused_and_gradients_are_clipped(precision, monkeypatch):
         OmegaConf.structured(OptimizerConfig(lr=0.01)),
         OmegaConf.structured(SchedulerConfig(name="constant", warmup_ratio=0.0)),
     )
-    batches = [{"x": torch.randn(8, 4), "y": torch.randn(8, 1) + 5, "input_ids": torch.zeros(8, 1)} for _ in range(3)]
+    batches = [{"x": torch.randn(8, 4), "y": torch.randn(8, 1) + 5, "n_rows": 8} for _ in range(3)]
     trainer = pl.Trainer(
         max_epochs=1,
         accelerator="cpu",

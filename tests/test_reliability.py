@@ -349,10 +349,7 @@ def test_on_nan_skip_skips_only_the_bad_batch():
         OmegaConf.structured(SchedulerConfig(name="constant", warmup_ratio=0.0)),
         on_nan="skip",
     )
-    batches = [
-        {"x": torch.randn(8, 4), "y": torch.randn(8, 1), "input_ids": torch.zeros(8, 1), "poison": i == 2}
-        for i in range(5)
-    ]
+    batches = [{"x": torch.randn(8, 4), "y": torch.randn(8, 1), "n_rows": 8, "poison": i == 2} for i in range(5)]
     changed = []
 
     class Watch(pl.Callback):

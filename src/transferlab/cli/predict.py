@@ -1,12 +1,12 @@
 """`transferlab-predict EXPORT INPUT [--out PATH]`: run an export on new, unlabeled data.
 
-EXPORT is an export dir (a run's export/, shared on its own: no run dir is needed). What it predicts follows from its
-architecture: a label and its probability (classification; --top-k for more), a tag per word (tagging), an answer
-span and its score (extractive QA), generated text (seq2seq and causal LMs). INPUT is a csv/tsv/jsonl/json/parquet/
-txt/conll file read by the same readers as data=files (--format squad for SQuAD JSON), or - for stdin (one text a
-line). Output: JSONL (or CSV, by --out's extension): each input row as read, its prediction in columns of its own
-(predict_input.OUTPUTS; an input column of such a name is refused). Rows are batched by length; a terminal shows
-a progress bar.
+EXPORT is an export dir (a run's export/, shared on its own: no run dir is needed). What it predicts is its
+objective's (Objective.infer, with the encoding and decoding the run's evaluation used), named by the export's
+transferlab.json, or for an export from elsewhere, by its architecture (the objective whose HF auto class builds
+it, with its default config). INPUT is a csv/tsv/jsonl/json/parquet/txt/conll file read by the same readers as
+data=files (--format squad for SQuAD JSON), or - for stdin (one text a line). Output: JSONL (or CSV, by --out's
+extension): each input row as read, its prediction in columns of its own (the objective's `outputs`; an input column
+of such a name is refused). Rows are batched by length; a terminal shows a progress bar.
 """
 
 import argparse
@@ -14,180 +14,60 @@ import json
 import sys
 from pathlib import Path
 
-from transferlab.cli.predict_input import COLUMNS, read
 from transferlab.errors import TransferlabError
 
-TASKS = {
-    "ForSequenceClassification": "classification",
-    "ForTokenClassification": "tagging",
-    "ForQuestionAnswering": "qa",
-    "ForConditionalGeneration": "generation",
-    "ForCausalLM": "generation",
-    "LMHeadModel": "generation",
-}
 
-
-def task_of(export: Path) -> tuple[str, str]:
-    """(task, architecture) of an export dir, read from its config: the input is checked before weights load."""
+def _architectures(auto_class: str) -> set:
+    """The architectures a transformers auto class builds: its MODEL_FOR_*_MAPPING_NAMES values."""
     import transformers
 
+    names = getattr(transformers, auto_class)._model_mapping._model_mapping  # that MODEL_FOR_*_MAPPING_NAMES dict
+    return {a for value in names.values() for a in ([value] if isinstance(value, str) else value)}
+
+
+def objective_of(export: Path) -> tuple:
+    """(objective class, its config, the data settings its run read) of an export dir, read before weights load."""
+    import transformers
+    from omegaconf import OmegaConf
+
     from transferlab.models.hub import check_tokenizer_files
+    from transferlab.objectives import OBJECTIVES
+    from transferlab.run.outputs import RECORD
 
     if not (export / "config.json").is_file():
         raise TransferlabError(f"{export}: not an export dir (no config.json); give a run's export/")
     check_tokenizer_files(export, str(export), "copy the tokenizer files the model was trained with into it")
-    if (export / "probe.json").is_file():
-        return "classification", "probe"
-    architecture = (transformers.AutoConfig.from_pretrained(export).architectures or ["?"])[0]
-    task = next((t for suffix, t in TASKS.items() if architecture.endswith(suffix)), None)
-    if task is None:
-        raise TransferlabError(
-            f"{export}: a {architecture}, which predicts nothing transferlab-predict reads (a masked LM's export "
-            "fills masks); give the export of a classification, tagging, QA, seq2seq or sft run"
-        )
-    return task, architecture
+    predicting = [name for name, cls in OBJECTIVES.items() if cls.outputs]
+    instead = f"give the export of a {', '.join(predicting[:-1])} or {predicting[-1]} run"
+    if (export / RECORD).is_file():
+        record = json.loads((export / RECORD).read_text(encoding="utf-8"))
+        cls = OBJECTIVES.get(record["objective"])
+        if cls is None or not cls.outputs:
+            what = "not an objective of this transferlab" if cls is None else "predicts nothing on new data"
+            raise TransferlabError(f"{export}: an export of objective={record['objective']}, which {what}; {instead}")
+        return cls, OmegaConf.merge(OmegaConf.structured(cls.Config), record["objective_config"]), record["data"]
+    if (export / "probe.json").is_file():  # a probe exported before transferlab.json: probes train on features
+        found = [c for c in OBJECTIVES.values() if c.outputs and c.reads_features]
+    else:
+        architecture = (transformers.AutoConfig.from_pretrained(export).architectures or ["?"])[0]
+        found = [c for c in OBJECTIVES.values() if c.outputs and architecture in _architectures(c.auto_class)]
+        if not found:
+            raise TransferlabError(
+                f"{export}: a {architecture}, which predicts nothing transferlab-predict reads; {instead}"
+            )
+    return found[0], OmegaConf.structured(found[0].Config), {}
 
 
-def load(export: Path, task: str, architecture: str):
-    """(model, tokenizer) of an export dir."""
+def load(export: Path, objective_cls):
+    """(model in eval mode, tokenizer) of an export dir, the model as its objective's HF class (or a probe)."""
     import transformers
 
     tokenizer = transformers.AutoTokenizer.from_pretrained(export)
-    if architecture == "probe":
+    if (export / "probe.json").is_file():
         from transferlab.freeze.probe import load_probe
 
         return load_probe(export), tokenizer
-    auto = {
-        "classification": "AutoModelForSequenceClassification",
-        "tagging": "AutoModelForTokenClassification",
-        "qa": "AutoModelForQuestionAnswering",
-    }.get(task)
-    if auto is None:
-        auto = "AutoModelForSeq2SeqLM" if architecture.endswith("ForConditionalGeneration") else "AutoModelForCausalLM"
-    return getattr(transformers, auto).from_pretrained(export).eval(), tokenizer
-
-
-def _batches(lengths: list, size: int):
-    order = sorted(range(len(lengths)), key=lengths.__getitem__)  # by length: little padding
-    return [order[i : i + size] for i in range(0, len(order), size)]
-
-
-def _classify(model, tokenizer, rows: list, columns: dict, top_k: int, device) -> list:
-    import torch
-
-    texts = [r[columns["text"]] for r in rows]
-    enc = tokenizer(texts, padding=True, truncation=True, return_tensors="pt").to(device)
-    with torch.no_grad():
-        probs = model(**enc).logits.float().softmax(-1)
-    best = probs.topk(min(top_k, probs.size(-1)), dim=-1)
-    names = model.config.id2label
-    out = []
-    for p, i in zip(best.values.tolist(), best.indices.tolist()):
-        row = {"pred_label": names[i[0]], "pred_score": round(p[0], 6)}
-        if top_k > 1:
-            row["pred_top_k"] = [{"label": names[j], "score": round(q, 6)} for q, j in zip(p, i)]
-        out.append(row)
-    return out
-
-
-def _tag(model, tokenizer, rows: list, columns: dict, top_k: int, device) -> list:
-    import torch
-
-    words = [
-        r[columns["tokens"]] if isinstance(r[columns["tokens"]], list) else r[columns["tokens"]].split() for r in rows
-    ]
-    enc = tokenizer(words, is_split_into_words=True, padding=True, truncation=True, return_tensors="pt")
-    with torch.no_grad():
-        predicted = model(**{k: v.to(device) for k, v in enc.items()}).logits.argmax(-1).tolist()
-    out = []
-    for i, sentence in enumerate(words):
-        first = {}
-        for j, w in enumerate(enc.word_ids(i)):
-            if w is not None and w not in first:
-                first[w] = j
-        # a word the tokenizer turns into nothing (or cut by the length limit) gets no tag: null, not a guess
-        tags = [model.config.id2label[predicted[i][first[w]]] if w in first else None for w in range(len(sentence))]
-        out.append({"pred_tags": tags})
-    return out
-
-
-def _answer(model, tokenizer, rows: list, columns: dict, top_k: int, device) -> list:
-    import torch
-
-    from transferlab.objectives.spans import best_spans, context_offsets
-
-    limit = min(getattr(model.config, "max_position_embeddings", 512) or 512, 384)
-    out = []
-    for r in rows:
-        question, context = r[columns["question"]], r[columns["context"]]
-        enc = tokenizer(
-            question,
-            context,
-            truncation="only_second",
-            max_length=limit,
-            stride=min(128, limit // 4),
-            return_overflowing_tokens=True,
-            return_offsets_mapping=True,
-            padding=True,
-            return_tensors="pt",
-        )
-        offsets = enc.pop("offset_mapping").tolist()
-        enc.pop("overflow_to_sample_mapping", None)
-        with torch.no_grad():
-            logits = model(**{k: v.to(device) for k, v in enc.items()})
-        spans = []
-        for w in range(len(offsets)):
-            starts, ends = context_offsets(offsets[w], enc.sequence_ids(w))
-            spans += best_spans(
-                logits.start_logits[w].float().tolist(), logits.end_logits[w].float().tolist(), starts, ends, 20, 30
-            )
-        best = max(spans, default=None)
-        out.append(
-            {
-                "pred_answer": context[best[1] : best[2]] if best else "",
-                "pred_score": round(best[0], 4) if best else None,
-                "pred_start": best[1] if best else None,
-            }
-        )
-    return out
-
-
-PREDICT = {"classification": _classify, "tagging": _tag, "qa": _answer}
-
-
-def predict(
-    task: str,
-    model,
-    tokenizer,
-    rows: list,
-    columns: dict,
-    batch_size: int,
-    top_k: int,
-    generation,
-    device,
-    progress: bool,
-) -> list:
-    """The prediction of every row (a list of dicts), in the input's order."""
-    if task == "generation":
-        from transferlab.cli.generate import generations
-
-        texts = generations(model, tokenizer, [r[columns["source"]] for r in rows], generation, 0)
-        return [{"pred_generation": t} for t in _progress(texts, len(rows), progress)]
-    first = next(iter(columns.values()))
-    lengths = [len(str(r[first])) for r in rows]
-    out = [None] * len(rows)
-    for batch in _progress(_batches(lengths, batch_size), -(-len(rows) // batch_size), progress):
-        for i, result in zip(batch, PREDICT[task](model, tokenizer, [rows[i] for i in batch], columns, top_k, device)):
-            out[i] = result
-    return out
-
-
-def _progress(items, total: int, show: bool):
-    if not show:
-        return items
-    from tqdm import tqdm
-
-    return tqdm(items, total=total, desc="predict", file=sys.stderr)
+    return getattr(transformers, objective_cls.auto_class).from_pretrained(export).eval(), tokenizer
 
 
 def write(path: str | None, rows: list, predictions: list) -> None:
@@ -215,11 +95,17 @@ def write(path: str | None, rows: list, predictions: list) -> None:
         sys.stdout.write(lines)
 
 
-def main(argv=None) -> None:
-    from omegaconf import OmegaConf
+def _progress(show: bool):
+    if not show:
+        return iter
+    from tqdm import tqdm
 
-    from transferlab.cli.front import report
-    from transferlab.objectives.generation import GenerationConfig
+    return lambda batches: tqdm(batches, desc="predict", file=sys.stderr)
+
+
+def _parser() -> argparse.ArgumentParser:
+    from transferlab.objectives import OBJECTIVES
+    from transferlab.objectives.base import input_fields
 
     parser = argparse.ArgumentParser(prog="transferlab-predict", description=__doc__.splitlines()[0])
     parser.add_argument("export", help="an export dir (a run's export/)")
@@ -228,35 +114,50 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--format", default="auto", help="the input's format when its extension does not say (e.g. squad, conll)"
     )
-    for field in sorted({f for c in COLUMNS.values() for f in c}):
-        parser.add_argument(f"--{field}-column", help=f"the input column holding the {field} (default: {field})")
+    for field in sorted({f for cls in OBJECTIVES.values() if cls.outputs for f in input_fields(cls)}):
+        parser.add_argument(
+            f"--{field}-column", help=f"the input column holding the {field} (default: the run's, else {field})"
+        )
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--top-k", type=int, default=1, help="classification: the k most likely labels")
-    parser.add_argument(
-        "--max-new-tokens", type=int, default=GenerationConfig().max_new_tokens, help="generation: new tokens (greedy)"
-    )
+    parser.add_argument("--top-k", type=int, default=1, help="where the export ranks labels: the k most likely")
+    parser.add_argument("--max-new-tokens", type=int, help="where it generates: new tokens (default: the run's)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     parser.add_argument("--verbose", action="store_true")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> None:
+    from transferlab.cli.front import report
+
+    args = _parser().parse_args(argv)
     try:
         for flag in ("top_k", "batch_size", "max_new_tokens"):
-            if getattr(args, flag) < 1:
-                raise TransferlabError(f"--{flag.replace('_', '-')}={getattr(args, flag)} must be >= 1")
-        import torch
+            value = getattr(args, flag)
+            if value is not None and value < 1:
+                raise TransferlabError(f"--{flag.replace('_', '-')}={value} must be >= 1")
+        from transferlab.cli.predict_input import read
+        from transferlab.models.architectures import max_positions
+        from transferlab.objectives.base import InferOptions, input_fields
 
-        task, architecture = task_of(Path(args.export))
-        renamed = {f: getattr(args, f"{f}_column") for f in COLUMNS[task] if getattr(args, f"{f}_column")}
-        columns = {f: renamed.get(f, f) for f in COLUMNS[task]}
-        ds = read(args.input, args.format, task, renamed)
-        model, tokenizer = load(Path(args.export), task, architecture)
-        device = torch.device(args.device)
-        model.to(device)
-        generation = OmegaConf.structured(GenerationConfig(max_new_tokens=args.max_new_tokens))
+        export = Path(args.export)
+        objective_cls, cfg, data = objective_of(export)
+        columns = {
+            f: getattr(args, f"{f}_column", None) or data.get(objective_cls.fields[f]) or f
+            for f in input_fields(objective_cls)
+        }
+        ds = read(args.input, args.format, objective_cls, columns)
+        model, tokenizer = load(export, objective_cls)
+        model.to(args.device)
         rows = ds.to_list()
-        predictions = predict(
-            task, model, tokenizer, rows, columns, args.batch_size, args.top_k, generation, device, sys.stderr.isatty()
+        options = InferOptions(
+            max_seq_len=data.get("max_seq_len") or max_positions(model.config.to_dict()) or tokenizer.model_max_length,
+            batch_size=args.batch_size,
+            top_k=args.top_k,
+            max_new_tokens=args.max_new_tokens,
+            progress=_progress(sys.stderr.isatty()),
         )
-        write(args.out, rows, predictions)
+        inputs = [{f: row[c] for f, c in columns.items()} for row in rows]
+        write(args.out, rows, objective_cls.infer(cfg, model, tokenizer, inputs, options))
     except Exception as e:
         report(e, args.verbose)
         sys.exit(2 if isinstance(e, TransferlabError) else 1)

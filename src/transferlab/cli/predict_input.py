@@ -1,9 +1,10 @@
 """transferlab-predict's input: the rows of a data file (or stdin) as read, checked before any weights load.
 
-Each task reads some columns (COLUMNS; --<field>-column renames them) and writes its prediction under names of its own
-(OUTPUTS). A cell the model reads must hold text, and is named by its line when it does not; no input column may bear
-a prediction's name (refused rather than suffixed: a name that moves with the input would break what reads the
-output). Every other cell passes through as read.
+The export's objective reads some fields of each row (its input fields, each from a column: --<field>-column, else
+the column its run read, else the field's name) and writes its prediction under column names of its own (its
+`outputs`). A cell the model reads must hold text (words: a list of texts, or a text split at whitespace), and is
+named by its line when it does not; no input column may bear a prediction's name (refused rather than suffixed: a
+name that moves with the input would break what reads the output). Every other cell passes through as read.
 """
 
 import json
@@ -12,58 +13,44 @@ from pathlib import Path
 
 from transferlab.errors import TransferlabError
 
-# the input columns each task reads, and the flag that renames each
-COLUMNS = {
-    "classification": {"text": "text"},
-    "tagging": {"tokens": "tokens"},
-    "qa": {"question": "question", "context": "context"},
-    "generation": {"source": "source"},
-}
-# the columns each task's prediction adds: prefixed, so that a gold `label` or `answer` in the input stays beside them
-OUTPUTS = {
-    "classification": ("pred_label", "pred_score", "pred_top_k"),
-    "tagging": ("pred_tags",),
-    "qa": ("pred_answer", "pred_score", "pred_start"),
-    "generation": ("pred_generation",),
-}
 
-
-def read(path: str, fmt: str, task: str, renamed: dict):
-    """The input rows as a datasets.Dataset: the columns the task reads hold text; none has a prediction's name."""
+def read(path: str, fmt: str, objective_cls, columns: dict):
+    """The input rows as a datasets.Dataset; `columns` (field -> column) hold text and no column has a prediction's
+    name."""
     from datasets import Dataset
 
     from transferlab.data.loading import read_file
     from transferlab.run.preflight import quiet
 
-    if path == "-":
+    if path == "-":  # one text a line, for the first field the objective reads
         lines = [line.rstrip("\n") for line in sys.stdin if line.strip()]
         if not lines:
             raise TransferlabError("stdin: no input (every line is blank)")
-        column = next(iter(COLUMNS[task]))
-        values = [line.split() if task == "tagging" else line for line in lines]
-        ds = Dataset.from_dict({renamed.get(column, column): values})
+        field, column = next(iter(columns.items()))
+        ds = Dataset.from_dict({column: [line.split() if field in objective_cls.words else line for line in lines]})
     else:
         with quiet():  # no progress bar before the one line that names a bad cell
             ds = read_file(path, "input", "strict", fmt)
-    taken = [c for c in OUTPUTS[task] if c in ds.column_names]
+    name, outputs = objective_cls.name, objective_cls.outputs
+    taken = [c for c in outputs if c in ds.column_names]
     if taken:
         raise TransferlabError(
-            f"{path}: column '{taken[0]}' has a name this {task} export writes its prediction under "
-            f"({', '.join(OUTPUTS[task])}); rename that column"
+            f"{path}: column '{taken[0]}' has a name this {name} export writes its prediction under "
+            f"({', '.join(outputs)}); rename that column"
         )
-    for field in COLUMNS[task]:
-        column = renamed.get(field, field)
+    for field, column in columns.items():
         if column not in ds.column_names:
             raise TransferlabError(
-                f"{path}: no column '{column}' for this {task} export; columns found: "
+                f"{path}: no column '{column}' for this {name} export; columns found: "
                 f"{', '.join(ds.column_names)}; name it with --{field}-column=<one of them>"
             )
-        _check_values(ds[column], path, column, words=field == "tokens")
+        _check_values(ds[column], path, column, words=field in objective_cls.words)
     return ds
 
 
 def _check_values(values, path: str, column: str, words: bool) -> None:
-    """Every value the model reads is text (a tagger's: words, or a text split at spaces), named by its row if not."""
+    """Every value the model reads is text (words: a list of texts, or a text split at spaces), named by its row if
+    not."""
     for i, value in enumerate(values):
         if isinstance(value, str) or words and isinstance(value, list) and all(isinstance(w, str) for w in value):
             continue

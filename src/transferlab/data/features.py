@@ -32,6 +32,7 @@ class FeatureRows(Dataset):
     @staticmethod
     def collate(examples: list) -> dict:
         batch = {"features": torch.from_numpy(np.stack([e["features"] for e in examples]))}
+        batch.update(n_rows=len(examples), n_tokens=0)  # cached features: no token is read
         for column in examples[0]:
             if column not in ("id", "features"):
                 batch[column] = torch.tensor([e[column] for e in examples])

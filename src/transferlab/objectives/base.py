@@ -1,21 +1,28 @@
-"""The objective interface: what every objective owns, with the defaults most of them share.
+"""The objective interface: what every objective owns, with the defaults most of them share. An objective owns its
+task end to end, so nothing upstream names a task.
 
-An objective owns its task end to end, so nothing upstream names a task:
-- class level (read before torch loads, so keep module-level imports light): ``name``, its config schema
-  ``Config``, the data ``fields`` it reads and which ``data.*_column`` key supplies each, the field its splits are
-  stratified by, the model ``kinds`` it accepts, the HF ``auto_class`` of its task model, the ``monitor`` metric
-  that picks the best checkpoint, drives early stopping and is returned to a sweeper, ``reshape`` for a data layout
-  it accepts besides its own, ``check`` / ``check_rows`` / ``check_splits`` for the rules that need the whole
-  config, each row as read, or the loaded splits, and ``tokenizer_problem`` for what it needs of a tokenizer;
-- instance, built from its config, the data config, the tokenizer and the train split (it derives its own label or
-  tag vocabulary): ``prepare`` turns a raw split into a dataset with stable example ids, ``collator(stage)`` batches
-  it, ``step`` gives the loss (and updates the per-batch metrics), ``predict`` / ``evaluate`` score whole eval sets
-  at the epoch's end (after predictions are gathered across ranks and duplicates dropped by id), ``written`` gives
-  the rows of <run>/predictions/<split>.jsonl, and
-  ``batch_size`` / ``count_tokens`` / ``compile`` / ``model_config`` tell the rest of the run what it needs.
+- **Spec** (class-level facts, read before torch loads: keep module-level imports light): ``name``; ``Config``, its
+  config schema; ``fields``, the data fields it reads (field -> the ``data.*`` key naming its column; a
+  ``label_column`` or ``target_column`` field is a target, the others are its inputs); ``columns``, the column names
+  data=files/hub assume; ``stratify``; ``model_kinds``; ``auto_class``, its HF task class (also how a foreign export
+  finds its objective); ``pipeline_tag``; ``monitor``; ``streams``; ``reads_features``; ``outputs``, the columns
+  ``infer`` writes (none: it predicts nothing on new data) and ``words``, the inputs it reads as lists of words.
+- **Input rules** (classmethods, on the config or the data as read): ``check``, ``reshape``, ``check_rows``,
+  ``check_splits``, ``texts``, ``tokenizer_problem``, ``tokenizer_family``.
+- **Core** (an instance, built from its config, the data config, the tokenizer and the train split, from which it
+  derives its own label or tag vocabulary): ``prepare`` a raw split into rows with stable example ids;
+  ``collator(stage)`` batches them, each batch carrying ``n_rows`` and ``n_tokens`` (CPU ints: the size losses are
+  averaged over, the non-pad tokens throughput counts); ``step`` gives the loss and updates ``metrics`` (per stage);
+  ``stats`` holds what preparing found that a user must hear of; ``model_config``; ``compile``.
+- **Evaluation and inference**: ``predict`` / ``evaluate`` score whole eval sets at the epoch's end (records gathered
+  across ranks, duplicates dropped by id), ``written`` gives the rows of <run>/predictions/<split>.jsonl, and
+  ``infer`` predicts new rows from an export (transferlab-predict) with the encoding and decoding that ``predict``
+  and ``step`` use.
 
 A new objective is one module (a subclass overriding what differs), one YAML and one registry line.
 """
+
+from dataclasses import dataclass
 
 from transferlab.errors import TransferlabError
 from transferlab.models.architectures import KINDS
@@ -23,9 +30,33 @@ from transferlab.models.architectures import KINDS
 IGNORE = -100  # the target id every loss skips (padding, prompts, sub-words without a tag): torch's ignore_index
 SPLIT_OF_STAGE = {"train": "train", "val": "validation", "test": "test"}  # Lightning's stage -> the data split
 STAGE_OF_SPLIT = {split: stage for stage, split in SPLIT_OF_STAGE.items()}
+TARGET_KEYS = ("label_column", "target_column")  # the data keys of targets: what new data need not hold
+
+
+def input_fields(objective_cls) -> list:
+    """The fields an objective reads of new data: its fields but the targets."""
+    return [f for f, key in objective_cls.fields.items() if key not in TARGET_KEYS]
+
+
+def model_inputs(batch) -> dict:
+    """What the model reads: tokens (input_ids, attention_mask, token_type_ids where the tokenizer gives them) or
+    cached `features`; not targets or ids."""
+    return {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids", "features") if k in batch}
+
+
+@dataclass
+class InferOptions:
+    """How transferlab-predict asks an objective to infer."""
+
+    max_seq_len: int  # tokens of a row the model reads (the run's data.max_seq_len)
+    batch_size: int = 32
+    top_k: int = 1  # where it ranks labels: the k most likely
+    max_new_tokens: int | None = None  # where it generates: None keeps its config's
+    progress: object = iter  # wraps the iterable of batches (a progress bar)
 
 
 class Objective:
+    # --- spec ---
     name: str
     Config: type
     fields: dict = {"text": "text_column"}  # field -> the data.* key naming its column
@@ -35,13 +66,16 @@ class Objective:
     model_kinds: tuple = KINDS
     auto_class: str
     pipeline_tag: str | None = None  # the Hub's task name, for the export's model card
-    monitor: tuple = ("val/loss", "min")
+    monitor: tuple = ("val/loss", "min")  # picks the best checkpoint, drives early stopping, returned to a sweeper
     # True: step calls the model with model_inputs(batch), so a batch may carry a frozen trunk's cached `features` in
     # place of tokens (freeze=backbone on a sequence classifier, data/features.py); the head then trains on them.
     reads_features: bool = False
     # True: prepare packs a stream as it is read when data.streaming=true (data/streaming.py)
     streams: bool = False
+    outputs: tuple = ()  # the columns infer adds to a row (pred_*); (): it predicts nothing on new data
+    words: tuple = ()  # input fields read as a list of words (a text cell is split at whitespace)
 
+    # --- input rules ---
     @classmethod
     def check(cls, cfg) -> None:
         """Cross-field rules on the composed config (no data read, nothing heavy). Default: every field's column."""
@@ -73,6 +107,12 @@ class Objective:
         """Rules on the loaded splits (columns renamed to field names), before the tokenizer or model is built."""
 
     @classmethod
+    def texts(cls, split, batch_size: int = 1000):
+        """Batches of the texts a trained tokenizer learns from (the fields the model reads)."""
+        for i in range(0, len(split), batch_size):
+            yield split[i : i + batch_size]["text"]
+
+    @classmethod
     def tokenizer_problem(cls, tokenizer, train) -> str | None:
         """What this objective needs of its tokenizer that `tokenizer` lacks, seen on the train split (e.g. giving its
         targets back as written), said as "cannot ..."; None: nothing (the default: inputs need only be read)."""
@@ -83,19 +123,19 @@ class Objective:
         """The tokenizer tokenizer=train builds for this objective on a model of this kind."""
         return {"decoder": "byte_bpe", "encoder-decoder": "unigram"}.get(kind, "wordpiece")
 
-    @classmethod
-    def texts(cls, split, batch_size: int = 1000):
-        """Batches of the texts a trained tokenizer learns from (the fields the model reads)."""
-        for i in range(0, len(split), batch_size):
-            yield split[i : i + batch_size]["text"]
-
+    # --- core ---
     def __init__(self, cfg, data_cfg, tokenizer, train):
+        from torch import nn
+
+        from transferlab.objectives.metrics import per_stage
+
         self.cfg, self.data_cfg, self.tokenizer = cfg, data_cfg, tokenizer
+        # Per-stage metrics that step updates (metrics[stage][name]), logged as <stage>/<name>; default: none.
+        self.metrics = per_stage(nn.ModuleDict)
         # What preparing found that a user must hear of (e.g. QA windows that cut their answer): printed by the run
         # and kept in metrics.json as data/<key>.
         self.stats: dict = {}
 
-    # What the objective makes of the data; prepare and step have no default.
     def prepare(self, split: str, dataset):
         raise NotImplementedError
 
@@ -105,6 +145,18 @@ class Objective:
     def step(self, model, batch, stage: str):
         raise NotImplementedError
 
+    def model_config(self) -> dict:
+        """HF config fields the task model needs from the data (e.g. num_labels and id2label)."""
+        return {}
+
+    def compile(self, model, mode: str = "default") -> None:
+        """compile=true: compile what `step` runs (torch.compile's `mode`). Default: the model, in place
+        (nn.Module.compile), so state-dict keys, the export and checkpoints stay as without compile. An objective whose
+        loss can join the model's graph compiles the two as one function instead (CLM's chunked loss, MLM's sparse
+        head on a static number of rows)."""
+        model.compile(mode=mode)
+
+    # --- evaluation and inference ---
     def predict(self, model, batch) -> list | None:
         """Per-example records ({"id": ..., ...}) for `evaluate`; None: the per-batch metrics say it all."""
         return None
@@ -118,30 +170,8 @@ class Objective:
         None: nothing to write."""
         return None
 
-    @staticmethod
-    def model_inputs(batch) -> dict:
-        """What the model reads: tokens (input_ids, attention_mask, token_type_ids where the tokenizer gives them) or
-        cached `features`; not targets or ids."""
-        return {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids", "features") if k in batch}
-
-    def batch_size(self, batch) -> int:
-        return (batch["input_ids"] if "input_ids" in batch else batch["features"]).size(0)
-
-    def count_tokens(self, batch):
-        """Non-pad input tokens, left on the device (reading it would sync a GPU every step); a batch of cached
-        features reads none."""
-        mask = batch.get("attention_mask")
-        if mask is not None:
-            return mask.sum()
-        return batch["input_ids"].numel() if "input_ids" in batch else 0
-
-    def compile(self, model, mode: str = "default") -> None:
-        """compile=true: compile what `step` runs (torch.compile's `mode`). Default: the model, in place
-        (nn.Module.compile), so state-dict keys, the export and checkpoints stay as without compile. An objective whose
-        loss can join the model's graph compiles the two as one function instead (CLM's chunked loss, MLM's sparse
-        head on a static number of rows)."""
-        model.compile(mode=mode)
-
-    def model_config(self) -> dict:
-        """HF config fields the task model needs from the data (e.g. num_labels and id2label)."""
-        return {}
+    @classmethod
+    def infer(cls, cfg, model, tokenizer, rows: list, options: InferOptions) -> list:
+        """What `model` (an export's, in eval mode) predicts for each of `rows` ({input field: value}), as
+        {output column: value}, in order; `cfg` is the objective's config as the run had it."""
+        raise TransferlabError(f"objective={cls.name} predicts nothing on new data")

@@ -1,9 +1,10 @@
-"""Sequence classification: accuracy and macro-F1; labels may be strings, mapped by a vocabulary taken from train."""
+"""Sequence classification: accuracy and macro-F1; labels may be strings, mapped by a vocabulary taken from train.
+On new data (infer): each row's most likely label (the argmax `step` scores) and its probability, or the top k."""
 
 from dataclasses import dataclass
 
 from transferlab.errors import TransferlabError
-from transferlab.objectives.base import Objective
+from transferlab.objectives.base import Objective, model_inputs
 
 
 @dataclass
@@ -26,6 +27,11 @@ def label_vocabulary(train) -> dict:
     return {label: i for i, label in enumerate(labels)}
 
 
+def encode_texts(tokenizer, texts: list, max_len: int) -> list:
+    """The input ids of each text, as training and inference read it."""
+    return tokenizer(texts, truncation=True, max_length=max_len, verbose=False)["input_ids"]
+
+
 class Classification(Objective):
     name = "classification"
     Config = ClassificationConfig
@@ -34,6 +40,7 @@ class Classification(Objective):
     auto_class = "AutoModelForSequenceClassification"
     pipeline_tag = "text-classification"
     reads_features = True
+    outputs = ("pred_label", "pred_score", "pred_top_k")
 
     @classmethod
     def check_splits(cls, splits: dict, cfg) -> None:
@@ -73,8 +80,10 @@ class Classification(Objective):
         tokenizer, max_len, label2id = self.tokenizer, self.data_cfg.max_seq_len, self.label2id
 
         def encode(batch):
-            ids = tokenizer(batch["text"], truncation=True, max_length=max_len, verbose=False)["input_ids"]
-            return {"input_ids": ids, "labels": [label2id[label_text(v)] for v in batch["label"]]}
+            return {
+                "input_ids": encode_texts(tokenizer, batch["text"], max_len),
+                "labels": [label2id[label_text(v)] for v in batch["label"]],
+            }
 
         settings = {"objective": self.name, "max_len": max_len, "labels": label2id, "v": 2}
         return Rows.prepare(dataset, encode, tokenizer, settings, ["labels"], self.data_cfg.num_proc)
@@ -94,7 +103,28 @@ class Classification(Objective):
     def step(self, model, batch, stage: str):
         from torch.nn.functional import cross_entropy
 
-        out = model(**self.model_inputs(batch))
+        out = model(**model_inputs(batch))
         loss = cross_entropy(out.logits.float(), batch["labels"])
         self.metrics[stage].update(out.logits.argmax(-1), batch["labels"])
         return loss
+
+    @classmethod
+    def infer(cls, cfg, model, tokenizer, rows: list, options) -> list:
+        """pred_label and its probability pred_score; with options.top_k > 1 also pred_top_k, [{label, score}]."""
+        from transferlab.objectives.collate import PadCollator, by_length, on_device
+
+        collate, names, k = PadCollator(tokenizer.pad_token_id, columns=()), model.config.id2label, options.top_k
+
+        def run(batch: list, first: int) -> list:
+            ids = encode_texts(tokenizer, [r["text"] for r in batch], options.max_seq_len)
+            logits = model(**model_inputs(on_device(collate([{"input_ids": i} for i in ids]), model))).logits
+            best = logits.float().softmax(-1).topk(min(k, logits.size(-1)), dim=-1)
+            out = []
+            for p, i in zip(best.values.tolist(), best.indices.tolist()):
+                row = {"pred_label": names[i[0]], "pred_score": round(p[0], 6)}
+                if k > 1:
+                    row["pred_top_k"] = [{"label": names[j], "score": round(q, 6)} for q, j in zip(p, i)]
+                out.append(row)
+            return out
+
+        return by_length(rows, lambda r: len(r["text"]), run, options)

@@ -7,13 +7,15 @@ tokens, or the first token (position 0) when the window does not hold the whole 
 of it (the answer crosses their edge) are counted and reported as data/<split>_windows_cut. At evaluation every
 window proposes its n-best spans (objectives/spans.py); the best one over an example's windows is mapped back to the
 context's characters through the tokenizer's offsets and scored with SQuAD's exact match and F1 (torchmetrics), as
-fractions. Answers are written to <run>/predictions/<split>.jsonl.
+fractions. Answers are written to <run>/predictions/<split>.jsonl. New rows (infer) are windowed, searched and
+mapped back by the same functions, with the run's max_seq_len, doc_stride, n_best and max_answer_len.
 """
 
 from dataclasses import dataclass
 
 from transferlab.errors import TransferlabError
-from transferlab.objectives.base import SPLIT_OF_STAGE, Objective
+from transferlab.objectives.base import SPLIT_OF_STAGE, Objective, model_inputs
+from transferlab.objectives.windows import answer, best_of, check_windows, collator, window_spans, windows
 
 
 @dataclass
@@ -45,21 +47,6 @@ def check_answers(ds, name_row) -> None:
                     )
 
 
-def check_windows(split: str, batch, tokenizer, room: int, length: int, stride: int) -> None:
-    """Every question leaves its context room in a window: at least one token, and more than doc_stride tokens when
-    the context needs more than one window (neighbours share doc_stride tokens)."""
-    lengths = lambda texts: [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]  # noqa: E731
-    for question, n, m in zip(batch["question"], lengths(batch["question"]), lengths(batch["context"])):
-        left = max(0, room - n)
-        if left < 1 or (m > left and left <= stride):
-            raise TransferlabError(
-                f"data.{split}: the question {question[:60]!r} is {n} tokens, "
-                f"which leaves {left} of objective.max_seq_len={length} "
-                f"for its context of {m}, not more than objective.doc_stride={stride}; raise objective.max_seq_len "
-                "(data.max_seq_len), lower objective.doc_stride, or shorten the question"
-            )
-
-
 class ExtractiveQA(Objective):
     name = "extractive_qa"
     Config = ExtractiveQAConfig
@@ -67,6 +54,7 @@ class ExtractiveQA(Objective):
     columns = {"text_column": "context", "label_column": "answers", "question_column": "question"}
     auto_class = "AutoModelForQuestionAnswering"
     pipeline_tag = "question-answering"
+    outputs = ("pred_answer", "pred_score", "pred_start")
 
     @classmethod
     def reshape(cls, split, data_cfg):
@@ -101,34 +89,20 @@ class ExtractiveQA(Objective):
             )
         if cfg.doc_stride < 0:
             raise TransferlabError(f"objective.doc_stride={cfg.doc_stride}: give 0 or more tokens")
-        from torch import nn
-
-        from transferlab.objectives.metrics import per_stage
-
+        # no per-batch metric: answers are scored per example, over its windows
         self.raw = {}  # split -> its raw rows, whose contexts and answers the evaluation reads
-        self.metrics = per_stage(nn.ModuleDict)  # no per-batch metric: answers are scored per example, over its windows
 
     def prepare(self, split: str, dataset):
         from transferlab.data.prepared import Rows
         from transferlab.objectives.spans import answer_tokens, context_offsets
 
-        tokenizer, length, stride = self.tokenizer, self.cfg.max_seq_len, self.cfg.doc_stride
+        tokenizer, cfg, length, stride = self.tokenizer, self.cfg, self.cfg.max_seq_len, self.cfg.doc_stride
         types = "token_type_ids" in tokenizer.model_input_names
         room = length - tokenizer.num_special_tokens_to_add(pair=True)
 
         def encode(batch, indices):
-            check_windows(split, batch, tokenizer, room, length, stride)
-            enc = tokenizer(
-                batch["question"],
-                batch["context"],
-                truncation="only_second",
-                max_length=length,
-                stride=stride,
-                return_overflowing_tokens=True,
-                return_offsets_mapping=True,
-                return_token_type_ids=types,
-                verbose=False,
-            )
+            check_windows(f"data.{split}", batch, tokenizer, room, length, stride)
+            enc = windows(tokenizer, batch, cfg, types)
             out = {k: [] for k in ("input_ids", "start", "end", "cut", "example", "offset_start", "offset_end")}
             for w, ids in enumerate(enc["input_ids"]):
                 row = enc["overflow_to_sample_mapping"][w]
@@ -160,19 +134,13 @@ class ExtractiveQA(Objective):
         return rows
 
     def collator(self, stage: str):
-        from transferlab.objectives.collate import PadCollator
-
-        aligned = {"token_type_ids": 0} if "token_type_ids" in self.tokenizer.model_input_names else {}
-        if stage != "train":
-            aligned.update({"offset_start": -1, "offset_end": -1})
-        return PadCollator(
-            self.tokenizer.pad_token_id, columns=("start", "end", "example"), keep_ids=stage != "train", aligned=aligned
-        )
+        evaluating = stage != "train"
+        return collator(self.tokenizer, ("start", "end", "example"), keep_ids=evaluating, offsets=evaluating)
 
     def step(self, model, batch, stage: str):
         from torch.nn.functional import cross_entropy
 
-        out = model(**self.model_inputs(batch))
+        out = model(**model_inputs(batch))
         return (
             cross_entropy(out.start_logits.float(), batch["start"])
             + cross_entropy(out.end_logits.float(), batch["end"])
@@ -180,30 +148,12 @@ class ExtractiveQA(Objective):
 
     def predict(self, model, batch) -> list:
         """Per window: its example and its n-best [score, char_start, char_end] in that example's context."""
-        from transferlab.objectives.spans import best_spans
-
-        out = model(**self.model_inputs(batch))
-        start_logits, end_logits = out.start_logits.float().tolist(), out.end_logits.float().tolist()
-        starts, ends, examples = batch["offset_start"].tolist(), batch["offset_end"].tolist(), batch["example"].tolist()
-        return [
-            {
-                "id": window,
-                "example": examples[i],
-                "spans": best_spans(
-                    start_logits[i], end_logits[i], starts[i], ends[i], self.cfg.n_best, self.cfg.max_answer_len
-                ),
-            }
-            for i, window in enumerate(batch["ids"])
-        ]
+        spans, examples = window_spans(model, batch, self.cfg), batch["example"].tolist()
+        return [{"id": w, "example": e, "spans": s} for w, e, s in zip(batch["ids"], examples, spans)]
 
     def _answers(self, stage: str, predictions: list) -> list:
         """Per example, in order: (example, its raw row, the best span over its windows or None)."""
-        best = {}
-        for record in predictions:
-            top = record["spans"][0] if record["spans"] else None
-            held = best.get(record["example"])
-            if record["example"] not in best or (top is not None and (held is None or top[0] > held[0])):
-                best[record["example"]] = top
+        best = best_of((r["example"], r["spans"]) for r in predictions)
         raw = self.raw[SPLIT_OF_STAGE[stage]]
         examples = sorted(best)
         rows = raw.select(examples) if len(examples) != len(raw) else raw
@@ -213,23 +163,57 @@ class ExtractiveQA(Objective):
         from torchmetrics.functional.text import squad
 
         answers = self._answers(stage, predictions)
-        preds = [
-            {"id": str(e), "prediction_text": row["context"][span[1] : span[2]] if span else ""}
-            for e, row, span in answers
-        ]
+        preds = [{"id": str(e), "prediction_text": answer(row["context"], span)[0]} for e, row, span in answers]
         target = [{"id": str(e), "answers": row["answers"]} for e, row, _ in answers]
         scores = squad(preds, target)
         return {"exact_match": float(scores["exact_match"]) / 100, "f1": float(scores["f1"]) / 100}
 
     def written(self, stage: str, predictions: list) -> list:
-        return [
-            {
-                "example": e,
-                "question": row["question"],
-                "context": row["context"],
-                "prediction": row["context"][span[1] : span[2]] if span else "",
-                "score": round(span[0], 4) if span else None,
-                "answers": row["answers"]["text"],
-            }
-            for e, row, span in self._answers(stage, predictions)
-        ]
+        rows = []
+        for e, row, span in self._answers(stage, predictions):
+            text, score = answer(row["context"], span)
+            rows.append(
+                {
+                    "example": e,
+                    "question": row["question"],
+                    "context": row["context"],
+                    "prediction": text,
+                    "score": score,
+                    "answers": row["answers"]["text"],
+                }
+            )
+        return rows
+
+    @classmethod
+    def infer(cls, cfg, model, tokenizer, rows: list, options) -> list:
+        """pred_answer (a span of the context, or "" where no window proposes one), its score and pred_start, its
+        first character in the context."""
+        from transferlab.objectives.collate import by_length, on_device
+        from transferlab.objectives.spans import context_offsets
+
+        types = "token_type_ids" in tokenizer.model_input_names
+        room = cfg.max_seq_len - tokenizer.num_special_tokens_to_add(pair=True)
+        collate = collator(tokenizer, ("example",), keep_ids=False, offsets=True)
+
+        def run(batch: list, first: int) -> list:
+            columns = {"question": [r["question"] for r in batch], "context": [r["context"] for r in batch]}
+            check_windows("input", columns, tokenizer, room, cfg.max_seq_len, cfg.doc_stride)
+            enc, items = windows(tokenizer, columns, cfg, types), []
+            for w, ids in enumerate(enc["input_ids"]):
+                starts, ends = context_offsets(enc["offset_mapping"][w], enc.sequence_ids(w))
+                item = {"input_ids": ids, "example": enc["overflow_to_sample_mapping"][w]}
+                item.update(
+                    offset_start=starts,
+                    offset_end=ends,
+                    **({"token_type_ids": enc["token_type_ids"][w]} if types else {}),
+                )
+                items.append(item)
+            spans = on_device(collate(items), model)
+            best = best_of(zip(spans["example"].tolist(), window_spans(model, spans, cfg)))
+            out = []
+            for i, row in enumerate(batch):
+                text, score = answer(row["context"], best[i])
+                out.append({"pred_answer": text, "pred_score": score, "pred_start": best[i][1] if best[i] else None})
+            return out
+
+        return by_length(rows, lambda r: len(r["question"]) + len(r["context"]), run, options)

@@ -39,6 +39,18 @@ def generate(model, input_ids, attention_mask, cfg, seed: int, streamer=None):
         return model.generate(input_ids=input_ids, attention_mask=attention_mask, streamer=streamer, **options(cfg))
 
 
+def with_new_tokens(cfg, max_new_tokens: int | None):
+    """Generation options with max_new_tokens in place of cfg's, where given."""
+    from omegaconf import OmegaConf
+
+    return cfg if max_new_tokens is None else OmegaConf.merge(cfg, {"max_new_tokens": max_new_tokens})
+
+
+def decoded(tokenizer, generated) -> list:
+    """Generated ids as the texts predictions hold: special tokens dropped, the ends stripped."""
+    return [text.strip() for text in tokenizer.batch_decode(generated, skip_special_tokens=True)]
+
+
 def plain_template(separator: str) -> str:
     """A chat template for a model without one (GPT-2): the user's text, then the separator."""
     import json

@@ -96,6 +96,7 @@ class MLMCollator:
         input_ids[to_random] = torch.randint(self.vocab_size, (int(to_random.sum()),), generator=rng)
         positions = chosen.flatten().nonzero().squeeze(1)
         batch = {"input_ids": input_ids, "labels": labels, "masked_positions": positions}
+        batch.update(n_rows=len(examples), n_tokens=input_ids.numel())
         if rows is not None:  # padded to a static count: the padding points at row 0 and has no target
             targets = torch.full((rows,), IGNORE, dtype=torch.long)
             targets[: positions.numel()] = labels.flatten()[positions]

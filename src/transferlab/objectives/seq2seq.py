@@ -5,12 +5,13 @@ bucketed by their summed length, the target with -100. Training is teacher-force
 stays the validation loss that picks checkpoints. Validation and test also generate (objective.generation) and score
 the generated text against the reference (objectives/generation.py); test answers go to <run>/predictions/test.jsonl.
 A source or target longer than its limit is truncated (its end token kept) and counted as data/<split>_*_truncated.
+New sources (infer) are encoded, batched and generated from as the test split's are (objective.generation).
 """
 
 from dataclasses import dataclass, field
 
 from transferlab.config.rules import at_least
-from transferlab.objectives.base import IGNORE, SPLIT_OF_STAGE, Objective
+from transferlab.objectives.base import IGNORE, SPLIT_OF_STAGE, Objective, model_inputs
 from transferlab.objectives.generation import GenerationConfig
 
 
@@ -25,6 +26,11 @@ class Seq2SeqConfig:
 def clipped(ids: list, limit: int) -> tuple[list, bool]:
     """ids cut to `limit` tokens keeping the last one (the end token), and whether anything was cut."""
     return (ids, False) if len(ids) <= limit else (ids[: limit - 1] + ids[-1:], True)
+
+
+def encode_sources(tokenizer, prefix: str, sources: list, limit: int) -> list:
+    """(ids, cut) of each source, the prefix before it, cut to `limit` tokens."""
+    return [clipped(ids, limit) for ids in tokenizer([prefix + s for s in sources], verbose=False)["input_ids"]]
 
 
 def _around(target: str, got: str, width: int = 40) -> str:
@@ -44,6 +50,7 @@ class TextToText(Objective):
 
     fields = {"source": "source_column", "target": "target_column"}
     columns = {"source_column": "source", "target_column": "target"}
+    outputs = ("pred_generation",)
 
     @classmethod
     def texts(cls, split, batch_size: int = 1000):
@@ -122,7 +129,7 @@ class TextToText(Objective):
         return int(batch["ids"][0])
 
     def _records(self, batch, texts: list) -> list:
-        return [{"id": i, "prediction": t.strip()} for i, t in zip(batch["ids"], texts)]
+        return [{"id": i, "prediction": t} for i, t in zip(batch["ids"], texts)]
 
     def _pairs(self, stage: str, predictions: list) -> list:
         raw = self.raw[SPLIT_OF_STAGE[stage]]
@@ -162,10 +169,10 @@ class Seq2Seq(TextToText):
 
         def encode(batch):
             out = {"input_ids": [], "labels": [], "source_cut": [], "target_cut": []}
-            sources = tokenizer([prefix + s for s in batch["source"]], verbose=False)["input_ids"]
+            sources = encode_sources(tokenizer, prefix, batch["source"], source_len)
             targets = tokenizer(batch["target"], verbose=False)["input_ids"]
-            for source, target in zip(sources, targets):
-                (source, source_cut), (target, target_cut) = clipped(source, source_len), clipped(target, target_len)
+            for (source, source_cut), target in zip(sources, targets):
+                target, target_cut = clipped(target, target_len)
                 for key, value in zip(out, (source, target, int(source_cut), int(target_cut))):
                     out[key].append(value)
             return out
@@ -198,15 +205,28 @@ class Seq2Seq(TextToText):
 
     def step(self, model, batch, stage: str):
         decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels=batch["labels"])
-        logits = model(**self.model_inputs(batch), decoder_input_ids=decoder_input_ids).logits
+        logits = model(**model_inputs(batch), decoder_input_ids=decoder_input_ids).logits
         return self._token_loss(logits, batch["labels"], stage)
 
-    def count_tokens(self, batch):
-        """Source and target tokens (non-pad)."""
-        return batch["attention_mask"].sum() + (batch["labels"] != IGNORE).sum()
-
     def predict(self, model, batch) -> list:
-        from transferlab.objectives.generation import generate
+        from transferlab.objectives.generation import decoded, generate
 
         generated = generate(model, batch["input_ids"], batch["attention_mask"], self.cfg.generation, self.seed(batch))
-        return self._records(batch, self.tokenizer.batch_decode(generated, skip_special_tokens=True))
+        return self._records(batch, decoded(self.tokenizer, generated))
+
+    @classmethod
+    def infer(cls, cfg, model, tokenizer, rows: list, options) -> list:
+        """pred_generation: the text generated from each source (the run's source_prefix before it)."""
+        from transferlab.objectives.collate import PadCollator, by_length, on_device
+        from transferlab.objectives.generation import decoded, generate, with_new_tokens
+
+        collate = PadCollator(tokenizer.pad_token_id, columns=())
+        generation = with_new_tokens(cfg.generation, options.max_new_tokens)
+
+        def run(batch: list, first: int) -> list:
+            sources = encode_sources(tokenizer, cfg.source_prefix, [r["source"] for r in batch], options.max_seq_len)
+            inputs = on_device(collate([{"input_ids": ids} for ids, _ in sources]), model)
+            generated = generate(model, inputs["input_ids"], inputs["attention_mask"], generation, first)
+            return [{"pred_generation": text} for text in decoded(tokenizer, generated)]
+
+        return by_length(rows, lambda r: len(r["source"]), run, options)

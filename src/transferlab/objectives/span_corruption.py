@@ -82,7 +82,14 @@ class SpanCorruptionCollator:
                 for e in examples
             )
         )
-        return {"input_ids": torch.from_numpy(np.stack(inputs)), "labels": torch.from_numpy(np.stack(targets))}
+        input_ids, labels = torch.from_numpy(np.stack(inputs)), torch.from_numpy(np.stack(targets))
+        # tokens: the corrupted inputs and the targets
+        return {
+            "input_ids": input_ids,
+            "labels": labels,
+            "n_rows": len(examples),
+            "n_tokens": input_ids.numel() + labels.numel(),
+        }
 
 
 class SpanCorruption(Objective):
@@ -136,6 +143,3 @@ class SpanCorruption(Objective):
         self.metrics[stage]["acc"].update((logits.argmax(-1) == labels).float())
         self.metrics[stage]["perplexity"].update(loss.detach(), weight=labels.numel())
         return loss
-
-    def count_tokens(self, batch):
-        return batch["input_ids"].numel() + batch["labels"].numel()

@@ -4,14 +4,15 @@ Rows are lists of words with one tag each. The fast tokenizer's word_ids put eac
 the rest get -100 (ignored), or the word's tag too with label_all_subwords (a B- tag continues as I-). Metrics are
 on words (first sub-words): token accuracy always, and entity precision/recall/F1 (seqeval) when the tags are a
 BIO/IOB2/BIOES scheme. A word the tokenizer turns into nothing, or one cut off by max_seq_len, has no sub-word to
-predict from: it is left out of the metrics, and the number left out is reported (`*/words_unscored`).
+predict from: it is left out of the metrics, and the number left out is reported (`*/words_unscored`); on new data
+(infer) it gets no tag (null), the others the tag of their first sub-word, as evaluation reads them.
 """
 
 import re
 from dataclasses import dataclass
 
 from transferlab.errors import TransferlabError
-from transferlab.objectives.base import IGNORE, Objective
+from transferlab.objectives.base import IGNORE, Objective, model_inputs
 
 SCHEME = re.compile(r"^(O|[BIES]-.+)$")
 
@@ -53,6 +54,16 @@ def align(word_ids: list, word_tags: list, all_subwords: bool, inside: dict) -> 
     return labels, first
 
 
+def encode_words(tokenizer, words: list, max_len: int):
+    """Rows of words as sub-words (their word_ids align tags), as training and inference read them."""
+    return tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_len, verbose=False)
+
+
+def first_tags(predicted: list, first: list, id2tag: dict) -> list:
+    """The predicted tags of a row's words that have a first sub-word, in order."""
+    return [id2tag[p] for p, f in zip(predicted, first) if f]
+
+
 class TokenClassification(Objective):
     name = "token_classification"
     Config = TokenClassificationConfig
@@ -60,6 +71,8 @@ class TokenClassification(Objective):
     columns = {"text_column": "tokens", "label_column": "tags"}
     auto_class = "AutoModelForTokenClassification"
     pipeline_tag = "token-classification"
+    outputs = ("pred_tags",)
+    words = ("tokens",)
 
     @classmethod
     def check_rows(cls, split, name_row) -> None:
@@ -116,9 +129,7 @@ class TokenClassification(Objective):
         inside = {i: tag2id.get("I-" + t[2:], i) for t, i in tag2id.items() if t.startswith("B-")}
 
         def encode(batch):
-            enc = tokenizer(
-                batch["tokens"], is_split_into_words=True, truncation=True, max_length=max_len, verbose=False
-            )
+            enc = encode_words(tokenizer, batch["tokens"], max_len)
             labels, first, words = [], [], []
             for row, tags in enumerate(batch["tags"]):
                 ids = [tag2id[t] for t in tags]
@@ -149,7 +160,7 @@ class TokenClassification(Objective):
     def step(self, model, batch, stage: str):
         from torch.nn.functional import cross_entropy
 
-        logits = model(**self.model_inputs(batch)).logits.float()
+        logits = model(**model_inputs(batch)).logits.float()
         loss = cross_entropy(logits.flatten(0, 1), batch["labels"].flatten(), ignore_index=IGNORE)
         first = batch["first"].bool()
         self.metrics[stage]["acc"].update((logits.argmax(-1) == batch["labels"]).float()[first])
@@ -157,20 +168,39 @@ class TokenClassification(Objective):
 
     def predict(self, model, batch) -> list:
         """Per sentence: the gold and predicted tags of its scored words, and how many words it has."""
-        logits = model(**self.model_inputs(batch)).logits
+        logits = model(**model_inputs(batch)).logits
         predicted, labels, first = logits.argmax(-1).tolist(), batch["labels"].tolist(), batch["first"].tolist()
-        records = []
-        for i, example in enumerate(batch["ids"]):
-            scored = [j for j, f in enumerate(first[i]) if f]
-            records.append(
-                {
-                    "id": example,
-                    "gold": [self.id2tag[labels[i][j]] for j in scored],
-                    "predicted": [self.id2tag[predicted[i][j]] for j in scored],
-                    "words": int(batch["words"][i]),
-                }
-            )
-        return records
+        return [
+            {
+                "id": example,
+                "gold": first_tags(labels[i], first[i], self.id2tag),
+                "predicted": first_tags(predicted[i], first[i], self.id2tag),
+                "words": int(batch["words"][i]),
+            }
+            for i, example in enumerate(batch["ids"])
+        ]
+
+    @classmethod
+    def infer(cls, cfg, model, tokenizer, rows: list, options) -> list:
+        """pred_tags: a tag per word (null for a word with no sub-word to predict from)."""
+        from transferlab.objectives.collate import PadCollator, by_length, on_device
+
+        collate, id2tag = PadCollator(tokenizer.pad_token_id, columns=()), model.config.id2label
+
+        def run(batch: list, first: int) -> list:
+            words = [r["tokens"] if isinstance(r["tokens"], list) else r["tokens"].split() for r in batch]
+            enc = encode_words(tokenizer, words, options.max_seq_len)
+            predicted = model(**model_inputs(on_device(collate([{"input_ids": i} for i in enc["input_ids"]]), model)))
+            predicted = predicted.logits.argmax(-1).tolist()
+            out = []
+            for i, row in enumerate(words):
+                # aligned with each word's own index as its tag: which word each first sub-word starts
+                at, firsts = align(enc.word_ids(i), list(range(len(row))), False, {})
+                tagged = dict(zip(first_tags(at, firsts, range(len(row))), first_tags(predicted[i], firsts, id2tag)))
+                out.append({"pred_tags": [tagged.get(w) for w in range(len(row))]})
+            return out
+
+        return by_length(rows, lambda r: len(r["tokens"]), run, options)
 
     def evaluate(self, stage: str, predictions: list) -> dict:
         out = {"words_unscored": float(sum(r["words"] - len(r["gold"]) for r in predictions))}

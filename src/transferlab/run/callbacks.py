@@ -9,7 +9,7 @@ from transferlab.objectives import monitored
 
 
 class Throughput(pl.Callback):
-    """Tokens seen per second of fit time (what the objective counts: non-pad input tokens)."""
+    """Tokens seen per second of fit time (what the objective's collator counts: non-pad input tokens)."""
 
     def __init__(self):
         self.tokens, self.fit_s, self._start = 0, 0.0, None
@@ -18,7 +18,7 @@ class Throughput(pl.Callback):
         self._start = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self.tokens += pl_module.objective.count_tokens(batch)  # on the device: int() here would sync a GPU per step
+        self.tokens += batch["n_tokens"]  # counted by the collator on the CPU: nothing waits for the device
 
     def on_train_end(self, trainer, pl_module):
         self.fit_s = time.perf_counter() - self._start

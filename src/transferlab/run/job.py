@@ -170,7 +170,7 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None, inputs):
     metrics.update({f"data/{key}": n for key, n in module.objective.stats.items()})
     if cfg.export:
         export_model, kind = a.policy.model_for_export(module.model)
-        export(export_model, a.tokenizer, run_dir / "export")
+        export(export_model, a.tokenizer, run_dir / "export", module.objective)
         metrics["export/kind"] = kind
     write_metrics(run_dir, metrics)
     if cfg.export:

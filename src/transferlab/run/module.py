@@ -72,7 +72,7 @@ class TransferModule(pl.LightningModule):
 
     def _step(self, batch, stage: str) -> torch.Tensor:
         loss = self.objective.step(self.model, batch, stage)
-        n = self.objective.batch_size(batch)
+        n = batch["n_rows"]
         if stage == "train":
             # Per step only every log_every_n_steps (what the loggers keep anyway): self.log costs ~0.1 ms a call.
             # The train metrics accumulate every step and are logged at the epoch's end.

@@ -1,5 +1,5 @@
-"""What a run leaves behind: metrics.json (flat keys + status), export/ (save_pretrained model + tokenizer) and, for
-objectives that write them, predictions/<split>.jsonl."""
+"""What a run leaves behind: metrics.json (flat keys + status), export/ (save_pretrained model + tokenizer, and
+transferlab.json: the objective that trained it) and, for objectives that write them, predictions/<split>.jsonl."""
 
 import json
 import math
@@ -44,9 +44,22 @@ def record_config_failure(argv: list, error: BaseException) -> None:
         write_metrics(run_dir, failure_record(error))
 
 
-def export(model, tokenizer, export_dir: Path) -> Path:
-    """HF save_pretrained (safetensors) of the task model and the tokenizer: loadable by AutoModel/AutoTokenizer."""
+RECORD = "transferlab.json"  # in an export: what transferlab-predict infers with
+
+
+def export(model, tokenizer, export_dir: Path, objective) -> Path:
+    """HF save_pretrained (safetensors) of the task model and the tokenizer: loadable by AutoModel/AutoTokenizer.
+    Beside them, RECORD: the objective, its config and the data settings it read (its columns, max_seq_len)."""
+    from omegaconf import OmegaConf
+
     export_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(export_dir)
     tokenizer.save_pretrained(export_dir)
+    keys = [*objective.fields.values(), "max_seq_len"]
+    record = {
+        "objective": objective.name,
+        "objective_config": OmegaConf.to_container(objective.cfg, resolve=True),
+        "data": {key: objective.data_cfg.get(key) for key in keys},
+    }
+    (export_dir / RECORD).write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return export_dir
