@@ -24,6 +24,7 @@ from transformers import (
     GPT2LMHeadModel,
     T5Config,
     T5ForConditionalGeneration,
+    T5ForSequenceClassification,
 )
 
 from transferlab.errors import TransferlabError
@@ -48,7 +49,7 @@ def gpt2(cls):
     return cls(GPT2Config(n_embd=32, n_layer=2, n_head=2, n_positions=32, vocab_size=100, pad_token_id=0))
 
 
-def t5():
+def t5(cls=T5ForConditionalGeneration):
     config = T5Config(
         d_model=32,
         d_ff=64,
@@ -59,7 +60,7 @@ def t5():
         decoder_start_token_id=0,
         pad_token_id=0,
     )
-    return T5ForConditionalGeneration(config)
+    return cls(config)
 
 
 def peft_policy(method, **peft_config):
@@ -118,6 +119,12 @@ def test_the_task_type_comes_from_the_models_class(make, expected):
         ),
         (
             "prompt_tuning",
+            lambda: t5(T5ForSequenceClassification),
+            "freeze.method=prompt_tuning on T5ForSequenceClassification: prompt tuning feeds it embeddings, and an "
+            "encoder-decoder classifier finds the token it pools in the input ids; use lora, dora, ia3, adalora",
+        ),
+        (
+            "prompt_tuning",
             lambda: bert(BertForMaskedLM),
             "freeze.method=prompt_tuning on BertForMaskedLM: peft has no task type for this model, and its "
             "prompt_tuning needs one; use lora, dora, ia3, adalora",
@@ -129,7 +136,13 @@ def test_the_task_type_comes_from_the_models_class(make, expected):
             "every per-token output of CAUSAL_LM grows by them; use lora, dora, ia3, adalora, prefix_tuning",
         ),
     ],
-    ids=["prefix_on_encoder_classifier", "prompt_on_decoder_classifier", "prompt_on_masked_lm", "prompt_on_causal_lm"],
+    ids=[
+        "prefix_on_encoder_classifier",
+        "prompt_on_decoder_classifier",
+        "prompt_on_encoder_decoder_classifier",
+        "prompt_on_masked_lm",
+        "prompt_on_causal_lm",
+    ],
 )
 def test_a_method_the_model_does_not_support_is_refused_naming_what_works(method, make, line):
     model = make()

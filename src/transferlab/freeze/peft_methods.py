@@ -90,7 +90,10 @@ def refusal(method: str, model, task: str | None) -> str | None:
         return f"prompt tuning prepends virtual tokens to the input, so every per-token output of {task} grows by them"
     arch = kind_of(model.config.to_dict())
     if method == "prompt_tuning" and task == "SEQ_CLS" and arch in ("decoder", "encoder-decoder"):
-        return f"prompt tuning feeds it embeddings, and a {arch} classifier finds the token it pools in the input ids"
+        an = "an" if arch.startswith("e") else "a"
+        return (
+            f"prompt tuning feeds it embeddings, and {an} {arch} classifier finds the token it pools in the input ids"
+        )
     if method == "prefix_tuning" and task in PREFIX_BY_SIGNATURE and not _takes_past_key_values(model):
         return f"peft passes the prefix as past_key_values, which this {task} model's forward does not take"
     return None
