@@ -39,6 +39,7 @@ def test_every_group_has_real_members():
         "llrd",
         "bitfit",
         "lora",
+        "peft",
     }
 
 
@@ -279,7 +280,7 @@ def test_help_lists_groups_and_the_composed_config_without_importing_torch(tmp_p
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[-1] == "False"
-    assert "freeze: backbone, bitfit, gradual, llrd, lora, none, top_k" in lines
+    assert "freeze: backbone, bitfit, gradual, llrd, lora, none, peft, top_k" in lines
     assert "== Config ==" in lines and "hydra:" not in lines
     assert "  name_or_path: ${run:pretrain_mlm}" in lines  # the config as composed with the given overrides
 

@@ -237,6 +237,12 @@ CATALOGUE = [
     ("llrd_decay_zero", ["freeze=llrd", "freeze.decay=0"], {}, "freeze.decay=0.0 must be in (0, 1]"),
     ("gradual_every_zero", ["freeze=gradual", "freeze.unfreeze_every=0"], {}, "freeze.unfreeze_every=0 must be >= 1"),
     ("lora_rank_zero", ["freeze=lora", "freeze.r=0"], {}, "freeze.r=0 must be >= 1"),
+    (
+        "unknown_peft_method",
+        ["freeze=peft", "freeze.method=lorra"],
+        {},
+        "freeze.method=lorra is not one of: adalora, dora, ia3, lora, prefix_tuning, prompt_tuning",
+    ),
     ("missing_policy", ["data.missing=skip"], {}, "data.missing=skip is not one of: drop, error"),
     (
         "conll_columns",

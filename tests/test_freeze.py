@@ -338,7 +338,7 @@ def test_apply_errors(cfg, model, message):
 
 
 def test_config_errors(monkeypatch):
-    with pytest.raises(TransferlabError, match="choose one of: none, backbone, top_k, gradual, llrd, bitfit, lora"):
+    with pytest.raises(TransferlabError, match="one of: none, backbone, top_k, gradual, llrd, bitfit, lora, peft$"):
         build_freeze_policy(OmegaConf.create({"name": "frozen"}))
     # Choices and ranges are declared on each policy's schema and checked with every other field of the config.
     with pytest.raises(TransferlabError, match="freeze.interval=epochs is not one of: epoch, step"):
@@ -350,7 +350,7 @@ def test_config_errors(monkeypatch):
     monkeypatch.setitem(sys.modules, "peft", None)  # as if the [lora] extra were not installed
     with pytest.raises(TransferlabError, match=r"freeze=lora needs peft: pip install 'transferlab\[lora\]'"):
         policy_of(FreezeLoRA()).apply(BertForSequenceClassification(bert_config()))
-    assert set(FREEZE_POLICIES) == {"none", "backbone", "top_k", "gradual", "llrd", "bitfit", "lora"}
+    assert set(FREEZE_POLICIES) == {"none", "backbone", "top_k", "gradual", "llrd", "bitfit", "lora", "peft"}
 
 
 def logits(model, batch):
@@ -392,7 +392,7 @@ def test_lora_adapter_export_loads_over_a_fresh_base(arch, tmp_path):
     run.step(2)
     expected = logits(model.eval(), run.batch)
     adapter, kind = policy.model_for_export(model)
-    assert kind == "adapter" and adapter is model
+    assert kind == "adapter" and adapter.model is model
     adapter.save_pretrained(tmp_path / "adapter")
     fresh = AutoModelForSequenceClassification.from_pretrained(tmp_path / "base")
     loaded = PeftModel.from_pretrained(fresh, tmp_path / "adapter").eval()

@@ -68,7 +68,8 @@ class Policy:
     (``depth``: the shallowest stack's, None when unknown yet). Instance methods, called by the LightningModule in
     this order: ``apply`` (once, before the optimizer), ``param_groups`` (AdamW groups; a group may carry
     ``start_step``, the optimizer step before which its LR is 0), ``set_train_mode`` (after every ``model.train()``)
-    and ``model_for_export``. ``featurizer`` is the probe contract: the module whose
+    and ``model_for_export``; ``after_optimizer_step`` follows every optimizer step (its gradients still there).
+    ``featurizer`` is the probe contract: the module whose
     ``featurize(input_ids, attention_mask)`` gives features that never change under this policy (so a run may
     compute them once, data/features.py), or None.
     """
@@ -88,6 +89,9 @@ class Policy:
 
     def set_train_mode(self, model) -> None:
         pass  # every block trains something (all of it, biases or adapters): keep its dropout as model.train() set it
+
+    def after_optimizer_step(self, model, step: int, total_steps: int) -> None:
+        pass  # step: optimizer steps taken so far; total_steps: the run's estimate of all of them
 
     def featurizer(self, model):
         """The part of `model` whose features never change during training (None: every step computes anew)."""

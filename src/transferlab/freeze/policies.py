@@ -15,6 +15,7 @@ from transferlab.errors import TransferlabError
 from transferlab.freeze.blocks import Blocks, find_blocks
 from transferlab.freeze.common import Policy, eval_frozen_parts, ids_of, no_decay_ids, optimizer_groups, train_only
 from transferlab.freeze.lora import LoRA
+from transferlab.freeze.peft_policy import Peft
 
 
 def _depth(blocks: Blocks) -> int:
@@ -225,7 +226,7 @@ class BitFit(Policy):
 
 
 FREEZE_POLICIES: dict[str, type] = {
-    cls.name: cls for cls in (TrainAll, FrozenBackbone, TopK, GradualUnfreeze, LayerwiseLRDecay, BitFit, LoRA)
+    cls.name: cls for cls in (TrainAll, FrozenBackbone, TopK, GradualUnfreeze, LayerwiseLRDecay, BitFit, LoRA, Peft)
 }
 
 

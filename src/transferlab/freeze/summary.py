@@ -5,7 +5,8 @@ from __future__ import annotations
 
 def parameter_summary(model) -> dict:
     """Trainable and total parameter counts, each tied/shared tensor counted once, with one row per top-level module
-    of the task model (a peft model is looked through, so its rows are the wrapped model's modules, adapters inside)."""
+    of the task model (a peft model is looked through, so its rows are the wrapped model's modules, adapters inside,
+    then what peft keeps beside the model: prompt tuning's virtual tokens as ``prompt_encoder``)."""
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     seen: set[int] = set()
     rows = []
@@ -26,6 +27,11 @@ def parameter_summary(model) -> dict:
     trainable, total = count(inner.parameters(recurse=False))
     if total:
         rows.append(("(own)", trainable, total))
+    if inner is not model:
+        for name, child in model.named_children():
+            trainable, total = count(child.parameters())  # the wrapped model's tensors are counted already
+            if total:
+                rows.append((name, trainable, total))
     trainable, total = sum(r[1] for r in rows), sum(r[2] for r in rows)
     return {"trainable": trainable, "total": total, "share": trainable / total if total else 0.0, "rows": rows}
 

@@ -16,7 +16,7 @@ def front_matter(cfg, metrics: dict, pipeline_tag: str) -> dict:
     dataset = _dataset(cfg.data)
     test = {k: float(v) for k, v in sorted(metrics.items()) if k.startswith("test/")}
     front = {
-        "library_name": "transformers",
+        "library_name": "peft" if metrics.get("export/kind") == "adapter" else "transformers",
         **({"pipeline_tag": pipeline_tag} if pipeline_tag else {}),
         "tags": ["transferlab", cfg.objective.name, f"freeze-{cfg.freeze.name}"],
         "datasets": [dataset],
@@ -38,8 +38,13 @@ def front_matter(cfg, metrics: dict, pipeline_tag: str) -> dict:
     return front
 
 
-def _usage(path: str, auto_class: str, pipeline_tag: str) -> str:
+def _usage(path: str, auto_class: str, pipeline_tag: str, kind: str = "model") -> str:
     from transformers.pipelines import SUPPORTED_TASKS
+
+    if kind == "adapter":  # the freeze policy's adapter form: it says how it loads
+        from transferlab.freeze.peft_policy import adapter_usage
+
+        return adapter_usage(path, auto_class)
 
     lines = [
         f"from transformers import AutoTokenizer, {auto_class}",
@@ -94,7 +99,7 @@ Trained with transferlab.
 ## Use
 
 ```python
-{_usage("path/to/export", auto_class, pipeline_tag)}
+{_usage("path/to/export", auto_class, pipeline_tag, metrics.get("export/kind", "model"))}
 ```
 """
     return "---\n" + yaml.safe_dump(front_matter(cfg, metrics, pipeline_tag), sort_keys=False) + "---\n\n" + body

@@ -57,6 +57,7 @@ class TransferModule(pl.LightningModule):
         self.optimizer_cfg, self.scheduler_cfg, self.on_nan = optimizer_cfg, scheduler_cfg, on_nan
         self.skipped_batches = 0
         self._step_loss = None  # this optimizer step's loss (summed over accumulated batches), on the device
+        self._total_steps = 0  # the run's optimizer steps, as configure_optimizers estimates them
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -152,6 +153,11 @@ class TransferModule(pl.LightningModule):
         optimizer.zero_grad(set_to_none=True)  # no gradient, no update (weight decay and moments included)
         self.log("train/skipped_batches", float(self.skipped_batches), on_step=True, on_epoch=False)
 
+    def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None):
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        # The update is done and its gradients are still there (a policy may read them: peft's AdaLoRA).
+        self.policy.after_optimizer_step(self.model, self.global_step, self._total_steps)
+
     def validation_step(self, batch, batch_idx):
         self._step(batch, "val")
 
@@ -180,7 +186,7 @@ class TransferModule(pl.LightningModule):
         from lightning.fabric.utilities.data import has_len
 
         opt_cfg, sched_cfg = self.optimizer_cfg, self.scheduler_cfg
-        total = int(self.trainer.estimated_stepping_batches)
+        total = self._total_steps = int(self.trainer.estimated_stepping_batches)
         loader = self.trainer.datamodule.train_dataloader() if self.trainer.datamodule else None
         batches = (
             len(loader) if loader is not None and has_len(loader) else total
