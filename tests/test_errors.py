@@ -245,6 +245,26 @@ CATALOGUE = [
     ),
     ("missing_policy", ["data.missing=skip"], {}, "data.missing=skip is not one of: drop, error"),
     (
+        "callback_target_missing",
+        ["callbacks.extra=[{{_target_:my_callbacks.Recorder}}]"],
+        {},
+        "callbacks.extra[0]._target_=my_callbacks.Recorder cannot be imported (No module named 'my_callbacks'); "
+        "check the dotted path, and that its module is on PYTHONPATH",
+    ),
+    (
+        "load_in_on_cpu",
+        [
+            "model=pretrained",
+            "model.name_or_path=org/model",
+            "tokenizer=pretrained",
+            "freeze=lora",
+            "model.load_in=4bit",
+        ],
+        {"CUDA_VISIBLE_DEVICES": ""},
+        "model.load_in=4bit needs a CUDA GPU and bitsandbytes; here no CUDA GPU: run it on a CUDA machine with "
+        "pip install transferlab[quantize], or drop model.load_in (model.load_in=null)",
+    ),
+    (
         "conll_columns",
         [*TAGGING, "data.train={ner_bad}"],
         {},

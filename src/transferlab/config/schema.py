@@ -26,6 +26,10 @@ class ModelConfig:
     # Embedding rows (and LM-head columns) padded up to a multiple of this, for the GPU's matmul tiles (llm.c pads
     # GPT-2's 50,257 to 50,304). The losses mask the padding; the export's config.vocab_size says the padded size.
     vocab_multiple: Optional[int] = at_least(None, hint="e.g. 64, or null for the tokenizer's size")
+    # Memory levers: recompute each block's activations in the backward instead of keeping them; load the pretrained
+    # weights quantized by bitsandbytes (CUDA only; the backbone then stays frozen: freeze=lora or freeze=backbone).
+    gradient_checkpointing: bool = False
+    load_in: Optional[str] = choice(None, "4bit", "8bit")
 
 
 @dataclass
@@ -117,10 +121,18 @@ class WandbConfig:
 
 
 @dataclass
+class MlflowConfig:
+    experiment: Optional[str] = None  # None: task_name
+    tracking_uri: Optional[str] = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///<paths.output_dir>/mlflow.db
+    artifact_location: Optional[str] = None  # for a new experiment; None: mlartifacts/ beside a SQLite store
+
+
+@dataclass
 class LoggerConfig:
     csv: bool = True
     wandb: Optional[WandbConfig] = None
     tensorboard: bool = False
+    mlflow: Optional[MlflowConfig] = None
 
 
 @dataclass
@@ -145,6 +157,8 @@ class CallbacksConfig:
     lr_monitor: bool = True
     progress_bar: bool = True
     early_stopping: Optional[EarlyStoppingConfig] = None
+    # The user's own Lightning callbacks, each {_target_: module.Class, **kwargs}, after transferlab's own
+    extra: List[Any] = field(default_factory=list)
 
 
 @dataclass

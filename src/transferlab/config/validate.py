@@ -10,6 +10,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
+from transferlab.config.optional import check_callbacks, check_load_in, check_mlflow
 from transferlab.config.rules import check_fields, check_value
 from transferlab.config.schema import TRAINER_RANGES
 from transferlab.data.readers import SUFFIXES, suffix
@@ -143,6 +144,9 @@ def validate(cfg: DictConfig) -> None:
         _check_streaming(cfg, objective)
         _check_tokenizer(cfg)
         _check_resume(cfg)
+        check_mlflow(cfg)
+        check_callbacks(cfg)
+        check_load_in(cfg)
         for where in ("checkpoint", "early_stopping"):
             if cfg.callbacks[where] is not None:
                 monitored(cfg, cfg.callbacks[where], f"callbacks.{where}")

@@ -90,6 +90,8 @@ def build_model(cfg, objective, tokenizer):
     if model_cfg.arch or model_cfg.random_init:
         model = auto.from_config(config, **kwargs)
     else:
+        if model_cfg.load_in:
+            kwargs.update(quantized_loading(model_cfg.load_in))
         # A different head size (e.g. new labels over an old classifier) is re-initialised, loudly by transformers.
         model = auto.from_pretrained(
             model_cfg.name_or_path,
@@ -107,7 +109,49 @@ def build_model(cfg, objective, tokenizer):
             max(rows, len(tokenizer)), pad_to_multiple_of=multiple, mean_resizing=len(tokenizer) > rows
         )
     _suppress_padding(model, len(tokenizer))
+    if model_cfg.gradient_checkpointing:
+        enable_gradient_checkpointing(model)
     return model
+
+
+def enable_gradient_checkpointing(model) -> None:
+    """Each block's activations are recomputed in the backward instead of kept: less memory, about one more forward
+    per step. Non-reentrant checkpointing: exact gradients, also when the embeddings are frozen (LoRA, BitFit)."""
+    if not getattr(model, "supports_gradient_checkpointing", False):
+        raise TransferlabError(
+            f"model.gradient_checkpointing=true: {type(model).__name__} does not support gradient checkpointing in "
+            "transformers; set model.gradient_checkpointing=false"
+        )
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.24; the older name warns there
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
+def quantized_loading(load_in: str) -> dict:
+    """from_pretrained's arguments for weights quantized by bitsandbytes as they load: 4-bit NF4 with double
+    quantization and bf16 compute where the GPU has it (the QLoRA recipe), or LLM.int8(). Placed whole on this
+    process's GPU (DDP: its local rank), since bitsandbytes' layers compute on CUDA only. Untested here (no GPU);
+    the config checks refuse it without CUDA and bitsandbytes (config/optional.py)."""
+    import os
+
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    if load_in == "4bit":
+        compute = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        quantization = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=compute,
+        )
+    else:
+        quantization = BitsAndBytesConfig(load_in_8bit=True)
+    local_rank = os.environ.get("LOCAL_RANK", os.environ.get("SLURM_LOCALID"))
+    device = int(local_rank) if local_rank is not None else torch.cuda.current_device()
+    return {"quantization_config": quantization, "device_map": {"": device}}
 
 
 def _suppress_padding(model, vocab: int) -> None:

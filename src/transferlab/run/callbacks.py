@@ -109,4 +109,29 @@ def build_callbacks(cfg, run_dir: Path, has_loggers: bool) -> list:
                 monitor=metric, mode=mode, patience=cb_cfg.early_stopping.patience, check_on_train_epoch_end=False
             )
         )
-    return callbacks
+    return callbacks + _extra_callbacks(cb_cfg.get("extra") or [])
+
+
+def _extra_callbacks(entries) -> list:
+    """The user's callbacks.extra, built by Hydra, after transferlab's own: their hooks run after ours (Lightning
+    still moves every ModelCheckpoint last, so a checkpoint holds what all other callbacks did)."""
+    from hydra.utils import instantiate
+
+    from transferlab.errors import TransferlabError
+
+    built = []
+    for i, entry in enumerate(entries):
+        try:
+            callback = instantiate(entry)
+        except Exception as e:  # Hydra's message spans lines: the call, then the cause
+            cause = " ".join(str(e.__cause__ or e).split())
+            raise TransferlabError(
+                f"callbacks.extra[{i}]: {entry._target_}(...) failed ({cause}); check its arguments"
+            ) from e
+        if not isinstance(callback, pl.Callback):
+            raise TransferlabError(
+                f"callbacks.extra[{i}]._target_={entry._target_} made a {type(callback).__name__}, not a "
+                "lightning Callback; subclass lightning.pytorch.Callback"
+            )
+        built.append(callback)
+    return built

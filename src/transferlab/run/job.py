@@ -59,6 +59,8 @@ def run_job(cfg: DictConfig):
     finally:
         if "wandb" in sys.modules:
             sys.modules["wandb"].finish()  # each job its own wandb run, even in one process
+        if "transferlab.run.tracking" in sys.modules:  # logger=mlflow: metrics.json, the files and the outcome
+            sys.modules["transferlab.run.tracking"].end_run(run_dir)
 
 
 def _callback(trainer, kind):

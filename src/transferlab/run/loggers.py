@@ -1,19 +1,18 @@
-"""Loggers from cfg.logger: CSV in <run>/csv, wandb (offline by default) in <run>/wandb, TensorBoard in <run>/tb."""
+"""Loggers from cfg.logger: CSV in <run>/csv, wandb (offline by default) in <run>/wandb, TensorBoard in <run>/tb,
+MLflow in a tracking store (run/tracking.py)."""
 
 import os
 from pathlib import Path
 
 
-def wandb_tags(cfg) -> list:
+def run_tags(cfg) -> dict:
     init = cfg.init or ("pretrained" if cfg.model.name_or_path else "scratch")
     arch = cfg.model.arch or Path(str(cfg.model.name_or_path)).name
-    return [
-        f"objective:{cfg.objective.name}",
-        f"freeze:{cfg.freeze.name}",
-        f"model:{arch}",
-        f"init:{init}",
-        *cfg.logger.wandb.tags,
-    ]
+    return {"objective": cfg.objective.name, "freeze": cfg.freeze.name, "model": arch, "init": init}
+
+
+def wandb_tags(cfg) -> list:
+    return [*(f"{key}:{value}" for key, value in run_tags(cfg).items()), *cfg.logger.wandb.tags]
 
 
 def _keep_earlier_csv(csv_dir: Path) -> None:
@@ -62,4 +61,8 @@ def build_loggers(cfg, run_dir: Path, group: str | None, resuming: bool = False)
         # Lightning passes anonymous=None to wandb.init, and wandb warns about any value of that retired setting
         logger._wandb_init.pop("anonymous", None)
         loggers.append(logger)
+    if lcfg.get("mlflow") is not None:
+        from transferlab.run.tracking import build_mlflow_logger
+
+        loggers.append(build_mlflow_logger(cfg, run_dir, group, resuming))
     return loggers

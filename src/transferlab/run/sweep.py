@@ -34,3 +34,7 @@ class SweepSummary(Callback):
         print(f"sweep: {len(outcomes) - len(bad)} of {len(outcomes)} jobs ok in {sweep_dir}")
         for job, status in bad.items():
             print(f"  {job.name}: {status}")
+        if config.logger.get("mlflow") is not None:
+            from transferlab.run.tracking import end_sweep
+
+            end_sweep(config, sweep_dir, all_ok=not bad)
