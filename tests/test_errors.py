@@ -360,6 +360,17 @@ CATALOGUE = [
         {},
         "data.streaming=true reads a stream with no length, so no epoch ends; set trainer.max_steps=N",
     ),
+    (
+        "mix_weight_not_positive",
+        [
+            "data=mix",
+            "data.sources=[{{name: wordnet_topics, weight: 1}}, {{name: wordnet_topics, weight: 1}}]",  # {{: format
+            "data.sources.1.weight=0",
+        ],
+        {},
+        "data.sources.1.weight=0 must be a positive number (a source's share of the training draws); "
+        "set data.sources.1.weight=1, or drop that source",
+    ),
 ]
 
 

@@ -61,6 +61,11 @@ def run_baseline(cfg: DictConfig) -> float | None:
             raise TransferlabError(
                 f"the TF-IDF baseline classifies: objective={cfg.objective.name} has no label column"
             )
+        if cfg.data.sources:
+            raise TransferlabError(
+                "the TF-IDF baseline fits one data set, and data=mix draws its sources by weight; "
+                "run the baseline on each source's data config"
+            )
         inputs = check_inputs(cfg, run_dir)
         metrics = {**fit_and_score(inputs.raw, cfg.seed), "status": "ok"}
         metrics.update({f"data/dropped_{split}": n for split, n in inputs.dropped.items()})

@@ -128,6 +128,8 @@ def _explain(e: Exception, overrides: List[str]) -> str:
         where = f" in {parent}" if parent else ""
         suggestion = did_you_mean(leaf, known).replace("'", f"'{parent}.", 1) if parent else did_you_mean(leaf, known)
         extra = f"; to pass another lightning.Trainer argument use +{key}=VALUE" if parent == "trainer" else ""
+        if parent.startswith("data.sources."):  # a source is a plain dict: only the keys it was given exist
+            extra = f"; to give a source another data key use +{key}=VALUE"
         return f"unknown key '{key}'{suggestion}; keys{where}: {', '.join(sorted(known))}{extra}"
     if m:
         given = next((o for o in overrides if o.startswith(f"+{m.group(1)}=")), f"+{m.group(1)}=VALUE")
@@ -165,7 +167,10 @@ def _keys_at(path: str, overrides: List[str]) -> List[str]:
         return []
     node = cfg
     for part in [p for p in path.split(".") if p]:
-        node = node.get(part) if hasattr(node, "get") else None
+        if hasattr(node, "keys"):
+            node = node.get(part)
+        else:  # a list (data.sources) is indexed by number
+            node = node[int(part)] if hasattr(node, "__len__") and part.isdigit() and int(part) < len(node) else None
     return list(node.keys()) if hasattr(node, "keys") else []
 
 

@@ -83,6 +83,9 @@ class DataConfig:
     missing: str = choice(
         "error", "drop"
     )  # a row with an empty value in a column the objective reads: error (naming file and row) | drop
+    # data=mix: several data configs drawn by weight, each {name: PRESET, ...} or {source: files, train: PATH, ...}
+    # plus `weight` (default 1); data/sources.py expands them, docs/data.md says which keys the mix shares
+    sources: List[Any] = field(default_factory=list)
 
 
 @dataclass

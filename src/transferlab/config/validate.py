@@ -75,6 +75,17 @@ def _check_data(cfg: DictConfig) -> None:
         raise TransferlabError("data=hub needs data.path=<dataset id>")
 
 
+def _check_mix(cfg: DictConfig, objective) -> None:
+    """data=mix: every source is a data config of its own, checked as one (data/sources.py)."""
+    from transferlab.data.sources import sources
+
+    for source in sources(cfg):
+        with source.named():
+            check_fields(source.data, "data.")
+            _check_data(source.cfg)
+            objective.check(source.cfg)
+
+
 def _check_streaming(cfg: DictConfig, objective) -> None:
     if not cfg.data.streaming:
         return
@@ -139,8 +150,11 @@ def validate(cfg: DictConfig) -> None:
         _check_compile(cfg)
         objective = OBJECTIVES[cfg.objective.name]
         _check_model(cfg, objective)
-        _check_data(cfg)
-        objective.check(cfg)
+        if cfg.data.sources or cfg.data.name == "mix":
+            _check_mix(cfg, objective)
+        else:
+            _check_data(cfg)
+            objective.check(cfg)
         _check_streaming(cfg, objective)
         _check_tokenizer(cfg)
         _check_resume(cfg)

@@ -54,15 +54,19 @@ class BatchSampler(Sampler):
         """The next iteration replays `epoch` from its batch `batches_done` (this rank's count)."""
         self.epoch, self.start = epoch, batches_done
 
+    def _order(self, rng, n: int) -> np.ndarray:
+        """The epoch's examples in the order they are drawn (a mix draws by weight instead: data/mix.py)."""
+        order = np.arange(n, dtype=np.uint32 if n < 2**32 else np.int64)
+        if self.shuffle:
+            rng.shuffle(order)  # in place: rng.permutation(n)'s order without its int64 copy (150 MB at 18.7M blocks)
+        return order
+
     def _batches(self):
         """(order, batch numbers): batch b is order[b * batch_size : (b + 1) * batch_size]. Arrays, not lists of
         lists: a corpus of millions of blocks costs 4 bytes per example here, not a Python int each."""
         n = len(self.lengths)
         rng = np.random.default_rng(self.seed + self.epoch)
-        small = np.uint32 if n < 2**32 else np.int64
-        order = np.arange(n, dtype=small)
-        if self.shuffle:
-            rng.shuffle(order)  # in place: rng.permutation(n)'s order without its int64 copy (150 MB at 18.7M blocks)
+        order = self._order(rng, n)
         if self.world > 1 and not self.pad_ranks:
             order = order[self.rank :: self.world]  # this rank's examples, each example on exactly one rank
             n = len(order)

@@ -71,15 +71,23 @@ def cached_features(datasets: dict, model, collate, batch_size: int, device, aut
     """Every split as FeatureRows; also {split: "hit" | "miss"} (what the run log and tests read)."""
     from transferlab.cache import building, entry_path, lookup
 
-    out, status = {}, {}
     model_key = model.cache_key()  # hashes every frozen tensor: once, not once per split
-    for split, rows in datasets.items():
+
+    def featured(rows) -> tuple:
         key = _key(model_key, rows, precision)
         found = lookup("features", key)
-        status[split] = "hit" if found else "miss"
         if found is None:
             with building("features", key) as tmp:
                 np.save(tmp / "features.npy", _compute(model, rows, collate, batch_size, device, autocast))
         features = np.load(entry_path("features", key) / "features.npy", mmap_mode="r")
-        out[split] = FeatureRows(features, rows.columns)
+        return FeatureRows(features, rows.columns), found is not None
+
+    out, status = {}, {}
+    for split, rows in datasets.items():
+        if hasattr(rows, "over"):  # a mix's train split (data/mix.py): each source's features, drawn as before
+            parts, hits = zip(*(featured(part) for part in rows.parts))
+            out[split], hit = rows.over(list(parts)), all(hits)
+        else:
+            out[split], hit = featured(rows)
+        status[split] = "hit" if hit else "miss"
     return out, status

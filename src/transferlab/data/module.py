@@ -11,7 +11,14 @@ from transferlab.errors import TransferlabError
 
 
 def prepare_splits(raw: dict, objective) -> dict:
-    """Every raw split as the objective prepares it (tokenized, packed, windowed or aligned)."""
+    """Every raw split as the objective prepares it (tokenized, packed, windowed or aligned); a mix's train split
+    source by source (data/mix.py)."""
+    from transferlab.data.sources import Union
+
+    if isinstance(raw.get("train"), Union):
+        from transferlab.data.mix import prepare_mix
+
+        return prepare_mix(raw, objective)
     return {split: objective.prepare(split, ds) for split, ds in raw.items()}
 
 
@@ -39,17 +46,31 @@ class TransferDataModule(pl.LightningDataModule):
                               persistent_workers=self.cfg.num_workers > 0, pin_memory=self._on_gpu())
         if not train and len(ds) < world:  # a rank without a batch would never join the epoch-end reductions
             raise TransferlabError(f"data.{split} has {len(ds)} examples for {world} processes; give every process at least one")
+        return DataLoader(
+            ds, batch_sampler=self._sampler(ds, batch_size, train, rank, world),
+            collate_fn=self._collate(ds, collate, train),
+            num_workers=self.cfg.num_workers, persistent_workers=self.cfg.num_workers > 0, pin_memory=self._on_gpu(),
+        )
+
+    def _sampler(self, ds, batch_size: int, train: bool, rank: int, world: int) -> BatchSampler:
         lengths = ds.lengths if ds.lengths is not None else np.zeros(len(ds), dtype=np.uint8)  # not a Python list
-        sampler = BatchSampler(
+        return BatchSampler(
             lengths, batch_size, shuffle=train, bucket=self.cfg.bucket_by_length and ds.lengths is not None,
             seed=self.seed, rank=rank, world=world, pad_ranks=train,
             drop_last=train and self.static_shapes and ds.lengths is None,  # lengths None: equal-length packed blocks
         )
-        return DataLoader(
-            # cached features (data/features.py) batch themselves; tokens as the objective says
-            ds, batch_sampler=sampler, collate_fn=getattr(ds, "collate", None) or collate,
-            num_workers=self.cfg.num_workers, persistent_workers=self.cfg.num_workers > 0, pin_memory=self._on_gpu(),
-        )
+
+    def _collate(self, ds, collate, train: bool):
+        """Cached features (data/features.py) batch themselves; tokens as the objective says."""
+        return getattr(ds, "collate", None) or collate
+
+    def stats(self) -> dict:
+        """What metrics.json keeps of the data besides the objective's stats, as data/<key> (a mix's draws)."""
+        return {}
+
+    def summary(self) -> str | None:
+        """A line for the run's log, or None."""
+        return None
 
     def _on_gpu(self) -> bool:
         """Pinned host memory lets the copy to a GPU overlap the previous step."""

@@ -95,7 +95,12 @@ def assemble(cfg: DictConfig, run_dir: Path, loggers: list, rank_zero: bool, con
         featurizer = policy.featurizer(model) if objective.reads_features else None
         if featurizer is not None:  # a frozen trunk: its features once, not every step
             datasets = _frozen_features(cfg, trainer, featurizer, objective, datasets, console if rank_zero else None)
-    datamodule = TransferDataModule(datasets, objective, cfg.data, cfg.seed, static_shapes=cfg.compile)
+    module_class = TransferDataModule
+    if cfg.data.sources:  # data=mix: training draws from the sources by weight
+        from transferlab.data.mix import MixDataModule as module_class
+    datamodule = module_class(datasets, objective, cfg.data, cfg.seed, static_shapes=cfg.compile)
+    if rank_zero and datamodule.summary():
+        console.print(datamodule.summary(), soft_wrap=True)
     module = TransferModule(model, objective, policy, cfg.optimizer, cfg.scheduler, cfg.on_nan, run_dir / "predictions")
     if cfg.compile:
         objective.compile(model, cfg.compile_mode)  # what its step runs: the model in place, or the model and its loss

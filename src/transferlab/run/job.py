@@ -164,12 +164,13 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None, inputs):
     if os.environ.get("TRANSFERLAB_DEBUG_RANKS") == "1":
         _write_rank_record(cfg, run_dir, a)
 
+    data_stats = a.datamodule.stats()  # every rank: a mix sums its draws over the ranks
     if not trainer.is_global_zero:
         return None
     metrics.update(_callback(trainer, Throughput).metrics(trainer.world_size))
     metrics.update({"params/trainable": a.summary["trainable"], "params/total": a.summary["total"], "status": "ok"})
     metrics.update({f"data/dropped_{split}": n for split, n in inputs.dropped.items()})
-    metrics.update({f"data/{key}": n for key, n in module.objective.stats.items()})
+    metrics.update({f"data/{key}": n for key, n in {**module.objective.stats, **data_stats}.items()})
     if cfg.export:
         export_model, kind = a.policy.model_for_export(module.model)
         export(export_model, a.tokenizer, run_dir / "export", module.objective)

@@ -126,6 +126,11 @@ def check_inputs(cfg, run_dir: Path) -> Inputs:
         resume_from = resume_path(cfg, run_dir)
         if resume_from:
             read_checkpoint(resume_from)
-        raw, dropped = load_splits(cfg.data, objective)
+        if cfg.data.sources:
+            from transferlab.data.sources import load_mix
+
+            raw, dropped = load_mix(cfg, objective)
+        else:
+            raw, dropped = load_splits(cfg.data, objective)
         objective.check_splits(raw, cfg)
     return Inputs(raw, resume_from, dropped)
