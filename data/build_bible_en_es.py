@@ -3,7 +3,8 @@
 Source: the SWORD modules of Debian's ``sword-text-kjv`` (King James Version, 1769 text) and ``sword-text-sparv``
 (Reina-Valera 1909) packages::
 
-    cd /tmp && apt-get download sword-text-kjv sword-text-sparv && for f in sword-text-*.deb; do dpkg -x $f /tmp/sword; done
+    cd /tmp && apt-get download sword-text-kjv sword-text-sparv
+    for f in sword-text-*.deb; do dpkg -x $f /tmp/sword; done
     python data/build_bible_en_es.py --sword-dir /tmp/sword/usr/share/sword
 
 A SWORD zText module keeps each testament in three files: ``.bzz`` (zlib-compressed blocks of OSIS text), ``.bzs``
@@ -64,7 +65,10 @@ def plain(osis: str) -> str:
 def verses(sword_dir: Path):
     """(chapter, verse number, English, Spanish) for every verse both Bibles have."""
     for testament in ("ot", "nt"):
-        both = [entries(sword_dir / "modules" / "texts" / "ztext" / MODULES[side], testament) for side in ("source", "target")]
+        both = [
+            entries(sword_dir / "modules" / "texts" / "ztext" / MODULES[side], testament)
+            for side in ("source", "target")
+        ]
         if len(both[0]) != len(both[1]):
             raise SystemExit(f"{testament}: the two modules' versifications differ in length")
         chapter, number = None, 0

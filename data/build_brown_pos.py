@@ -16,6 +16,7 @@ Outputs (rewritten on every run, byte-identical across runs):
 * ``LICENSE.brown`` -- the corpus's README, with its redistribution notice.
 * prints the most-frequent-tag-per-word baseline (learned on train) on validation and test.
 """
+
 import argparse
 import collections
 import gzip
@@ -34,9 +35,16 @@ OUT_DIR = Path(__file__).resolve().parent
 UNIVERSAL = {
     **dict.fromkeys([".", ",", ":", "(", ")", "--", "``", "''", "'"], "."),
     "*": "ADV",  # not, n't
-    "abl": "ADV", "abn": "PRT", "abx": "PRT", "ap": "ADJ", "at": "DET",
+    "abl": "ADV",
+    "abn": "PRT",
+    "abx": "PRT",
+    "ap": "ADJ",
+    "at": "DET",
     **dict.fromkeys("be bed bedz beg bem ben ber bez".split(), "VERB"),
-    "cc": "CONJ", "cs": "ADP", "cd": "NUM", "od": "ADJ",
+    "cc": "CONJ",
+    "cs": "ADP",
+    "cd": "NUM",
+    "od": "ADJ",
     **dict.fromkeys("do dod doz hv hvd hvg hvn hvz md".split(), "VERB"),
     **dict.fromkeys("dt dti dts dtx wdt ex".split(), "DET"),
     "in": "ADP",
@@ -46,8 +54,10 @@ UNIVERSAL = {
     "pn": "NOUN",  # nominal pronouns: everyone, nothing
     **dict.fromkeys("ppl ppls ppo pps ppss wp$ wpo wps".split(), "PRON"),
     **dict.fromkeys("ql qlp rb rbr rbt rn wql wrb".split(), "ADV"),
-    "rp": "PRT", "to": "PRT",
-    "uh": "X", "nil": "X",
+    "rp": "PRT",
+    "to": "PRT",
+    "uh": "X",
+    "nil": "X",
     **dict.fromkeys("vb vbd vbg vbn vbz".split(), "VERB"),
 }
 SUFFIXES = ("-tl", "-hl", "-nc")  # in a title, in a headline, cited: the word's own tag comes before
@@ -124,8 +134,10 @@ def main() -> None:
     (OUT_DIR / "LICENSE.brown").write_text((args.brown_dir / "README").read_text())
     tags = collections.Counter(t for rows in splits.values() for r in rows for t in r["tags"])
     print({s: len(r) for s, r in splits.items()}, dict(tags.most_common()))
-    print(f"most frequent tag per word: validation {baseline(splits['train'], splits['validation']):.4f}, "
-          f"test {baseline(splits['train'], splits['test']):.4f}")
+    print(
+        f"most frequent tag per word: validation {baseline(splits['train'], splits['validation']):.4f}, "
+        f"test {baseline(splits['train'], splits['test']):.4f}"
+    )
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ Outputs (all rewritten on every run, byte-identical across runs):
   could leak the topics validation/test splits.
 * ``LICENSE.wordnet`` -- the WordNet 3.0 license, taken from data.noun's header.
 """
+
 import argparse
 import collections
 import gzip
@@ -58,7 +59,7 @@ def parse_gloss(gloss):
     # Only text inside quotes counts: what sits between quotes is separators or
     # attributions ('- Shakespeare'), which are not sentences. The ~20 glosses
     # with unbalanced quotes lose a fragment this way; not worth special-casing.
-    examples = [e.strip() for e in QUOTED.findall(gloss[m.end() - 1:])]
+    examples = [e.strip() for e in QUOTED.findall(gloss[m.end() - 1 :])]
     return definition, [e for e in examples if e]
 
 
@@ -126,7 +127,7 @@ def build_topics(noun_synsets, rng):
         texts = by_label[lex][:]
         rng.shuffle(texts)
         v, t = val_q[lex], test_q[lex]
-        for name, chunk in (("validation", texts[:v]), ("test", texts[v:v + t]), ("train", texts[v + t:])):
+        for name, chunk in (("validation", texts[:v]), ("test", texts[v : v + t]), ("train", texts[v + t :])):
             splits[name].extend({"text": x, "label": lex} for x in chunk)
     for rows in splits.values():
         rng.shuffle(rows)
@@ -157,8 +158,9 @@ def build_corpus(all_synsets, heldout_defs, rng):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--wordnet-dir", type=Path, required=True,
-                        help="directory holding data.noun, data.verb, data.adj, data.adv")
+    parser.add_argument(
+        "--wordnet-dir", type=Path, required=True, help="directory holding data.noun, data.verb, data.adj, data.adv"
+    )
     args = parser.parse_args()
 
     synsets = {pos: list(read_synsets(args.wordnet_dir / f"data.{pos}")) for pos in POS_FILES}

@@ -54,12 +54,14 @@ def questions(pos, offset, words, definition, examples):
             continue
         context = " ".join([example] + [e for j, e in enumerate(examples) if j != i][: MAX_EXAMPLES - 1])
         spans = [m for m in whole_word(word).finditer(context)]
-        rows.append({
-            "id": f"{pos}.{offset}.{i}",
-            "question": f"Which word means: {definition}?",
-            "context": context,
-            "answers": {"text": [m.group(0) for m in spans], "answer_start": [m.start() for m in spans]},
-        })
+        rows.append(
+            {
+                "id": f"{pos}.{offset}.{i}",
+                "question": f"Which word means: {definition}?",
+                "context": context,
+                "answers": {"text": [m.group(0) for m in spans], "answer_start": [m.start() for m in spans]},
+            }
+        )
     return rows
 
 

@@ -37,8 +37,18 @@ def carry_seed(examples: list, indices) -> Batch:
 
 
 class BatchSampler(Sampler):
-    def __init__(self, lengths, batch_size: int, shuffle: bool, bucket: bool, seed: int, rank: int = 0, world: int = 1,
-                 pad_ranks: bool = True, drop_last: bool = False):
+    def __init__(
+        self,
+        lengths,
+        batch_size: int,
+        shuffle: bool,
+        bucket: bool,
+        seed: int,
+        rank: int = 0,
+        world: int = 1,
+        pad_ranks: bool = True,
+        drop_last: bool = False,
+    ):
         self.lengths = np.asarray(lengths)
         self.batch_size, self.shuffle, self.bucket, self.seed = batch_size, shuffle, bucket, seed
         # drop_last: no short last batch (one shape for compiled packed blocks; a new random remainder each epoch)
@@ -73,7 +83,9 @@ class BatchSampler(Sampler):
         if self.bucket:
             chunk = self.batch_size * 50
             for i in range(0, n, chunk):
-                order[i : i + chunk] = order[i : i + chunk][np.argsort(self.lengths[order[i : i + chunk]], kind="stable")]
+                order[i : i + chunk] = order[i : i + chunk][
+                    np.argsort(self.lengths[order[i : i + chunk]], kind="stable")
+                ]
         count = n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
         numbers = rng.permutation(count) if self.shuffle and self.bucket else np.arange(count)
         return order, numbers
@@ -85,17 +97,25 @@ class BatchSampler(Sampler):
         if self.world > 1 and self.pad_ranks:
             # Every rank takes the same number of batches, or DDP would wait forever on the longer rank.
             per_rank = math.ceil(len(numbers) / self.world)
-            numbers = np.concatenate([numbers, numbers[: per_rank * self.world - len(numbers)]])[self.rank :: self.world]
+            numbers = np.concatenate([numbers, numbers[: per_rank * self.world - len(numbers)]])[
+                self.rank :: self.world
+            ]
         start, self.start = self.start, 0
         epoch = self.epoch if self.shuffle else 0
         for position in range(start, len(numbers)):
             b = numbers[position]
             batch = Batch(order[b * self.batch_size : (b + 1) * self.batch_size].tolist())
-            batch.seed = int(np.random.SeedSequence([self.seed % 2**32, epoch, self.rank, position]).generate_state(1)[0])
+            batch.seed = int(
+                np.random.SeedSequence([self.seed % 2**32, epoch, self.rank, position]).generate_state(1)[0]
+            )
             yield batch
 
     def __len__(self) -> int:
         if self.pad_ranks:
-            batches = len(self.lengths) // self.batch_size if self.drop_last else math.ceil(len(self.lengths) / self.batch_size)
+            batches = (
+                len(self.lengths) // self.batch_size
+                if self.drop_last
+                else math.ceil(len(self.lengths) / self.batch_size)
+            )
             return math.ceil(batches / self.world)
         return math.ceil(len(range(self.rank, len(self.lengths), self.world)) / self.batch_size)

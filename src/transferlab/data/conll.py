@@ -25,7 +25,8 @@ def _sentences(path: str):
                 width, start = len(columns), number
             if len(columns) != width or width < 2:
                 raise TransferlabError(
-                    f"{path}:{number}: {len(columns)} column{'s' if len(columns) != 1 else ''}, but line {start} has {width}; "
+                    f"{path}:{number}: {len(columns)} column{'s' if len(columns) != 1 else ''}, "
+                    f"but line {start} has {width}; "
                     "every token line needs the same columns, the word first and the tag last (fix or remove that line)"
                 )
             tokens.append(columns[0])
@@ -40,4 +41,6 @@ def read_conll(path: Path):
 
     from transferlab.data.readers import from_rows
 
-    return from_rows(_sentences, Features({"tokens": Sequence(Value("string")), "tags": Sequence(Value("string"))}), path)
+    return from_rows(
+        _sentences, Features({"tokens": Sequence(Value("string")), "tags": Sequence(Value("string"))}), path
+    )

@@ -67,7 +67,9 @@ def _compute(model, rows, collate, batch_size: int, device, autocast) -> np.ndar
     return out
 
 
-def cached_features(datasets: dict, model, collate, batch_size: int, device, autocast, precision: str) -> tuple[dict, dict]:
+def cached_features(
+    datasets: dict, model, collate, batch_size: int, device, autocast, precision: str
+) -> tuple[dict, dict]:
     """Every split as FeatureRows; also {split: "hit" | "miss"} (what the run log and tests read)."""
     from transferlab.cache import building, entry_path, lookup
 

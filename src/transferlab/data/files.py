@@ -36,7 +36,9 @@ def _diagnose(path: Path, fmt: str, error: Exception) -> TransferlabError:
                     try:
                         json.loads(line)
                     except ValueError as e:
-                        return TransferlabError(f"{path}:{number}: malformed JSON line ({e.msg}); fix or remove that line")
+                        return TransferlabError(
+                            f"{path}:{number}: malformed JSON line ({e.msg}); fix or remove that line"
+                        )
     first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return TransferlabError(f"{path}: could not read it as {fmt} ({first})")
 
@@ -62,8 +64,15 @@ def existing_file(path_str: str, split: str) -> Path:
     return path
 
 
-def read_file(path_str: str, split: str, encoding_errors: str = "strict", fmt: str = "auto", quoting: str = "auto",
-              na_values=(), lines: bool = False):
+def read_file(
+    path_str: str,
+    split: str,
+    encoding_errors: str = "strict",
+    fmt: str = "auto",
+    quoting: str = "auto",
+    na_values=(),
+    lines: bool = False,
+):
     """A local file as a datasets.Dataset, every cell as the file holds it (CSV/TSV: text, data/tabular.py; JSON
     and parquet: their own types). The one reader of train, eval and predict. `lines`: keep CSV rows' `__line__`."""
     from datasets import load_dataset
@@ -85,10 +94,14 @@ def read_file(path_str: str, split: str, encoding_errors: str = "strict", fmt: s
         ds = ds.remove_columns(LINE)
     # Named by the file (path, size, mtime, edges' hash) and how it is read, not by how datasets happened to write its
     # Arrow copy: every process that loads this file then agrees, and finds what the first one prepared.
-    ds._fingerprint = cache_key(file_identity(path_str), fmt, quoting, list(na_values), encoding_errors, split, lines, 2)
+    ds._fingerprint = cache_key(
+        file_identity(path_str), fmt, quoting, list(na_values), encoding_errors, split, lines, 2
+    )
     if fmt == "text":  # one text per line: a blank line separates paragraphs, it is not a missing value
         blank = missing_rows(ds, "text")
         ds = ds.select(complement(blank, len(ds))) if len(blank) else ds
     if len(ds) == 0:
-        raise TransferlabError(f"data.{split}: {path_str} has no examples (a header alone?); give a file with at least one example")
+        raise TransferlabError(
+            f"data.{split}: {path_str} has no examples (a header alone?); give a file with at least one example"
+        )
     return ds

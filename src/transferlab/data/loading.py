@@ -30,7 +30,8 @@ def _load_hub(data_cfg) -> Dict[str, object]:
     except Exception as e:
         raise TransferlabError(
             f"data.path={data_cfg.path}: could not load this hub dataset ({offline_note('datasets')}; "
-            f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); check the id and your network or HF cache"
+            f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+            "check the id and your network or HF cache"
         ) from None
     out = {}
     for split in SPLITS:
@@ -38,7 +39,9 @@ def _load_hub(data_cfg) -> Dict[str, object]:
         if name is not None and name in full:
             out[split] = full[name]
         elif name is not None and split == "train":
-            raise TransferlabError(f"data.train={name}: no such split in {data_cfg.path}; splits found: {', '.join(full)}")
+            raise TransferlabError(
+                f"data.train={name}: no such split in {data_cfg.path}; splits found: {', '.join(full)}"
+            )
     return out
 
 
@@ -52,8 +55,12 @@ def _check_columns(ds, split: str, data_cfg, fields: Dict[str, str]) -> None:
         if column not in ds.column_names:
             found = [c for c in ds.column_names if c != LINE]
             padded = [c for c in found if c.strip() == column]
-            hint = (f"; the header's '{padded[0]}' has spaces around it: rename it in the file, or set data.{key}='{padded[0]}'"
-                    if padded else "")
+            hint = (
+                f"; the header's '{padded[0]}' has spaces around it: "
+                f"rename it in the file, or set data.{key}='{padded[0]}'"
+                if padded
+                else ""
+            )
             raise TransferlabError(
                 f"data.{split} ({_where(data_cfg, split)}) has no column '{column}'; columns found: "
                 f"{', '.join(repr(c) for c in found)}; set data.{key}=<one of them>{hint}"
@@ -83,7 +90,8 @@ def _handle_missing(ds, split: str, data_cfg, fields: Dict[str, str]):
     if found and data_cfg.missing == "error":
         where = "; ".join(f"'{column}' at {_rows_named(data_cfg, split, rows, ds)}" for column, rows in found.items())
         raise TransferlabError(
-            f"data.{split} ({_where(data_cfg, split)}) has empty values: {where}; fill them in, or set data.missing=drop "
+            f"data.{split} ({_where(data_cfg, split)}) has empty values: {where}; "
+            "fill them in, or set data.missing=drop "
             "to drop such rows"
         )
     if not found:
@@ -92,7 +100,9 @@ def _handle_missing(ds, split: str, data_cfg, fields: Dict[str, str]):
 
     keep = complement(np.concatenate(list(found.values())), len(ds))
     if not len(keep):
-        raise TransferlabError(f"data.{split} ({_where(data_cfg, split)}): every row has a missing value; nothing is left to use")
+        raise TransferlabError(
+            f"data.{split} ({_where(data_cfg, split)}): every row has a missing value; nothing is left to use"
+        )
     return ds.select(keep), len(ds) - len(keep)
 
 
@@ -129,13 +139,22 @@ def _checked(ds, split: str, data_cfg, objective):
     ds = _label_names(ds.select_columns(columns + ([LINE] if LINE in ds.column_names else [])), columns)
     ds = ds.rename_columns({data_cfg[key]: field for field, key in fields.items() if data_cfg[key] != field})
     # rows as the file holds them (before any carve), so a bad one is named by its line
-    objective.check_rows(ds, lambda i: f"data.{split} ({_where(data_cfg, split)}) {_rows_named(data_cfg, split, [i], ds)}")
+    objective.check_rows(
+        ds, lambda i: f"data.{split} ({_where(data_cfg, split)}) {_rows_named(data_cfg, split, [i], ds)}"
+    )
     return (ds.remove_columns(LINE) if LINE in ds.column_names else ds), dropped
 
 
 def _read_split(data_cfg, split: str):
-    return read_file(data_cfg[split], split, data_cfg.encoding_errors, data_cfg.format, data_cfg.quoting,
-                     data_cfg.na_values, lines=True)
+    return read_file(
+        data_cfg[split],
+        split,
+        data_cfg.encoding_errors,
+        data_cfg.format,
+        data_cfg.quoting,
+        data_cfg.na_values,
+        lines=True,
+    )
 
 
 def _checked_file(data_cfg, split: str, objective):
@@ -149,8 +168,18 @@ def _checked_file(data_cfg, split: str, objective):
 
     path = existing_file(data_cfg[split], split)  # a file gone since (or emptied) fails now, record or not
     columns = {field: data_cfg[key] for field, key in objective.fields.items()}
-    key = cache_key(file_identity(path), file_format(path, data_cfg.format), data_cfg.encoding_errors, data_cfg.quoting,
-                    list(data_cfg.na_values), split, objective.name, columns, data_cfg.missing, 2)
+    key = cache_key(
+        file_identity(path),
+        file_format(path, data_cfg.format),
+        data_cfg.encoding_errors,
+        data_cfg.quoting,
+        list(data_cfg.na_values),
+        split,
+        objective.name,
+        columns,
+        data_cfg.missing,
+        2,
+    )
 
     def make():
         ds, dropped = _checked(_read_split(data_cfg, split), split, data_cfg, objective)

@@ -51,7 +51,9 @@ def preparing(cfg, say=None):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)  # lockf needs it open for writing
     except OSError as e:
-        raise TransferlabError(f"cannot write under {path.parent} ({e.strerror or e}); set TRANSFERLAB_CACHE to a writable dir") from None
+        raise TransferlabError(
+            f"cannot write under {path.parent} ({e.strerror or e}); set TRANSFERLAB_CACHE to a writable dir"
+        ) from None
     record = {"waited_s": 0.0, "seconds": 0.0, "written": []}
     try:
         start = time.perf_counter()
@@ -66,7 +68,9 @@ def preparing(cfg, say=None):
         try:
             yield record
         finally:
-            record.update(waited_s=ready - start, seconds=time.perf_counter() - ready, written=store.written[written_before:])
+            record.update(
+                waited_s=ready - start, seconds=time.perf_counter() - ready, written=store.written[written_before:]
+            )
             os.ftruncate(fd, 0)
             fcntl.lockf(fd, fcntl.LOCK_UN)
     finally:

@@ -34,7 +34,9 @@ def _scan_missing(ds, column: str):
         found.append(np.flatnonzero(missing.to_numpy(zero_copy_only=False)) + start)
         start += len(chunk)
     rows = np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
-    if ds._indices is not None:  # a select() view (e.g. a text file without its blank lines): rows as the view numbers them
+    if (
+        ds._indices is not None
+    ):  # a select() view (e.g. a text file without its blank lines): rows as the view numbers them
         flagged = np.zeros(len(ds.data), dtype=bool)
         flagged[rows] = True
         rows = np.flatnonzero(flagged[ds._indices.column(0).to_numpy()])

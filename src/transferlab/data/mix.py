@@ -29,8 +29,9 @@ CHUNK = 1 << 20  # sources drawn a million at a time: one byte a draw, not rng.c
 class Mixed(Dataset):
     """The sources' prepared train splits one after another: item i is item i - starts[s] of source s."""
 
-    def __init__(self, parts: list, labels: list, weights: list, tokens: list | None = None,
-                 counts: dict | None = None):
+    def __init__(
+        self, parts: list, labels: list, weights: list, tokens: list | None = None, counts: dict | None = None
+    ):
         self.parts, self.labels, self.weights = parts, labels, weights
         self.sizes = np.array([len(p) for p in parts], dtype=np.int64)
         self.starts = np.concatenate([[0], np.cumsum(self.sizes)])
@@ -75,10 +76,29 @@ class MixSampler(BatchSampler):
     """Training batches of a Mixed split, drawn by weight (the module docstring); every rank draws the same epoch and
     takes its share of the batches, as BatchSampler does."""
 
-    def __init__(self, sizes, weights, lengths, batch_size: int, bucket: bool, seed: int, rank: int = 0,
-                 world: int = 1, drop_last: bool = False):
-        super().__init__(lengths, batch_size, shuffle=True, bucket=bucket, seed=seed, rank=rank, world=world,
-                         pad_ranks=True, drop_last=drop_last)
+    def __init__(
+        self,
+        sizes,
+        weights,
+        lengths,
+        batch_size: int,
+        bucket: bool,
+        seed: int,
+        rank: int = 0,
+        world: int = 1,
+        drop_last: bool = False,
+    ):
+        super().__init__(
+            lengths,
+            batch_size,
+            shuffle=True,
+            bucket=bucket,
+            seed=seed,
+            rank=rank,
+            world=world,
+            pad_ranks=True,
+            drop_last=drop_last,
+        )
         self.sizes = np.asarray(sizes, dtype=np.int64)
         self.starts = np.concatenate([[0], np.cumsum(self.sizes)])
         self.shares = np.asarray(weights, dtype=np.float64) / float(np.sum(weights))
@@ -150,8 +170,17 @@ class MixDataModule(TransferDataModule):
             return super()._sampler(ds, batch_size, train, rank, world)
         lengths = ds.lengths if ds.lengths is not None else np.zeros(len(ds), dtype=np.uint8)
         bucket = self.cfg.bucket_by_length and ds.lengths is not None  # rows: length bucketing, as without a mix
-        return MixSampler(ds.sizes, ds.weights, lengths, batch_size, bucket=bucket, seed=self.seed, rank=rank,
-                          world=world, drop_last=self.static_shapes and ds.lengths is None)
+        return MixSampler(
+            ds.sizes,
+            ds.weights,
+            lengths,
+            batch_size,
+            bucket=bucket,
+            seed=self.seed,
+            rank=rank,
+            world=world,
+            drop_last=self.static_shapes and ds.lengths is None,
+        )
 
     def _collate(self, ds, collate, train: bool):
         inner = super()._collate(ds, collate, train)
@@ -202,5 +231,7 @@ class MixDataModule(TransferDataModule):
     def summary(self) -> str:
         train = self.datasets["train"]
         total = sum(train.weights)
-        return "mix: " + ", ".join(f"{label} (weight {w:g}, {w / total:.0%} of draws) {n:,} train examples"
-                                   for label, w, n in zip(train.labels, train.weights, train.sizes))
+        return "mix: " + ", ".join(
+            f"{label} (weight {w:g}, {w / total:.0%} of draws) {n:,} train examples"
+            for label, w, n in zip(train.labels, train.weights, train.sizes)
+        )

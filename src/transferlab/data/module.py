@@ -5,9 +5,8 @@ import numpy as np
 from torch.utils.data import DataLoader
 
 from transferlab.data.buckets import BatchSampler
-from transferlab.objectives.base import STAGE_OF_SPLIT
 from transferlab.errors import TransferlabError
-
+from transferlab.objectives.base import STAGE_OF_SPLIT
 
 
 def prepare_splits(raw: dict, objective) -> dict:
@@ -22,10 +21,10 @@ def prepare_splits(raw: dict, objective) -> dict:
     return {split: objective.prepare(split, ds) for split, ds in raw.items()}
 
 
-
 def eval_batch_size(data_cfg) -> int:
     """data.eval_batch_size, or twice the training batch (no gradients to keep)."""
     return data_cfg.eval_batch_size or 2 * data_cfg.batch_size
+
 
 class TransferDataModule(pl.LightningDataModule):
     def __init__(self, datasets: dict, objective, data_cfg, seed: int, static_shapes: bool = False):
@@ -42,21 +41,38 @@ class TransferDataModule(pl.LightningDataModule):
             from transferlab.data.streaming import as_is
 
             ds.configure(batch_size, collate, train, self.seed, self.cfg.shuffle_buffer, rank, world)
-            return DataLoader(ds, batch_size=None, collate_fn=as_is, num_workers=self.cfg.num_workers,
-                              persistent_workers=self.cfg.num_workers > 0, pin_memory=self._on_gpu())
+            return DataLoader(
+                ds,
+                batch_size=None,
+                collate_fn=as_is,
+                num_workers=self.cfg.num_workers,
+                persistent_workers=self.cfg.num_workers > 0,
+                pin_memory=self._on_gpu(),
+            )
         if not train and len(ds) < world:  # a rank without a batch would never join the epoch-end reductions
-            raise TransferlabError(f"data.{split} has {len(ds)} examples for {world} processes; give every process at least one")
+            raise TransferlabError(
+                f"data.{split} has {len(ds)} examples for {world} processes; give every process at least one"
+            )
         return DataLoader(
-            ds, batch_sampler=self._sampler(ds, batch_size, train, rank, world),
+            ds,
+            batch_sampler=self._sampler(ds, batch_size, train, rank, world),
             collate_fn=self._collate(ds, collate, train),
-            num_workers=self.cfg.num_workers, persistent_workers=self.cfg.num_workers > 0, pin_memory=self._on_gpu(),
+            num_workers=self.cfg.num_workers,
+            persistent_workers=self.cfg.num_workers > 0,
+            pin_memory=self._on_gpu(),
         )
 
     def _sampler(self, ds, batch_size: int, train: bool, rank: int, world: int) -> BatchSampler:
         lengths = ds.lengths if ds.lengths is not None else np.zeros(len(ds), dtype=np.uint8)  # not a Python list
         return BatchSampler(
-            lengths, batch_size, shuffle=train, bucket=self.cfg.bucket_by_length and ds.lengths is not None,
-            seed=self.seed, rank=rank, world=world, pad_ranks=train,
+            lengths,
+            batch_size,
+            shuffle=train,
+            bucket=self.cfg.bucket_by_length and ds.lengths is not None,
+            seed=self.seed,
+            rank=rank,
+            world=world,
+            pad_ranks=train,
             drop_last=train and self.static_shapes and ds.lengths is None,  # lengths None: equal-length packed blocks
         )
 

@@ -3,8 +3,9 @@
 Both read arrays written once by data/store.py, so a training process holds only the batches it uses, whatever the
 corpus size. The arrays stay memory-mapped for reads of a whole column (`.blocks`, `.ids`, `.columns`); an item's
 tokens are read with os.pread (`FileRows`), because a mapping read at random maps up to 64 KiB around every read
-into the process. A batch fetched through the sampler keeps its seed (data/buckets.py). `lengths` drives length bucketing in data/buckets.py; None means every item is as long as
-the others. `fingerprint` names the content (data, tokenizer and settings).
+into the process. A batch fetched through the sampler keeps its seed (data/buckets.py). `lengths` drives length
+bucketing in data/buckets.py; None means every item is as long as the others. `fingerprint` names the content
+(data, tokenizer and settings).
 
 An objective prepares a split with Rows.prepare or Blocks.prepare, giving the function that encodes a batch of raw
 rows and the settings that function depends on besides the data and the tokenizer.
@@ -50,7 +51,9 @@ class FileRows:
     def _read(self, start: int, count: int) -> np.ndarray:
         if self._fd is None:
             self._fd = os.open(self.path, os.O_RDONLY)
-        return np.frombuffer(os.pread(self._fd, count * self.item_bytes, self.offset + start * self.item_bytes), dtype=self.dtype)
+        return np.frombuffer(
+            os.pread(self._fd, count * self.item_bytes, self.offset + start * self.item_bytes), dtype=self.dtype
+        )
 
     def __getstate__(self):  # a spawned loader worker or DDP process opens its own descriptor
         return {**self.__dict__, "_fd": None}
@@ -91,16 +94,34 @@ class Rows(Dataset):
             self.lengths = self.lengths + np.diff(offsets)
 
     @classmethod
-    def prepare(cls, dataset, encode, tokenizer, settings: dict, scalars: list, num_proc: int | None = None,
-                aligned: tuple = (), indices: bool = False, sequences: tuple = ()) -> "Rows":
+    def prepare(
+        cls,
+        dataset,
+        encode,
+        tokenizer,
+        settings: dict,
+        scalars: list,
+        num_proc: int | None = None,
+        aligned: tuple = (),
+        indices: bool = False,
+        sequences: tuple = (),
+    ) -> "Rows":
         """`encode(batch)` gives {"input_ids": [...], <scalar column>: [...], <aligned column>: [...]} for a batch
         of raw rows, any number of rows per raw row (QA's windows); with `indices`, encode(batch, indices) gets the
         raw rows' indices in the split too."""
         from transferlab.data import store
         from transferlab.data.tokenize import fingerprint
 
-        key = fingerprint(dataset, tokenizer, {**settings, "scalars": list(scalars), "aligned": list(aligned),
-                                               **({"sequences": list(sequences)} if sequences else {})})
+        key = fingerprint(
+            dataset,
+            tokenizer,
+            {
+                **settings,
+                "scalars": list(scalars),
+                "aligned": list(aligned),
+                **({"sequences": list(sequences)} if sequences else {}),
+            },
+        )
         tokenize = _tokenizer_of(dataset, encode, tokenizer, num_proc, indices)
         arrays = store.rows(key, tokenize, scalars, len(tokenizer), tuple(aligned), tuple(sequences))
         return cls(arrays, scalars, key, tuple(aligned), tuple(sequences))
@@ -110,10 +131,16 @@ class Rows(Dataset):
 
     def __getitem__(self, i):
         start, end = self.offsets[i], self.offsets[i + 1]
-        return {"id": i, "input_ids": self._ids[start:end].astype(np.int64),
-                **{c: values[i].item() for c, values in self.columns.items()},
-                **{c: values[start:end].astype(np.int64) for c, values in self._aligned.items()},
-                **{c: values[offsets[i] : offsets[i + 1]].astype(np.int64) for c, (values, offsets) in self._sequences.items()}}
+        return {
+            "id": i,
+            "input_ids": self._ids[start:end].astype(np.int64),
+            **{c: values[i].item() for c, values in self.columns.items()},
+            **{c: values[start:end].astype(np.int64) for c, values in self._aligned.items()},
+            **{
+                c: values[offsets[i] : offsets[i + 1]].astype(np.int64)
+                for c, (values, offsets) in self._sequences.items()
+            },
+        }
 
     def __getitems__(self, indices):
         return carry_seed([self[i] for i in indices], indices)
@@ -129,13 +156,17 @@ class Blocks(Dataset):
         self._blocks = file_rows(blocks)
 
     @classmethod
-    def prepare(cls, dataset, encode, tokenizer, settings: dict, block_size: int, num_proc: int | None = None) -> "Blocks":
+    def prepare(
+        cls, dataset, encode, tokenizer, settings: dict, block_size: int, num_proc: int | None = None
+    ) -> "Blocks":
         """`encode(batch)` gives {"input_ids": [...]}; the ids of every row, in order, are packed into blocks."""
         from transferlab.data import store
         from transferlab.data.tokenize import fingerprint
 
         key = fingerprint(dataset, tokenizer, settings)
-        return cls(store.blocks(key, _tokenizer_of(dataset, encode, tokenizer, num_proc), block_size, len(tokenizer)), key)
+        return cls(
+            store.blocks(key, _tokenizer_of(dataset, encode, tokenizer, num_proc), block_size, len(tokenizer)), key
+        )
 
     def __len__(self):
         return len(self.blocks)

@@ -8,10 +8,20 @@ from pathlib import Path
 
 from transferlab.errors import TransferlabError
 
-SUFFIXES = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet", ".txt": "text",
-            ".conll": "conll"}
-READERS = {"csv": "transferlab.data.tabular:read_csv", "conll": "transferlab.data.conll:read_conll",
-           "squad": "transferlab.data.squad:read_squad"}  # imported when used
+SUFFIXES = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".json": "json",
+    ".jsonl": "json",
+    ".parquet": "parquet",
+    ".txt": "text",
+    ".conll": "conll",
+}
+READERS = {
+    "csv": "transferlab.data.tabular:read_csv",
+    "conll": "transferlab.data.conll:read_conll",
+    "squad": "transferlab.data.squad:read_squad",
+}  # imported when used
 FORMATS = tuple(READERS)
 
 
@@ -27,8 +37,10 @@ def file_format(path, fmt: str = "auto") -> str:
         return fmt
     found = SUFFIXES.get(suffix(path))
     if found is None:
-        raise TransferlabError(f"{path}: unsupported file type '{Path(path).name}'; use one of {', '.join(SUFFIXES)} "
-                               "(optionally .gz), or set data.format=csv|json|parquet|text|conll")
+        raise TransferlabError(
+            f"{path}: unsupported file type '{Path(path).name}'; use one of {', '.join(SUFFIXES)} "
+            "(optionally .gz), or set data.format=csv|json|parquet|text|conll"
+        )
     return found
 
 
@@ -60,8 +72,10 @@ def decode_error(path: Path) -> TransferlabError:
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        return TransferlabError(f"{path}: invalid UTF-8 at byte offset {e.start}; fix the file, or set data.encoding_errors=replace "
-                                "to decode bad bytes as U+FFFD")
+        return TransferlabError(
+            f"{path}: invalid UTF-8 at byte offset {e.start}; fix the file, or set data.encoding_errors=replace "
+            "to decode bad bytes as U+FFFD"
+        )
     return TransferlabError(f"{path}: could not be decoded as UTF-8")
 
 
@@ -80,10 +94,14 @@ def from_rows(rows, features, path, **options):
 
     kwargs = {"path": str(path), "identity": cache_key(file_identity(path)), "rows": rows, "options": options}
     try:
-        return Dataset.from_generator(_generate, features=features, gen_kwargs=kwargs, cache_dir=str(cache_dir() / "datasets"))
+        return Dataset.from_generator(
+            _generate, features=features, gen_kwargs=kwargs, cache_dir=str(cache_dir() / "datasets")
+        )
     except Exception as e:
         if "corresponds to no data" in str(e):  # datasets' words for a reader that yielded no row
-            raise TransferlabError(f"{path} has no examples (a header alone?); give a file with at least one example") from None
+            raise TransferlabError(
+                f"{path} has no examples (a header alone?); give a file with at least one example"
+            ) from None
         cause = e
         while cause is not None and not isinstance(cause, TransferlabError):
             cause = cause.__cause__ or cause.__context__

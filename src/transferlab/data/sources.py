@@ -24,14 +24,43 @@ from transferlab.data.deferred import Deferred
 from transferlab.errors import TransferlabError, did_you_mean
 
 # Batching and tokenizing: one value for the whole mix (its blocks and batches are one stream of one shape)
-SHARED = ("max_seq_len", "batch_size", "eval_batch_size", "bucket_by_length", "num_workers", "num_proc", "streaming",
-          "shuffle_buffer")
+SHARED = (
+    "max_seq_len",
+    "batch_size",
+    "eval_batch_size",
+    "bucket_by_length",
+    "num_workers",
+    "num_proc",
+    "streaming",
+    "shuffle_buffer",
+)
 # Cutting and reading: the mix's value reaches every source that does not set its own
-INHERITED = ("max_train_samples", "max_eval_samples", "train_fraction", "validation_fraction", "split_seed", "missing",
-             "encoding_errors", "quoting", "na_values")
+INHERITED = (
+    "max_train_samples",
+    "max_eval_samples",
+    "train_fraction",
+    "validation_fraction",
+    "split_seed",
+    "missing",
+    "encoding_errors",
+    "quoting",
+    "na_values",
+)
 # What a data set is: each source's own; the mix itself reads none of them
-OWN = ("source", "path", "config_name", "train", "validation", "test", "text_column", "label_column",
-       "question_column", "source_column", "target_column", "format")
+OWN = (
+    "source",
+    "path",
+    "config_name",
+    "train",
+    "validation",
+    "test",
+    "text_column",
+    "label_column",
+    "question_column",
+    "source_column",
+    "target_column",
+    "format",
+)
 EXAMPLE = "data.sources=[{name: wordnet_corpus, weight: 1}, {source: files, train: PATH, weight: 2}]"
 
 
@@ -78,12 +107,16 @@ def _preset(name: str) -> DictConfig:
 
 def _weight(i: int, entry) -> float:
     if not isinstance(entry, DictConfig):
-        raise TransferlabError(f"data.sources.{i}: expected a data config, got {entry!r}; write it as {{name: PRESET, "
-                               "weight: W}} or {source: files, train: PATH, weight: W}")
+        raise TransferlabError(
+            f"data.sources.{i}: expected a data config, got {entry!r}; write it as {{name: PRESET, "
+            "weight: W}} or {source: files, train: PATH, weight: W}"
+        )
     w = entry.get("weight", 1)
     if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w <= 0:
-        raise TransferlabError(f"data.sources.{i}.weight={w} must be a positive number (a source's share of the "
-                               f"training draws); set data.sources.{i}.weight=1, or drop that source")
+        raise TransferlabError(
+            f"data.sources.{i}.weight={w} must be a positive number (a source's share of the "
+            f"training draws); set data.sources.{i}.weight=1, or drop that source"
+        )
     return float(w)
 
 
@@ -94,12 +127,15 @@ def _check_mix_keys(data: DictConfig) -> None:
     if not data.sources:
         raise TransferlabError(f"data=mix needs its sources, each a data config with a weight: {EXAMPLE}")
     if data.streaming:
-        raise TransferlabError("data.streaming=true reads one stream, and data=mix prepares each of its sources; "
-                               "set data.streaming=false")
+        raise TransferlabError(
+            "data.streaming=true reads one stream, and data=mix prepares each of its sources; set data.streaming=false"
+        )
     for key in OWN:
         if data[key] != getattr(defaults, key):
-            raise TransferlabError(f"data.{key}={data[key]} is not read by data=mix (each source has its own); "
-                                   f"set it on a source, e.g. data.sources.0.{key}={data[key]}")
+            raise TransferlabError(
+                f"data.{key}={data[key]} is not read by data=mix (each source has its own); "
+                f"set it on a source, e.g. data.sources.0.{key}={data[key]}"
+            )
 
 
 def _entry(i: int, entry: DictConfig) -> dict:
@@ -107,11 +143,13 @@ def _entry(i: int, entry: DictConfig) -> dict:
     fields.pop("weight", None)
     for key in fields:
         if key == "sources":
-            raise TransferlabError(f"data.sources.{i}.sources: a source is one data set, not a mix; "
-                                   "list every data set in data.sources")
+            raise TransferlabError(
+                f"data.sources.{i}.sources: a source is one data set, not a mix; list every data set in data.sources"
+            )
         if key in SHARED:
-            raise TransferlabError(f"data.sources.{i}.{key}: every source of a mix shares the mix's {key}; "
-                                   f"set data.{key} instead")
+            raise TransferlabError(
+                f"data.sources.{i}.{key}: every source of a mix shares the mix's {key}; set data.{key} instead"
+            )
     return fields
 
 
@@ -121,9 +159,11 @@ def _base(i: int, fields: dict) -> DictConfig:
     if name in presets():
         return _preset(name)
     if name is not None and not (fields.get("train") or fields.get("path")):
-        raise TransferlabError(f"data.sources.{i}.name={name}: no data preset of that name"
-                               f"{did_you_mean(str(name), presets())}; name one of {', '.join(presets())}, "
-                               "or give source: files with train: PATH")
+        raise TransferlabError(
+            f"data.sources.{i}.name={name}: no data preset of that name"
+            f"{did_you_mean(str(name), presets())}; name one of {', '.join(presets())}, "
+            "or give source: files with train: PATH"
+        )
     return _preset("hub" if fields.get("source") == "hub" else "files")
 
 
@@ -136,8 +176,10 @@ def _merged(i: int, base: DictConfig, inherited: dict, fields: dict, shared: dic
         return OmegaConf.merge(OmegaConf.structured(DataConfig), base, inherited, fields, shared)
     except ConfigKeyError as e:
         known = [k for k in DataConfig.__dataclass_fields__ if k not in (*SHARED, "sources")] + ["weight"]
-        raise TransferlabError(f"data.sources.{i}: unknown key '{e.key}'{did_you_mean(str(e.key), known)}; "
-                               f"a source's keys: {', '.join(known)}") from None
+        raise TransferlabError(
+            f"data.sources.{i}: unknown key '{e.key}'{did_you_mean(str(e.key), known)}; "
+            f"a source's keys: {', '.join(known)}"
+        ) from None
     except OmegaConfBaseException as e:
         raise TransferlabError(f"data.sources.{i}.{e.key}: {str(e).splitlines()[0]}") from None
 

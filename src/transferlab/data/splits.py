@@ -81,8 +81,10 @@ def _carve(train, fraction: float, seed: int, stratify: Optional[str], split: st
             if "cut" not in drawn:
                 drawn["cut"] = stratified_take(_strata(ds, stratify), len(ds), fraction, seed)
             if which and not len(drawn["cut"][1]):
-                raise TransferlabError("data.train has too few examples to carve validation/test splits from; "
-                                       "give data.validation and data.test files")
+                raise TransferlabError(
+                    "data.train has too few examples to carve validation/test splits from; "
+                    "give data.validation and data.test files"
+                )
             return drawn["cut"][which]
 
         return pick
@@ -101,10 +103,21 @@ def cut_splits(raw: dict, data_cfg, stratify: Optional[str]) -> dict:
             raw[split], raw["train"] = _carve(raw["train"], data_cfg.validation_fraction, seed, stratify, split)
     if data_cfg.train_fraction < 1:
         taken = lambda ds, f=data_cfg.train_fraction: stratified_take(_strata(ds, stratify), len(ds), f, seed)[0]  # noqa: E731
-        raw["train"] = cut(raw["train"], taken, {"cut": "train_fraction", "fraction": data_cfg.train_fraction, "seed": seed, "by": stratify})
-    limits = {"train": data_cfg.max_train_samples, "validation": data_cfg.max_eval_samples, "test": data_cfg.max_eval_samples}
+        raw["train"] = cut(
+            raw["train"],
+            taken,
+            {"cut": "train_fraction", "fraction": data_cfg.train_fraction, "seed": seed, "by": stratify},
+        )
+    limits = {
+        "train": data_cfg.max_train_samples,
+        "validation": data_cfg.max_eval_samples,
+        "test": data_cfg.max_eval_samples,
+    }
     for split, limit in limits.items():
         if limit is not None:
-            sample = lambda ds, k=limit: stratified_sample(_strata(ds, stratify), len(ds), k, seed) if k < len(ds) else None  # noqa: E731
+
+            def sample(ds, k=limit):
+                return stratified_sample(_strata(ds, stratify), len(ds), k, seed) if k < len(ds) else None
+
             raw[split] = cut(raw[split], sample, {"cut": "limit", "size": limit, "seed": seed, "by": stratify})
     return raw

@@ -17,19 +17,30 @@ def _rows(path: str):
         except ValueError as e:
             raise TransferlabError(f"{path}: not valid JSON ({e}); data.format=squad reads SQuAD v1.1 JSON") from None
     if not isinstance(document, dict) or not isinstance(document.get("data"), list):
-        raise TransferlabError(f"{path}: no top-level 'data' list; data.format=squad reads SQuAD v1.1 JSON "
-                               "({\"data\": [{\"paragraphs\": [...]}]}); flat rows are read as json/jsonl")
+        raise TransferlabError(
+            f"{path}: no top-level 'data' list; data.format=squad reads SQuAD v1.1 JSON "
+            '({"data": [{"paragraphs": [...]}]}); flat rows are read as json/jsonl'
+        )
     for a, article in enumerate(document["data"]):
         for p, paragraph in enumerate(article.get("paragraphs", [])):
             for q, qa in enumerate(paragraph.get("qas", [])):
                 where = f"data[{a}].paragraphs[{p}].qas[{q}]"
                 try:
                     answers = qa["answers"]
-                    yield {"id": str(qa.get("id", where)), "question": qa["question"], "context": paragraph["context"],
-                           "answers": {"text": [x["text"] for x in answers], "answer_start": [int(x["answer_start"]) for x in answers]}}
+                    yield {
+                        "id": str(qa.get("id", where)),
+                        "question": qa["question"],
+                        "context": paragraph["context"],
+                        "answers": {
+                            "text": [x["text"] for x in answers],
+                            "answer_start": [int(x["answer_start"]) for x in answers],
+                        },
+                    }
                 except (KeyError, TypeError, ValueError) as e:
-                    raise TransferlabError(f"{path}: {where} lacks or mistypes {e}; each question needs 'question' and "
-                                           "'answers' [{'text', 'answer_start'}], each paragraph a 'context'") from None
+                    raise TransferlabError(
+                        f"{path}: {where} lacks or mistypes {e}; each question needs 'question' and "
+                        "'answers' [{'text', 'answer_start'}], each paragraph a 'context'"
+                    ) from None
 
 
 def read_squad(path: Path):
@@ -38,6 +49,12 @@ def read_squad(path: Path):
 
     from transferlab.data.readers import from_rows
 
-    features = Features({"id": Value("string"), "question": Value("string"), "context": Value("string"),
-                         "answers": {"text": Sequence(Value("string")), "answer_start": Sequence(Value("int32"))}})
+    features = Features(
+        {
+            "id": Value("string"),
+            "question": Value("string"),
+            "context": Value("string"),
+            "answers": {"text": Sequence(Value("string")), "answer_start": Sequence(Value("int32"))},
+        }
+    )
     return from_rows(_rows, features, path)

@@ -46,7 +46,10 @@ def _column(dataset, name: str):
 def _values(chunk, dtype) -> np.ndarray:
     values = chunk.flatten().to_numpy(zero_copy_only=False)
     if values.size and int(values.max()) > np.iinfo(dtype).max:
-        raise TransferlabError(f"token id {int(values.max())} does not fit {np.dtype(dtype).name}: the tokenizer and its vocabulary size disagree")
+        raise TransferlabError(
+            f"token id {int(values.max())} does not fit {np.dtype(dtype).name}: "
+            "the tokenizer and its vocabulary size disagree"
+        )
     return values
 
 
@@ -76,7 +79,10 @@ def _prepared(fingerprint: str, layout: dict, write) -> Path:
             (tmp / "layout.json").write_text(json.dumps(layout, sort_keys=True) + "\n")
         written.append(key)
     except OSError as e:
-        raise TransferlabError(f"cannot write prepared data under {final.parent} ({e.strerror or e}); free space there or set TRANSFERLAB_CACHE to another dir") from None
+        raise TransferlabError(
+            f"cannot write prepared data under {final.parent} ({e.strerror or e}); "
+            "free space there or set TRANSFERLAB_CACHE to another dir"
+        ) from None
     return final
 
 
@@ -136,7 +142,9 @@ def _sequences(column, dtype, tmp: Path, name: str, offsets_name: str) -> np.nda
     return offsets
 
 
-def rows(fingerprint: str, tokenize, scalars: list, vocab_size: int, aligned: tuple = (), sequences: tuple = ()) -> dict:
+def rows(
+    fingerprint: str, tokenize, scalars: list, vocab_size: int, aligned: tuple = (), sequences: tuple = ()
+) -> dict:
     """{"ids", "offsets", <scalar column>..., <aligned column>..., <sequence>, <sequence>_offsets...} as memory-mapped
     arrays (see the module docstring); `tokenize` as for blocks, its split also holding the scalar columns, the
     aligned ones: one int per token (a tagger's labels), stored as int32 beside the ids, row i at the same offsets,
@@ -158,12 +166,20 @@ def rows(fingerprint: str, tokenize, scalars: list, vocab_size: int, aligned: tu
                 out[pos : pos + values.size] = values
                 pos += values.size
             if pos != out.size:
-                raise TransferlabError(f"column '{name}' is not aligned with input_ids ({pos} values for {out.size} tokens)")
+                raise TransferlabError(
+                    f"column '{name}' is not aligned with input_ids ({pos} values for {out.size} tokens)"
+                )
             out.flush()
             del out
 
-    layout = {"layout": "rows", "scalars": list(scalars), "aligned": list(aligned), "dtype": np.dtype(dtype).name, "v": 2,
-              **({"sequences": list(sequences)} if sequences else {})}
+    layout = {
+        "layout": "rows",
+        "scalars": list(scalars),
+        "aligned": list(aligned),
+        "dtype": np.dtype(dtype).name,
+        "v": 2,
+        **({"sequences": list(sequences)} if sequences else {}),
+    }
     where = _prepared(fingerprint, layout, write)
     names = ("ids", "offsets", *scalars, *aligned, *sequences, *(f"{name}_offsets" for name in sequences))
     return {name: np.load(where / f"{name}.npy", mmap_mode="r") for name in names}

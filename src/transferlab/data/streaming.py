@@ -51,8 +51,12 @@ class StreamBlocks(IterableDataset):
         self.trained += 1
 
     def state(self, workers: int, world: int) -> dict:
-        return {"positions": dict(self.positions), "next_worker": (self.first_worker + self.trained) % max(workers, 1),
-                "shares": world * max(workers, 1), "fingerprint": self.fingerprint}
+        return {
+            "positions": dict(self.positions),
+            "next_worker": (self.first_worker + self.trained) % max(workers, 1),
+            "shares": world * max(workers, 1),
+            "fingerprint": self.fingerprint,
+        }
 
     def restore(self, state: dict, workers: int, world: int) -> None:
         shares = world * max(workers, 1)
@@ -131,9 +135,16 @@ class StreamBlocks(IterableDataset):
             if not self.train:
                 return
             if number == 0 and example == 0:
-                raise TransferlabError(f"the training stream's share {share} of {shares} holds less than one batch; "
-                                       "use fewer processes or loader workers, or a smaller data.batch_size")
-            epoch, example, used, number = epoch + 1, 0, 0, 0  # a pass's partial last batch is dropped; the next reshuffles
+                raise TransferlabError(
+                    f"the training stream's share {share} of {shares} holds less than one batch; "
+                    "use fewer processes or loader workers, or a smaller data.batch_size"
+                )
+            epoch, example, used, number = (
+                epoch + 1,
+                0,
+                0,
+                0,
+            )  # a pass's partial last batch is dropped; the next reshuffles
 
     def _collated(self, blocks: Batch, share: int, position: list, number: int) -> dict:
         blocks.seed = int(np.random.SeedSequence([self.seed % 2**32, position[0], share, number]).generate_state(1)[0])
@@ -162,8 +173,13 @@ def _csv_as_text(data_cfg, split: str) -> dict:
     from transferlab.data.tabular import delimiter_of, quoted
 
     path = data_cfg[split]
-    return {"delimiter": delimiter_of(path), "dtype": str, "keep_default_na": False, "na_values": ["", *data_cfg.na_values],
-            "quoting": csv.QUOTE_MINIMAL if quoted(path, data_cfg.quoting) else csv.QUOTE_NONE}
+    return {
+        "delimiter": delimiter_of(path),
+        "dtype": str,
+        "keep_default_na": False,
+        "na_values": ["", *data_cfg.na_values],
+        "quoting": csv.QUOTE_MINIMAL if quoted(path, data_cfg.quoting) else csv.QUOTE_NONE,
+    }
 
 
 def load_streams(data_cfg, fields: dict) -> dict:
@@ -182,22 +198,32 @@ def load_streams(data_cfg, fields: dict) -> dict:
             continue
         try:
             if data_cfg.source == "hub":
-                streams[split] = load_dataset(data_cfg.path, data_cfg.config_name, split=data_cfg[split], streaming=True)
+                streams[split] = load_dataset(
+                    data_cfg.path, data_cfg.config_name, split=data_cfg[split], streaming=True
+                )
             else:
                 fmt = file_format(data_cfg[split], data_cfg.format)
                 kwargs = _csv_as_text(data_cfg, split) if fmt == "csv" else {}
-                streams[split] = load_dataset(fmt, data_files={split: data_cfg[split]}, split=split, streaming=True, **kwargs)
+                streams[split] = load_dataset(
+                    fmt, data_files={split: data_cfg[split]}, split=split, streaming=True, **kwargs
+                )
             first = next(iter(streams[split]), None)
         except Exception as e:
             note = f"{offline_note('datasets')}; " if data_cfg.source == "hub" else ""
-            raise TransferlabError(f"data.{split} ({_where(data_cfg, split)}): could not stream it ({note}{type(e).__name__}: "
-                                   f"{str(e).splitlines()[0] if str(e) else ''})") from None
+            raise TransferlabError(
+                f"data.{split} ({_where(data_cfg, split)}): could not stream it ({note}{type(e).__name__}: "
+                f"{str(e).splitlines()[0] if str(e) else ''})"
+            ) from None
         if first is None:
-            raise TransferlabError(f"data.{split} ({_where(data_cfg, split)}) has no examples; give one with at least one example")
+            raise TransferlabError(
+                f"data.{split} ({_where(data_cfg, split)}) has no examples; give one with at least one example"
+            )
         for key in fields.values():
             if data_cfg[key] not in first:
-                raise TransferlabError(f"data.{split} ({_where(data_cfg, split)}) has no column '{data_cfg[key]}'; columns "
-                                       f"found: {', '.join(first)}; set data.{key}=<one of them>")
+                raise TransferlabError(
+                    f"data.{split} ({_where(data_cfg, split)}) has no column '{data_cfg[key]}'; columns "
+                    f"found: {', '.join(first)}; set data.{key}=<one of them>"
+                )
         names = {data_cfg[key]: field for field, key in fields.items()}
         stream = streams[split].select_columns(list(names)).rename_columns({k: v for k, v in names.items() if k != v})
         streams[split] = stream.filter(lambda ex: all(v is not None and str(v).strip() for v in ex.values()))

@@ -46,8 +46,10 @@ def header(path, quoting: str = "auto") -> list:
     seen = {}
     for i, name in enumerate(first, 1):
         if name in seen:
-            raise TransferlabError(f"{path}:1: the header names '{name}' twice (columns {seen[name]} and {i}); "
-                                   "give each column its own name")
+            raise TransferlabError(
+                f"{path}:1: the header names '{name}' twice (columns {seen[name]} and {i}); "
+                "give each column its own name"
+            )
         seen[name] = i
     return first
 
@@ -70,15 +72,19 @@ def _rows(path: str, quoting: str, na_values: list):
             except StopIteration:
                 return
             except csv.Error as e:
-                raise TransferlabError(f"{path}:{start}: malformed CSV ({e}); fix that line, or set data.quoting=none "
-                                       "if quotes in it are text") from None
+                raise TransferlabError(
+                    f"{path}:{start}: malformed CSV ({e}); fix that line, or set data.quoting=none "
+                    "if quotes in it are text"
+                ) from None
             except UnicodeDecodeError:
                 from transferlab.data.readers import decode_error
 
                 raise decode_error(Path(path)) from None
             if row and len(row) != len(names):
-                raise TransferlabError(f"{path}:{start}: {len(row)} fields, but the header has {len(names)}; "
-                                       "give every line one field per column (quote a field that holds the delimiter)")
+                raise TransferlabError(
+                    f"{path}:{start}: {len(row)} fields, but the header has {len(names)}; "
+                    "give every line one field per column (quote a field that holds the delimiter)"
+                )
             if row:  # a blank line holds no cells: it is not a row of empty ones
                 yield {LINE: start, **{n: (None if v in missing else v) for n, v in zip(names, row)}}
             start = reader.line_num + 1

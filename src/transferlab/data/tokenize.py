@@ -13,8 +13,9 @@ from transferlab.cache import cache_key
 
 
 def fingerprint(dataset, tokenizer, settings: dict) -> str:
-    from transferlab.data.store import id_dtype
     import numpy as np
+
+    from transferlab.data.store import id_dtype
 
     if hasattr(tokenizer, "backend_tokenizer"):
         # Calling the tokenizer sets its truncation/padding state; only the vocabulary and pipeline matter.
@@ -22,7 +23,12 @@ def fingerprint(dataset, tokenizer, settings: dict) -> str:
         definition = {k: v for k, v in spec.items() if k not in ("truncation", "padding")}
     else:
         definition = repr(tokenizer)
-    payload = {"data": dataset._fingerprint, "tokenizer": definition, "ids": np.dtype(id_dtype(len(tokenizer))).name, **settings}
+    payload = {
+        "data": dataset._fingerprint,
+        "tokenizer": definition,
+        "ids": np.dtype(id_dtype(len(tokenizer))).name,
+        **settings,
+    }
     return cache_key(payload)
 
 
