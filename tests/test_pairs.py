@@ -168,6 +168,17 @@ def test_an_objective_that_reads_no_pairs_refuses_the_pair_column(pair_files):
         validate(cfg)
 
 
+def test_a_mix_refuses_pairs_in_its_sources(pair_files):
+    from transferlab.cli.front import compose
+    from transferlab.config.validate import validate
+
+    train = pair_files["train"]
+    source = f"{{source: files, train: {train}, text_column: a, label_column: y, text_pair_column: b}}"
+    cfg = compose(["data=mix", f"data.sources=[{source}]"])
+    with pytest.raises(TransferlabError, match="data.sources.0.text_pair_column: data=mix reads single texts"):
+        validate(cfg)
+
+
 # ---------------------------------------------------------------- metrics on fixed predictions
 
 

@@ -95,7 +95,7 @@ class Classification(Objective):
 
         segments = segment_columns(tokenizer, self.data_cfg)
         settings = {"objective": self.name, "max_len": max_len, "labels": label2id, "v": 2}
-        if "text_pair" in dataset.column_names:  # the second text is in the data's fingerprint too
+        if self.data_cfg.get("text_pair_column"):  # (the split's fingerprint names its columns too)
             settings["pair"] = self.data_cfg.text_pair_column
         return Rows.prepare(dataset, encode, tokenizer, settings, ["labels"], self.data_cfg.num_proc, aligned=segments)
 
