@@ -138,6 +138,14 @@ PRESETS = {
         "tokenizer.source": "train",
         "objective.source_prefix": "translate English to Spanish: ",
     },
+    "pairs": {
+        "objective.name": "classification",
+        "data.name": "wordnet_pairs",
+        "model.arch": "bert",
+        "tokenizer.source": "train",
+        "data.text_column": "sentence1",
+        "data.text_pair_column": "sentence2",
+    },
     "quickstart": {
         "objective.name": "classification",
         "model.arch": "bert",

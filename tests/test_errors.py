@@ -85,8 +85,14 @@ def files(tmp_path_factory) -> dict:
         "text,label\nthe cat sleeps,animal\na red car,\n,vehicle\n"
         + "".join(f"{t},{label}\n" for t, label in DATA_ROWS)
     )
+    pairs_gap = d / "pairs_gap.csv"  # an empty second text on file line 3
+    pairs_gap.write_text(
+        "text,second,label\nthe cat sleeps,a dog,animal\na red car,,vehicle\n"
+        + "".join(f"{t},{t},{label}\n" for t, label in DATA_ROWS)
+    )
     return {
         "ok": ok,
+        "pairs_gap": str(pairs_gap),
         "no_label": _csv(d / "no_label.csv", "text,category", DATA_ROWS),
         "no_text": _csv(d / "no_text.csv", "sentence,label", DATA_ROWS),
         "unseen_test": _csv(d / "unseen_test.csv", "text,label", [("a green boat", "boat")]),
@@ -205,6 +211,18 @@ CATALOGUE = [
         _files(train="gaps"),
         {},
         "gaps.csv) has empty values: 'text' at line 4; 'label' at line 3; fill them in, or set data.missing=drop",
+    ),
+    (
+        "pair_column_missing",
+        [*_files(train="ok"), "data.text_pair_column=second"],
+        {},
+        "train.csv) has no column 'second'; columns found: 'text', 'label'; set data.text_pair_column=<one of them>",
+    ),
+    (
+        "pair_text_empty",
+        [*_files(train="pairs_gap"), "data.text_pair_column=second"],
+        {},
+        "pairs_gap.csv) has empty values: 'second' at line 3; fill them in, or set data.missing=drop",
     ),
     ("batch_size_zero", ["data.batch_size=0"], {}, "data.batch_size=0 must be >= 1"),
     ("lr_negative", ["optimizer.lr=-1"], {}, "optimizer.lr=-1.0 must be > 0"),

@@ -95,6 +95,25 @@ def write(path: str | None, rows: list, predictions: list) -> None:
         sys.stdout.write(lines)
 
 
+def _columns(args, objective_cls, data: dict) -> dict:
+    """field -> the input column holding it: --<field>-column, else the run's column, else the field's name. An
+    optional field (a pair's second text) is read when the run read it, and refused when it did not."""
+    from transferlab.objectives.base import OPTIONAL_KEYS, input_fields
+
+    columns = {}
+    for f in input_fields(objective_cls):
+        key, given = objective_cls.fields[f], getattr(args, f"{f}_column", None)
+        if key in OPTIONAL_KEYS and not data.get(key):
+            if given:
+                raise TransferlabError(
+                    f"--{f.replace('_', '-')}-column={given}: this export was trained without data.{key}, so it "
+                    f"reads no {f}; drop the option"
+                )
+            continue
+        columns[f] = given or data.get(key) or f
+    return columns
+
+
 def _progress(show: bool):
     if not show:
         return iter
@@ -116,7 +135,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     for field in sorted({f for cls in OBJECTIVES.values() if cls.outputs for f in input_fields(cls)}):
         parser.add_argument(
-            f"--{field}-column", help=f"the input column holding the {field} (default: the run's, else {field})"
+            f"--{field.replace('_', '-')}-column",
+            help=f"the input column holding the {field} (default: the run's, else {field})",
         )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--top-k", type=int, default=1, help="where the export ranks labels: the k most likely")
@@ -137,14 +157,11 @@ def main(argv=None) -> None:
                 raise TransferlabError(f"--{flag.replace('_', '-')}={value} must be >= 1")
         from transferlab.cli.predict_input import read
         from transferlab.models.architectures import max_positions
-        from transferlab.objectives.base import InferOptions, input_fields
+        from transferlab.objectives.base import InferOptions
 
         export = Path(args.export)
         objective_cls, cfg, data = objective_of(export)
-        columns = {
-            f: getattr(args, f"{f}_column", None) or data.get(objective_cls.fields[f]) or f
-            for f in input_fields(objective_cls)
-        }
+        columns = _columns(args, objective_cls, data)
         ds = read(args.input, args.format, objective_cls, columns)
         model, tokenizer = load(export, objective_cls)
         model.to(args.device)

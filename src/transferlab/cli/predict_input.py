@@ -42,7 +42,7 @@ def read(path: str, fmt: str, objective_cls, columns: dict):
         if column not in ds.column_names:
             raise TransferlabError(
                 f"{path}: no column '{column}' for this {name} export; columns found: "
-                f"{', '.join(ds.column_names)}; name it with --{field}-column=<one of them>"
+                f"{', '.join(ds.column_names)}; name it with --{field.replace('_', '-')}-column=<one of them>"
             )
         _check_values(ds[column], path, column, words=field in objective_cls.words)
     return ds

@@ -42,6 +42,7 @@ class DataConfig:
     validation: Optional[str] = None  # missing: carved from train with data.split_seed
     test: Optional[str] = None
     text_column: str = "text"
+    text_pair_column: Optional[str] = None  # a sentence pair's second text (objectives that read pairs)
     label_column: Optional[str] = None
     question_column: Optional[str] = (
         None  # extractive QA's question (its context is text_column, its answers label_column)

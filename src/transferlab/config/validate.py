@@ -80,6 +80,11 @@ def _check_mix(cfg: DictConfig, objective) -> None:
     from transferlab.data.sources import sources
 
     for source in sources(cfg):
+        if source.data.text_pair_column:  # a pair's segment ids are decided once for all the prepared data
+            raise TransferlabError(
+                f"data.sources.{source.index}.text_pair_column: data=mix reads single texts; train on sentence "
+                "pairs from one data set (data=files data.text_pair_column=...)"
+            )
         with source.named():
             check_fields(source.data, "data.")
             _check_data(source.cfg)

@@ -57,7 +57,12 @@ def _compute(model, rows, collate, batch_size: int, device, autocast) -> np.ndar
             index = order[start : start + batch_size]
             batch = collate([rows[int(i)] for i in index])
             with autocast():
-                vectors = model.featurize(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+                segments = batch.get("token_type_ids")  # a sentence pair's, where the tokenizer gives them
+                vectors = model.featurize(
+                    batch["input_ids"].to(device),
+                    batch["attention_mask"].to(device),
+                    None if segments is None else segments.to(device),
+                )
             vectors = vectors.float().cpu().numpy()
             if out is None:
                 out = np.empty((len(rows), vectors.shape[1]), dtype=np.float32)

@@ -16,6 +16,7 @@ from transferlab.data.readers import file_format, file_identity
 from transferlab.data.splits import cut_splits
 from transferlab.data.tabular import LINE
 from transferlab.errors import TransferlabError
+from transferlab.objectives.base import read_fields
 
 SPLITS = ("train", "validation", "test")
 
@@ -131,7 +132,7 @@ def _label_names(ds, columns: list):
 def _checked(ds, split: str, data_cfg, objective):
     """A raw split in the objective's layout, its columns and missing values checked, reduced to its fields (renamed
     to their names) and its rows checked: (ds, rows dropped for a missing value)."""
-    fields = objective.fields
+    fields = read_fields(objective.fields, data_cfg)
     ds = objective.reshape(ds, data_cfg)
     _check_columns(ds, split, data_cfg, fields)
     ds, dropped = _handle_missing(ds, split, data_cfg, fields)
@@ -167,7 +168,7 @@ def _checked_file(data_cfg, split: str, objective):
     from transferlab.data.deferred import Deferred
 
     path = existing_file(data_cfg[split], split)  # a file gone since (or emptied) fails now, record or not
-    columns = {field: data_cfg[key] for field, key in objective.fields.items()}
+    columns = {field: data_cfg[key] for field, key in read_fields(objective.fields, data_cfg).items()}
     key = cache_key(
         file_identity(path),
         file_format(path, data_cfg.format),
@@ -203,7 +204,7 @@ def load_splits(data_cfg, objective):
     if data_cfg.streaming:
         from transferlab.data.streaming import load_streams
 
-        return load_streams(data_cfg, objective.fields), {}
+        return load_streams(data_cfg, read_fields(objective.fields, data_cfg)), {}
     if data_cfg.source == "hub":
         checked = {split: _checked(ds, split, data_cfg, objective) for split, ds in _load_hub(data_cfg).items()}
     else:

@@ -55,6 +55,7 @@ OWN = (
     "validation",
     "test",
     "text_column",
+    "text_pair_column",
     "label_column",
     "question_column",
     "source_column",

@@ -61,7 +61,15 @@ def _train_byte_bpe(texts, vocab_size: int, min_frequency: int, lowercase: bool)
     tk.post_processor = processors.TemplateProcessing(
         single=f"$A {eos}", pair=f"$A {eos} $B:1 {eos}:1", special_tokens=[(eos, tk.token_to_id(eos))]
     )
-    return PreTrainedTokenizerFast(tokenizer_object=tk, eos_token=eos, bos_token=eos, unk_token=eos, pad_token=pad)
+    # No segment ids, as GPT-2's own tokenizer: a decoder has no segment embedding (GPT-2 would add token 0's).
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tk,
+        eos_token=eos,
+        bos_token=eos,
+        unk_token=eos,
+        pad_token=pad,
+        model_input_names=["input_ids", "attention_mask"],
+    )
 
 
 SENTINELS = 100  # T5's <extra_id_0> ... <extra_id_99>: span corruption replaces each noised span by the next one
@@ -86,8 +94,14 @@ def _train_unigram(texts, vocab_size: int, min_frequency: int, lowercase: bool):
     tk.post_processor = processors.TemplateProcessing(
         single=f"$A {eos}", pair=f"$A {eos} $B:1 {eos}:1", special_tokens=[(eos, tk.token_to_id(eos))]
     )
+    # A pair is "a </s> b </s>", without segment ids (T5's own tokenizer gives none: T5 has no segment embedding)
     return PreTrainedTokenizerFast(
-        tokenizer_object=tk, pad_token=pad, eos_token=eos, unk_token=unk, extra_special_tokens=sentinels
+        tokenizer_object=tk,
+        pad_token=pad,
+        eos_token=eos,
+        unk_token=unk,
+        extra_special_tokens=sentinels,
+        model_input_names=["input_ids", "attention_mask"],
     )
 
 
@@ -109,7 +123,7 @@ def _trained(cfg, train_split, objective):
         "vocab_size": tok_cfg.vocab_size,
         "min_frequency": tok_cfg.min_frequency,
         "lowercase": tok_cfg.lowercase,
-        "v": 3,
+        "v": 4,  # 4: byte_bpe and unigram give no segment ids
     }
     key = cache_key(spec)
     cached = lookup("tokenizers", key)

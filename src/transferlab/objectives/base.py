@@ -3,7 +3,8 @@ task end to end, so nothing upstream names a task.
 
 - **Spec** (class-level facts, read before torch loads: keep module-level imports light): ``name``; ``Config``, its
   config schema; ``fields``, the data fields it reads (field -> the ``data.*`` key naming its column; a
-  ``label_column`` or ``target_column`` field is a target, the others are its inputs); ``columns``, the column names
+  ``label_column`` or ``target_column`` field is a target, the others are its inputs; one mapped to an
+  OPTIONAL_KEYS key, e.g. a pair's ``text_pair``, is read only when that key is set); ``columns``, the column names
   data=files/hub assume; ``stratify``; ``model_kinds``; ``auto_class``, its HF task class (also how a foreign export
   finds its objective); ``pipeline_tag``; ``monitor``; ``streams``; ``reads_features``; ``outputs``, the columns
   ``infer`` writes (none: it predicts nothing on new data) and ``words``, the inputs it reads as lists of words.
@@ -31,11 +32,19 @@ IGNORE = -100  # the target id every loss skips (padding, prompts, sub-words wit
 SPLIT_OF_STAGE = {"train": "train", "val": "validation", "test": "test"}  # Lightning's stage -> the data split
 STAGE_OF_SPLIT = {split: stage for stage, split in SPLIT_OF_STAGE.items()}
 TARGET_KEYS = ("label_column", "target_column")  # the data keys of targets: what new data need not hold
+# Data keys of optional fields: a field mapped to one is read only when the data config names a column for it (a
+# sentence pair's second text), so an objective that lists it reads single texts and pairs alike.
+OPTIONAL_KEYS = ("text_pair_column",)
 
 
 def input_fields(objective_cls) -> list:
     """The fields an objective reads of new data: its fields but the targets."""
     return [f for f, key in objective_cls.fields.items() if key not in TARGET_KEYS]
+
+
+def read_fields(fields: dict, data_cfg) -> dict:
+    """The fields (field -> data key) read under this data config: an optional one only when its column is set."""
+    return {f: key for f, key in fields.items() if key not in OPTIONAL_KEYS or data_cfg.get(key)}
 
 
 def model_inputs(batch) -> dict:
@@ -80,11 +89,18 @@ class Objective:
     def check(cls, cfg) -> None:
         """Cross-field rules on the composed config (no data read, nothing heavy). Default: every field's column."""
         data = cfg.data
-        for field, key in cls.fields.items():
-            if not data.get(key):
-                from transferlab.objectives import OBJECTIVES
+        from transferlab.objectives import OBJECTIVES
 
-                others = [n for n, o in OBJECTIVES.items() if all(data.get(k) for k in o.fields.values())]
+        for key in OPTIONAL_KEYS:  # never a key nobody reads
+            if data.get(key) and key not in cls.fields.values():
+                readers = [n for n, o in OBJECTIVES.items() if key in o.fields.values()]
+                raise TransferlabError(
+                    f"data.{key}={data[key]} is not read by objective={cls.name}; use objective="
+                    f"{'|'.join(readers)}, or set data.{key}=null"
+                )
+        for field, key in read_fields(cls.fields, data).items():
+            if not data.get(key):
+                others = [n for n, o in OBJECTIVES.items() if all(map(data.get, read_fields(o.fields, data).values()))]
                 instead = f", or use objective={'|'.join(others)}" if others else ""
                 raise TransferlabError(
                     f"objective={cls.name} needs a '{field}' column, but data={data.name} has no data.{key}; "
@@ -108,9 +124,11 @@ class Objective:
 
     @classmethod
     def texts(cls, split, batch_size: int = 1000):
-        """Batches of the texts a trained tokenizer learns from (the fields the model reads)."""
+        """Batches of the texts a trained tokenizer learns from (the fields the model reads): a pair's both texts."""
+        pair = "text_pair" in (split.column_names or ())
         for i in range(0, len(split), batch_size):
-            yield split[i : i + batch_size]["text"]
+            rows = split[i : i + batch_size]
+            yield rows["text"] + (rows["text_pair"] if pair else [])
 
     @classmethod
     def tokenizer_problem(cls, tokenizer, train) -> str | None:
@@ -163,6 +181,12 @@ class Objective:
 
     def evaluate(self, stage: str, predictions: list) -> dict:
         """Metrics of a whole eval set from predict's records, one per example id."""
+        return {}
+
+    def artifacts(self, stage: str) -> dict:
+        """Files a user reads of an eval set (e.g. a per-class table and a confusion matrix), {name: bytes}, written
+        into the run dir at each eval epoch's end (the test's last): what the run's metrics alone do not show. Called
+        on every rank (it may reduce metric states); {}: none."""
         return {}
 
     def written(self, stage: str, predictions: list) -> list | None:

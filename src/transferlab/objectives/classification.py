@@ -1,10 +1,13 @@
-"""Sequence classification: accuracy and macro-F1; labels may be strings, mapped by a vocabulary taken from train.
-On new data (infer): each row's most likely label (the argmax `step` scores) and its probability, or the top k."""
+"""Sequence classification of a text or a sentence pair (objectives/sequence_inputs.py): accuracy, macro-F1 and MCC,
+and per eval set a per-class table and confusion matrix (artifacts); labels may be strings, mapped by a vocabulary
+taken from train. On new data (infer): each row's most likely label (the argmax `step` scores) and its probability,
+or the top k."""
 
 from dataclasses import dataclass
 
 from transferlab.errors import TransferlabError
-from transferlab.objectives.base import Objective, model_inputs
+from transferlab.objectives.base import SPLIT_OF_STAGE, Objective, model_inputs
+from transferlab.objectives.sequence_inputs import PAIR_FIELDS
 
 
 @dataclass
@@ -28,14 +31,16 @@ def label_vocabulary(train) -> dict:
 
 
 def encode_texts(tokenizer, texts: list, max_len: int) -> list:
-    """The input ids of each text, as training and inference read it."""
-    return tokenizer(texts, truncation=True, max_length=max_len, verbose=False)["input_ids"]
+    """The input ids of each single text (pairs: sequence_inputs.encode_inputs, which this delegates to)."""
+    from transferlab.objectives.sequence_inputs import encode_inputs
+
+    return encode_inputs(tokenizer, {"text": texts}, max_len)["input_ids"]
 
 
 class Classification(Objective):
     name = "classification"
     Config = ClassificationConfig
-    fields = {"text": "text_column", "label": "label_column"}
+    fields = {**PAIR_FIELDS, "label": "label_column"}
     stratify = "label"
     auto_class = "AutoModelForSequenceClassification"
     pipeline_tag = "text-classification"
@@ -57,7 +62,7 @@ class Classification(Objective):
 
     def __init__(self, cfg, data_cfg, tokenizer, train):
         from torchmetrics import MetricCollection
-        from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+        from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, MulticlassMatthewsCorrCoef
 
         from transferlab.objectives.metrics import per_stage
 
@@ -70,28 +75,34 @@ class Classification(Objective):
                 {
                     "acc": MulticlassAccuracy(n, average="micro", validate_args=False),
                     "f1_macro": MulticlassF1Score(n, average="macro", validate_args=False),
+                    # its state is the confusion matrix, which artifacts() reports per class
+                    "mcc": MulticlassMatthewsCorrCoef(n, validate_args=False),
                 }
             )
         )
 
     def prepare(self, split: str, dataset):
         from transferlab.data.prepared import Rows
+        from transferlab.objectives.sequence_inputs import encode_inputs, segment_columns
 
         tokenizer, max_len, label2id = self.tokenizer, self.data_cfg.max_seq_len, self.label2id
 
         def encode(batch):
             return {
-                "input_ids": encode_texts(tokenizer, batch["text"], max_len),
+                **encode_inputs(tokenizer, batch, max_len),
                 "labels": [label2id[label_text(v)] for v in batch["label"]],
             }
 
+        segments = segment_columns(tokenizer, self.data_cfg)
         settings = {"objective": self.name, "max_len": max_len, "labels": label2id, "v": 2}
-        return Rows.prepare(dataset, encode, tokenizer, settings, ["labels"], self.data_cfg.num_proc)
+        if self.data_cfg.get("text_pair_column"):  # (the split's fingerprint names its columns too)
+            settings["pair"] = self.data_cfg.text_pair_column
+        return Rows.prepare(dataset, encode, tokenizer, settings, ["labels"], self.data_cfg.num_proc, aligned=segments)
 
     def collator(self, stage: str):
-        from transferlab.objectives.collate import PadCollator
+        from transferlab.objectives.sequence_inputs import input_collator
 
-        return PadCollator(self.tokenizer.pad_token_id)
+        return input_collator(self.tokenizer, self.data_cfg)
 
     def model_config(self) -> dict:
         return {
@@ -108,16 +119,32 @@ class Classification(Objective):
         self.metrics[stage].update(out.logits.argmax(-1), batch["labels"])
         return loss
 
+    def artifacts(self, stage: str) -> dict:
+        """The eval set's per_class.csv and confusion_matrix.png, from the MCC metric's confusion matrix (summed
+        over ranks; every rank calls this)."""
+        from transferlab.objectives.class_report import confusion_png, per_class_csv
+
+        metric = self.metrics[stage]["mcc"]
+        if stage == "train" or not metric.update_called:
+            return {}
+        with metric.sync_context():
+            confusion = metric.confmat.detach().cpu().numpy()
+        names, split = list(self.label2id), SPLIT_OF_STAGE[stage]
+        return {
+            "per_class.csv": per_class_csv(confusion, names, split).encode(),
+            "confusion_matrix.png": confusion_png(confusion, names, split),
+        }
+
     @classmethod
     def infer(cls, cfg, model, tokenizer, rows: list, options) -> list:
         """pred_label and its probability pred_score; with options.top_k > 1 also pred_top_k, [{label, score}]."""
-        from transferlab.objectives.collate import PadCollator, by_length, on_device
+        from transferlab.objectives.collate import by_length
+        from transferlab.objectives.sequence_inputs import infer_batch, input_length
 
-        collate, names, k = PadCollator(tokenizer.pad_token_id, columns=()), model.config.id2label, options.top_k
+        names, k = model.config.id2label, options.top_k
 
         def run(batch: list, first: int) -> list:
-            ids = encode_texts(tokenizer, [r["text"] for r in batch], options.max_seq_len)
-            logits = model(**model_inputs(on_device(collate([{"input_ids": i} for i in ids]), model))).logits
+            logits = model(**model_inputs(infer_batch(tokenizer, batch, options.max_seq_len, model))).logits
             best = logits.float().softmax(-1).topk(min(k, logits.size(-1)), dim=-1)
             out = []
             for p, i in zip(best.values.tolist(), best.indices.tolist()):
@@ -127,4 +154,4 @@ class Classification(Objective):
                 out.append(row)
             return out
 
-        return by_length(rows, lambda r: len(r["text"]), run, options)
+        return by_length(rows, input_length, run, options)

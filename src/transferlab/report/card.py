@@ -57,7 +57,21 @@ def _usage(path: str, auto_class: str, pipeline_tag: str, kind: str = "model") -
     return "\n".join(lines)
 
 
-def model_card(cfg, metrics: dict, summary: dict, overrides: list, auto_class: str, pipeline_tag: str) -> str:
+def _files_row(artifacts: dict) -> str:
+    """The table row naming the objective's eval-set files in the run dir and the split each was scored on."""
+    if not artifacts:
+        return ""
+    by_split: dict = {}
+    for name, split in artifacts.items():
+        by_split.setdefault(split, []).append(f"`{name}`")
+    shown = "; ".join(f"{', '.join(names)} (on the {split} split)" for split, names in by_split.items())
+    return f"| eval files (in the run dir) | {shown} |\n"
+
+
+def model_card(
+    cfg, metrics: dict, summary: dict, overrides: list, auto_class: str, pipeline_tag: str, artifacts=None
+) -> str:
+    """The card's text; `artifacts` are the objective's eval-set files in the run dir ({name: split})."""
     import yaml
 
     data, model = cfg.data, cfg.model
@@ -83,7 +97,7 @@ Trained with transferlab.
 | data licence | {data.license or "not stated: check the licence of the data this model was trained on"} |
 | initialised from | {init} |
 | parameters | {trainable:,} trained of {total:,} ({100 * trainable / max(total, 1):.1f}%) |
-
+{_files_row(artifacts)}
 ## Reproduce
 
 ```bash

@@ -1,6 +1,7 @@
 """One run's curves (transferlab-report RUN_DIR): train and validation loss, the objective's validation metrics and
 the learning rate, against the optimizer step, read from the run's CSV log (<run>/csv/metrics.csv*), as
-<run>/curves.png."""
+<run>/curves.png; beside them, the figures the objective left in the run dir (its eval-set files, e.g. a confusion
+matrix)."""
 
 import csv
 from pathlib import Path
@@ -34,16 +35,16 @@ def plot_run(run: Path) -> Path:
         raise SystemExit(
             f"transferlab-report: error: {run / 'csv'} logs no train/loss or val/loss to plot (was logger.csv off?)"
         )
-    fig = draw(series, run.name)
     out = run / "curves.png"
+    fig = draw(series, run.name, sorted(p for p in run.glob("*.png") if p != out))
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
 
 
-def draw(series: dict, title: str):
+def draw(series: dict, title: str, figures: tuple = ()):
     """Loss on the left axis (train and validation), the validation scores on a second panel, the learning rate on
-    its own axis beside the loss: the figure."""
+    its own axis beside the loss, then each of `figures` (PNG files) as a panel of its own: the figure."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -53,7 +54,10 @@ def draw(series: dict, title: str):
     metrics = sorted(
         k for k in series if k.startswith("val/") and k != "val/loss" and all(0 <= v <= 1 for _, v in series[k])
     )
-    fig, axes = plt.subplots(1, 2 if metrics else 1, figsize=(12 if metrics else 7, 4.5), squeeze=False)
+    panels = (2 if metrics else 1) + len(figures)
+    fig, axes = plt.subplots(
+        1, panels, figsize=((12 if metrics else 7) + 5.5 * len(figures), 5.5 if figures else 4.5), squeeze=False
+    )
     loss = axes[0][0]
     for key, style in (("train/loss", "-"), ("val/loss", "o-")):
         if key in series:
@@ -79,6 +83,10 @@ def draw(series: dict, title: str):
         panel.set_title("validation")
         panel.legend(fontsize="small")
         panel.grid(alpha=0.3)
+    for panel, path in zip(axes[0][panels - len(figures) :], figures):
+        panel.imshow(plt.imread(path))
+        panel.set_axis_off()
+        panel.set_title(path.name, fontsize="small")
     fig.suptitle(title)
     fig.tight_layout()
     return fig

@@ -101,7 +101,9 @@ def assemble(cfg: DictConfig, run_dir: Path, loggers: list, rank_zero: bool, con
     datamodule = module_class(datasets, objective, cfg.data, cfg.seed, static_shapes=cfg.compile)
     if rank_zero and datamodule.summary():
         console.print(datamodule.summary(), soft_wrap=True)
-    module = TransferModule(model, objective, policy, cfg.optimizer, cfg.scheduler, cfg.on_nan, run_dir / "predictions")
+    module = TransferModule(
+        model, objective, policy, cfg.optimizer, cfg.scheduler, cfg.on_nan, run_dir / "predictions", run_dir
+    )
     if cfg.compile:
         objective.compile(model, cfg.compile_mode)  # what its step runs: the model in place, or the model and its loss
     return Assembly(trainer, module, datamodule, tokenizer, policy, summary, preparation)

@@ -41,12 +41,22 @@ def group_schedules(groups: list[dict], base) -> list:
 
 class TransferModule(pl.LightningModule):
     def __init__(
-        self, model, objective, policy, optimizer_cfg, scheduler_cfg, on_nan: str = "stop", predictions_dir=None
+        self,
+        model,
+        objective,
+        policy,
+        optimizer_cfg,
+        scheduler_cfg,
+        on_nan: str = "stop",
+        predictions_dir=None,
+        artifacts_dir=None,
     ):
         super().__init__()
         self.predictions_dir = (
             predictions_dir  # where the objective's written rows go (<run>/predictions); None: nowhere
         )
+        self.artifacts_dir = artifacts_dir  # where its eval-set files go (the run dir); None: nowhere
+        self.artifacts: dict = {}  # file name -> the split it was last written from (the model card says)
         self.model, self.objective, self.policy = model, objective, policy
         self.metrics = objective.metrics  # a submodule: the metric states move to the model's device
         # Eval losses as metrics, not self.log(sync_dist=True): Lightning's batch-size-weighted mean syncs the example
@@ -94,6 +104,12 @@ class TransferModule(pl.LightningModule):
         records, self._predictions = self._predictions, []
         if self.trainer.sanity_checking:  # a few batches only: whole-set scores would mean nothing
             return
+        files = self.objective.artifacts(stage)  # every rank: it may reduce metric states
+        if files and self.artifacts_dir is not None and self.trainer.is_global_zero:
+            from transferlab.run.outputs import write_artifacts
+
+            write_artifacts(self.artifacts_dir, files)
+            self.artifacts.update({name: "validation" if stage == "val" else stage for name in files})
         if self.trainer.world_size > 1:
             import torch.distributed as dist
 

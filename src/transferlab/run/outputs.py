@@ -26,6 +26,12 @@ def write_jsonl(path: Path, rows: list) -> Path:
     return write_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
+def write_artifacts(run_dir: Path, files: dict) -> None:
+    """An objective's eval-set files ({name: bytes}) into the run dir, each whole or not at all."""
+    for name, content in files.items():
+        write_atomic(run_dir / name, content)
+
+
 def failure_record(error: BaseException) -> dict:
     """status: interrupted for a run stopped by a signal (in fit or while preparing data: signals.py), else failed."""
     status = "interrupted" if isinstance(error, (Interrupted, KeyboardInterrupt)) else "failed"

@@ -29,6 +29,8 @@ RUN_ENTRIES = (
     "wandb",
     "ranks",
     "curves.png",
+    "per_class.csv",  # an objective's eval-set files (Objective.artifacts)
+    "confusion_matrix.png",
 )
 
 # A finished run's record (metrics.json, .hydra/*) while this process continues that run: run dir -> {path: bytes}
