@@ -183,7 +183,9 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None, inputs):
 
         objective = module.objective
         overrides = list(HydraConfig.get().overrides.task)
-        card = model_card(cfg, metrics, a.summary, overrides, objective.auto_class, objective.pipeline_tag)
+        card = model_card(
+            cfg, metrics, a.summary, overrides, objective.auto_class, objective.pipeline_tag, objective.usage
+        )
         (run_dir / "export" / "README.md").write_text(card, encoding="utf-8")
     shown = {k: round(float(v), 4) for k, v in metrics.items() if k.startswith("test/")}
     console.print(f"[bold]test[/bold] {shown}  fit {metrics['time/fit_s']:.1f}s", soft_wrap=True)
