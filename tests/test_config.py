@@ -138,6 +138,13 @@ PRESETS = {
         "tokenizer.source": "train",
         "objective.source_prefix": "translate English to Spanish: ",
     },
+    "regression": {
+        "objective.name": "regression",
+        "objective.standardize": True,
+        "data.name": "wordnet_depth",
+        "model.arch": "bert",
+        "tokenizer.source": "train",
+    },
     "quickstart": {
         "objective.name": "classification",
         "model.arch": "bert",

@@ -66,6 +66,7 @@ class Regression(Classification):
 
     @classmethod
     def check_rows(cls, split, name_row) -> None:
+        super().check_rows(split, name_row)  # the inputs' rules, classification's
         for begin in range(0, len(split), 1000):
             for i, cell in enumerate(split[begin : begin + 1000]["label"]):
                 if target_value(cell) is None:
@@ -76,6 +77,7 @@ class Regression(Classification):
 
     @classmethod
     def check_splits(cls, splits: dict, cfg) -> None:
+        """Not classification's (labels seen in train): train's targets must have a spread to standardise."""
         target_scale([target_value(v) for v in splits["train"]["label"][:]], cfg.objective.standardize)
 
     def __init__(self, cfg, data_cfg, tokenizer, train):
