@@ -32,12 +32,12 @@ test-fast: setup
 	$(PY) -m pytest -q -m "not slow" --durations=15 $(ARGS)
 
 lint: setup
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 format: setup
-	$(VENV)/bin/ruff check --fix src tests bench
-	$(VENV)/bin/ruff format src tests bench
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 docs: setup
 	$(VENV)/bin/mkdocs build --strict --site-dir build/site

@@ -112,6 +112,21 @@ class TextToText(Objective):
         for part in ("source", "target"):
             self.stats[f"{split}_{part}s_truncated"] = int(rows.columns[f"{part}_cut"].sum())
 
+    def _prepared(self, split: str, dataset, encode, settings: dict, columns: list, **layout):
+        """Rows.prepare keyed by the objective and its settings, the raw split remembered."""
+        from transferlab.data.prepared import Rows
+
+        settings = {"objective": self.name, "v": 1, **settings}
+        rows = Rows.prepare(dataset, encode, self.tokenizer, settings, columns, self.data_cfg.num_proc, **layout)
+        self._remember(split, dataset, rows)
+        return rows
+
+    def collator(self, stage: str):
+        from transferlab.objectives.collate import PadCollator
+
+        labels = {self.labels_layout: {"labels": IGNORE}}  # labels padded with IGNORE, as a sequence or token-aligned
+        return PadCollator(self.tokenizer.pad_token_id, columns=self.kept, keep_ids=stage != "train", **labels)
+
     def _token_loss(self, logits, labels, stage: str):
         from torch.nn.functional import cross_entropy
 
@@ -157,9 +172,10 @@ class Seq2Seq(TextToText):
     auto_class = "AutoModelForSeq2SeqLM"
     pipeline_tag = "text2text-generation"
 
-    def prepare(self, split: str, dataset):
-        from transferlab.data.prepared import Rows
+    kept = ()  # the per-row columns a batch keeps
+    labels_layout = "sequences"  # the targets are sequences of their own length
 
+    def prepare(self, split: str, dataset):
         tokenizer, prefix, source_len, target_len = (
             self.tokenizer,
             self.cfg.source_prefix,
@@ -177,31 +193,8 @@ class Seq2Seq(TextToText):
                     out[key].append(value)
             return out
 
-        settings = {
-            "objective": self.name,
-            "prefix": prefix,
-            "source_len": source_len,
-            "target_len": target_len,
-            "v": 1,
-        }
-        rows = Rows.prepare(
-            dataset,
-            encode,
-            tokenizer,
-            settings,
-            ["source_cut", "target_cut"],
-            self.data_cfg.num_proc,
-            sequences=("labels",),
-        )
-        self._remember(split, dataset, rows)
-        return rows
-
-    def collator(self, stage: str):
-        from transferlab.objectives.collate import PadCollator
-
-        return PadCollator(
-            self.tokenizer.pad_token_id, columns=(), keep_ids=stage != "train", sequences={"labels": IGNORE}
-        )
+        settings = {"prefix": prefix, "source_len": source_len, "target_len": target_len}
+        return self._prepared(split, dataset, encode, settings, ["source_cut", "target_cut"], sequences=("labels",))
 
     def step(self, model, batch, stage: str):
         decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels=batch["labels"])

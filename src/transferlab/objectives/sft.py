@@ -67,9 +67,10 @@ class SFT(TextToText):
         if not getattr(tokenizer, "chat_template", None):  # the export keeps it: generate and pipelines prompt alike
             tokenizer.chat_template = plain_template(cfg.separator)
 
-    def prepare(self, split: str, dataset):
-        from transferlab.data.prepared import Rows
+    kept = ("prompt_len",)  # predict generates from each row's prompt
+    labels_layout = "aligned"  # the targets are the input tokens, prompts masked
 
+    def prepare(self, split: str, dataset):
         tokenizer, limit, target_len = self.tokenizer, self.data_cfg.max_seq_len, self.cfg.max_target_len
         eos = tokenizer.eos_token_id
 
@@ -90,31 +91,9 @@ class SFT(TextToText):
                     out[key].append(value)
             return out
 
-        settings = {
-            "objective": self.name,
-            "limit": limit,
-            "target_len": target_len,
-            "template": tokenizer.chat_template,
-            "v": 1,
-        }
-        rows = Rows.prepare(
-            dataset,
-            encode,
-            tokenizer,
-            settings,
-            ["prompt_len", "source_cut", "target_cut"],
-            self.data_cfg.num_proc,
-            aligned=("labels",),
-        )
-        self._remember(split, dataset, rows)
-        return rows
-
-    def collator(self, stage: str):
-        from transferlab.objectives.collate import PadCollator
-
-        return PadCollator(
-            self.tokenizer.pad_token_id, columns=("prompt_len",), keep_ids=stage != "train", aligned={"labels": IGNORE}
-        )
+        settings = {"limit": limit, "target_len": target_len, "template": tokenizer.chat_template}
+        columns = ["prompt_len", "source_cut", "target_cut"]
+        return self._prepared(split, dataset, encode, settings, columns, aligned=("labels",))
 
     def step(self, model, batch, stage: str):
         from torch.nn.functional import pad
