@@ -146,6 +146,13 @@ PRESETS = {
         "data.text_column": "sentence1",
         "data.text_pair_column": "sentence2",
     },
+    "regression": {
+        "objective.name": "regression",
+        "objective.standardize": True,
+        "data.name": "wordnet_depth",
+        "model.arch": "bert",
+        "tokenizer.source": "train",
+    },
     "quickstart": {
         "objective.name": "classification",
         "model.arch": "bert",

@@ -1,6 +1,7 @@
 """The interface contract: every registered objective x every freeze policy composes, takes a training step on a
-tiny model and evaluates; and an objective defined outside the package (sequence regression) needs one class, one
-registry call and one YAML, and gets whole-eval-set scoring through predict/evaluate.
+tiny model and evaluates; and an objective defined outside the package (a toy sequence regression, named apart from
+the real one) needs one class, one registry call and one YAML, and gets whole-eval-set scoring through
+predict/evaluate.
 """
 
 import math
@@ -43,6 +44,7 @@ REFUSED = {
     ("extractive_qa", "peft.prompt_tuning"): PER_TOKEN.format("QUESTION_ANS"),
     ("extractive_qa", "peft.prefix_tuning"): NO_PAST.format("QUESTION_ANS"),
     ("classification", "peft.prefix_tuning"): NO_PAST.format("SEQ_CLS"),
+    ("regression", "peft.prefix_tuning"): NO_PAST.format("SEQ_CLS"),
 }
 # clm's chunked loss reads the base model past peft's wrapper, where a prefix never reaches it (refused at the first
 # step: tests/test_peft.py); with the dense loss prefix tuning trains.
@@ -66,6 +68,8 @@ FAST = [*ONE_STEP, "data.max_train_samples=48", "data.max_eval_samples=16", "tok
 
 def _data_for(objective: str) -> list:
     fields = OBJECTIVES[objective].fields
+    if objective == "regression":  # numeric targets
+        return ["data=wordnet_depth"]
     if "tags" in fields:
         return ["data=brown_pos"]
     if "question" in fields:
@@ -141,19 +145,19 @@ def test_kinds_cover_the_models_the_contract_uses():
     assert kind_of({"model_type": "something_new"}) is None  # checked once its config loads
 
 
-# --- An objective from outside the package: sequence regression -------------------------------------------------
+# --- An objective from outside the package: a toy sequence regression --------------------------------------------
 
 
 @dataclass
-class RegressionConfig:
-    name: str = "regression"
+class ToyRegressionConfig:
+    name: str = "toy_regression"
 
 
-class Regression(Objective):
+class ToyRegression(Objective):
     """Predict a number from a text; scored over the whole eval set (mean squared error and Pearson's r)."""
 
-    name = "regression"
-    Config = RegressionConfig
+    name = "toy_regression"
+    Config = ToyRegressionConfig
     fields = {"text": "text_column", "score": "label_column"}
     auto_class = "AutoModelForSequenceClassification"
     evaluated: list = []  # the ids each evaluate() call received, for the test to read
@@ -197,7 +201,7 @@ class Regression(Objective):
         ]
 
     def evaluate(self, stage, predictions):
-        Regression.evaluated.append(sorted(r["id"] for r in predictions))
+        ToyRegression.evaluated.append(sorted(r["id"] for r in predictions))
         p = torch.tensor([r["prediction"] for r in predictions])
         t = torch.tensor([r["target"] for r in predictions])
         return {"mse": float(((p - t) ** 2).mean()), "pearson": float(torch.corrcoef(torch.stack([p, t]))[0, 1])}
@@ -207,16 +211,16 @@ def test_an_outside_objective_needs_one_class_one_yaml_and_evaluates_whole_sets(
     from transferlab.objectives import register
 
     monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setitem(OBJECTIVES, "regression", Regression)  # the registry is restored after the test
-    register(Regression)
+    monkeypatch.setitem(OBJECTIVES, "toy_regression", ToyRegression)  # the registry is restored after the test
+    register(ToyRegression)
     conf = tmp_path / "conf" / "objective"
     conf.mkdir(parents=True)
-    (conf / "regression.yaml").write_text("defaults:\n  - /schema_objective_regression@_here_\n  - _self_\n")
+    (conf / "toy_regression.yaml").write_text("defaults:\n  - /schema_objective_toy_regression@_here_\n  - _self_\n")
     rows = ["text,words"] + [f"{' '.join(['word'] * (1 + i % 7))},{1 + i % 7}" for i in range(120)]
     (tmp_path / "train.csv").write_text("\n".join(rows) + "\n")
     overrides = [
         f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
-        "objective=regression",
+        "objective=toy_regression",
         "model=tiny_bert",
         "data=files",
         f"data.train={tmp_path / 'train.csv'}",
@@ -229,7 +233,7 @@ def test_an_outside_objective_needs_one_class_one_yaml_and_evaluates_whole_sets(
     ]
     preflight(overrides)
     cfg = compose(overrides)
-    Regression.evaluated.clear()
+    ToyRegression.evaluated.clear()
     run = _one_step(cfg, tmp_path / "run")
     metrics = run["metrics"]
     assert run["changed"]
@@ -237,9 +241,9 @@ def test_an_outside_objective_needs_one_class_one_yaml_and_evaluates_whole_sets(
     n_test = round((120 - n_val) * 0.1)
     # Each eval set reached evaluate() whole, every example id exactly once (batches of 5 do not divide it); the
     # sanity check's partial pass is not evaluated.
-    assert Regression.evaluated == [list(range(n_val)), list(range(n_test))]
+    assert ToyRegression.evaluated == [list(range(n_val)), list(range(n_test))]
     assert {"val/mse", "val/pearson", "test/mse", "test/pearson", "val/loss", "test/loss"} <= set(metrics)
     assert metrics["test/mse"] == pytest.approx(
         metrics["test/loss"], rel=1e-4
     )  # the same error, two ways: per batch and whole set
-    assert OmegaConf.select(cfg, "objective.name") == "regression"
+    assert OmegaConf.select(cfg, "objective.name") == "toy_regression"

@@ -96,6 +96,7 @@ def files(tmp_path_factory) -> dict:
         "no_label": _csv(d / "no_label.csv", "text,category", DATA_ROWS),
         "no_text": _csv(d / "no_text.csv", "sentence,label", DATA_ROWS),
         "unseen_test": _csv(d / "unseen_test.csv", "text,label", [("a green boat", "boat")]),
+        "scores_bad": _csv(d / "scores_bad.csv", "text,label", [("a cat", "1.5"), ("a car", "NA"), ("a dog", "2")] * 7),
         "empty": str(d / "empty.csv"),
         "bad_jsonl": str(jsonl),
         "latin1": str(latin),
@@ -192,6 +193,13 @@ CATALOGUE = [
         "truncated.ckpt: not a readable checkpoint, truncated or corrupt?",
     ),
     ("test_label_unseen", _files(train="ok", test="unseen_test"), {}, "data.test has labels never seen in train: boat"),
+    (
+        "regression_target_not_number",
+        ["objective=regression", *_files(train="scores_bad")],
+        {},
+        "scores_bad.csv) line 3: target 'NA' is not a number; objective=regression reads one number per row "
+        "(e.g. 3.5): fix the cell, or leave it empty (see data.missing)",
+    ),
     (
         "max_seq_len_too_long",
         ["data.max_seq_len=1024"],

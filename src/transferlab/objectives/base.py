@@ -7,7 +7,8 @@ task end to end, so nothing upstream names a task.
   OPTIONAL_KEYS key, e.g. a pair's ``text_pair``, is read only when that key is set); ``columns``, the column names
   data=files/hub assume; ``stratify``; ``model_kinds``; ``auto_class``, its HF task class (also how a foreign export
   finds its objective); ``pipeline_tag``; ``monitor``; ``streams``; ``reads_features``; ``outputs``, the columns
-  ``infer`` writes (none: it predicts nothing on new data) and ``words``, the inputs it reads as lists of words.
+  ``infer`` writes (none: it predicts nothing on new data), ``words``, the inputs it reads as lists of words, and
+  ``usage``, lines the export's model card adds to its Python snippet (how to read what the model gives).
 - **Input rules** (classmethods, on the config or the data as read): ``check``, ``reshape``, ``check_rows``,
   ``check_splits``, ``texts``, ``tokenizer_problem``, ``tokenizer_family``.
 - **Core** (an instance, built from its config, the data config, the tokenizer and the train split, from which it
@@ -83,6 +84,7 @@ class Objective:
     streams: bool = False
     outputs: tuple = ()  # the columns infer adds to a row (pred_*); (): it predicts nothing on new data
     words: tuple = ()  # input fields read as a list of words (a text cell is split at whitespace)
+    usage: tuple = ()  # Python lines the export's model card adds after loading it (e.g. undoing a scaling)
 
     # --- input rules ---
     @classmethod

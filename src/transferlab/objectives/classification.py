@@ -85,19 +85,23 @@ class Classification(Objective):
         from transferlab.data.prepared import Rows
         from transferlab.objectives.sequence_inputs import encode_inputs, segment_columns
 
-        tokenizer, max_len, label2id = self.tokenizer, self.data_cfg.max_seq_len, self.label2id
+        tokenizer, max_len = self.tokenizer, self.data_cfg.max_seq_len
+        targets, depends = self.targets()
 
         def encode(batch):
-            return {
-                **encode_inputs(tokenizer, batch, max_len),
-                "labels": [label2id[label_text(v)] for v in batch["label"]],
-            }
+            return {**encode_inputs(tokenizer, batch, max_len), "labels": targets(batch["label"])}
 
         segments = segment_columns(tokenizer, self.data_cfg)
-        settings = {"objective": self.name, "max_len": max_len, "labels": label2id, "v": 2}
+        settings = {"objective": self.name, "max_len": max_len, "labels": depends, "v": 2}
         if self.data_cfg.get("text_pair_column"):  # (the split's fingerprint names its columns too)
             settings["pair"] = self.data_cfg.text_pair_column
         return Rows.prepare(dataset, encode, tokenizer, settings, ["labels"], self.data_cfg.num_proc, aligned=segments)
+
+    def targets(self) -> tuple:
+        """(a function: a batch's label cells -> its `labels` column, what that mapping depends on (a cache key part));
+        a plain function, which datasets may send to worker processes. Regression stores numbers instead."""
+        label2id = self.label2id
+        return (lambda cells: [label2id[label_text(v)] for v in cells]), label2id
 
     def collator(self, stage: str):
         from transferlab.objectives.sequence_inputs import input_collator
@@ -141,17 +145,21 @@ class Classification(Objective):
         from transferlab.objectives.collate import by_length
         from transferlab.objectives.sequence_inputs import infer_batch, input_length
 
-        names, k = model.config.id2label, options.top_k
-
         def run(batch: list, first: int) -> list:
             logits = model(**model_inputs(infer_batch(tokenizer, batch, options.max_seq_len, model))).logits
-            best = logits.float().softmax(-1).topk(min(k, logits.size(-1)), dim=-1)
-            out = []
-            for p, i in zip(best.values.tolist(), best.indices.tolist()):
-                row = {"pred_label": names[i[0]], "pred_score": round(p[0], 6)}
-                if k > 1:
-                    row["pred_top_k"] = [{"label": names[j], "score": round(q, 6)} for q, j in zip(p, i)]
-                out.append(row)
-            return out
+            return cls.decoded(model.config, logits.float(), options)
 
         return by_length(rows, input_length, run, options)
+
+    @classmethod
+    def decoded(cls, config, logits, options) -> list:
+        """infer's rows ({output column: value}) from a batch's logits; `config` is the export's HF config."""
+        names, k = config.id2label, options.top_k
+        best = logits.softmax(-1).topk(min(k, logits.size(-1)), dim=-1)
+        out = []
+        for p, i in zip(best.values.tolist(), best.indices.tolist()):
+            row = {"pred_label": names[i[0]], "pred_score": round(p[0], 6)}
+            if k > 1:
+                row["pred_top_k"] = [{"label": names[j], "score": round(q, 6)} for q, j in zip(p, i)]
+            out.append(row)
+        return out

@@ -38,7 +38,7 @@ def front_matter(cfg, metrics: dict, pipeline_tag: str) -> dict:
     return front
 
 
-def _usage(path: str, auto_class: str, pipeline_tag: str, kind: str = "model") -> str:
+def _usage(path: str, auto_class: str, pipeline_tag: str, kind: str = "model", usage: tuple = ()) -> str:
     from transformers.pipelines import SUPPORTED_TASKS
 
     if kind == "adapter":  # the freeze policy's adapter form: it says how it loads
@@ -54,7 +54,7 @@ def _usage(path: str, auto_class: str, pipeline_tag: str, kind: str = "model") -
     ]
     if pipeline_tag and pipeline_tag in SUPPORTED_TASKS:
         lines += ["", "from transformers import pipeline", "", f'pipe = pipeline("{pipeline_tag}", model="{path}")']
-    return "\n".join(lines)
+    return "\n".join([*lines, *usage])
 
 
 def _files_row(artifacts: dict) -> str:
@@ -69,9 +69,17 @@ def _files_row(artifacts: dict) -> str:
 
 
 def model_card(
-    cfg, metrics: dict, summary: dict, overrides: list, auto_class: str, pipeline_tag: str, artifacts=None
+    cfg,
+    metrics: dict,
+    summary: dict,
+    overrides: list,
+    auto_class: str,
+    pipeline_tag: str,
+    artifacts=None,
+    usage: tuple = (),
 ) -> str:
-    """The card's text; `artifacts` are the objective's eval-set files in the run dir ({name: split})."""
+    """The card's text; `artifacts` are the objective's eval-set files in the run dir ({name: split}), `usage` the
+    objective's lines after the load snippet."""
     import yaml
 
     data, model = cfg.data, cfg.model
@@ -113,7 +121,7 @@ Trained with transferlab.
 ## Use
 
 ```python
-{_usage("path/to/export", auto_class, pipeline_tag, metrics.get("export/kind", "model"))}
+{_usage("path/to/export", auto_class, pipeline_tag, metrics.get("export/kind", "model"), usage)}
 ```
 """
     return "---\n" + yaml.safe_dump(front_matter(cfg, metrics, pipeline_tag), sort_keys=False) + "---\n\n" + body

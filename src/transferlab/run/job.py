@@ -184,7 +184,14 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None, inputs):
         objective = module.objective
         overrides = list(HydraConfig.get().overrides.task)
         card = model_card(
-            cfg, metrics, a.summary, overrides, objective.auto_class, objective.pipeline_tag, module.artifacts
+            cfg,
+            metrics,
+            a.summary,
+            overrides,
+            objective.auto_class,
+            objective.pipeline_tag,
+            artifacts=module.artifacts,
+            usage=objective.usage,
         )
         (run_dir / "export" / "README.md").write_text(card, encoding="utf-8")
     shown = {k: round(float(v), 4) for k, v in metrics.items() if k.startswith("test/")}
