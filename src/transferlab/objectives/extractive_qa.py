@@ -201,7 +201,7 @@ class ExtractiveQA(Objective):
         rows = []
         for e, row, span, margin in self._answers(stage, predictions):
             text = self._text(row, span, margin)
-            score = answer(row["context"], span)[1] if text or span is None else None
+            score = answer(row["context"], span)[1] if text else None  # no answer: no span's score
             out = {"example": e, "question": row["question"], "context": row["context"], "prediction": text}
             rows.append({**out, "score": score, "answers": row["answers"]["text"]})
         return rows
@@ -209,8 +209,8 @@ class ExtractiveQA(Objective):
     @classmethod
     def infer(cls, cfg, model, tokenizer, rows: list, options) -> list:
         """pred_answer (a span of the context, or "" where no window proposes one or, with allow_no_answer, the null
-        score beats the best span by more than null_threshold), its score and pred_start, its
-        first character in the context."""
+        score beats the best span by more than null_threshold), its score and pred_start, its first character in the
+        context."""
         from transferlab.objectives.collate import by_length, on_device
         from transferlab.objectives.spans import context_offsets
 
