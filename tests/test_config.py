@@ -110,6 +110,15 @@ PRESETS = {
         "tokenizer.source": "pretrained",
         "freeze.name": "none",
     },
+    "qa_v2": {
+        "objective.name": "extractive_qa",
+        "data.name": "wordnet_qa_v2",
+        "data.format": "squad",
+        "model.arch": "bert",
+        "tokenizer.source": "train",
+        "objective.tune_null_threshold": True,
+        "objective.allow_no_answer": None,
+    },
     "pretrain_t5": {
         "objective.name": "span_corruption",
         "model.arch": "t5",

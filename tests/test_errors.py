@@ -74,6 +74,11 @@ def files(tmp_path_factory) -> dict:
         ]
     }
     (d / "squad_bad.json").write_text(json.dumps(squad))
+    impossible = {"id": "c", "question": "which size?", "is_impossible": True}
+    impossible["answers"] = [{"text": "red", "answer_start": 12}]
+    bad_v2 = {"data": [{"paragraphs": [{"context": "the door is red", "qas": [impossible]}]}]}
+    (d / "squad_v2_bad.json").write_text(json.dumps(bad_v2))
+    (d / "squad_qas_bad.json").write_text(json.dumps({"data": [{"paragraphs": [{"context": "x", "qas": {}}]}]}))
     (d / "no_target.jsonl").write_text('{"source": "a b", "text": "x"}\n{"source": "c d", "text": "y"}\n')
     (d / "empty_target.jsonl").write_text(
         '{"source": "a b", "target": "x"}\n{"source": "c d", "target": " "}\n{"source": "e f", "target": "z"}\n'
@@ -114,6 +119,8 @@ def files(tmp_path_factory) -> dict:
                 ("qa_misplaced", "jsonl"),
                 ("qa_no_answer", "jsonl"),
                 ("squad_bad", "json"),
+                ("squad_v2_bad", "json"),
+                ("squad_qas_bad", "json"),
                 ("no_target", "jsonl"),
                 ("empty_target", "jsonl"),
             )
@@ -323,9 +330,30 @@ CATALOGUE = [
     ),
     (
         "qa_no_answer",
-        [*QA, "data.train={qa_no_answer}"],
+        [*QA, "data.train={qa_no_answer}", "objective.allow_no_answer=false"],
         {},
-        "qa_no_answer.jsonl) line 3 has no answer; extractive_qa needs at least one per question",
+        "qa_no_answer.jsonl): the question 'which colour is the door?' has no answer; with "
+        "objective.allow_no_answer=false extractive_qa needs at least one per question (SQuAD v1.1); "
+        "set objective.allow_no_answer=true",
+    ),
+    (
+        "qa_tune_null_threshold_without_unanswerables",
+        [*QA, "data.train={qa_no_answer}", "objective.tune_null_threshold=true", "objective.allow_no_answer=false"],
+        {},
+        "objective.tune_null_threshold=true tunes when to predict no answer, but objective.allow_no_answer=false; "
+        "set one of them the other way",
+    ),
+    (
+        "squad_v2_impossible_with_answers",
+        [*QA, "data.train={squad_v2_bad}", "data.format=squad"],
+        {},
+        "squad_v2_bad.json: data[0].paragraphs[0].qas[0] has is_impossible true and 1 answers; empty its answers",
+    ),
+    (
+        "squad_qas_not_a_list",
+        [*QA, "data.train={squad_qas_bad}", "data.format=squad"],
+        {},
+        "squad_qas_bad.json: data[0].paragraphs[0].qas is not a list (dict); data.format=squad reads SQuAD",
     ),
     (
         "squad_malformed",

@@ -1,12 +1,47 @@
-"""SQuAD v1.1 JSON (data.format=squad): {"data": [{"title", "paragraphs": [{"context", "qas": [{"id", "question",
-"answers": [{"text", "answer_start"}, ...]}]}]}]}, read into flat rows {"id", "question", "context", "answers":
-{"text": [...], "answer_start": [...]}} (the layout of flat QA files and of the hub's squad)."""
+"""SQuAD JSON (data.format=squad), v1.1 and v2.0: {"data": [{"title", "paragraphs": [{"context", "qas": [{"id",
+"question", "answers": [{"text", "answer_start"}, ...], "is_impossible" (v2)}]}]}]}, read into flat rows {"id",
+"question", "context", "answers": {"text": [...], "answer_start": [...]}} (the layout of flat QA files and of the
+hub's squad and squad_v2). A v2 question with is_impossible true has no answer (empty lists); its
+plausible_answers are not read."""
 
 import gzip
 import json
 from pathlib import Path
 
 from transferlab.errors import TransferlabError
+
+_LAYOUT = (
+    "data.format=squad reads SQuAD v1.1/v2.0 JSON "
+    '({"data": [{"paragraphs": [{"context": ..., "qas": [{"question": ..., "answers": [...]}]}]}]})'
+)
+
+
+def _list(path: str, where: str, value) -> list:
+    if not isinstance(value, list):
+        raise TransferlabError(f"{path}: {where} is not a list ({type(value).__name__}); {_LAYOUT}")
+    return value
+
+
+def _dict(path: str, where: str, value) -> dict:
+    if not isinstance(value, dict):
+        raise TransferlabError(f"{path}: {where} is not an object ({type(value).__name__}); {_LAYOUT}")
+    return value
+
+
+def _answers(path: str, where: str, qa: dict) -> dict:
+    impossible = qa.get("is_impossible", False)
+    if not isinstance(impossible, bool):
+        raise TransferlabError(f"{path}: {where}.is_impossible is {impossible!r}; give true or false")
+    answers = _list(path, f"{where}.answers", qa.get("answers", [] if impossible else None))
+    if impossible and answers:
+        raise TransferlabError(
+            f"{path}: {where} has is_impossible true and {len(answers)} answers; empty its answers (a guess goes "
+            "in plausible_answers) or set is_impossible false"
+        )
+    return {
+        "text": [a["text"] for a in answers],
+        "answer_start": [int(a["answer_start"]) for a in answers],
+    }
 
 
 def _rows(path: str):
@@ -15,31 +50,27 @@ def _rows(path: str):
         try:
             document = json.load(f)
         except ValueError as e:
-            raise TransferlabError(f"{path}: not valid JSON ({e}); data.format=squad reads SQuAD v1.1 JSON") from None
+            raise TransferlabError(f"{path}: not valid JSON ({e}); {_LAYOUT}") from None
     if not isinstance(document, dict) or not isinstance(document.get("data"), list):
-        raise TransferlabError(
-            f"{path}: no top-level 'data' list; data.format=squad reads SQuAD v1.1 JSON "
-            '({"data": [{"paragraphs": [...]}]}); flat rows are read as json/jsonl'
-        )
+        raise TransferlabError(f"{path}: no top-level 'data' list; {_LAYOUT}; flat rows are read as json/jsonl")
     for a, article in enumerate(document["data"]):
-        for p, paragraph in enumerate(article.get("paragraphs", [])):
-            for q, qa in enumerate(paragraph.get("qas", [])):
+        paragraphs = _list(path, f"data[{a}].paragraphs", _dict(path, f"data[{a}]", article).get("paragraphs", []))
+        for p, paragraph in enumerate(paragraphs):
+            where = f"data[{a}].paragraphs[{p}]"
+            qas = _list(path, f"{where}.qas", _dict(path, where, paragraph).get("qas", []))
+            for q, qa in enumerate(qas):
                 where = f"data[{a}].paragraphs[{p}].qas[{q}]"
                 try:
-                    answers = qa["answers"]
                     yield {
-                        "id": str(qa.get("id", where)),
+                        "id": str(_dict(path, where, qa).get("id", where)),
                         "question": qa["question"],
                         "context": paragraph["context"],
-                        "answers": {
-                            "text": [x["text"] for x in answers],
-                            "answer_start": [int(x["answer_start"]) for x in answers],
-                        },
+                        "answers": _answers(path, where, qa),
                     }
                 except (KeyError, TypeError, ValueError) as e:
                     raise TransferlabError(
                         f"{path}: {where} lacks or mistypes {e}; each question needs 'question' and "
-                        "'answers' [{'text', 'answer_start'}], each paragraph a 'context'"
+                        "'answers' [{'text', 'answer_start'}] (or v2's is_impossible true), each paragraph a 'context'"
                     ) from None
 
 

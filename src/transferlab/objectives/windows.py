@@ -45,17 +45,19 @@ def collator(tokenizer, columns: tuple, keep_ids: bool, offsets: bool):
     return PadCollator(tokenizer.pad_token_id, columns=columns, keep_ids=keep_ids, aligned=aligned)
 
 
-def window_spans(model, batch, cfg) -> list:
-    """Each window's n-best [score, char_start, char_end] in its context (objectives/spans.py)."""
+def window_spans(model, batch, cfg) -> tuple[list, list]:
+    """Each window's n-best [score, char_start, char_end] in its context (objectives/spans.py), and its null score:
+    the first token's start + end logits, where a window without the answer points (SQuAD v2)."""
     from transferlab.objectives.spans import best_spans
 
     out = model(**model_inputs(batch))
     start_logits, end_logits = out.start_logits.float().tolist(), out.end_logits.float().tolist()
     starts, ends = batch["offset_start"].tolist(), batch["offset_end"].tolist()
-    return [
+    spans = [
         best_spans(start_logits[i], end_logits[i], starts[i], ends[i], cfg.n_best, cfg.max_answer_len)
         for i in range(len(starts))
     ]
+    return spans, [s[0] + e[0] for s, e in zip(start_logits, end_logits)]
 
 
 def best_of(windows_spans) -> dict:
