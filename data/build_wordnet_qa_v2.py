@@ -71,7 +71,10 @@ def main():
     out.mkdir(exist_ok=True)
     for split, (answerable, unanswerable) in SIZES.items():
         document = build(read_jsonl_gz(HERE / "wordnet_qa" / f"{split}.jsonl.gz"), answerable, unanswerable, rng)
-        with open(out / f"{split}.json.gz", "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
+        with (
+            open(out / f"{split}.json.gz", "wb") as raw,
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz,
+        ):
             gz.write(json.dumps(document, ensure_ascii=False).encode("utf-8"))
         print(f"wordnet_qa_v2/{split}: {answerable} answerable + {unanswerable} unanswerable questions")
 
