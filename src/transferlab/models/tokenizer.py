@@ -41,7 +41,7 @@ def _train_wordpiece(texts, vocab_size: int, min_frequency: int, lowercase: bool
 
 
 def _train_byte_bpe(texts, vocab_size: int, min_frequency: int, lowercase: bool):
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     eos, pad = "<|endoftext|>", "<|pad|>"
@@ -58,9 +58,7 @@ def _train_byte_bpe(texts, vocab_size: int, min_frequency: int, lowercase: bool)
     )
     tk.train_from_iterator(texts, trainer)
     # Each text ends with <|endoftext|>, which separates documents once packed for CLM (and a pair's two texts).
-    tk.post_processor = processors.TemplateProcessing(
-        single=f"$A {eos}", pair=f"$A {eos} $B:1 {eos}:1", special_tokens=[(eos, tk.token_to_id(eos))]
-    )
+    tk.post_processor = _ending_with(tk, eos)
     # No segment ids, as GPT-2's own tokenizer: a decoder has no segment embedding (GPT-2 would add token 0's).
     return PreTrainedTokenizerFast(
         tokenizer_object=tk,
@@ -72,13 +70,22 @@ def _train_byte_bpe(texts, vocab_size: int, min_frequency: int, lowercase: bool)
     )
 
 
+def _ending_with(tk, eos: str):
+    """The post-processor that ends a text with `eos`, and joins a pair as "a eos b eos"."""
+    from tokenizers import processors
+
+    return processors.TemplateProcessing(
+        single=f"$A {eos}", pair=f"$A {eos} $B:1 {eos}:1", special_tokens=[(eos, tk.token_to_id(eos))]
+    )
+
+
 SENTINELS = 100  # T5's <extra_id_0> ... <extra_id_99>: span corruption replaces each noised span by the next one
 
 
 def _train_unigram(texts, vocab_size: int, min_frequency: int, lowercase: bool):
     """SentencePiece-style Unigram (Metaspace words) for T5-style models: <pad> (also the decoder's start token),
     </s> ending every text, <unk>, and the sentinels. min_frequency does not apply to Unigram."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     pad, eos, unk = "<pad>", "</s>", "<unk>"
@@ -91,9 +98,7 @@ def _train_unigram(texts, vocab_size: int, min_frequency: int, lowercase: bool):
         texts, trainers.UnigramTrainer(vocab_size=vocab_size - SENTINELS, special_tokens=[pad, eos, unk], unk_token=unk)
     )
     tk.add_special_tokens(sentinels)
-    tk.post_processor = processors.TemplateProcessing(
-        single=f"$A {eos}", pair=f"$A {eos} $B:1 {eos}:1", special_tokens=[(eos, tk.token_to_id(eos))]
-    )
+    tk.post_processor = _ending_with(tk, eos)
     # A pair is "a </s> b </s>", without segment ids (T5's own tokenizer gives none: T5 has no segment embedding)
     return PreTrainedTokenizerFast(
         tokenizer_object=tk,

@@ -48,6 +48,15 @@ def read_fields(fields: dict, data_cfg) -> dict:
     return {f: key for f, key in fields.items() if key not in OPTIONAL_KEYS or data_cfg.get(key)}
 
 
+def needs_fast(tokenizer, objective: str, why: str) -> None:
+    """Refuse a slow (Python) tokenizer where an objective maps tokens back to characters or words."""
+    if not getattr(tokenizer, "is_fast", False):
+        raise TransferlabError(
+            f"objective={objective} needs a fast tokenizer ({why}); "
+            "use tokenizer=train or a model that ships a tokenizer.json"
+        )
+
+
 def model_inputs(batch) -> dict:
     """What the model reads: tokens (input_ids, attention_mask, token_type_ids where the tokenizer gives them) or
     cached `features`; not targets or ids."""

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from transferlab.errors import TransferlabError
-from transferlab.objectives.base import SPLIT_OF_STAGE, Objective, model_inputs
+from transferlab.objectives.base import SPLIT_OF_STAGE, Objective, model_inputs, needs_fast
 from transferlab.objectives.qa_postprocess import answerable, best_threshold, null_margin, null_of, v2_metrics
 from transferlab.objectives.qa_rows import check_answers, check_no_answers, flat_answers
 from transferlab.objectives.windows import answer, best_of, check_windows, collator, window_spans, windows
@@ -80,11 +80,7 @@ class ExtractiveQA(Objective):
 
     def __init__(self, cfg, data_cfg, tokenizer, train):
         super().__init__(cfg, data_cfg, tokenizer, train)
-        if not getattr(tokenizer, "is_fast", False):
-            raise TransferlabError(
-                "objective=extractive_qa needs a fast tokenizer (its offsets map answers to tokens and back); "
-                "use tokenizer=train or a model that ships a tokenizer.json"
-            )
+        needs_fast(tokenizer, self.name, "its offsets map answers to tokens and back")
         if cfg.doc_stride < 0:
             raise TransferlabError(f"objective.doc_stride={cfg.doc_stride}: give 0 or more tokens")
         # no per-batch metric: answers are scored per example, over its windows

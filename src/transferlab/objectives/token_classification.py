@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from transferlab.errors import TransferlabError
-from transferlab.objectives.base import IGNORE, Objective, model_inputs
+from transferlab.objectives.base import IGNORE, Objective, model_inputs, needs_fast
 
 SCHEME = re.compile(r"^(O|[BIES]-.+)$")
 
@@ -107,11 +107,7 @@ class TokenClassification(Objective):
         from transferlab.objectives.metrics import FiniteMean, per_stage
 
         super().__init__(cfg, data_cfg, tokenizer, train)
-        if not getattr(tokenizer, "is_fast", False):
-            raise TransferlabError(
-                "objective=token_classification needs a fast tokenizer (its word_ids align tags to sub-words); "
-                "use tokenizer=train or a model that ships a tokenizer.json"
-            )
+        needs_fast(tokenizer, self.name, "its word_ids align tags to sub-words")
         self.tag2id = tag_vocabulary(train)
         self.id2tag = {i: t for t, i in self.tag2id.items()}
         self.entities = is_entity_scheme(self.tag2id)
