@@ -210,3 +210,9 @@ class Objective:
         """What `model` (an export's, in eval mode) predicts for each of `rows` ({input field: value}), as
         {output column: value}, in order; `cfg` is the objective's config as the run had it."""
         raise TransferlabError(f"objective={cls.name} predicts nothing on new data")
+
+    @classmethod
+    def baseline(cls, splits: dict, seed: int) -> dict:
+        """transferlab-baseline's metrics for this task (objectives/baselines.py): a classical model fitted on
+        `splits`' train, picked on validation, scored on validation and test with the objective's metric names."""
+        raise TransferlabError(f"transferlab-baseline has no classical model for objective={cls.name}")

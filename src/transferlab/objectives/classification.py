@@ -152,6 +152,13 @@ class Classification(Objective):
         return by_length(rows, input_length, run, options)
 
     @classmethod
+    def baseline(cls, splits: dict, seed: int) -> dict:
+        """TF-IDF + logistic regression: test/acc and test/f1_macro, as a run of this objective writes them."""
+        from transferlab.objectives.baselines import logistic
+
+        return logistic(splits, {s: [label_text(v) for v in ds["label"][:]] for s, ds in splits.items()}, seed)
+
+    @classmethod
     def decoded(cls, config, logits, options) -> list:
         """infer's rows ({output column: value}) from a batch's logits; `config` is the export's HF config."""
         names, k = config.id2label, options.top_k

@@ -154,6 +154,13 @@ class Regression(Classification):
         return [{"example": r["id"], "pred_value": r["pred_value"], "label": r["label"]} for r in rows]
 
     @classmethod
+    def baseline(cls, splits: dict, seed: int) -> dict:
+        """TF-IDF + ridge: mse, rmse, Pearson and Spearman, as a run of this objective writes them."""
+        from transferlab.objectives.baselines import ridge
+
+        return ridge(splits, {s: [target_value(v) for v in ds["label"][:]] for s, ds in splits.items()}, seed)
+
+    @classmethod
     def decoded(cls, config, logits, options) -> list:
         mean, std = getattr(config, "target_mean", 0.0), getattr(config, "target_std", 1.0)
         return [{"pred_value": round(v, 6)} for v in original_scale(logits, mean, std).tolist()]
