@@ -43,6 +43,8 @@ class DataConfig:
     test: Optional[str] = None
     text_column: str = "text"
     label_column: Optional[str] = None
+    # multi-label: a text cell holds its labels separated by this (e.g. ";"), each part as written; null: a list
+    label_separator: Optional[str] = None
     question_column: Optional[str] = (
         None  # extractive QA's question (its context is text_column, its answers label_column)
     )

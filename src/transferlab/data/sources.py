@@ -56,6 +56,7 @@ OWN = (
     "test",
     "text_column",
     "label_column",
+    "label_separator",
     "question_column",
     "source_column",
     "target_column",

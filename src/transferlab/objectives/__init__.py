@@ -7,6 +7,7 @@ from transferlab.objectives.classification import Classification
 from transferlab.objectives.clm import CausalLM
 from transferlab.objectives.extractive_qa import ExtractiveQA
 from transferlab.objectives.mlm import MaskedLM
+from transferlab.objectives.multilabel_classification import MultilabelClassification
 from transferlab.objectives.seq2seq import Seq2Seq
 from transferlab.objectives.sft import SFT
 from transferlab.objectives.span_corruption import SpanCorruption
@@ -14,7 +15,17 @@ from transferlab.objectives.token_classification import TokenClassification
 
 OBJECTIVES: dict[str, type] = {
     cls.name: cls
-    for cls in (MaskedLM, CausalLM, Classification, TokenClassification, ExtractiveQA, SpanCorruption, Seq2Seq, SFT)
+    for cls in (
+        MaskedLM,
+        CausalLM,
+        Classification,
+        MultilabelClassification,
+        TokenClassification,
+        ExtractiveQA,
+        SpanCorruption,
+        Seq2Seq,
+        SFT,
+    )
 }
 
 

@@ -6,7 +6,8 @@ task end to end, so nothing upstream names a task.
   ``label_column`` or ``target_column`` field is a target, the others are its inputs); ``columns``, the column names
   data=files/hub assume; ``stratify``; ``model_kinds``; ``auto_class``, its HF task class (also how a foreign export
   finds its objective); ``pipeline_tag``; ``monitor``; ``streams``; ``reads_features``; ``outputs``, the columns
-  ``infer`` writes (none: it predicts nothing on new data) and ``words``, the inputs it reads as lists of words.
+  ``infer`` writes (none: it predicts nothing on new data) and ``words``, the inputs it reads as lists of words;
+  ``optional``, the fields whose empty cell is a value (not missing); ``reads``, further ``data.*`` keys it reads.
 - **Input rules** (classmethods, on the config or the data as read): ``check``, ``reshape``, ``check_rows``,
   ``check_splits``, ``texts``, ``tokenizer_problem``, ``tokenizer_family``.
 - **Core** (an instance, built from its config, the data config, the tokenizer and the train split, from which it
@@ -17,7 +18,7 @@ task end to end, so nothing upstream names a task.
 - **Evaluation and inference**: ``predict`` / ``evaluate`` score whole eval sets at the epoch's end (records gathered
   across ranks, duplicates dropped by id), ``written`` gives the rows of <run>/predictions/<split>.jsonl, and
   ``infer`` predicts new rows from an export (transferlab-predict) with the encoding and decoding that ``predict``
-  and ``step`` use.
+  and ``step`` use; ``reports`` gives further files of the run dir; ``export_config`` the config the export records.
 
 A new objective is one module (a subclass overriding what differs), one YAML and one registry line.
 """
@@ -74,6 +75,8 @@ class Objective:
     streams: bool = False
     outputs: tuple = ()  # the columns infer adds to a row (pred_*); (): it predicts nothing on new data
     words: tuple = ()  # input fields read as a list of words (a text cell is split at whitespace)
+    optional: tuple = ()  # fields whose empty cell means something (e.g. no label at all): never "missing"
+    reads: tuple = ()  # data.* keys beyond its fields' that it reads (set for another objective: an error)
 
     # --- input rules ---
     @classmethod
@@ -169,6 +172,17 @@ class Objective:
         """Rows a user reads, from predict's records (e.g. QA's answers), written to <run>/predictions/<split>.jsonl;
         None: nothing to write."""
         return None
+
+    def reports(self, stage: str, predictions: list) -> dict:
+        """Files of the run dir ({file name: text}, e.g. a per-label table) from predict's records; {}: none."""
+        return {}
+
+    def export_config(self) -> dict:
+        """The objective's config as the export records it (what `infer` gets as `cfg`): what training settled
+        (e.g. a threshold tuned on validation) in place of what it started from."""
+        from omegaconf import OmegaConf
+
+        return OmegaConf.to_container(self.cfg, resolve=True)
 
     @classmethod
     def infer(cls, cfg, model, tokenizer, rows: list, options: InferOptions) -> list:

@@ -74,19 +74,23 @@ class Classification(Objective):
             )
         )
 
+    def stored_labels(self) -> tuple:
+        """How prepare stores a batch's label cells: (cells -> {column: a value per row}, those scalar columns, what
+        decides them, for the cache key). A subclass with other targets (multi-label) overrides it."""
+        label2id = self.label2id
+        return (lambda cells: {"labels": [label2id[label_text(v)] for v in cells]}), ["labels"], label2id
+
     def prepare(self, split: str, dataset):
         from transferlab.data.prepared import Rows
 
-        tokenizer, max_len, label2id = self.tokenizer, self.data_cfg.max_seq_len, self.label2id
+        tokenizer, max_len = self.tokenizer, self.data_cfg.max_seq_len
+        labels, columns, label_settings = self.stored_labels()
 
         def encode(batch):
-            return {
-                "input_ids": encode_texts(tokenizer, batch["text"], max_len),
-                "labels": [label2id[label_text(v)] for v in batch["label"]],
-            }
+            return {"input_ids": encode_texts(tokenizer, batch["text"], max_len), **labels(batch["label"])}
 
-        settings = {"objective": self.name, "max_len": max_len, "labels": label2id, "v": 2}
-        return Rows.prepare(dataset, encode, tokenizer, settings, ["labels"], self.data_cfg.num_proc)
+        settings = {"objective": self.name, "max_len": max_len, "labels": label_settings, "v": 2}
+        return Rows.prepare(dataset, encode, tokenizer, settings, columns, self.data_cfg.num_proc)
 
     def collator(self, stage: str):
         from transferlab.objectives.collate import PadCollator
@@ -113,18 +117,24 @@ class Classification(Objective):
         """pred_label and its probability pred_score; with options.top_k > 1 also pred_top_k, [{label, score}]."""
         from transferlab.objectives.collate import PadCollator, by_length, on_device
 
-        collate, names, k = PadCollator(tokenizer.pad_token_id, columns=()), model.config.id2label, options.top_k
+        collate = PadCollator(tokenizer.pad_token_id, columns=())
 
         def run(batch: list, first: int) -> list:
             ids = encode_texts(tokenizer, [r["text"] for r in batch], options.max_seq_len)
             logits = model(**model_inputs(on_device(collate([{"input_ids": i} for i in ids]), model))).logits
-            best = logits.float().softmax(-1).topk(min(k, logits.size(-1)), dim=-1)
-            out = []
-            for p, i in zip(best.values.tolist(), best.indices.tolist()):
-                row = {"pred_label": names[i[0]], "pred_score": round(p[0], 6)}
-                if k > 1:
-                    row["pred_top_k"] = [{"label": names[j], "score": round(q, 6)} for q, j in zip(p, i)]
-                out.append(row)
-            return out
+            return cls.decode(cfg, logits.float(), model.config.id2label, options)
 
         return by_length(rows, lambda r: len(r["text"]), run, options)
+
+    @classmethod
+    def decode(cls, cfg, logits, names: dict, options) -> list:
+        """infer's output columns of each row, from the model's logits; `names`: label id -> label."""
+        k = options.top_k
+        best = logits.softmax(-1).topk(min(k, logits.size(-1)), dim=-1)
+        out = []
+        for p, i in zip(best.values.tolist(), best.indices.tolist()):
+            row = {"pred_label": names[i[0]], "pred_score": round(p[0], 6)}
+            if k > 1:
+                row["pred_top_k"] = [{"label": names[j], "score": round(q, 6)} for q, j in zip(p, i)]
+            out.append(row)
+        return out

@@ -111,6 +111,11 @@ class TransferModule(pl.LightningModule):
             from transferlab.run.outputs import write_jsonl
 
             write_jsonl(self.predictions_dir / f"{'validation' if stage == 'val' else stage}.jsonl", rows)
+        reports = self.objective.reports(stage, unique)
+        if reports and self.predictions_dir is not None and self.trainer.is_global_zero:
+            from transferlab.run.outputs import write_reports
+
+            write_reports(self.predictions_dir.parent, reports)  # the run dir
 
     def on_validation_epoch_start(self):
         self._predictions = []

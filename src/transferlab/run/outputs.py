@@ -26,6 +26,12 @@ def write_jsonl(path: Path, rows: list) -> Path:
     return write_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
+def write_reports(run_dir: Path, files: dict) -> None:
+    """An objective's report files ({name: text}, Objective.reports) in the run dir, each written whole."""
+    for name, text in files.items():
+        write_atomic(run_dir / name, text)
+
+
 def failure_record(error: BaseException) -> dict:
     """status: interrupted for a run stopped by a signal (in fit or while preparing data: signals.py), else failed."""
     status = "interrupted" if isinstance(error, (Interrupted, KeyboardInterrupt)) else "failed"
@@ -50,15 +56,13 @@ RECORD = "transferlab.json"  # in an export: what transferlab-predict infers wit
 def export(model, tokenizer, export_dir: Path, objective) -> Path:
     """HF save_pretrained (safetensors) of the task model and the tokenizer: loadable by AutoModel/AutoTokenizer.
     Beside them, RECORD: the objective, its config and the data settings it read (its columns, max_seq_len)."""
-    from omegaconf import OmegaConf
-
     export_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(export_dir)
     tokenizer.save_pretrained(export_dir)
     keys = [*objective.fields.values(), "max_seq_len"]
     record = {
         "objective": objective.name,
-        "objective_config": OmegaConf.to_container(objective.cfg, resolve=True),
+        "objective_config": objective.export_config(),
         "data": {key: objective.data_cfg.get(key) for key in keys},
     }
     (export_dir / RECORD).write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
