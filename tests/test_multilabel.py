@@ -302,3 +302,7 @@ def test_predict_applies_the_exports_threshold_and_per_label_csv_is_the_test_set
     record["objective_config"]["threshold"] = 0.001  # predict reads the export's threshold: nearly every label
     (export / "transferlab.json").write_text(json.dumps(record))
     assert all(row["pred_labels"] == names for row in _predict(capsys, export, test))
+    (export / "transferlab.json").unlink()  # an export from elsewhere: its config's problem_type names the objective
+    foreign = _predict(capsys, export, test)
+    assert [r["pred_scores"] for r in foreign] == [r["pred_scores"] for r in rows]
+    assert [r["pred_labels"] for r in foreign] == [[n for n, s in r["pred_scores"].items() if s > 0.5] for r in rows]

@@ -74,6 +74,7 @@ class MultilabelClassification(Classification):
     optional = ("label",)  # an empty label cell: none of the labels applies
     reads = ("label_separator",)
     outputs = ("pred_labels", "pred_scores")
+    problem_type = "multi_label_classification"
 
     @classmethod
     def check(cls, cfg) -> None:
@@ -118,7 +119,7 @@ class MultilabelClassification(Classification):
         return PadCollator(self.tokenizer.pad_token_id, columns=tuple(self.columns), keep_ids=stage != "train")
 
     def model_config(self) -> dict:
-        return {**super().model_config(), "problem_type": "multi_label_classification"}
+        return {**super().model_config(), "problem_type": self.problem_type}
 
     @property
     def threshold(self) -> float:
