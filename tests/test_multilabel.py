@@ -104,6 +104,17 @@ def test_per_label_table_matches_sklearn():
     assert objective.reports("val", []) == {}  # the test set's table only
 
 
+@pytest.mark.parametrize("n", [45, 63, 64, 130])
+def test_label_sets_round_trip_through_their_stored_bits(n):
+    from transferlab.objectives.multilabel_labels import unpacked
+
+    rng, columns = random.Random(n), bit_columns(n)
+    sets = [sorted(rng.sample(range(n), rng.randint(0, 5))) for _ in range(50)] + [[0, n - 1], list(range(n))]
+    words = [packed(s, columns) for s in sets]
+    batch = {c: torch.tensor([w[c] for w in words]) for c in columns}
+    assert [torch.nonzero(row).flatten().tolist() for row in unpacked(batch, columns, n)] == sets
+
+
 def _planted(best: float, rows: int = 40, seed: int = 0) -> list:
     """Records whose gold labels are exactly the scores above `best`: micro-F1 is 1 there and lower elsewhere."""
     rng = np.random.default_rng(seed)
