@@ -104,6 +104,14 @@ PRESETS = {
         "data.label_column": "answers",
         "objective.max_seq_len": 128,
     },
+    "multilabel": {
+        "objective.name": "multilabel_classification",
+        "objective.tune_threshold": True,
+        "data.name": "wordnet_multilabel",
+        "data.label_column": "labels",
+        "model.arch": "bert",
+        "tokenizer.source": "train",
+    },
     "qa_finetune": {
         "objective.name": "extractive_qa",
         "data.name": "wordnet_qa",

@@ -45,6 +45,7 @@ REFUSED = {
     ("extractive_qa", "peft.prefix_tuning"): NO_PAST.format("QUESTION_ANS"),
     ("classification", "peft.prefix_tuning"): NO_PAST.format("SEQ_CLS"),
     ("regression", "peft.prefix_tuning"): NO_PAST.format("SEQ_CLS"),
+    ("multilabel_classification", "peft.prefix_tuning"): NO_PAST.format("SEQ_CLS"),
 }
 # clm's chunked loss reads the base model past peft's wrapper, where a prefix never reaches it (refused at the first
 # step: tests/test_peft.py); with the dense loss prefix tuning trains.
@@ -70,6 +71,8 @@ def _data_for(objective: str) -> list:
     fields = OBJECTIVES[objective].fields
     if objective == "regression":  # numeric targets
         return ["data=wordnet_depth"]
+    if objective == "multilabel_classification":
+        return ["data=wordnet_multilabel"]
     if "tags" in fields:
         return ["data=brown_pos"]
     if "question" in fields:

@@ -83,6 +83,11 @@ def files(tmp_path_factory) -> dict:
     (d / "empty_target.jsonl").write_text(
         '{"source": "a b", "target": "x"}\n{"source": "c d", "target": " "}\n{"source": "e f", "target": "z"}\n'
     )
+    ml = '{"text": "a cat", "labels": ["animal"]}\n{"text": "a red car", "labels": ["vehicle", "red"]}\n'
+    (d / "ml_ok.jsonl").write_text(ml * 5)
+    (d / "ml_scalar.jsonl").write_text(ml + '{"text": "a dog", "labels": "animal"}\n')
+    (d / "ml_unseen.jsonl").write_text('{"text": "a boat", "labels": ["boat", "red"]}\n')
+    (d / "ml_gap.csv").write_text("text,labels\n" + "a cat,animal\na red car,vehicle;;red\n" * 5)
     (d / "bare_model").mkdir()  # a model dir without tokenizer files
     (d / "bare_model" / "config.json").write_text(json.dumps({"model_type": "bert", "architectures": ["BertModel"]}))
     gaps = d / "gaps.csv"  # an empty label cell on file line 3, an empty text cell on line 4
@@ -123,6 +128,10 @@ def files(tmp_path_factory) -> dict:
                 ("squad_qas_bad", "json"),
                 ("no_target", "jsonl"),
                 ("empty_target", "jsonl"),
+                ("ml_ok", "jsonl"),
+                ("ml_scalar", "jsonl"),
+                ("ml_unseen", "jsonl"),
+                ("ml_gap", "csv"),
             )
         },
     }
@@ -135,6 +144,7 @@ def _files(**splits) -> list:
 TAGGING = ["objective=token_classification", "data=files"]
 QA = ["objective=extractive_qa", "data=files"]
 T5 = ["objective=seq2seq", "model=tiny_t5"]
+MULTILABEL = ["objective=multilabel_classification", "data=files", "data.label_column=labels"]
 
 # (id, overrides with {file} placeholders, extra env, what the one line must say)
 CATALOGUE = [
@@ -407,6 +417,33 @@ CATALOGUE = [
         [*T5, "data=files", "data.train={empty_target}"],
         {},
         "empty_target.jsonl) has empty values: 'target' at line 2; fill them in",
+    ),
+    (
+        "multilabel_label_not_list",
+        [*MULTILABEL, "data.train={ml_scalar}"],
+        {},
+        'ml_scalar.jsonl) line 3: label cell "animal" is not a list of labels; give a list (JSON/JSONL/parquet), '
+        "or set data.label_separator=<the text between labels> (e.g. ';') to split text cells",
+    ),
+    (
+        "multilabel_empty_label",
+        [*MULTILABEL, "data.train={ml_gap}", 'data.label_separator=";"'],
+        {},
+        'ml_gap.csv) line 3: labels ["vehicle", "", "red"] hold an empty label (an empty list item, or separators '
+        "with nothing between them); remove it",
+    ),
+    (
+        "multilabel_label_unseen",
+        [*MULTILABEL, "data.train={ml_ok}", "data.test={ml_unseen}"],
+        {},
+        "ml_unseen.jsonl) has labels never seen in train: boat; the model cannot predict them",
+    ),
+    (
+        "label_separator_unread",
+        ["data=files", "data.train={ok}", 'data.label_separator=";"'],
+        {},
+        "data.label_separator=; is read by objective=multilabel_classification only, not objective=classification; "
+        "use objective=multilabel_classification, or drop data.label_separator",
     ),
     (
         "stream_without_steps",

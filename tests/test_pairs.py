@@ -199,7 +199,7 @@ def test_mcc_and_per_class_csv_match_sklearn_on_fixed_predictions(pair_files):
         matthews_corrcoef(target, preds), abs=1e-6
     )
 
-    files = objective.artifacts("test")
+    files = objective.artifacts("test", [])
     rows = list(csv.DictReader(files["per_class.csv"].decode().splitlines()))
     p, r, f, s = precision_recall_fscore_support(target, preds, labels=[0, 1, 2, 3], zero_division=0)
     assert [row["label"] for row in rows] == ["ant", "bee", "cat", "dog"]
@@ -210,7 +210,7 @@ def test_mcc_and_per_class_csv_match_sklearn_on_fixed_predictions(pair_files):
         assert float(row["f1"]) == pytest.approx(f[i], abs=1e-6)
         assert int(row["support"]) == s[i]
     assert files["confusion_matrix.png"].startswith(b"\x89PNG")
-    assert objective.artifacts("train") == {}
+    assert objective.artifacts("train", []) == {}
 
 
 # ---------------------------------------------------------------- a run on pairs: predict, pipeline, files, report

@@ -95,8 +95,9 @@ def test_targets_are_numbers_as_written(tmp_path, monkeypatch):
     splits, _ = _load(tmp_path, monkeypatch, rows)
     objective = Regression(OmegaConf.create({"name": "regression", "standardize": True}), None, None, splits["train"])
     assert set(splits["train"]["label"][:]) == {"1.5", " 2", "3e1", "-0.25", "007"}  # cells as written
-    assert objective.targets()[0](["1.5", " 2", "3e1", "-0.25", "007"]) == [1.5, 2.0, 30.0, -0.25, 7.0]
-    assert objective.targets()[0]([3, 2.5]) == [3.0, 2.5]  # JSON numbers
+    stored = objective.stored_labels()[0]
+    assert stored(["1.5", " 2", "3e1", "-0.25", "007"]) == {"labels": [1.5, 2.0, 30.0, -0.25, 7.0]}
+    assert stored([3, 2.5]) == {"labels": [3.0, 2.5]}  # JSON numbers
 
 
 @pytest.mark.parametrize("cell", ["abc", "NA", "nan", "inf", "1,5"])

@@ -49,12 +49,14 @@ def objective_of(export: Path) -> tuple:
     if (export / "probe.json").is_file():  # a probe exported before transferlab.json: probes train on features
         found = [c for c in OBJECTIVES.values() if c.outputs and c.reads_features]
     else:
-        architecture = (transformers.AutoConfig.from_pretrained(export).architectures or ["?"])[0]
+        config = transformers.AutoConfig.from_pretrained(export)
+        architecture = (config.architectures or ["?"])[0]
         found = [c for c in OBJECTIVES.values() if c.outputs and architecture in _architectures(c.auto_class)]
         if not found:
             raise TransferlabError(
                 f"{export}: a {architecture}, which predicts nothing transferlab-predict reads; {instead}"
             )
+        found.sort(key=lambda c: c.problem_type != config.problem_type)  # e.g. multi-label's, where it says so
     return found[0], OmegaConf.structured(found[0].Config), {}
 
 

@@ -44,6 +44,8 @@ class DataConfig:
     text_column: str = "text"
     text_pair_column: Optional[str] = None  # a sentence pair's second text (objectives that read pairs)
     label_column: Optional[str] = None
+    # multi-label: a text cell holds its labels separated by this (e.g. ";"), each part as written; null: a list
+    label_separator: Optional[str] = None
     question_column: Optional[str] = (
         None  # extractive QA's question (its context is text_column, its answers label_column)
     )

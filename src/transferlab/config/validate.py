@@ -89,6 +89,20 @@ def _check_mix(cfg: DictConfig, objective) -> None:
             check_fields(source.data, "data.")
             _check_data(source.cfg)
             objective.check(source.cfg)
+            _check_reads(source.data, objective)
+
+
+def _check_reads(data: DictConfig, objective) -> None:
+    """A data key that only some objectives read (Objective.reads), set for one that does not, is an error."""
+    from transferlab.objectives import OBJECTIVES
+
+    for key in sorted({k for o in OBJECTIVES.values() for k in o.reads} - set(objective.reads)):
+        if data.get(key) is not None:
+            readers = "|".join(n for n, o in OBJECTIVES.items() if key in o.reads)
+            raise TransferlabError(
+                f"data.{key}={data[key]} is read by objective={readers} only, not objective={objective.name}; "
+                f"use objective={readers}, or drop data.{key}"
+            )
 
 
 def _check_streaming(cfg: DictConfig, objective) -> None:
@@ -160,6 +174,7 @@ def validate(cfg: DictConfig) -> None:
         else:
             _check_data(cfg)
             objective.check(cfg)
+            _check_reads(cfg.data, objective)
         _check_streaming(cfg, objective)
         _check_tokenizer(cfg)
         _check_resume(cfg)

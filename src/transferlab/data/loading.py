@@ -135,7 +135,8 @@ def _checked(ds, split: str, data_cfg, objective):
     fields = read_fields(objective.fields, data_cfg)
     ds = objective.reshape(ds, data_cfg)
     _check_columns(ds, split, data_cfg, fields)
-    ds, dropped = _handle_missing(ds, split, data_cfg, fields)
+    required = {field: key for field, key in fields.items() if field not in objective.optional}
+    ds, dropped = _handle_missing(ds, split, data_cfg, required)
     columns = [data_cfg[key] for key in fields.values()]
     ds = _label_names(ds.select_columns(columns + ([LINE] if LINE in ds.column_names else [])), columns)
     ds = ds.rename_columns({data_cfg[key]: field for field, key in fields.items() if data_cfg[key] != field})
@@ -179,6 +180,7 @@ def _checked_file(data_cfg, split: str, objective):
         objective.name,
         columns,
         data_cfg.missing,
+        {key: data_cfg.get(key) for key in objective.reads},  # how the objective reads its cells
         2,
     )
 

@@ -57,6 +57,7 @@ OWN = (
     "text_column",
     "text_pair_column",
     "label_column",
+    "label_separator",
     "question_column",
     "source_column",
     "target_column",

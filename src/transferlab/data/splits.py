@@ -45,8 +45,13 @@ def stratified_sample(labels: Optional[Sequence], n: int, size: int, seed: int) 
     """Exactly `size` indices of range(n), sorted, stratified by label where labels are given."""
     taken, rest = stratified_take(labels, n, size / n, seed)
     rng = np.random.default_rng(seed + 1)
-    if len(taken) > size:
-        taken = rng.choice(taken, size, replace=False)
+    if len(taken) > size:  # one per label first (as far as size allows), then at random
+        in_taken = np.zeros(n, dtype=bool)
+        in_taken[taken] = True
+        first = np.array([g[in_taken[g]][0] for g in _groups(labels, n)]) if labels is not None else taken[:0]
+        first = rng.choice(first, min(size, len(first)), replace=False)
+        others = np.setdiff1d(taken, first)
+        taken = np.concatenate([first, rng.choice(others, size - len(first), replace=False)])
     elif len(taken) < size:
         taken = np.concatenate([taken, rng.choice(rest, size - len(taken), replace=False)])
     return np.sort(taken)
@@ -69,7 +74,20 @@ def _column(ds, column: str) -> list:
 
 
 def _strata(ds, field: Optional[str]):
-    return [str(v) for v in _column(ds, field)] if field else None
+    """Each row's stratum: its value as text; for a list (a multi-label row) its rarest member, so a cut keeps every
+    member that is some row's rarest (an empty list is a stratum of its own)."""
+    if not field:
+        return None
+    values = _column(ds, field)
+    if not any(isinstance(v, list) for v in values):
+        return [str(v) for v in values]
+    from collections import Counter
+
+    counts = Counter(str(m) for v in values if isinstance(v, list) for m in v)
+    return [
+        min((str(m) for m in v), key=lambda m: (counts[m], m), default="") if isinstance(v, list) else str(v)
+        for v in values
+    ]
 
 
 def _carve(train, fraction: float, seed: int, stratify: Optional[str], split: str):
@@ -119,5 +137,5 @@ def cut_splits(raw: dict, data_cfg, stratify: Optional[str]) -> dict:
             def sample(ds, k=limit):
                 return stratified_sample(_strata(ds, stratify), len(ds), k, seed) if k < len(ds) else None
 
-            raw[split] = cut(raw[split], sample, {"cut": "limit", "size": limit, "seed": seed, "by": stratify})
+            raw[split] = cut(raw[split], sample, {"cut": "limit", "size": limit, "seed": seed, "by": stratify, "v": 2})
     return raw

@@ -7,6 +7,7 @@ from transferlab.objectives.classification import Classification
 from transferlab.objectives.clm import CausalLM
 from transferlab.objectives.extractive_qa import ExtractiveQA
 from transferlab.objectives.mlm import MaskedLM
+from transferlab.objectives.multilabel_classification import MultilabelClassification
 from transferlab.objectives.regression import Regression
 from transferlab.objectives.seq2seq import Seq2Seq
 from transferlab.objectives.sft import SFT
@@ -20,6 +21,7 @@ OBJECTIVES: dict[str, type] = {
         CausalLM,
         Classification,
         Regression,
+        MultilabelClassification,
         TokenClassification,
         ExtractiveQA,
         SpanCorruption,

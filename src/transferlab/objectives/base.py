@@ -7,8 +7,9 @@ task end to end, so nothing upstream names a task.
   OPTIONAL_KEYS key, e.g. a pair's ``text_pair``, is read only when that key is set); ``columns``, the column names
   data=files/hub assume; ``stratify``; ``model_kinds``; ``auto_class``, its HF task class (also how a foreign export
   finds its objective); ``pipeline_tag``; ``monitor``; ``streams``; ``reads_features``; ``outputs``, the columns
-  ``infer`` writes (none: it predicts nothing on new data), ``words``, the inputs it reads as lists of words, and
-  ``usage``, lines the export's model card adds to its Python snippet (how to read what the model gives).
+  ``infer`` writes (none: it predicts nothing on new data), ``words``, the inputs it reads as lists of words,
+  ``usage``, lines the export's model card adds to its Python snippet (how to read what the model gives);
+  ``optional``, the fields whose empty cell is a value (not missing); ``reads``, further ``data.*`` keys it reads.
 - **Input rules** (classmethods, on the config or the data as read): ``check``, ``reshape``, ``check_rows``,
   ``check_splits``, ``texts``, ``tokenizer_problem``, ``tokenizer_family``.
 - **Core** (an instance, built from its config, the data config, the tokenizer and the train split, from which it
@@ -19,7 +20,7 @@ task end to end, so nothing upstream names a task.
 - **Evaluation and inference**: ``predict`` / ``evaluate`` score whole eval sets at the epoch's end (records gathered
   across ranks, duplicates dropped by id), ``written`` gives the rows of <run>/predictions/<split>.jsonl, and
   ``infer`` predicts new rows from an export (transferlab-predict) with the encoding and decoding that ``predict``
-  and ``step`` use.
+  and ``step`` use; ``reports`` gives further files of the run dir; ``export_config`` the config the export records.
 
 A new objective is one module (a subclass overriding what differs), one YAML and one registry line.
 """
@@ -85,6 +86,7 @@ class Objective:
     model_kinds: tuple = KINDS
     auto_class: str
     pipeline_tag: str | None = None  # the Hub's task name, for the export's model card
+    problem_type: str | None = None  # its HF config.problem_type, where one says it (a foreign export's objective)
     monitor: tuple = ("val/loss", "min")  # picks the best checkpoint, drives early stopping, returned to a sweeper
     # True: step calls the model with model_inputs(batch), so a batch may carry a frozen trunk's cached `features` in
     # place of tokens (freeze=backbone on a sequence classifier, data/features.py); the head then trains on them.
@@ -94,6 +96,8 @@ class Objective:
     outputs: tuple = ()  # the columns infer adds to a row (pred_*); (): it predicts nothing on new data
     words: tuple = ()  # input fields read as a list of words (a text cell is split at whitespace)
     usage: tuple = ()  # Python lines the export's model card adds after loading it (e.g. undoing a scaling)
+    optional: tuple = ()  # fields whose empty cell means something (e.g. no label at all): never "missing"
+    reads: tuple = ()  # data.* keys beyond its fields' that it reads (set for another objective: an error)
 
     # --- input rules ---
     @classmethod
@@ -194,16 +198,24 @@ class Objective:
         """Metrics of a whole eval set from predict's records, one per example id."""
         return {}
 
-    def artifacts(self, stage: str) -> dict:
-        """Files a user reads of an eval set (e.g. a per-class table and a confusion matrix), {name: bytes}, written
-        into the run dir at each eval epoch's end (the test's last): what the run's metrics alone do not show. Called
-        on every rank (it may reduce metric states); {}: none."""
+    def artifacts(self, stage: str, predictions: list) -> dict:
+        """Files a user reads of an eval set (e.g. a per-class table and a confusion matrix), {name: bytes or text},
+        written into the run dir at each eval epoch's end (the test's last): what the run's metrics alone do not show.
+        From the metric states or predict's records (gathered, one per example id); called on every rank (it may
+        reduce metric states); {}: none."""
         return {}
 
     def written(self, stage: str, predictions: list) -> list | None:
         """Rows a user reads, from predict's records (e.g. QA's answers), written to <run>/predictions/<split>.jsonl;
         None: nothing to write."""
         return None
+
+    def export_config(self) -> dict:
+        """The objective's config as the export records it (what `infer` gets as `cfg`): what training settled
+        (e.g. a threshold tuned on validation) in place of what it started from."""
+        from omegaconf import OmegaConf
+
+        return OmegaConf.to_container(self.cfg, resolve=True)
 
     @classmethod
     def infer(cls, cfg, model, tokenizer, rows: list, options: InferOptions) -> list:

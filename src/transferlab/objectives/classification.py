@@ -81,27 +81,27 @@ class Classification(Objective):
             )
         )
 
+    def stored_labels(self) -> tuple:
+        """How prepare stores a batch's label cells: (cells -> {column: a value per row}, those scalar columns, what
+        decides them, for the cache key). A subclass with other targets (multi-label) overrides it."""
+        label2id = self.label2id
+        return (lambda cells: {"labels": [label2id[label_text(v)] for v in cells]}), ["labels"], label2id
+
     def prepare(self, split: str, dataset):
         from transferlab.data.prepared import Rows
         from transferlab.objectives.sequence_inputs import encode_inputs, segment_columns
 
         tokenizer, max_len = self.tokenizer, self.data_cfg.max_seq_len
-        targets, depends = self.targets()
+        labels, columns, label_settings = self.stored_labels()
 
         def encode(batch):
-            return {**encode_inputs(tokenizer, batch, max_len), "labels": targets(batch["label"])}
+            return {**encode_inputs(tokenizer, batch, max_len), **labels(batch["label"])}
 
         segments = segment_columns(tokenizer, self.data_cfg)
-        settings = {"objective": self.name, "max_len": max_len, "labels": depends, "v": 2}
+        settings = {"objective": self.name, "max_len": max_len, "labels": label_settings, "v": 2}
         if self.data_cfg.get("text_pair_column"):  # (the split's fingerprint names its columns too)
             settings["pair"] = self.data_cfg.text_pair_column
-        return Rows.prepare(dataset, encode, tokenizer, settings, ["labels"], self.data_cfg.num_proc, aligned=segments)
-
-    def targets(self) -> tuple:
-        """(a function: a batch's label cells -> its `labels` column, what that mapping depends on (a cache key part));
-        a plain function, which datasets may send to worker processes. Regression stores numbers instead."""
-        label2id = self.label2id
-        return (lambda cells: [label2id[label_text(v)] for v in cells]), label2id
+        return Rows.prepare(dataset, encode, tokenizer, settings, columns, self.data_cfg.num_proc, aligned=segments)
 
     def collator(self, stage: str):
         from transferlab.objectives.sequence_inputs import input_collator
@@ -123,7 +123,7 @@ class Classification(Objective):
         self.metrics[stage].update(out.logits.argmax(-1), batch["labels"])
         return loss
 
-    def artifacts(self, stage: str) -> dict:
+    def artifacts(self, stage: str, predictions: list) -> dict:
         """The eval set's per_class.csv and confusion_matrix.png, from the MCC metric's confusion matrix (summed
         over ranks; every rank calls this)."""
         from transferlab.objectives.class_report import confusion_png, per_class_csv
@@ -147,7 +147,7 @@ class Classification(Objective):
 
         def run(batch: list, first: int) -> list:
             logits = model(**model_inputs(infer_batch(tokenizer, batch, options.max_seq_len, model))).logits
-            return cls.decoded(model.config, logits.float(), options)
+            return cls.decoded(cfg, model.config, logits.float(), options)
 
         return by_length(rows, input_length, run, options)
 
@@ -159,8 +159,9 @@ class Classification(Objective):
         return logistic(splits, {s: [label_text(v) for v in ds["label"][:]] for s, ds in splits.items()}, seed)
 
     @classmethod
-    def decoded(cls, config, logits, options) -> list:
-        """infer's rows ({output column: value}) from a batch's logits; `config` is the export's HF config."""
+    def decoded(cls, cfg, config, logits, options) -> list:
+        """infer's output columns of each row from a batch's logits; `cfg` is the objective's config as the export
+        records it, `config` the export's HF config (its id2label)."""
         names, k = config.id2label, options.top_k
         best = logits.softmax(-1).topk(min(k, logits.size(-1)), dim=-1)
         out = []

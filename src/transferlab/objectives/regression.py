@@ -108,8 +108,8 @@ class Regression(Classification):
 
     artifacts = Objective.artifacts  # no classes: no per-class table or confusion matrix
 
-    def targets(self) -> tuple:
-        return (lambda cells: [target_value(v) for v in cells]), "numbers"
+    def stored_labels(self) -> tuple:
+        return (lambda cells: {"labels": [target_value(v) for v in cells]}), ["labels"], "numbers"
 
     def collator(self, stage: str):
         collate = super().collator(stage)
@@ -161,6 +161,6 @@ class Regression(Classification):
         return ridge(splits, {s: [target_value(v) for v in ds["label"][:]] for s, ds in splits.items()}, seed)
 
     @classmethod
-    def decoded(cls, config, logits, options) -> list:
+    def decoded(cls, cfg, config, logits, options) -> list:
         mean, std = getattr(config, "target_mean", 0.0), getattr(config, "target_std", 1.0)
         return [{"pred_value": round(v, 6)} for v in original_scale(logits, mean, std).tolist()]

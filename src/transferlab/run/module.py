@@ -104,21 +104,21 @@ class TransferModule(pl.LightningModule):
         records, self._predictions = self._predictions, []
         if self.trainer.sanity_checking:  # a few batches only: whole-set scores would mean nothing
             return
-        files = self.objective.artifacts(stage)  # every rank: it may reduce metric states
-        if files and self.artifacts_dir is not None and self.trainer.is_global_zero:
-            from transferlab.run.outputs import write_artifacts
-
-            write_artifacts(self.artifacts_dir, files)
-            self.artifacts.update({name: "validation" if stage == "val" else stage for name in files})
         if self.trainer.world_size > 1:
             import torch.distributed as dist
 
             gathered = [None] * self.trainer.world_size
             dist.all_gather_object(gathered, records)
             records = [r for rank_records in gathered for r in rank_records]
-        if not records:
-            return
         unique = list({r["id"]: r for r in records}.values())
+        files = self.objective.artifacts(stage, unique)  # every rank: it may reduce metric states
+        if files and self.artifacts_dir is not None and self.trainer.is_global_zero:
+            from transferlab.run.outputs import write_artifacts
+
+            write_artifacts(self.artifacts_dir, files)
+            self.artifacts.update({name: "validation" if stage == "val" else stage for name in files})
+        if not unique:
+            return
         for name, value in self.objective.evaluate(stage, unique).items():
             # Every rank computed the same value from the same records: nothing to reduce.
             self.log(f"{stage}/{name}", float(value), prog_bar=True, sync_dist=False)

@@ -56,15 +56,13 @@ RECORD = "transferlab.json"  # in an export: what transferlab-predict infers wit
 def export(model, tokenizer, export_dir: Path, objective) -> Path:
     """HF save_pretrained (safetensors) of the task model and the tokenizer: loadable by AutoModel/AutoTokenizer.
     Beside them, RECORD: the objective, its config and the data settings it read (its columns, max_seq_len)."""
-    from omegaconf import OmegaConf
-
     export_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(export_dir)
     tokenizer.save_pretrained(export_dir)
     keys = [*objective.fields.values(), "max_seq_len"]
     record = {
         "objective": objective.name,
-        "objective_config": OmegaConf.to_container(objective.cfg, resolve=True),
+        "objective_config": objective.export_config(),
         "data": {key: objective.data_cfg.get(key) for key in keys},
     }
     (export_dir / RECORD).write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

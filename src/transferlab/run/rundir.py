@@ -31,6 +31,7 @@ RUN_ENTRIES = (
     "curves.png",
     "per_class.csv",  # an objective's eval-set files (Objective.artifacts)
     "confusion_matrix.png",
+    "per_label.csv",
 )
 
 # A finished run's record (metrics.json, .hydra/*) while this process continues that run: run dir -> {path: bytes}
