@@ -12,7 +12,7 @@ from transferlab.objectives.base import STAGE_OF_SPLIT
 def prepare_splits(raw: dict, objective) -> dict:
     """Every raw split as the objective prepares it (tokenized, packed, windowed or aligned); a mix's train split
     source by source (data/mix.py)."""
-    from transferlab.data.sources import Union
+    from transferlab.data.union import Union
 
     if isinstance(raw.get("train"), Union):
         from transferlab.data.mix import prepare_mix

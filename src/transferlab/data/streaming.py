@@ -1,7 +1,6 @@
 """data.streaming=true: a corpus read as a stream (datasets' IterableDataset), tokenized and packed on the fly.
-
-For hub datasets and local files too large to prepare. Nothing is written to disk and nothing is held but a
-shuffle buffer (data.shuffle_buffer examples) and the blocks of the batch being built.
+For hub datasets and local files too large to prepare: nothing is written to disk and nothing is held but a shuffle
+buffer (data.shuffle_buffer examples) and the blocks of the batch being built.
 
 - **Sharding.** Every (rank, loader worker) pair reads its own share of the stream: datasets'
   ``split_dataset_by_node`` over ranks x workers (whole files when there are enough, else every n-th example), so no

@@ -127,7 +127,7 @@ def check_inputs(cfg, run_dir: Path) -> Inputs:
         if resume_from:
             read_checkpoint(resume_from)
         if cfg.data.sources:
-            from transferlab.data.sources import load_mix
+            from transferlab.data.union import load_mix
 
             raw, dropped = load_mix(cfg, objective)
         else:
