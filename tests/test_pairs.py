@@ -342,3 +342,25 @@ def test_report_draws_the_run_dirs_figures_beside_its_curves(tmp_path):
     assert main([str(run)]) == 0
     beside = matplotlib.image.imread(run / "curves.png").shape
     assert beside[1] > plain[1] + 400  # one panel wider
+
+
+@pytest.mark.parametrize("name", ["regression", "multilabel_classification"])
+def test_every_sequence_objective_encodes_and_batches_a_pair(pair_files, tmp_path, name):
+    """Regression and multi-label read their text through classification's path: a pair reaches their batches."""
+    from transferlab.data.loading import load_splits
+    from transferlab.objectives import OBJECTIVES
+    from transferlab.objectives.base import model_inputs
+
+    rows = [{"a": "a cat", "b": f"the {w} sleeps", "y": y} for w, y in [("dog", "1.5"), ("cat", "2.0")] * 6]
+    data_cfg = _data(_jsonl(tmp_path / "t.jsonl", rows), text_pair_column="b")
+    if name == "multilabel_classification":
+        data_cfg.label_separator = ";"
+    cls = OBJECTIVES[name]
+    tokenizer = _tokenizer()
+    splits, _ = load_splits(data_cfg, cls)
+    objective = cls(OmegaConf.structured(cls.Config), data_cfg, tokenizer, splits["train"])
+    prepared = objective.prepare("train", splits["train"])
+    want = tokenizer("a cat", "the dog sleeps")
+    assert prepared[0]["input_ids"].tolist() == want["input_ids"]
+    batch = objective.collator("train")([prepared[i] for i in range(2)])
+    assert model_inputs(batch)["token_type_ids"][0].tolist()[: len(want["input_ids"])] == want["token_type_ids"]
