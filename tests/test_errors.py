@@ -155,6 +155,13 @@ CATALOGUE = [
         "unknown model 'tiny_bret' (did you mean 'tiny_bert'?); available: pretrained, tiny_bert, tiny_gpt2",
     ),
     ("unknown_key", ["optimizer.lrr=1"], {}, "unknown key 'optimizer.lrr' (did you mean 'optimizer.lr'?)"),
+    (
+        "group_left_out",
+        ["init=pretrained"],
+        {},
+        "error: init is a config group this config does not include (pretrained, scratch); "
+        "add it with a plus: +init=pretrained",
+    ),
     ("wrong_type", ["optimizer.lr=abc"], {}, "optimizer.lr: expected a float, got 'abc'"),
     (
         "compile_mode_without_compile",

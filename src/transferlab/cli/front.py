@@ -12,21 +12,9 @@ from typing import Callable, List, Optional
 
 from transferlab.errors import TransferlabError, did_you_mean
 
-_PASSTHROUGH_FLAGS = {
-    "--help",
-    "-h",
-    "--hydra-help",
-    "--version",
-    "--cfg",
-    "-c",
-    "--info",
-    "-i",
-    "--shell-completion",
-    "-sc",
-    "--resolve",
-    "-p",
-    "--package",
-}
+_PASSTHROUGH_FLAGS = set(
+    "--help -h --hydra-help --version --cfg -c --info -i --shell-completion -sc --resolve -p --package".split()
+)
 _VALUE_FLAGS = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--experimental-rerun"}
 
 
@@ -99,6 +87,8 @@ def _unparsable(overrides: List[str]) -> Optional[str]:
 def _explain(e: Exception, overrides: List[str]) -> str:
     from hydra.errors import MissingConfigException, OverrideParseException
 
+    from transferlab.config import CONF_DIR
+
     text = str(e)
     bad = _unparsable(overrides) if isinstance(e, OverrideParseException) or "Ambiguous value" in text else None
     if bad:
@@ -124,6 +114,11 @@ def _explain(e: Exception, overrides: List[str]) -> str:
     if m and "Could not override" in text:
         key = m.group(1)
         parent, _, leaf = key.rpartition(".")
+        group = CONF_DIR / key
+        if not parent and group.is_dir():  # a group the composed defaults leave out (init outside experiment=study)
+            given = next((o.partition("=")[2] for o in overrides if o.startswith(key + "=")), "NAME")
+            names = ", ".join(sorted(f.stem for f in group.glob("*.yaml")))
+            return f"{key} is a config group this config does not include ({names}); add it with a plus: +{key}={given}"
         known = _keys_at(parent, [o for o in overrides if not o.startswith(key + "=")])
         where = f" in {parent}" if parent else ""
         suggestion = did_you_mean(leaf, known).replace("'", f"'{parent}.", 1) if parent else did_you_mean(leaf, known)
