@@ -109,7 +109,8 @@ PRESETS = {
         "objective.tune_threshold": True,
         "data.name": "wordnet_multilabel",
         "data.label_column": "labels",
-        "model.arch": "bert",
+        "model.arch": "modernbert",
+        "optimizer.lr": 5.0e-4,
         "tokenizer.source": "train",
     },
     "qa_finetune": {
