@@ -80,7 +80,8 @@ def measure(name: str, outputs: Path, cache: Path) -> dict:
 
 def table(rows: list, where: dict) -> str:
     head = [
-        f"Measured {date.today()} at commit {where['commit']} on {where['cores']} CPU cores, each preset in its own process, "
+        f"Measured {date.today()} at commit {where['commit']} on {where['cores']} CPU cores, "
+        "each preset in its own process, "
         "fresh outputs and cache.",
         "",
         "| preset | status | fit s | test metrics | quoted in |",
