@@ -225,3 +225,16 @@ def test_the_export_loads_in_a_text_classification_pipeline(run):
     assert [r["score"] for r in default(texts[:3])] == [pytest.approx(s, abs=1e-6) for s in scores[:3]]
     card = (export / "README.md").read_text()
     assert 'value = pipe("some text")[0]["score"] * model.config.target_std + model.config.target_mean' in card
+
+
+def test_an_export_from_elsewhere_saying_regression_is_predicted_as_regression(run, tmp_path):
+    """Without transferlab.json, predict finds the objective from the HF config: problem_type picks regression over
+    classification, which shares its architecture."""
+    import shutil
+
+    from transferlab.cli.predict import objective_of
+
+    foreign = tmp_path / "foreign"
+    shutil.copytree(run["dir"] / "export", foreign)
+    (foreign / "transferlab.json").unlink()
+    assert objective_of(foreign)[0] is Regression

@@ -58,6 +58,7 @@ class Regression(Classification):
     Config = RegressionConfig
     stratify = None  # numbers: train_fraction and carved splits draw at random
     outputs = ("pred_value",)
+    problem_type = "regression"  # how an export from elsewhere says it is one
     usage = (
         "",
         "# the model outputs a standardised value; the export's config maps it back to the target's scale",
@@ -119,7 +120,7 @@ class Regression(Classification):
     def model_config(self) -> dict:
         return {
             "num_labels": 1,
-            "problem_type": "regression",
+            "problem_type": self.problem_type,
             "id2label": {0: "value"},
             "label2id": {"value": 0},
             "target_mean": self.mean,
