@@ -151,6 +151,8 @@ def test_vocab_multiple_pads_masks_suppresses_and_exports(tmp_path):
                 "trust_remote_code": False,
                 "attn_implementation": None,
                 "vocab_multiple": 64,
+                "gradient_checkpointing": False,
+                "load_in": None,
             },
             "data": {"max_seq_len": 16},
         }
