@@ -24,12 +24,15 @@ train: setup
 	$(VENV)/bin/transferlab-train experiment=quickstart $(ARGS)
 	@$(VENV)/bin/transferlab-report $$(ls -td outputs/quickstart/runs/*/ | head -1)
 
+# One pytest worker per core (pytest-xdist; tests/conftest.py gives each worker one thread): 2 on the 2-core CI box.
+TEST_WORKERS ?= 2
+
 test: setup
-	$(PY) -m pytest -q --durations=15 $(ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal --durations=15 $(ARGS)
 
 # The edit loop (< 2 min on 2 cores): everything but the end-to-end runs in subprocesses.
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow" --durations=15 $(ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal -m "not slow" --durations=15 $(ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -11,6 +11,8 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TRANSFERLAB_CACHE", tempfile.mkdtemp(prefix="transferlab-test-cache-"))
+if os.environ.get("PYTEST_XDIST_WORKER"):  # make test runs one worker per core: one thread each, children too
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 
 def single_thread():
