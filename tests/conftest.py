@@ -24,3 +24,31 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+# A run inside the test process: no loggers, checkpoints, progress bar or model summary
+QUIET = [
+    "logger=none",
+    "callbacks.checkpoint.enabled=false",
+    "callbacks.progress_bar=false",
+    "+trainer.enable_model_summary=false",
+]
+
+
+def train_in_process(overrides: list, run_dir, before_fit=None) -> tuple:
+    """Check, compose and assemble a run as transferlab-train would, fit and test it, and export it to
+    run_dir/export, all in this process: (the assembled run, its metrics, what before_fit(assembled) returned)."""
+    from rich.console import Console
+
+    from transferlab.cli.front import compose, preflight
+    from transferlab.run.job import _fit_and_evaluate, assemble
+    from transferlab.run.outputs import export
+
+    overrides = [*overrides, *QUIET]
+    preflight(overrides)
+    cfg = compose(overrides)
+    a = assemble(cfg, run_dir, [], True, Console(stderr=True, quiet=True))
+    seen = before_fit(a) if before_fit else None
+    metrics = _fit_and_evaluate(cfg, a, None)
+    export(a.policy.model_for_export(a.module.model)[0], a.tokenizer, run_dir / "export", a.module.objective)
+    return a, metrics, seen

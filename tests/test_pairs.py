@@ -233,11 +233,7 @@ def _pair_rows(n: int, seed: int) -> list:
 @pytest.fixture(scope="module")
 def pair_run(tmp_path_factory):
     """A short in-process run on pairs (fit, test, export): (run dir, test file, test rows, its metrics)."""
-    from rich.console import Console
-
-    from transferlab.cli.front import compose, preflight
-    from transferlab.run.job import _fit_and_evaluate, assemble
-    from transferlab.run.outputs import export
+    from conftest import train_in_process
 
     d = tmp_path_factory.mktemp("pair_run")
     test_rows = _pair_rows(40, 1)
@@ -256,17 +252,9 @@ def pair_run(tmp_path_factory):
         "tokenizer.min_frequency=1",
         "trainer.max_epochs=6",
         "optimizer.lr=3e-3",
-        "logger=none",
-        "callbacks.checkpoint.enabled=false",
-        "callbacks.progress_bar=false",
-        "+trainer.enable_model_summary=false",
     ]
-    preflight(overrides)
-    cfg = compose(overrides)
     run = d / "run"
-    a = assemble(cfg, run, [], True, Console(stderr=True, quiet=True))
-    metrics = _fit_and_evaluate(cfg, a, None)
-    export(a.policy.model_for_export(a.module.model)[0], a.tokenizer, run / "export", a.module.objective)
+    _, metrics, _ = train_in_process(overrides, run)
     return run, str(d / "test.jsonl"), test_rows, {k: float(v) for k, v in metrics.items()}
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from conftest import single_thread
 
-from transferlab.cli.front import compose, preflight
 from transferlab.cli.predict import main
 
 one_thread = pytest.fixture(autouse=True, scope="module")(single_thread)
@@ -67,10 +66,7 @@ SETTINGS = {  # short limits: long rows are cut (classification, tagging) or win
 
 def _run(objective: str, tmp_path: Path, spy=None) -> tuple:
     """A short in-process run (fit, test) and its export: (run dir, test file, objective, the spy's records)."""
-    from rich.console import Console
-
-    from transferlab.run.job import _fit_and_evaluate, assemble
-    from transferlab.run.outputs import export
+    from conftest import train_in_process
 
     train = _jsonl(tmp_path / "train.jsonl", _rows(objective, 160, 0))
     test = _jsonl(tmp_path / "test.jsonl", _rows(objective, 24, 1))
@@ -86,19 +82,10 @@ def _run(objective: str, tmp_path: Path, spy=None) -> tuple:
         "tokenizer.min_frequency=1",
         "trainer.max_epochs=8",
         "optimizer.lr=3e-3",
-        "logger=none",
-        "callbacks.checkpoint.enabled=false",
-        "callbacks.progress_bar=false",
-        "+trainer.enable_model_summary=false",
         *SETTINGS.get(objective, []),
     ]
-    preflight(overrides)
-    cfg = compose(overrides)
     run = tmp_path / "run"
-    a = assemble(cfg, run, [], True, Console(stderr=True, quiet=True))
-    records = spy(a.module.objective) if spy else None
-    _fit_and_evaluate(cfg, a, None)
-    export(a.policy.model_for_export(a.module.model)[0], a.tokenizer, run / "export", a.module.objective)
+    a, _, records = train_in_process(overrides, run, (lambda a: spy(a.module.objective)) if spy else None)
     return run, test, a.module.objective, records
 
 
