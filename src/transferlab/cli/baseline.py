@@ -40,6 +40,7 @@ def run_baseline(cfg: DictConfig) -> float | None:
         inputs = check_inputs(cfg, run_dir)
         metrics = {**_objective(cfg).baseline(inputs.raw, cfg.seed), "status": "ok"}
         metrics.update({f"data/dropped_{split}": n for split, n in inputs.dropped.items()})
+        metrics.update(inputs.data_record())  # the same record as a transformer run on the same splits
         write_metrics(run_dir, metrics)
         scores = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith(("test/", "baseline/")))
         print(f"{scores}  run dir {run_dir}")

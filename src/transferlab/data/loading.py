@@ -13,7 +13,7 @@ from transferlab.config import cache_dir
 from transferlab.data.files import existing_file, read_file
 from transferlab.data.missing import complement, missing_rows
 from transferlab.data.readers import file_format, file_identity
-from transferlab.data.splits import cut_splits
+from transferlab.data.splits import carve_splits, size_splits
 from transferlab.data.tabular import LINE
 from transferlab.errors import TransferlabError
 from transferlab.objectives.base import read_fields
@@ -207,10 +207,17 @@ def load_splits(data_cfg, objective):
         from transferlab.data.streaming import load_streams
 
         return load_streams(data_cfg, read_fields(objective.fields, data_cfg)), {}
+    task, dropped = load_task(data_cfg, objective)
+    return size_splits(task, data_cfg, objective.stratify), dropped
+
+
+def load_task(data_cfg, objective):
+    """The task's splits as `load_splits` reads them, before the cuts to size (data.train_fraction and the limits),
+    and the rows dropped per split for a missing value."""
     if data_cfg.source == "hub":
         checked = {split: _checked(ds, split, data_cfg, objective) for split, ds in _load_hub(data_cfg).items()}
     else:
         checked = {split: _checked_file(data_cfg, split, objective) for split in SPLITS if data_cfg[split] is not None}
     raw = {split: ds for split, (ds, _) in checked.items()}
     dropped = {split: n for split, (_, n) in checked.items() if n}
-    return cut_splits(raw, data_cfg, objective.stratify), dropped
+    return carve_splits(raw, data_cfg, objective.stratify), dropped

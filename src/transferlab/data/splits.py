@@ -111,14 +111,21 @@ def _carve(train, fraction: float, seed: int, stratify: Optional[str], split: st
     return cut(train, part(0), {**settings, "part": "held"}), cut(train, part(1), {**settings, "part": "rest"})
 
 
-def cut_splits(raw: dict, data_cfg, stratify: Optional[str]) -> dict:
-    """Missing validation/test splits carved from train (stratified, fixed seed), validation first; then
-    data.train_fraction and the size limits. Each cut is Deferred: named now, made only when its rows are read (a cache
-    miss), so a run on prepared data reads no line of text to cut them."""
+def carve_splits(raw: dict, data_cfg, stratify: Optional[str]) -> dict:
+    """The task's splits: missing validation/test splits carved from train (stratified, fixed seed), validation
+    first. Its train split is the pool that data.train_fraction and data.max_train_samples then draw from (size_splits).
+    Each cut is Deferred: named now, made only when its rows are read (a cache miss), so a run on prepared data reads
+    no line of text to cut them."""
     raw, seed = dict(raw), data_cfg.split_seed
     for split in ("validation", "test"):
         if split not in raw:
             raw[split], raw["train"] = _carve(raw["train"], data_cfg.validation_fraction, seed, stratify, split)
+    return raw
+
+
+def size_splits(raw: dict, data_cfg, stratify: Optional[str]) -> dict:
+    """The task's splits cut to size: data.train_fraction, then the size limits."""
+    raw, seed = dict(raw), data_cfg.split_seed
     if data_cfg.train_fraction < 1:
         taken = lambda ds, f=data_cfg.train_fraction: stratified_take(_strata(ds, stratify), len(ds), f, seed)[0]  # noqa: E731
         raw["train"] = cut(

@@ -170,6 +170,7 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None, inputs):
     metrics.update(_callback(trainer, Throughput).metrics(trainer.world_size))
     metrics.update({"params/trainable": a.summary["trainable"], "params/total": a.summary["total"], "status": "ok"})
     metrics.update({f"data/dropped_{split}": n for split, n in inputs.dropped.items()})
+    metrics.update(inputs.data_record())  # what the report compares runs by, and their label count
     metrics.update({f"data/{key}": n for key, n in {**module.objective.stats, **data_stats}.items()})
     if cfg.export:
         export_model, kind = a.policy.model_for_export(module.model)

@@ -19,6 +19,13 @@ class Inputs:
     raw: dict  # split name -> datasets.Dataset, one column per field the objective reads
     resume_from: str | None  # a checked .ckpt to continue from, or None
     dropped: dict = field(default_factory=dict)  # split -> rows dropped for a missing value (data.missing=drop)
+    task: dict = field(default_factory=dict)  # the splits before the cuts to size (data/identity.py); {}: a stream/mix
+
+    def data_record(self) -> dict:
+        """metrics.json's data/train_examples and split fingerprints (read on demand: hashing rows costs a read)."""
+        from transferlab.data.identity import data_record
+
+        return data_record(self.task, self.raw) if self.task else {}
 
 
 @contextmanager
@@ -115,7 +122,8 @@ def check_checkpoint_fits(module, ckpt: str) -> None:
 
 def check_inputs(cfg, run_dir: Path) -> Inputs:
     """Every input check that needs the file system, cheapest first; returns what later steps reuse."""
-    from transferlab.data.loading import load_splits
+    from transferlab.data.loading import load_splits, load_task
+    from transferlab.data.splits import size_splits
     from transferlab.models.hub import check_model_source, check_pretrained_tokenizer
     from transferlab.objectives import OBJECTIVES
 
@@ -126,11 +134,15 @@ def check_inputs(cfg, run_dir: Path) -> Inputs:
         resume_from = resume_path(cfg, run_dir)
         if resume_from:
             read_checkpoint(resume_from)
+        task = {}
         if cfg.data.sources:
             from transferlab.data.union import load_mix
 
             raw, dropped = load_mix(cfg, objective)
-        else:
+        elif cfg.data.streaming:
             raw, dropped = load_splits(cfg.data, objective)
+        else:
+            task, dropped = load_task(cfg.data, objective)
+            raw = size_splits(task, cfg.data, objective.stratify)
         objective.check_splits(raw, cfg)
-    return Inputs(raw, resume_from, dropped)
+    return Inputs(raw, resume_from, dropped, task)
