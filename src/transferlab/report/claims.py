@@ -7,7 +7,7 @@ differ in one thing only:
 - pre-trained fine-tuning vs the TF-IDF + logistic-regression baseline (init=tfidf).
 A margin is called clear when it exceeds 2 standard deviations of the paired differences across seeds; with one seed
 that cannot be told, and the table says so. Last, whether pre-training helps most where labels are scarcest: the
-fine-tuning margin at the smallest fraction against the largest.
+fine-tuning margin at the smallest fraction against the largest. Then "When to use each" (when_to_use.py).
 """
 
 from __future__ import annotations
@@ -46,23 +46,30 @@ def margin(jobs, arm: tuple, reference: tuple, fraction, metric: str) -> tuple[f
     return statistics.fmean(diffs), (statistics.stdev(diffs) if len(diffs) > 1 else None), len(diffs)
 
 
+def separated(mean: float, std: float | None) -> bool | None:
+    """The 2-std rule: whether seed-paired differences (mean, std) tell the arms apart; None with one seed."""
+    return None if std is None else abs(mean) > 2 * std
+
+
 def _cell(m) -> str:
     if m is None:
         return "–"
     mean, std, n = m
-    if std is None:
+    if separated(mean, std) is None:
         verdict = "one seed: cannot tell"
-    elif mean > 2 * std:
-        verdict = "clear (> 2 std)"
-    elif mean < -2 * std:
-        verdict = "clearly worse (< −2 std)"
+    elif separated(mean, std):
+        verdict = "clear (> 2 std)" if mean > 0 else "clearly worse (< −2 std)"
     else:
         verdict = "within 2 std"
     spread = "" if std is None else f" ± {100 * std:.1f}"
     return f"{100 * mean:+.1f}{spread} pts, {verdict} (n={n})"
 
 
-def claims_section(jobs, metric: str = "test/acc") -> list[str]:
+def claims_section(jobs, metric: str = "test/acc", pretrain=None) -> list[str]:
+    """The Claims section's lines; `pretrain` is the pre-training run's (metrics.json path, metrics), if any, for
+    when_to_use.py's compute payback."""
+    from transferlab.report.when_to_use import when_to_use_section
+
     fractions = sorted(
         {
             j.config.get("data.train_fraction")
@@ -96,4 +103,4 @@ def claims_section(jobs, metric: str = "test/acc") -> list[str]:
                 else "it does not help most where labels are scarcest."
             ),
         ]
-    return lines
+    return lines + when_to_use_section(jobs, metric, pretrain)

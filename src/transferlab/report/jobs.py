@@ -10,7 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 CORE_KEYS = ("init", "freeze.name", "data.train_fraction")
-SIDE_PREFIXES = ("params/", "time/", "throughput/", "baseline/")  # reported separately, not as mean ± std columns
+SIDE_PREFIXES = (
+    "params/",
+    "time/",
+    "throughput/",
+    "baseline/",
+    "data/",
+)  # not mean ± std columns (results.csv has them)
 
 
 @dataclass
@@ -111,3 +117,24 @@ def mean_std(values: list[float]) -> tuple[float | None, float | None]:
     if not values:
         return None, None
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+
+FINGERPRINT = "data/fingerprint_"  # data/identity.py: one per split of the task a run did
+
+
+def data_conflict(jobs: list[Job]) -> str | None:
+    """Two runs of one objective whose data fingerprints (per split) differ, named; None when they all agree. A run
+    that records none (older runs, streams, mixes) is not compared."""
+    first: dict = {}  # (objective, metrics key) -> (the first job recording it, its value)
+    for j in jobs:
+        if j.status != "ok":
+            continue
+        for key, value in sorted(j.metrics.items()):
+            if key.startswith(FINGERPRINT):
+                seen, was = first.setdefault((j.config.get("objective.name"), key), (j, value))
+                if was != value:
+                    split = key[len(FINGERPRINT) :].replace("_", " ")
+                    return (
+                        f"runs {seen.rel} and {j.rel} did not see the same data ({split} fingerprints {was} vs {value})"
+                    )
+    return None

@@ -2,7 +2,8 @@
 
 Usage: transferlab-report DIR [DIR ...] [--out OUTDIR] [--metric test/acc]
        transferlab-report RUN_DIR   (one run: its loss, metrics and learning rate vs step, as RUN_DIR/curves.png)
-Exit codes: 0 all jobs ok, 1 some failed or missing (outputs still written), 2 no job found.
+Exit codes: 0 all jobs ok, 1 some failed or missing (outputs still written), 2 no job found, or runs whose data
+fingerprints differ (data/identity.py) without --allow-mixed-data.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from transferlab.report.claims import claims_section
 from transferlab.report.jobs import (
     SIDE_PREFIXES,
     Job,
+    data_conflict,
     find_jobs,
     group_jobs,
     mean_std,
@@ -23,6 +25,7 @@ from transferlab.report.jobs import (
     varies,
     varying_keys,
 )
+from transferlab.report.when_to_use import find_pretrain
 
 DASH = "–"
 
@@ -92,7 +95,7 @@ def write_markdown(path: Path, dirs, jobs, keys, groups, metrics, claim_metric: 
                 ]
             )
         )
-    lines += claims_section(jobs, claim_metric)
+    lines += claims_section(jobs, claim_metric, find_pretrain(dirs, path.parent))
     failed = [j for j in jobs if j.status == "failed"]
     missing = [j for j in jobs if j.status == "missing"]
     lines += ["", "## Failed jobs", ""]
@@ -160,6 +163,9 @@ def parse_args(argv):
     parser.add_argument("dirs", nargs="+", type=Path, help="run or multirun directories (searched recursively)")
     parser.add_argument("--out", type=Path, default=None, help="output directory (default: first DIR)")
     parser.add_argument("--metric", default="test/acc", help="metric for learning_curves.png and the claims")
+    parser.add_argument(
+        "--allow-mixed-data", action="store_true", help="report runs whose data fingerprints differ (default: refuse)"
+    )
     return parser.parse_args(argv)
 
 
@@ -179,6 +185,12 @@ def main(argv=None) -> int:
             file=sys.stderr,
         )
         return 2
+    conflict = data_conflict(jobs)
+    if conflict and not args.allow_mixed_data:
+        print(f"error: {conflict}; report runs of one task, or pass --allow-mixed-data", file=sys.stderr)
+        return 2
+    if conflict:
+        print(f"note: {conflict} (--allow-mixed-data)")
     out = args.out or args.dirs[0]
     out.mkdir(parents=True, exist_ok=True)
     keys = varying_keys(jobs)

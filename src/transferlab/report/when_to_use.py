@@ -1,0 +1,248 @@
+"""The Claims' "When to use each": the study's curves (the report's metric against the number of labels, the train
+examples a run used: data/train_examples in its metrics.json) read as decisions.
+
+- Labels saved: at each fraction, how many labels scratch fine-tuning needs to match pre-trained fine-tuning's
+  score, as a multiplier of the labels the pre-trained arm used (Hernandez et al. 2021, "Scaling Laws for Transfer":
+  the effective data transferred), per seed where the seeds pair (mean ± std), "more than all labels" when scratch
+  never reaches it inside the measured range.
+- Crossovers: the label count where one arm overtakes another (seed-paired mean differences changing sign).
+- Compute paid back: the pre-training run's cost against the fine-tuning time it saves per task.
+
+Between measured counts a curve is linear in the metric on log labels; nothing is extrapolated beyond them. The
+sentences under the numbers say "within noise" by claims.py's 2-std rule.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+from transferlab.report.claims import margin, separated
+from transferlab.report.interpolate import crossings, labels_to_reach, tasks_to_repay, value_at
+
+SCRATCH, PRETRAINED = ("scratch", "none"), ("pretrained", "none")  # (init, freeze.name): an arm of the study
+PROBE, TFIDF = ("pretrained", "backbone"), ("tfidf", "none")
+CROSSINGS = (  # (name of a, a, name of b, b): where a - b changes sign as labels grow
+    ("fine-tuning", PRETRAINED, "the probe", PROBE),
+    ("scratch fine-tuning", SCRATCH, "pre-trained fine-tuning", PRETRAINED),
+    ("pre-trained fine-tuning", PRETRAINED, "TF-IDF", TFIDF),
+)
+LABELS = "data/train_examples"
+TIME = "time/fit_s"
+
+
+# ---------------------------------------------------------------- reading the jobs
+def _num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def label_axis(jobs) -> tuple[dict, bool]:
+    """{fraction: labels} (the mean data/train_examples of its runs) and True; ({fraction: fraction}, False) when
+    some run does not record the count (multipliers, being ratios, read the same either way)."""
+    ok = [j for j in jobs if j.status == "ok" and _num(j.config.get("data.train_fraction"))]
+    counted = bool(ok) and all(_num(j.metrics.get(LABELS)) for j in ok)
+    by: dict = {}
+    for j in ok:
+        f = j.config["data.train_fraction"]
+        by.setdefault(f, []).append(float(j.metrics[LABELS]) if counted else float(f))
+    return {f: statistics.fmean(v) for f, v in by.items()}, counted
+
+
+def seed_curves(jobs, arm: tuple, key: str, axis: dict) -> dict:
+    """{seed: [(labels, value), ...]} of one arm (init, freeze) for a metrics.json key."""
+    out: dict = {}
+    for j in jobs:
+        c = j.config
+        if j.status == "ok" and (c.get("init"), c.get("freeze.name")) == arm and _num(j.metrics.get(key)):
+            if c.get("data.train_fraction") in axis:
+                out.setdefault(c.get("seed"), []).append((axis[c["data.train_fraction"]], float(j.metrics[key])))
+    return {s: sorted(points) for s, points in out.items()}
+
+
+def mean_curve(curves: dict) -> list:
+    by: dict = {}
+    for points in curves.values():
+        for x, y in points:
+            by.setdefault(x, []).append(y)
+    return sorted((x, statistics.fmean(ys)) for x, ys in by.items())
+
+
+def find_pretrain(dirs, out) -> tuple[Path, dict] | None:
+    """The pre-training run multirun.sh leaves beside the sweep (<study>/pretrain/metrics.json), if it finished."""
+    for base in [Path(out), *map(Path, dirs), *(Path(d).parent for d in dirs)]:
+        path = base / "pretrain" / "metrics.json"
+        try:
+            metrics = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if metrics.get("status") == "ok":
+            return path, metrics
+    return None
+
+
+# ---------------------------------------------------------------- the section
+def when_to_use_section(jobs, metric: str, pretrain: tuple[Path, dict] | None) -> list[str]:
+    axis, counted = label_axis(jobs)
+    fmt = (lambda x: f"{x:,.0f} labels") if counted else (lambda x: f"fraction {x:.3g}")  # noqa: E731
+    head = ["", "### When to use each", ""]
+    if len(set(axis.values())) < 2:
+        counts = ", ".join(sorted({fmt(x) for x in axis.values()})) or "none"
+        why = "e.g. data.max_train_samples caps every fraction"
+        return head + [f"One label count measured ({counts}; {why}): there is no curve to read."]
+    axis_note = (
+        f"Labels are the train examples a run used ({LABELS})"
+        if counted
+        else f"The runs record no {LABELS} (older runs): train fractions stand in for label counts"
+    )
+    return (
+        head
+        + [
+            f"{axis_note}. Between measured counts a curve is linear in {metric} on log labels; nothing is "
+            "extrapolated beyond them. Within noise: the seeds do not separate the arms (2 std of the paired "
+            "differences).",
+        ]
+        + _labels_saved(jobs, metric, axis, fmt)
+        + _crossovers(jobs, metric, axis, fmt)
+        + _payback(jobs, metric, axis, fmt, pretrain)
+    )
+
+
+def _multiplier(results: list) -> str:
+    never = [m for kind, m in results if kind == "never"]
+    values = [m for _, m in results]
+    if never:
+        return f"more than all labels (> {min(never):.1f}×; {len(never)} of {len(results)} seeds never reach it)"
+    if any(kind == "at most" for kind, _ in results):
+        return f"≤ {max(values):.2f}× (scratch matches it at the fewest labels measured)"
+    std = f" ± {statistics.stdev(values):.1f}" if len(values) > 1 else ""
+    return f"{statistics.fmean(values):.1f}×{std} (n={len(values)})"
+
+
+def _labels_saved(jobs, metric, axis, fmt) -> list[str]:
+    scratch, pre = seed_curves(jobs, SCRATCH, metric, axis), seed_curves(jobs, PRETRAINED, metric, axis)
+    seeds = sorted(scratch.keys() & pre.keys(), key=str)
+    pairs = [(scratch[s], dict(pre[s])) for s in seeds]
+    if not pairs and scratch and pre:  # seeds that don't pair: the mean curves
+        pairs = [(mean_curve(scratch), dict(mean_curve(pre)))]
+    head = "**Labels saved** (the effective data transferred, Hernandez et al. 2021): the labels scratch fine-tuning"
+    lines = ["", f"{head} needs to match pre-trained fine-tuning's {metric}, as a multiple of the labels it used."]
+    if not pairs:
+        return lines[:1] + ["**Labels saved:** not computed: the sweep lacks scratch or pre-trained fine-tuning runs."]
+    table, said = ["", f"| fraction | labels | pre-trained {metric} | scratch needs |", "|---|---|---|---|"], []
+    top = max(x for curve, _ in pairs for x, _ in curve)
+    for f, x in sorted(axis.items(), key=lambda kv: kv[1]):
+        results = [(kind, n / x) for kind, n in (labels_to_reach(c, p[x]) for c, p in pairs if x in p)]
+        if not results:
+            continue
+        score = statistics.fmean(p[x] for _, p in pairs if x in p)
+        table.append(f"| {f:g} | {fmt(x)} | {score:.4f} | {_multiplier(results)} |")
+        said.append(_saved_sentence(jobs, metric, f, x, score, results, fmt, top))
+    return lines + table + [""] + said
+
+
+def _noise(jobs, metric, a, b, fraction, what: str) -> str:
+    m = margin(jobs, a, b, fraction, metric)
+    if m is None or separated(m[0], m[1]) is None:
+        return " One seed: whether this is noise cannot be told."
+    if not separated(m[0], m[1]):
+        return f" Within noise: the seeds do not separate {what} here ({100 * m[0]:+.1f} ± {100 * m[1]:.1f} pts)."
+    return ""
+
+
+def _saved_sentence(jobs, metric, fraction, x, score, results, fmt, top) -> str:
+    never = sum(kind == "never" for kind, _ in results)
+    lead = f"- With {fmt(x)}, pre-trained fine-tuning scores {score:.4f}"
+    noise = _noise(jobs, metric, PRETRAINED, SCRATCH, fraction, "pre-trained from scratch fine-tuning")
+    if never:
+        return (
+            f"{lead}; scratch does not reach it within the measured range (up to {fmt(top)}) in {never} of "
+            f"{len(results)} seeds: pre-training is worth more than all the labels measured.{noise}"
+        )
+    mean = statistics.fmean(m for _, m in results)
+    if any(kind == "at most" for kind, _ in results):
+        return f"{lead}; scratch matches it already at the fewest labels measured: no labels saved.{noise}"
+    worth = f"pre-training is worth {mean:.1f}× the labels" if mean >= 1 else "pre-training saves no labels"
+    return f"{lead}; scratch needs about {fmt(mean * x)} to match it ({mean:.1f}×): {worth}.{noise}"
+
+
+def _crossovers(jobs, metric, axis, fmt) -> list[str]:
+    lines = ["", "**Crossovers** (seed-paired mean differences changing sign as labels grow):", ""]
+    order = sorted(axis, key=axis.get)
+    for name_a, a, name_b, b in CROSSINGS:
+        measured = [(f, axis[f], m) for f in order if (m := margin(jobs, a, b, f, metric)) is not None]
+        pair = f"- {name_a[0].upper()}{name_a[1:]} vs {name_b}: "
+        if not measured:
+            lines.append(pair + "not measured (the sweep lacks one of the two arms).")
+            continue
+        found = crossings([(x, m[0]) for _, x, m in measured])
+        lo, hi = fmt(measured[0][1]), fmt(measured[-1][1])
+        if not found:
+            leader = name_a if measured[0][2][0] > 0 else name_b
+            clear = sum(bool(separated(m[0], m[1])) for _, _, m in measured)
+            lines.append(
+                f"{pair}not inside the measured range ({leader} leads at every count measured, {lo} to {hi}; "
+                f"clear at {clear} of {len(measured)})."
+            )
+        for x, a_after, i in found:
+            after, before = (name_a, name_b) if a_after else (name_b, name_a)
+            sides = [measured[i], measured[i + 1]]
+            noisy = [fmt(xs) for _, xs, m in sides if not separated(m[0], m[1])]
+            noise = f"; within noise at {' and '.join(noisy)}" if noisy else ""
+            lines.append(
+                f"{pair}{after} overtakes {before} at ≈{fmt(x)} (between {fmt(sides[0][1])} and "
+                f"{fmt(sides[1][1])}{noise})."
+            )
+    return lines
+
+
+def _payback(jobs, metric, axis, fmt, pretrain) -> list[str]:
+    head = "**Compute paid back:** "
+    if pretrain is None:
+        return [
+            "",
+            head + "not computed: no pre-training run beside the sweep (pretrain/metrics.json; a study "
+            "from --source has none).",
+        ]
+    path, pm = pretrain
+    cost = pm.get(TIME)
+    if not _num(cost):
+        return ["", head + f"not computed: {path} records no {TIME}."]
+    scratch = mean_curve(seed_curves(jobs, SCRATCH, metric, axis))
+    pre = mean_curve(seed_curves(jobs, PRETRAINED, metric, axis))
+    scratch_time = mean_curve(seed_curves(jobs, SCRATCH, TIME, axis))
+    pre_time = dict(mean_curve(seed_curves(jobs, PRETRAINED, TIME, axis)))
+    if not (scratch and pre and scratch_time and pre_time):
+        return ["", head + f"not computed: the sweep lacks scratch or pre-trained fine-tuning runs with {TIME}."]
+    flops = ""
+    if all(_num(pm.get(k)) for k in ("params/total", "throughput/tokens_per_sec")):
+        tokens = pm["throughput/tokens_per_sec"] * cost
+        n = pm["params/total"]
+        flops = f", ≈ {6 * n * tokens:.2g} FLOPs (6 × {n:,.0f} parameters × {tokens:.2g} tokens)"
+    lines = ["", f"{head}pre-training took {cost:.0f} s of fit{flops}.", ""]
+    for x, target in pre:
+        kind, needed = labels_to_reach(scratch, target)
+        took = pre_time.get(x)
+        if took is None:
+            continue
+        lead = f"- With {fmt(x)}: "
+        if kind == "never":
+            lines.append(
+                f"{lead}scratch does not reach {target:.4f} within the measured range, so no measured amount "
+                "of fine-tuning buys what pre-training gives; it pays back in labels, not time."
+            )
+        elif kind == "at most":
+            lines.append(f"{lead}scratch matches it at the fewest labels measured: pre-training saves nothing here.")
+        else:
+            spent = value_at(scratch_time, needed)
+            tasks = tasks_to_repay(cost, spent, took)
+            saved = (
+                f"{spent - took:.1f} s saved per task: {tasks} such fine-tuning tasks repay the pre-training"
+                if tasks
+                else "no fine-tuning time is saved: it pays back in labels, never in compute"
+            )
+            lines.append(
+                f"{lead}scratch needs ≈{fmt(needed)} and ≈{spent:.1f} s of fine-tuning, pre-trained "
+                f"fine-tuning {took:.1f} s; {saved}."
+            )
+    return lines
