@@ -86,6 +86,28 @@ def test_selection_uses_val_loss_never_test_and_writes_the_selection_file(tmp_pa
     ]
 
 
+def test_the_report_states_the_selection_and_its_rule(tmp_path):
+    tune = tmp_path / "study" / "tune"
+    for job, (lr, val) in enumerate([(1e-4, 0.9), (1e-3, None)]):
+        _plant(tune, job, "pretrained", "none", 0.1, lr, {"val/loss": val, "test/loss": 0.0})
+    assert main(["select", str(tune), "--out", str(tmp_path / "study" / "tuning.json"), "--grid=lr=1e-4,1e-3"]) == 0
+    _plant(tmp_path / "study" / "sweep", 0, "pretrained", "none", 0.1, 1e-4, {"test/acc": 0.5})
+
+    from transferlab.report.study import main as report
+
+    report([str(tmp_path / "study" / "sweep"), "--out", str(tmp_path / "study")])
+    section = (tmp_path / "study" / "report.md").read_text().split("## Selection on validation\n")[1]
+    assert section.splitlines() == [
+        "",
+        f"From `{tmp_path / 'study' / 'tuning.json'}`. Grid: `optimizer.lr` ∈ {{1e-4, 1e-3}}. Rule: {RULE}.",
+        "The TF-IDF arm picks its regularisation C on validation itself.",
+        "",
+        "| init | freeze | train fraction | chosen | val/loss per grid value |",
+        "|---|---|---|---|---|",
+        "| pretrained | none | 0.1 | optimizer.lr=1e-4 | 1e-4: 0.9000, 1e-3: – |",
+    ]
+
+
 def test_selection_refuses_a_run_outside_the_grid(tmp_path, capsys):
     _plant(tmp_path / "tune", 0, "scratch", "none", 1.0, 3e-3, {"val/loss": 0.1})
     assert main(["select", str(tmp_path / "tune"), "--out", str(tmp_path / "t.json"), "--grid=lr=1e-4,1e-3"]) == 2
@@ -142,8 +164,8 @@ def _stubbed(tmp_path, *argv, env=None):
 
 def _study_args(call):
     """The argv of a call minus the parts every sweep call shares (experiment, source, output dirs)."""
-    shared = ("experiment=study", "pretrained_source=SRC", "-m")
-    return [a for a in call[1:] if a not in shared and not a.startswith(("paths.", "hydra.sweep.dir="))]
+    shared = ("paths.", "hydra.sweep.dir=", "pretrained_source=")
+    return [a for a in call[1:] if a not in ("-m", "experiment=study") and not a.startswith(shared)]
 
 
 def test_tune_prints_its_cost_then_runs_each_arms_choice_with_every_seed(tmp_path):
@@ -202,8 +224,15 @@ def test_data_overrides_reach_the_baseline_and_the_tuning_runs_not_pretraining(t
     (baseline,) = [c for c in calls if c[0] == "baseline"]
     assert baseline[-4:] == user and "freeze.k=2" not in baseline
     out, calls = _stubbed(tmp_path / "pre", "--source", "", "--", *user)  # no --source: pre-training runs
-    pretrain = calls[0]
+    pretrain, sweep = calls[0], calls[1]
     assert "experiment=pretrain_mlm" in pretrain and not set(user) & set(pretrain)
+    assert _study_args(sweep) == [  # without --tune: the one sweep, as before, with the user's overrides
+        "init=scratch,pretrained",
+        "freeze=none,backbone,lora",
+        "data.train_fraction=0.01,0.1,1.0",
+        "seed=1,2,3",
+        *user,
+    ]
     assert [c for c in calls if c[0] == "baseline"][0][-4:] == user
 
 
