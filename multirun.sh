@@ -8,12 +8,16 @@
 #
 # Usage: ./multirun.sh [--fast] [--seeds N] [--fractions 0.01,0.1,1.0] [--freezes none,backbone,lora]
 #                      [--launcher basic|joblib|submitit_local|submitit_slurm] [--arch bert|gpt2] [--source ID_OR_DIR]
-#                      [--out DIR] [-- extra sweep overrides]
+#                      [--tune KEY=V1,V2,...]... [--out DIR] [-- extra overrides]
 # --arch bert pre-trains tiny BERT with MLM (the default), --arch gpt2 tiny GPT-2 with CLM; --source skips
 # pre-training and runs the study from that checkpoint (a hub id or a local HF-format dir, with its tokenizer).
+# --tune lr=1e-4,5e-4,1e-3 (repeatable; lr is optimizer.lr) selects per arm and fraction on validation: the grid
+# runs with the first seed, the lowest val/loss wins (tuning.json), then the chosen values run with all seeds.
+# Extra overrides reach the sweep (and the tuning runs); those of data and objective (data=files data.train=...)
+# reach the TF-IDF baseline too. Pre-training stays on its own corpus.
 # The same settings can come from the environment: FAST=1 SEEDS=3 FRACTIONS=... FREEZES=... LAUNCHER=... ARCH=...
-# SOURCE=... OUT=... and PRETRAIN_STEPS (default: the pretrain experiment's own schedule, ~15 min for MLM).
-# --fast is a few-minute smoke run of the same pipeline.
+# SOURCE=... OUT=... TUNE="lr=1e-4,1e-3 KEY=..." and PRETRAIN_STEPS (default: the pretrain experiment's own schedule,
+# ~15 min for MLM). --fast is a few-minute smoke run of the same pipeline.
 set -euo pipefail
 
 FAST=${FAST:-0}
@@ -25,8 +29,14 @@ ARCH=${ARCH:-bert}
 OUT=${OUT:-outputs}
 SOURCE=${SOURCE:-}
 PRETRAIN_STEPS=${PRETRAIN_STEPS:-}
+TUNE_SPECS=()
+[ -n "${TUNE:-}" ] && read -r -a TUNE_SPECS <<< "$TUNE"
 EXTRA=()
 while [ $# -gt 0 ]; do
+  case "$1" in
+    --seeds|--fractions|--freezes|--launcher|--arch|--source|--out|--tune)
+      [ $# -ge 2 ] || { echo "error: $1 needs a value; see ./multirun.sh --help" >&2; exit 2; } ;;
+  esac
   case "$1" in
     --fast) FAST=1 ;;
     --seeds) SEEDS=$2; shift ;;
@@ -36,8 +46,9 @@ while [ $# -gt 0 ]; do
     --arch) ARCH=$2; shift ;;
     --source) SOURCE=$2; shift ;;
     --out) OUT=$2; shift ;;
+    --tune) TUNE_SPECS+=("$2"); shift ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "multirun.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -52,6 +63,9 @@ if ! command -v "$train" >/dev/null 2>&1 && [ -x "$here/.venv/bin/transferlab-tr
   report="$here/.venv/bin/transferlab-report"
   baseline="$here/.venv/bin/transferlab-baseline"
 fi
+# the tuning selection runs in the Python that runs transferlab-train (a venv's, pipx's), else python3
+python=${PYTHON:-$(dirname "$(command -v "$train" || echo "$train")")/python}
+[ -x "$python" ] || python=python3
 
 if [ "$FAST" = 1 ]; then
   [ "${FRACTIONS}" = "0.01,0.1,1.0" ] && FRACTIONS=0.1,1.0
@@ -78,6 +92,17 @@ esac
 seeds=$(seq -s, 1 "$SEEDS")
 launcher=()
 [ "$LAUNCHER" != basic ] && launcher=("hydra/launcher=$LAUNCHER")
+DATA_EXTRA=()  # the overrides that say which data and how it is read: the baseline arm needs them too
+for o in "${EXTRA[@]}"; do
+  case "${o#"${o%%[!+~]*}"}" in data=*|data.*|objective=*|objective.*) DATA_EXTRA+=("$o") ;; esac
+done
+TUNE_GRID=()
+if [ ${#TUNE_SPECS[@]} -gt 0 ]; then  # check the grid and print its cost before any heavy work
+  plan=$("$python" -m transferlab.report.select plan --inits 2 --freezes "$FREEZES" --fractions "$FRACTIONS" \
+         --seeds "$SEEDS" "${EXTRA[@]/#/--extra=}" "${TUNE_SPECS[@]/#/--grid=}") || exit 2
+  echo "${plan%%$'\n'*}"
+  mapfile -t TUNE_GRID < <(tail -n +2 <<< "$plan")
+fi
 
 stamp="$(date +%Y-%m-%d_%H-%M-%S)_$$"
 study="$OUT/study/$stamp"
@@ -92,11 +117,29 @@ else
 fi
 
 status=0
-"$train" -m experiment=study "pretrained_source=$source_dir" \
-  "init=scratch,pretrained" "freeze=$FREEZES" "data.train_fraction=$FRACTIONS" "seed=$seeds" \
-  "hydra.sweep.dir=$study/sweep" paths.output_dir="$OUT" "${launcher[@]}" "${SWEEP[@]}" "${EXTRA[@]}" || status=$?
+study_job=(experiment=study "pretrained_source=$source_dir" paths.output_dir="$OUT" "${launcher[@]}")
+if [ ${#TUNE_GRID[@]} -eq 0 ]; then
+  "$train" -m "${study_job[@]}" "init=scratch,pretrained" "freeze=$FREEZES" "data.train_fraction=$FRACTIONS" \
+    "seed=$seeds" "hydra.sweep.dir=$study/sweep" "${SWEEP[@]}" "${EXTRA[@]}" || status=$?
+else
+  # the grid with the first seed, the choice on validation (tuning.json), then each arm's choice with every seed
+  "$train" -m "${study_job[@]}" "init=scratch,pretrained" "freeze=$FREEZES" "data.train_fraction=$FRACTIONS" \
+    "seed=${seeds%%,*}" "${TUNE_GRID[@]}" "hydra.sweep.dir=$study/tune" "${SWEEP[@]}" "${EXTRA[@]}" || status=$?
+  "$python" -m transferlab.report.select select "$study/tune" --out "$study/tuning.json" "${TUNE_GRID[@]/#/--grid=}" \
+    || status=$?
+  arms=()
+  if [ -f "$study/tuning.json" ]; then
+    mapfile -t arms < <("$python" -m transferlab.report.select overrides "$study/tuning.json")
+  fi
+  for arm in "${arms[@]}"; do
+    read -r -a pinned <<< "$arm"
+    name=$(sed 's/[^ ]*=//g; s/ /_/g' <<< "${pinned[*]:0:3}")  # e.g. pretrained_none_0.1
+    "$train" -m "${study_job[@]}" "${pinned[@]}" "seed=$seeds" "hydra.sweep.dir=$study/sweep/$name" \
+      "${SWEEP[@]}" "${EXTRA[@]}" || status=$?
+  done
+fi
 "$baseline" -m "data.train_fraction=$FRACTIONS" "seed=$seeds" "hydra.sweep.dir=$study/baseline" \
-  paths.output_dir="$OUT" "${BASE[@]}" || status=$?
+  paths.output_dir="$OUT" "${BASE[@]}" "${DATA_EXTRA[@]}" || status=$?
 
 "$report" "$study/sweep" "$study/baseline" --out "$study" || true
 echo "study took $(( $(date +%s) - start ))s; report: $study/report.md"

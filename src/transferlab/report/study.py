@@ -25,6 +25,7 @@ from transferlab.report.jobs import (
     varies,
     varying_keys,
 )
+from transferlab.report.tuning import tuning_section
 from transferlab.report.when_to_use import find_pretrain
 
 DASH = "–"
@@ -102,6 +103,7 @@ def write_markdown(path: Path, dirs, jobs, keys, groups, metrics, claim_metric: 
     lines += [f"- `{j.rel}`: {md_cell(j.error or 'no error message')}" for j in failed] or ["None."]
     lines += ["", "## Missing", ""]
     lines += [f"- `{j.rel}` (no metrics.json; still running or never finished)" for j in missing] or ["None."]
+    lines += tuning_section(dirs)
     path.write_text("\n".join(lines) + "\n")
 
 
