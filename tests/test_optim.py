@@ -253,6 +253,31 @@ def test_dense_smoothed_cross_entropy_masks_padded_columns():
     assert math.isinf(cross_entropy(padded, targets, ignore_index=IGNORE, label_smoothing=0.2).item())  # why masked
 
 
+def test_row_masks_spread_qa_smoothing_over_each_windows_tokens():
+    """Extractive QA's start/end loss: each row spreads its smoothing over its own window's tokens (attention mask),
+    not over the batch's padding; the cross-entropy itself is the model's as before (its softmax over the row)."""
+    from torch.nn.functional import cross_entropy
+
+    from transferlab.objectives.smoothing import smoothed_cross_entropy
+
+    g = torch.Generator().manual_seed(4)
+    logits = torch.randn(3, 9, generator=g)
+    lengths, targets = [9, 5, 7], torch.tensor([4, 0, 6])
+    mask = torch.arange(9)[None, :] < torch.tensor(lengths)[:, None]
+    loss, nll = smoothed_cross_entropy(logits, targets, 0.3, mask)
+    logp = logits.log_softmax(-1)
+    uniform = torch.stack([-logp[i, :n].mean() for i, n in enumerate(lengths)]).mean()
+    assert loss.item() == pytest.approx((0.7 * cross_entropy(logits, targets) + 0.3 * uniform).item(), rel=1e-6)
+    assert nll.item() == pytest.approx(cross_entropy(logits, targets).item(), rel=1e-6)
+    # where the other columns' logits are -inf (a padded vocabulary), it is torch's label_smoothing on each row alone
+    padded = logits.masked_fill(~mask, float("-inf"))
+    rows = [
+        cross_entropy(logits[i : i + 1, :n], targets[i : i + 1], label_smoothing=0.3) for i, n in enumerate(lengths)
+    ]
+    want = torch.stack(rows).mean().item()
+    assert smoothed_cross_entropy(padded, targets, 0.3, mask)[0].item() == pytest.approx(want, rel=1e-6)
+
+
 def classification(train_labels, **cfg):
     import datasets
 

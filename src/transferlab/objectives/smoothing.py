@@ -28,8 +28,9 @@ def smoothing(cfg, stage: str) -> float:
 def smoothed_cross_entropy(logits, targets, smoothing: float = 0.0, columns=None):
     """(loss, plain cross-entropy) of `logits` [N, C] against `targets` [N], means over the rows whose target is not
     IGNORE. `columns`, a bool mask ([C] or [N, C]), names the classes a row may take (None: all): the smoothing
-    spreads over them only, so a padded vocabulary's -inf columns or a window's padding never make it infinite. The
-    loss equals F.cross_entropy(label_smoothing=smoothing) over just those columns."""
+    spreads over them only, so a padded vocabulary's -inf columns never make it infinite and a window's padding takes
+    no share. Where the other columns are -inf, the loss is F.cross_entropy(label_smoothing=smoothing) over just these
+    columns; the softmax is always the logits' own."""
     from torch.nn.functional import cross_entropy
 
     count = (targets != IGNORE).sum().clamp(min=1)
