@@ -308,11 +308,24 @@ def test_classification_smoothing_is_torchs_in_training_and_off_in_evaluation():
 
 
 def test_multilabel_smoothing_pulls_the_bce_targets_towards_one_half():
-    from transferlab.objectives.smoothing import smoothed_targets
+    """Multi-label's BCE, the two-class case of the same smoothing: targets y (1 - e) + e / 2, in training only."""
+    from datasets import Dataset
+    from test_multilabel import GOLD, LABELS, LOGITS, _batch, _model
+    from torch.nn.functional import binary_cross_entropy_with_logits
 
-    targets = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
-    assert smoothed_targets(targets, 0.2).flatten().tolist() == pytest.approx([0.9, 0.1, 0.1, 0.9])
-    assert smoothed_targets(targets, 0.0) is targets
+    from transferlab.objectives.multilabel_classification import MultilabelClassification
+
+    cfg = OmegaConf.create({"name": "multilabel_classification", "threshold": 0.5, "tune_threshold": False})
+    cfg.label_smoothing = 0.2
+    data_cfg = OmegaConf.create({"max_seq_len": 16, "num_proc": None, "label_separator": None})
+    train = Dataset.from_dict({"text": ["x"] * len(LABELS), "label": [[label] for label in LABELS]})
+    objective = MultilabelClassification(cfg, data_cfg, SimpleNamespace(pad_token_id=0), train)
+    gold = torch.tensor(GOLD, dtype=torch.float32)
+    smoothed = binary_cross_entropy_with_logits(LOGITS, gold * 0.8 + 0.1)
+    assert objective.step(_model(LOGITS), _batch(GOLD), "train").item() == pytest.approx(smoothed.item(), rel=1e-6)
+    plain = binary_cross_entropy_with_logits(LOGITS, gold).item()
+    assert objective.step(_model(LOGITS), _batch(GOLD), "val").item() == pytest.approx(plain, rel=1e-6)
+    assert smoothed.item() != pytest.approx(plain)
 
 
 def test_balanced_class_weights_follow_the_formula_and_weigh_the_loss():
