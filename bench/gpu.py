@@ -177,7 +177,7 @@ def raw_runner(cfg, run_dir, log_fn, flops_fn, steps: int, device: str, bf16: bo
     def run():
         import torch
 
-        from transferlab.run.module import schedule
+        from transferlab.run.optim import schedule
 
         a = transferlab_assemble(cfg, run_dir)
         model, objective, policy = a.module.model.to(device), a.module.objective, a.policy

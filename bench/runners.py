@@ -221,7 +221,7 @@ def transferlab_raw(cfg, run_dir: Path):
     only Lightning is left out."""
     import torch
 
-    from transferlab.run.module import group_schedules, schedule
+    from transferlab.run.optim import group_schedules, schedule
 
     def make():
         a = transferlab_assemble(cfg, run_dir)

@@ -274,7 +274,10 @@ def test_optuna_preset_composes():
         (["data.max_seq_len=1024"], "data.max_seq_len=1024 exceeds the model's 512 position embeddings"),
         (["model=pretrained"], "model=pretrained needs model.name_or_path"),
         (["resume=/nope/last.ckpt"], "resume=/nope/last.ckpt: no such checkpoint file"),
-        (["scheduler.name=cosin"], "scheduler.name=cosin is not one of: constant, cosine, linear"),
+        (
+            ["scheduler.name=cosin"],
+            "scheduler.name=cosin is not one of: constant, cosine, cosine_with_restarts, inverse_sqrt, linear",
+        ),
         (["data=files", "data.train=/nope.csv", "data.label_column=label"], "data.train: file not found: /nope.csv"),
         (
             ["tokenizer=pretrained"],

@@ -25,7 +25,7 @@ from transferlab.errors import TransferlabError
 from transferlab.freeze import FREEZE_POLICIES, build_freeze_policy
 from transferlab.freeze.lora import FreezeLoRA
 from transferlab.freeze.policies import FreezeBackbone, FreezeBitFit, FreezeGradual, FreezeLLRD, FreezeNone, FreezeTopK
-from transferlab.run.module import group_schedules
+from transferlab.run.optim import group_schedules
 
 one_thread = pytest.fixture(autouse=True, scope="module")(single_thread)  # tiny models: one thread is faster
 

@@ -11,7 +11,8 @@ from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 
-from transferlab.config.rules import at_least, bounds, choice, fraction, probability, ranged
+from transferlab.config.optim import OptimizerConfig, SchedulerConfig
+from transferlab.config.rules import at_least, bounds, choice, fraction, ranged
 
 
 @dataclass
@@ -101,20 +102,6 @@ class TokenizerConfig:
     train_samples: Optional[int] = at_least(
         None, hint="a number of texts, or null for the whole train split"
     )  # trained on a seeded sample
-
-
-@dataclass
-class OptimizerConfig:
-    lr: float = ranged(5e-4, gt=0.0)
-    weight_decay: float = at_least(0.01, 0.0)
-    betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
-    eps: float = ranged(1e-8, gt=0.0)
-
-
-@dataclass
-class SchedulerConfig:
-    name: str = choice("linear", "cosine", "constant")
-    warmup_ratio: float = probability(0.06)
 
 
 @dataclass

@@ -10,6 +10,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
+from transferlab.config.optim import check_optim
 from transferlab.config.optional import check_callbacks, check_load_in, check_mlflow
 from transferlab.config.rules import check_fields, check_value
 from transferlab.config.schema import TRAINER_RANGES
@@ -167,6 +168,7 @@ def validate(cfg: DictConfig) -> None:
         check_fields(cfg)
         _check_trainer(cfg)
         _check_compile(cfg)
+        check_optim(cfg)
         objective = OBJECTIVES[cfg.objective.name]
         _check_model(cfg, objective)
         if cfg.data.sources or cfg.data.name == "mix":

@@ -1,4 +1,4 @@
-"""What every freeze policy shares: the default methods, AdamW grouping and the requires_grad setter.
+"""What every freeze policy shares: the default methods, optimizer grouping and the requires_grad setter.
 
 Imports are light at module level (no torch): the preflight reads the policies' schemas and checks.
 """
@@ -21,7 +21,7 @@ def no_decay_ids(model) -> set[int]:
 def optimizer_groups(
     name: str, params: list, lr: float, weight_decay: float, no_decay: set[int], **extra
 ) -> list[dict]:
-    """One part's trainable params as up to two AdamW groups: with and without weight decay; empty groups dropped.
+    """One part's trainable params as up to two optimizer groups: with and without weight decay; empty groups dropped.
     `extra` keys ride along in each group (plain values: they are saved with the optimizer's state)."""
     params = [p for p in params if p.requires_grad]
     decay = [p for p in params if id(p) not in no_decay]
@@ -66,7 +66,7 @@ class Policy:
     Class level (read before torch loads): ``name``, its schema ``Config`` (ranges and choices declared on the fields,
     checked with every other field), and ``check(cfg, depth)`` for rules that need the model's block count
     (``depth``: the shallowest stack's, None when unknown yet). Instance methods, called by the LightningModule in
-    this order: ``apply`` (once, before the optimizer), ``param_groups`` (AdamW groups; a group may carry
+    this order: ``apply`` (once, before the optimizer), ``param_groups`` (optimizer groups; a group may carry
     ``start_step``, the optimizer step before which its LR is 0), ``set_train_mode`` (after every ``model.train()``)
     and ``model_for_export``; ``after_optimizer_step`` follows every optimizer step (its gradients still there).
     ``featurizer`` is the probe contract: the module whose

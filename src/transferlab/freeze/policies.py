@@ -138,11 +138,11 @@ class FreezeGradual:
 
 class GradualUnfreeze(Policy):
     """ULMFiT gradual unfreezing, DDP-safe: every parameter is trainable and in the optimizer from the start, and a
-    group not yet unfrozen is held at an LR multiplier of exactly 0 (AdamW then leaves it bit-identical, weight decay
+    group not yet unfrozen is held at an LR multiplier of exactly 0 (every optimizer then leaves it bit-identical, decay
     included). Flipping requires_grad mid-run instead, as Lightning's BackboneFinetuning does, breaks DDP (#20340).
     Stage 0 (head, pooler, final norms) trains from step 0; stage s unfreezes at s * unfreeze_every epochs/steps:
     stage 1 is the top block of each stack, stage depth the bottom one, and the embeddings come last.
-    Frozen groups still get gradients, so AdamW's moments start warm when they unfreeze (as in ULMFiT's fastai)."""
+    Frozen groups still get gradients, so the optimizer's moments start warm when they unfreeze (ULMFiT's fastai)."""
 
     name = "gradual"
     Config = FreezeGradual

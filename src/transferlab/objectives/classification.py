@@ -4,15 +4,20 @@ taken from train. On new data (infer): each row's most likely label (the argmax 
 or the top k."""
 
 from dataclasses import dataclass
+from typing import Optional
 
+from transferlab.config.rules import choice
 from transferlab.errors import TransferlabError
 from transferlab.objectives.base import SPLIT_OF_STAGE, Objective, model_inputs
 from transferlab.objectives.sequence_inputs import PAIR_FIELDS
+from transferlab.objectives.smoothing import CrossEntropyConfig
 
 
 @dataclass
-class ClassificationConfig:
+class ClassificationConfig(CrossEntropyConfig):
     name: str = "classification"
+    # balanced: each class's loss weighted by n_samples / (n_classes x its train count) (objectives/class_weights.py)
+    class_weights: Optional[str] = choice(None, "balanced")
 
 
 def label_text(value) -> str:
@@ -80,6 +85,13 @@ class Classification(Objective):
                 }
             )
         )
+        self.class_weights = None
+        if cfg.get("class_weights") == "balanced":
+            from transferlab.objectives.class_weights import ClassWeights, balanced
+
+            ids = [self.label2id[label_text(v)] for v in train["label"][:]]
+            self.class_weights = ClassWeights(balanced(ids, list(self.label2id)))
+            self.metrics.class_weights = self.class_weights  # a submodule: in every checkpoint, on the model's device
 
     def stored_labels(self) -> tuple:
         """How prepare stores a batch's label cells: (cells -> {column: a value per row}, those scalar columns, what
@@ -118,8 +130,13 @@ class Classification(Objective):
     def step(self, model, batch, stage: str):
         from torch.nn.functional import cross_entropy
 
+        from transferlab.objectives.smoothing import smoothing
+
         out = model(**model_inputs(batch))
-        loss = cross_entropy(out.logits.float(), batch["labels"])
+        weight = None if self.class_weights is None else self.class_weights.weight.float()
+        loss = cross_entropy(
+            out.logits.float(), batch["labels"], weight=weight, label_smoothing=smoothing(self.cfg, stage)
+        )
         self.metrics[stage].update(out.logits.argmax(-1), batch["labels"])
         return loss
 

@@ -10,13 +10,14 @@ from dataclasses import dataclass
 
 from transferlab.config.rules import at_least
 from transferlab.objectives.base import IGNORE, Objective
+from transferlab.objectives.smoothing import CrossEntropyConfig
 
 # Causal LMs whose logits are exactly output_embeddings(last_hidden_state): no logit scaling or soft-capping after it.
 LM_HEADS = {"gpt2", "gpt_neox", "gptj", "llama", "mistral", "qwen2", "qwen3", "opt", "phi3", "gpt_bigcode"}
 
 
 @dataclass
-class CLMConfig:
+class CLMConfig(CrossEntropyConfig):
     name: str = "clm"
     loss_chunk: int = at_least(1024, 0, hint="rows of logits at a time; 0 projects all positions at once")
 
@@ -58,12 +59,14 @@ class CausalLM(Objective):
 
         self.loss = torch.compile(self.block_loss, mode=mode)
 
-    def block_loss(self, model, ids):
-        """Mean next-token cross-entropy of a [batch, block] tensor of token ids."""
+    def block_loss(self, model, ids, smoothing: float = 0.0):
+        """Mean next-token loss (label smoothing `smoothing` over the real vocabulary) and plain cross-entropy of a
+        [batch, block] tensor of token ids."""
         from torch import nn
 
-        from transferlab.objectives.lm_loss import linear_cross_entropy, masked_padding
+        from transferlab.objectives.lm_loss import masked_padding, smoothed_linear_cross_entropy
         from transferlab.objectives.metrics import unwrap
+        from transferlab.objectives.smoothing import smoothed_cross_entropy, vocabulary_columns
 
         # Shift the targets, not the logits: logits[:, :-1] would copy the [batch, block, vocab] tensor (and
         # zero-fill + scatter its gradient); the last position has no next token and is ignored instead.
@@ -72,12 +75,17 @@ class CausalLM(Objective):
         if self.chunk and task_model.config.model_type in LM_HEADS:
             hidden = task_model.base_model(input_ids=ids).last_hidden_state
             head = task_model.get_output_embeddings()
-            return linear_cross_entropy(hidden.flatten(0, 1), head.weight, targets, head.bias, self.chunk, self.vocab)
+            flat = hidden.flatten(0, 1)
+            return smoothed_linear_cross_entropy(
+                flat, head.weight, targets, head.bias, self.chunk, self.vocab, smoothing
+            )
         logits = masked_padding(model(input_ids=ids).logits.flatten(0, 1).float(), self.vocab)
-        return nn.functional.cross_entropy(logits, targets, ignore_index=IGNORE)
+        return smoothed_cross_entropy(logits, targets, smoothing, vocabulary_columns(logits, self.vocab))
 
     def step(self, model, batch, stage: str):
+        from transferlab.objectives.smoothing import smoothing
+
         ids = batch["input_ids"]
-        loss = self.loss(model, ids)
-        self.metrics[stage]["perplexity"].update(loss.detach(), weight=ids.numel() - ids.size(0))
+        loss, nll = self.loss(model, ids, smoothing(self.cfg, stage))
+        self.metrics[stage]["perplexity"].update(nll.detach(), weight=ids.numel() - ids.size(0))  # plain cross-entropy
         return loss

@@ -23,11 +23,12 @@ from transferlab.errors import TransferlabError
 from transferlab.objectives.base import SPLIT_OF_STAGE, Objective, model_inputs, needs_fast
 from transferlab.objectives.qa_postprocess import answerable, best_threshold, null_margin, null_of, v2_metrics
 from transferlab.objectives.qa_rows import check_answers, check_no_answers, flat_answers
+from transferlab.objectives.smoothing import CrossEntropyConfig
 from transferlab.objectives.windows import answer, best_of, check_windows, collator, window_spans, windows
 
 
 @dataclass
-class ExtractiveQAConfig:
+class ExtractiveQAConfig(CrossEntropyConfig):
     name: str = "extractive_qa"
     max_seq_len: int = (
         128  # tokens of a window: question, context part and specials (the YAML makes it data.max_seq_len)
@@ -139,12 +140,14 @@ class ExtractiveQA(Objective):
         return collator(self.tokenizer, ("start", "end", "example"), keep_ids=evaluating, offsets=evaluating)
 
     def step(self, model, batch, stage: str):
-        from torch.nn.functional import cross_entropy
+        from transferlab.objectives.smoothing import smoothed_cross_entropy, smoothing
 
         out = model(**model_inputs(batch))
+        # smoothing spreads over the window's tokens, not over the batch's padding
+        e, tokens = smoothing(self.cfg, stage), batch["attention_mask"].bool()
         return (
-            cross_entropy(out.start_logits.float(), batch["start"])
-            + cross_entropy(out.end_logits.float(), batch["end"])
+            smoothed_cross_entropy(out.start_logits.float(), batch["start"], e, tokens)[0]
+            + smoothed_cross_entropy(out.end_logits.float(), batch["end"], e, tokens)[0]
         ) / 2
 
     def predict(self, model, batch) -> list:

@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from transferlab.config.rules import probability
 from transferlab.errors import TransferlabError
 from transferlab.objectives.base import IGNORE, Objective
+from transferlab.objectives.smoothing import CrossEntropyConfig
 
 
 @dataclass
-class MLMConfig:
+class MLMConfig(CrossEntropyConfig):
     name: str = "mlm"
     mlm_probability: float = probability(0.15)
     mask_replace_prob: float = probability(0.8)  # of the selected tokens: 80% [MASK]
@@ -180,12 +181,12 @@ class MaskedLM(Objective):
     def _sparse_head(self, task_model):
         return MLM_HEADS.get(task_model.config.model_type) if self.sparse_head else None
 
-    def masked_loss(self, model, input_ids, positions, targets):
-        """Mean cross-entropy at the masked positions (targets IGNORE: padding rows), and per row: hit, scored."""
-        from torch import nn
-
+    def masked_loss(self, model, input_ids, positions, targets, smoothing: float = 0.0):
+        """Mean loss and cross-entropy at the masked positions (targets IGNORE: padding rows), and per row: hit,
+        scored. The loss has label smoothing `smoothing` over the real vocabulary."""
         from transferlab.objectives.lm_loss import masked_padding
         from transferlab.objectives.metrics import unwrap
+        from transferlab.objectives.smoothing import smoothed_cross_entropy, vocabulary_columns
 
         task_model = unwrap(model)
         head = self._sparse_head(task_model)
@@ -196,10 +197,8 @@ class MaskedLM(Objective):
             logits = head(task_model)(hidden.flatten(0, 1).index_select(0, positions))
         logits = masked_padding(logits.float(), self.vocab)
         scored = targets != IGNORE
-        loss = nn.functional.cross_entropy(logits, targets, ignore_index=IGNORE, reduction="sum") / scored.sum().clamp(
-            min=1
-        )
-        return loss, (logits.argmax(-1) == targets).float(), scored.float()
+        loss, nll = smoothed_cross_entropy(logits, targets, smoothing, vocabulary_columns(logits, self.vocab))
+        return loss, nll, (logits.argmax(-1) == targets).float(), scored.float()
 
     def step(self, model, batch, stage: str):
         positions = batch["masked_positions"]
@@ -208,8 +207,10 @@ class MaskedLM(Objective):
         targets = (
             batch["masked_labels"] if "masked_labels" in batch else batch["labels"].flatten().index_select(0, positions)
         )
-        loss, hits, scored = self.loss(model, batch["input_ids"], positions, targets)
+        from transferlab.objectives.smoothing import smoothing
+
+        loss, nll, hits, scored = self.loss(model, batch["input_ids"], positions, targets, smoothing(self.cfg, stage))
         metrics = self.metrics[stage]
         metrics["acc"].update(hits, weight=scored)
-        metrics["perplexity"].update(loss.detach(), weight=scored.sum())
+        metrics["perplexity"].update(nll.detach(), weight=scored.sum())  # of the plain cross-entropy
         return loss

@@ -26,10 +26,11 @@ from transferlab.objectives.multilabel_labels import (
     unpacked,
     vocabulary,
 )
+from transferlab.objectives.smoothing import CrossEntropyConfig
 
 
 @dataclass
-class MultilabelConfig:
+class MultilabelConfig(CrossEntropyConfig):
     name: str = "multilabel_classification"
     threshold: float = ranged(0.5, gt=0.0, lt=1.0, hint="a score between 0 and 1, e.g. 0.5")
     tune_threshold: bool = False  # pick the threshold on validation (best micro-F1 of 0.05, 0.10 ... 0.95)
@@ -132,8 +133,10 @@ class MultilabelClassification(Classification):
     def step(self, model, batch, stage: str):
         from torch.nn.functional import binary_cross_entropy_with_logits
 
+        from transferlab.objectives.smoothing import smoothed_targets, smoothing
+
         logits, targets = self._score(model, batch)
-        loss = binary_cross_entropy_with_logits(logits, targets)
+        loss = binary_cross_entropy_with_logits(logits, smoothed_targets(targets, smoothing(self.cfg, stage)))
         scores = logits.detach().sigmoid()
         if stage == "train":
             self.metrics["train"].update((scores > self.metrics.threshold).long(), targets.long())

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from transferlab.config.rules import at_least
 from transferlab.objectives.base import IGNORE, SPLIT_OF_STAGE, Objective, model_inputs
 from transferlab.objectives.generation import GenerationConfig
+from transferlab.objectives.smoothing import CrossEntropyConfig
 
 
 @dataclass
-class Seq2SeqConfig:
+class Seq2SeqConfig(CrossEntropyConfig):
     name: str = "seq2seq"
     source_prefix: str = ""  # put before every source (T5 style, e.g. "translate English to Spanish: ")
     max_target_len: int = at_least(64, 2)  # target tokens, its end token included (sources: data.max_seq_len)
@@ -128,12 +129,12 @@ class TextToText(Objective):
         return PadCollator(self.tokenizer.pad_token_id, columns=self.kept, keep_ids=stage != "train", **labels)
 
     def _token_loss(self, logits, labels, stage: str):
-        from torch.nn.functional import cross_entropy
-
         from transferlab.objectives.lm_loss import masked_padding
+        from transferlab.objectives.smoothing import smoothed_cross_entropy, smoothing, vocabulary_columns
 
         logits = masked_padding(logits.float(), self.vocab)
-        loss = cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
+        e, columns = smoothing(self.cfg, stage), vocabulary_columns(logits, self.vocab)
+        loss = smoothed_cross_entropy(logits.flatten(0, 1), labels.flatten(), e, columns)[0]
         scored = labels != IGNORE
         self.metrics[stage]["acc"].update((logits.argmax(-1) == labels).float()[scored])
         return loss

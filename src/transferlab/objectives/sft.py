@@ -16,10 +16,11 @@ from transferlab.errors import TransferlabError
 from transferlab.objectives.base import IGNORE, model_inputs
 from transferlab.objectives.generation import GenerationConfig
 from transferlab.objectives.seq2seq import TextToText, clipped
+from transferlab.objectives.smoothing import CrossEntropyConfig
 
 
 @dataclass
-class SFTConfig:
+class SFTConfig(CrossEntropyConfig):
     name: str = "sft"
     separator: str = "\n"  # between the source and the target, when the tokenizer has no chat template
     max_target_len: int = at_least(64, 2)  # target tokens, the end token included (the whole row: data.max_seq_len)

@@ -15,10 +15,11 @@ import numpy as np
 from transferlab.config.rules import ranged
 from transferlab.errors import TransferlabError
 from transferlab.objectives.base import Objective
+from transferlab.objectives.smoothing import CrossEntropyConfig
 
 
 @dataclass
-class SpanCorruptionConfig:
+class SpanCorruptionConfig(CrossEntropyConfig):
     name: str = "span_corruption"
     noise_density: float = ranged(0.15, gt=0.0, lt=1.0)  # share of a block's tokens that are noised
     mean_noise_span_length: float = ranged(3.0, ge=1.0)
@@ -130,16 +131,16 @@ class SpanCorruption(Objective):
         return SpanCorruptionCollator(self.cfg, self.data_cfg.max_seq_len, self.sentinels, self.tokenizer.eos_token_id)
 
     def step(self, model, batch, stage: str):
-        from torch.nn.functional import cross_entropy
-
         from transferlab.objectives.lm_loss import masked_padding
+        from transferlab.objectives.smoothing import smoothed_cross_entropy, smoothing, vocabulary_columns
 
         labels = batch["labels"]
         decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels=labels)
         logits = masked_padding(
             model(input_ids=batch["input_ids"], decoder_input_ids=decoder_input_ids).logits.float(), self.vocab
         )
-        loss = cross_entropy(logits.flatten(0, 1), labels.flatten())
+        e, columns = smoothing(self.cfg, stage), vocabulary_columns(logits, self.vocab)
+        loss, nll = smoothed_cross_entropy(logits.flatten(0, 1), labels.flatten(), e, columns)
         self.metrics[stage]["acc"].update((logits.argmax(-1) == labels).float())
-        self.metrics[stage]["perplexity"].update(loss.detach(), weight=labels.numel())
+        self.metrics[stage]["perplexity"].update(nll.detach(), weight=labels.numel())  # of the plain cross-entropy
         return loss

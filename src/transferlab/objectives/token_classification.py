@@ -13,12 +13,13 @@ from dataclasses import dataclass
 
 from transferlab.errors import TransferlabError
 from transferlab.objectives.base import IGNORE, Objective, model_inputs, needs_fast
+from transferlab.objectives.smoothing import CrossEntropyConfig
 
 SCHEME = re.compile(r"^(O|[BIES]-.+)$")
 
 
 @dataclass
-class TokenClassificationConfig:
+class TokenClassificationConfig(CrossEntropyConfig):
     name: str = "token_classification"
     label_all_subwords: bool = False  # tag every sub-word of a word (default: the first; the rest are ignored)
     strict: bool = False  # seqeval's strict mode: an entity counts only with its exact scheme (IOB2/BIOES)
@@ -156,8 +157,13 @@ class TokenClassification(Objective):
     def step(self, model, batch, stage: str):
         from torch.nn.functional import cross_entropy
 
+        from transferlab.objectives.smoothing import smoothing
+
         logits = model(**model_inputs(batch)).logits.float()
-        loss = cross_entropy(logits.flatten(0, 1), batch["labels"].flatten(), ignore_index=IGNORE)
+        labels = batch["labels"].flatten()
+        loss = cross_entropy(
+            logits.flatten(0, 1), labels, ignore_index=IGNORE, label_smoothing=smoothing(self.cfg, stage)
+        )
         first = batch["first"].bool()
         self.metrics[stage]["acc"].update((logits.argmax(-1) == batch["labels"]).float()[first])
         return loss

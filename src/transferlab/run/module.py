@@ -5,38 +5,18 @@ It never branches on the objective's or the policy's name: the objective gives t
 parameters, their learning rates and which modules stay in eval mode.
 """
 
-import math
-
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.plugins.precision import MixedPrecision, Precision
 
 from transferlab.errors import TransferlabError
 from transferlab.objectives.metrics import WeightedMean
+from transferlab.run.optim import build_optimizer, build_scheduler
 
 
 def _nonfinite(loss) -> bool:
     """A loss tensor that is nan or inf (reading it waits for the device)."""
     return loss is not None and not bool(torch.isfinite(loss))
-
-
-def schedule(name: str, warmup: int, total: int):
-    """LR multiplier as a function of the optimizer step: linear warm-up, then linear/cosine decay or constant."""
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        if name == "constant":
-            return 1.0
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        return max(0.0, 1.0 - progress) if name == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
-
-    return factor
-
-
-def group_schedules(groups: list[dict], base) -> list:
-    """One LR multiplier per param group: the schedule, held at 0 before the group's start_step (gradual unfreezing)."""
-    return [(lambda step, start=g.get("start_step", 0): base(step) if step >= start else 0.0) for g in groups]
 
 
 class TransferModule(pl.LightningModule):
@@ -209,10 +189,9 @@ class TransferModule(pl.LightningModule):
         )  # a stream: one epoch, max_steps long
         steps_per_epoch = max(1, batches // self.trainer.accumulate_grad_batches)
         groups = self.policy.param_groups(self.model, opt_cfg.lr, opt_cfg.weight_decay, steps_per_epoch)
-        # fused: one kernel for all parameters. (fused=False would not mean torch's default: it turns foreach off too,
-        # and a loop of ~10 kernels per parameter tensor leaves a GPU idle.)
+        # fused (AdamW): one kernel for all parameters. (fused=False would not mean torch's default: it turns foreach
+        # off too, and a loop of ~10 kernels per parameter tensor leaves a GPU idle.)
         fused = True if self._unscaled_gradients() else None
-        optimizer = torch.optim.AdamW(groups, lr=opt_cfg.lr, betas=tuple(opt_cfg.betas), eps=opt_cfg.eps, fused=fused)
-        base = schedule(sched_cfg.name, int(sched_cfg.warmup_ratio * total), total)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, group_schedules(groups, base))
+        optimizer = build_optimizer(groups, opt_cfg, fused)
+        scheduler = build_scheduler(optimizer, groups, sched_cfg, total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
