@@ -291,3 +291,16 @@ def test_a_tiny_sft_run_on_multi_turn_data_scores_the_last_reply(tmp_path):
     assert [r["source"] for r in written] == [r["messages"][:-1] for r in rows[:4]]
     template = (run / "export" / "chat_template.jinja").read_text()
     assert '"assistant: "' in template  # the export prompts with roles, as training rendered
+
+
+def test_chat_data_for_an_objective_that_does_not_read_conversations_is_refused(tmp_path):
+    from transferlab.cli.front import compose
+    from transferlab.config.validate import validate
+
+    path = _lines(tmp_path / "m.jsonl", [{"messages": CONVERSATION}])
+    with pytest.raises(TransferlabError) as e:
+        validate(compose(["data=files", f"data.train={path}", "data.format=sharegpt"]))
+    assert str(e.value) == (
+        "data.format=sharegpt reads conversations, which objective=classification does not learn from; "
+        "use objective=sft, or a data.format of rows"
+    )

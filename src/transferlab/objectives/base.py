@@ -27,6 +27,7 @@ A new objective is one module (a subclass overriding what differs), one YAML and
 
 from dataclasses import dataclass
 
+from transferlab.data.chat import CHAT_FORMATS
 from transferlab.errors import TransferlabError
 from transferlab.models.architectures import KINDS
 
@@ -98,6 +99,7 @@ class Objective:
     usage: tuple = ()  # Python lines the export's model card adds after loading it (e.g. undoing a scaling)
     optional: tuple = ()  # fields whose empty cell means something (e.g. no label at all): never "missing"
     reads: tuple = ()  # data.* keys beyond its fields' that it reads (set for another objective: an error)
+    chat: bool = False  # it reads conversations (data.format=messages|alpaca|sharegpt, data/chat.py)
 
     # --- input rules ---
     @classmethod
@@ -106,6 +108,12 @@ class Objective:
         data = cfg.data
         from transferlab.objectives import OBJECTIVES
 
+        if data.get("format") in CHAT_FORMATS and not cls.chat:
+            readers = "|".join(n for n, o in OBJECTIVES.items() if o.chat)
+            raise TransferlabError(
+                f"data.format={data.format} reads conversations, which objective={cls.name} does not learn from; "
+                f"use objective={readers}, or a data.format of rows"
+            )
         for key in OPTIONAL_KEYS:  # never a key nobody reads
             if data.get(key) and key not in cls.fields.values():
                 readers = [n for n, o in OBJECTIVES.items() if key in o.fields.values()]

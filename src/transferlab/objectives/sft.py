@@ -67,14 +67,15 @@ class SFT(TextToText):
     auto_class = "AutoModelForCausalLM"
     pipeline_tag = "text-generation"
     outputs = ("pred_generation",)
+    chat = True
 
     def __init__(self, cfg, data_cfg, tokenizer, train):
         from transferlab.objectives.generation import plain_template
 
         super().__init__(cfg, data_cfg, tokenizer, train)
-        self.chat = data_cfg.get("format") in CHAT_FORMATS
+        self.chat_data = data_cfg.get("format") in CHAT_FORMATS
         if not getattr(tokenizer, "chat_template", None):  # the export keeps it: generate and pipelines prompt alike
-            tokenizer.chat_template = plain_template(cfg.separator, roles=self.chat)
+            tokenizer.chat_template = plain_template(cfg.separator, roles=self.chat_data)
 
     @classmethod
     def reshape(cls, split, data_cfg):
@@ -111,8 +112,8 @@ class SFT(TextToText):
 
     def prepare(self, split: str, dataset):
         limit, template = self.data_cfg.max_seq_len, self.tokenizer.chat_template
-        encode = self._chat_encoder(split) if self.chat else self._encoder()
-        settings = {"limit": limit, "target_len": self.cfg.max_target_len, "template": template, "chat": self.chat}
+        encode = self._chat_encoder(split) if self.chat_data else self._encoder()
+        settings = {"limit": limit, "target_len": self.cfg.max_target_len, "template": template, "chat": self.chat_data}
         settings["train_on_inputs"] = self.cfg.get("train_on_inputs", False)
         columns = ["prompt_len", "source_cut", "target_cut"]
         rows = self._prepared(split, dataset, encode, settings, columns, aligned=("labels",))
