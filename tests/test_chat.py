@@ -131,6 +131,17 @@ def test_the_plain_template_without_roles_renders_a_single_turn_as_before(tok):
     assert tok.apply_chat_template(turn, tokenize=False, add_generation_prompt=True) == "red green =>"
 
 
+def test_rows_are_packed_best_fit_decreasing_and_every_block_fits():
+    from transferlab.objectives.packing import packed_groups
+
+    # 5 opens a block (room 1), each 3 and each 2 fill one of their own; the 1 goes to the fullest block it fits
+    assert packed_groups([3, 3, 2, 2, 1, 5], 6) == [[4, 5], [0, 1], [2, 3]]
+    lengths = [(7 * i) % 61 + 1 for i in range(500)]
+    groups = packed_groups(lengths, 64)
+    assert sorted(i for g in groups for i in g) == list(range(500))
+    assert all(sum(lengths[i] for i in g) <= 64 for g in groups) and len(groups) <= sum(lengths) / 64 * 1.1
+
+
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])
 def test_packed_rows_give_the_loss_and_logits_of_the_conversations_alone(tmp_path, tok, attention):
     from transformers import AutoModelForCausalLM

@@ -9,7 +9,8 @@ task end to end, so nothing upstream names a task.
   finds its objective); ``pipeline_tag``; ``monitor``; ``streams``; ``reads_features``; ``outputs``, the columns
   ``infer`` writes (none: it predicts nothing on new data), ``words``, the inputs it reads as lists of words,
   ``usage``, lines the export's model card adds to its Python snippet (how to read what the model gives);
-  ``optional``, the fields whose empty cell is a value (not missing); ``reads``, further ``data.*`` keys it reads.
+  ``optional``, the fields whose empty cell is a value (not missing); ``reads``, further ``data.*`` keys it reads;
+  ``chat``, whether it learns from conversations (data.format=messages|alpaca|sharegpt).
 - **Input rules** (classmethods, on the config or the data as read): ``check``, ``reshape``, ``check_rows``,
   ``check_splits``, ``texts``, ``tokenizer_problem``, ``tokenizer_family``.
 - **Core** (an instance, built from its config, the data config, the tokenizer and the train split, from which it

@@ -8,8 +8,6 @@ of each conversation is dropped (-100): it is no target alone (nothing precedes 
 previous conversation's last prediction. Rows are packed best-fit-decreasing: a row goes to the fullest block it fits.
 """
 
-import bisect
-
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -19,19 +17,24 @@ from transferlab.objectives.base import IGNORE
 
 
 def packed_groups(lengths, block: int) -> list:
-    """The row indices of each block: every row in one block, each block's lengths summing to at most `block`."""
+    """The row indices of each block: every row in one block, each block's lengths summing to at most `block`.
+    Blocks are kept by the room they have left, so the best fit is the first room >= a row's length (a numpy scan of
+    block + 1 flags a row: linear in the rows, whatever their number)."""
     order = np.argsort(-np.asarray(lengths), kind="stable")
-    room, groups = [], []  # room: sorted (space left, block index)
+    by_room, has_room = [[] for _ in range(block + 1)], np.zeros(block + 1, dtype=bool)
+    groups = []
     for i in order.tolist():
         n = int(lengths[i])
-        at = bisect.bisect_left(room, (n, -1))
-        if at < len(room):
-            left, b = room.pop(at)
+        left = n + int(has_room[n:].argmax())
+        if has_room[left]:
+            b = by_room[left].pop()
+            has_room[left] = bool(by_room[left])
         else:
             left, b = block, len(groups)
             groups.append([])
         groups[b].append(i)
-        bisect.insort(room, (left - n, b))
+        by_room[left - n].append(b)
+        has_room[left - n] = True
     return [sorted(g) for g in groups]
 
 
