@@ -285,6 +285,22 @@ def test_a_chat_session_keeps_the_history_and_ends_at_an_empty_line(tmp_path, to
     assert prompt_ids(tokenizer, history[:3])[: len(first)] == first
 
 
+def test_chat_refuses_the_options_a_session_does_not_read(tmp_path, tok):
+    export = tmp_path / "export"
+    _tiny_export(tok, export)
+    out = subprocess.run(
+        [sys.executable, "-m", "transferlab.cli.generate", str(export), "--chat", "--prompt", "hi", "--jsonl"],
+        input="hi\n",
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.strip() == (
+        "error: --chat reads its user turns from stdin and prints replies as text; drop --prompt and --jsonl"
+    )
+
+
 def test_a_tiny_sft_run_on_multi_turn_data_scores_the_last_reply(tmp_path):
     from conftest import train_in_process
 

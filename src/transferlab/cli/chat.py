@@ -10,6 +10,17 @@ import sys
 from transferlab.errors import TransferlabError
 
 
+def chat(args, options, load) -> int:
+    """transferlab-generate --chat: refuse the options a session does not read, then talk."""
+    flags = {"--prompt": args.prompt, "--file": args.file, "--raw": args.raw, "--jsonl": args.jsonl}
+    given = [flag for flag, value in flags.items() if value]
+    if given:
+        raise TransferlabError(
+            f"--chat reads its user turns from stdin and prints replies as text; drop {' and '.join(given)}"
+        )
+    return session(*load(args.model), options, args.seed)
+
+
 def session(model, tokenizer, options, seed: int, lines=None, out=None) -> int:
     """Chat over `lines` (default stdin), replies to `out` (default stdout); returns the number of replies."""
     import torch

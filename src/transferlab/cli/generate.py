@@ -160,9 +160,9 @@ def main(argv=None) -> None:
         )
         check_fields(options)
         if args.chat:
-            from transferlab.cli.chat import session
+            from transferlab.cli.chat import chat
 
-            return session(*load(args.model), options, args.seed)
+            return chat(args, options, load)
         prompts = _prompts(args)
         model, tokenizer = load(args.model)
         stream = None
