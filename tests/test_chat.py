@@ -206,18 +206,36 @@ def test_an_unknown_sharegpt_speaker_is_named_by_file_and_line(tmp_path):
         _read(path, "sharegpt")
 
 
-def test_a_conversation_the_chat_template_refuses_is_named_by_file_and_line(tmp_path, tok):
-    path = _lines(tmp_path / "m.jsonl", [{"messages": CONVERSATION[1:3]}, {"messages": CONVERSATION}])
+@pytest.mark.parametrize(
+    "template, problem",
+    [
+        (  # as strict chat models' templates are: no system turn
+            "{% for m in messages %}{% if m.role == 'system' %}{{ raise_exception('no system turns') }}{% endif %}"
+            "{{ m.content }}{% endfor %}",
+            "the chat template fails (TemplateError: no system turns)",
+        ),
+        (  # a turn count up front: the earlier turns render differently once a turn follows
+            "{{ messages | length }}{% for m in messages %}{{ m.content }}{% endfor %}",
+            "the chat template renders the conversation before turn 2 differently once that turn follows "
+            "(it cannot be masked turn by turn)",
+        ),
+        (
+            "{% for m in messages %}{% if m.role != 'assistant' %}{{ m.content }}{% endif %}{% endfor %}",
+            "the chat template renders nothing for the last assistant turn",
+        ),
+    ],
+)
+def test_a_conversation_the_chat_template_cannot_render_is_named_by_file_and_line(tmp_path, tok, template, problem):
+    rows = [{"messages": CONVERSATION[1:3]}, {"messages": CONVERSATION}]
+    path = _lines(tmp_path / "m.jsonl", rows if "system" in template else rows[::-1])
     sft = _sft(tok, path=path)
-    tok.chat_template = (  # as strict chat models' templates are: no system turn
-        "{% for m in messages %}{% if m.role == 'system' %}{{ raise_exception('no system turns') }}{% endif %}"
-        "{{ m.content }}{% endfor %}"
-    )
+    tok.chat_template = template
     with pytest.raises(TransferlabError) as e:
         _prepared(sft, path)
+    line = 2 if "system" in template else 1
     assert str(e.value) == (
-        f"{path}:2: the chat template fails (TemplateError: no system turns); fix that conversation, or give a "
-        "tokenizer whose chat template renders it (tokenizer.name_or_path=DIR)"
+        f"{path}:{line}: {problem}; fix that conversation, or give a tokenizer whose chat template renders it "
+        "(tokenizer.name_or_path=DIR)"
     )
 
 

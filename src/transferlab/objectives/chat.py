@@ -62,6 +62,8 @@ def encoded(tokenizer, messages: list, limit: int, reply_limit: int, train_on_in
     -100 elsewhere; every token with train_on_inputs); prompt_len (the tokens before the last reply); the last reply
     cut to `reply_limit` tokens (its last kept) and the whole to its last `limit` tokens (the history's start cut)."""
     parts = pieces(tokenizer, messages)
+    if not parts or not parts[-1][1]:
+        raise TemplateProblem("the chat template renders nothing for the last assistant turn")
     ids = _ids(tokenizer, [text for text, _ in parts])
     reply_cut = len(ids[-1]) > reply_limit
     if reply_cut:
