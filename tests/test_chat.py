@@ -349,3 +349,17 @@ def test_chat_data_for_an_objective_that_does_not_read_conversations_is_refused(
         "data.format=sharegpt reads conversations, which objective=classification does not learn from; "
         "use objective=sft, or a data.format of rows"
     )
+
+
+def test_packing_with_virtual_tokens_is_refused():
+    from transferlab.cli.front import compose
+    from transferlab.config.validate import validate
+
+    overrides = ["model=tiny_gpt2", "objective=sft", "data=wordnet_definitions", "objective.packing=true"]
+    with pytest.raises(TransferlabError) as e:
+        validate(compose([*overrides, "freeze=peft", "freeze.method=prefix_tuning"]))
+    assert str(e.value) == (
+        "objective.packing=true with freeze.method=prefix_tuning: its virtual tokens drop the position ids that keep "
+        "packed conversations apart; set objective.packing=false, or use freeze.method=lora"
+    )
+    validate(compose([*overrides, "freeze=peft", "freeze.method=lora"]))  # an adapter keeps them: accepted

@@ -78,6 +78,17 @@ class SFT(TextToText):
             tokenizer.chat_template = plain_template(cfg.separator, roles=self.chat_data)
 
     @classmethod
+    def check(cls, cfg) -> None:
+        """Packing masks attention by position ids, which peft's prompt and prefix tuning drop (virtual tokens)."""
+        super().check(cfg)
+        method = cfg.freeze.get("method") if cfg.freeze.get("name") == "peft" else None
+        if cfg.objective.get("packing") and method in ("prompt_tuning", "prefix_tuning"):
+            raise TransferlabError(
+                f"objective.packing=true with freeze.method={method}: its virtual tokens drop the position ids that "
+                "keep packed conversations apart; set objective.packing=false, or use freeze.method=lora"
+            )
+
+    @classmethod
     def reshape(cls, split, data_cfg):
         """Chat data's conversations as source (the turns before the last, an assistant's) and target (its text)."""
         if data_cfg.get("format") not in CHAT_FORMATS or "messages" not in (split.column_names or ()):
