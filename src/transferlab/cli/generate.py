@@ -149,6 +149,7 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--raw", action="store_true", help="never wrap prompts in the tokenizer's chat template")
     parser.add_argument("--jsonl", action="store_true", help='print {"prompt", "generation"} a line')
+    parser.add_argument("--chat", action="store_true", help="a conversation: a user turn a line on stdin (cli/chat.py)")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     try:
@@ -158,6 +159,10 @@ def main(argv=None) -> None:
             )
         )
         check_fields(options)
+        if args.chat:
+            from transferlab.cli.chat import chat
+
+            return chat(args, options, load)
         prompts = _prompts(args)
         model, tokenizer = load(args.model)
         stream = None

@@ -68,8 +68,8 @@ class DataConfig:
         None, hint="tokenizer processes, or null for one per CPU"
     )  # preparing large splits
     format: str = choice(
-        "auto", "csv", "json", "parquet", "text", "conll", "squad"
-    )  # files: auto = by extension (.gz aside); squad = SQuAD v1.1 JSON
+        "auto", "csv", "json", "parquet", "text", "conll", "squad", "messages", "alpaca", "sharegpt"
+    )  # files: auto = by extension (.gz aside); squad = SQuAD JSON; messages|alpaca|sharegpt: chat JSONL (sft)
     encoding_errors: str = choice("strict", "replace")  # text files: strict (fail with file and byte offset) | replace
     streaming: bool = (
         False  # read train/validation/test as streams, tokenized and packed on the fly (packed objectives)

@@ -21,6 +21,9 @@ READERS = {
     "csv": "transferlab.data.tabular:read_csv",
     "conll": "transferlab.data.conll:read_conll",
     "squad": "transferlab.data.squad:read_squad",
+    "messages": "transferlab.data.chat:read_messages",
+    "alpaca": "transferlab.data.chat:read_alpaca",
+    "sharegpt": "transferlab.data.chat:read_sharegpt",
 }  # imported when used
 FORMATS = tuple(READERS)
 

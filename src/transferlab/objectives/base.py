@@ -9,7 +9,8 @@ task end to end, so nothing upstream names a task.
   finds its objective); ``pipeline_tag``; ``monitor``; ``streams``; ``reads_features``; ``outputs``, the columns
   ``infer`` writes (none: it predicts nothing on new data), ``words``, the inputs it reads as lists of words,
   ``usage``, lines the export's model card adds to its Python snippet (how to read what the model gives);
-  ``optional``, the fields whose empty cell is a value (not missing); ``reads``, further ``data.*`` keys it reads.
+  ``optional``, the fields whose empty cell is a value (not missing); ``reads``, further ``data.*`` keys it reads;
+  ``chat``, whether it learns from conversations (data.format=messages|alpaca|sharegpt).
 - **Input rules** (classmethods, on the config or the data as read): ``check``, ``reshape``, ``check_rows``,
   ``check_splits``, ``texts``, ``tokenizer_problem``, ``tokenizer_family``.
 - **Core** (an instance, built from its config, the data config, the tokenizer and the train split, from which it
@@ -27,6 +28,7 @@ A new objective is one module (a subclass overriding what differs), one YAML and
 
 from dataclasses import dataclass
 
+from transferlab.data.chat import CHAT_FORMATS
 from transferlab.errors import TransferlabError
 from transferlab.models.architectures import KINDS
 
@@ -98,6 +100,7 @@ class Objective:
     usage: tuple = ()  # Python lines the export's model card adds after loading it (e.g. undoing a scaling)
     optional: tuple = ()  # fields whose empty cell means something (e.g. no label at all): never "missing"
     reads: tuple = ()  # data.* keys beyond its fields' that it reads (set for another objective: an error)
+    chat: bool = False  # it reads conversations (data.format=messages|alpaca|sharegpt, data/chat.py)
 
     # --- input rules ---
     @classmethod
@@ -106,6 +109,12 @@ class Objective:
         data = cfg.data
         from transferlab.objectives import OBJECTIVES
 
+        if data.get("format") in CHAT_FORMATS and not cls.chat:
+            readers = "|".join(n for n, o in OBJECTIVES.items() if o.chat)
+            raise TransferlabError(
+                f"data.format={data.format} reads conversations, which objective={cls.name} does not learn from; "
+                f"use objective={readers}, or a data.format of rows"
+            )
         for key in OPTIONAL_KEYS:  # never a key nobody reads
             if data.get(key) and key not in cls.fields.values():
                 readers = [n for n, o in OBJECTIVES.items() if key in o.fields.values()]

@@ -51,11 +51,25 @@ def decoded(tokenizer, generated) -> list:
     return [text.strip() for text in tokenizer.batch_decode(generated, skip_special_tokens=True)]
 
 
-def plain_template(separator: str) -> str:
-    """A chat template for a model without one (GPT-2): the user's text, then the separator."""
+def plain_template(separator: str, roles: bool = False) -> str:
+    """A chat template for a model without one (GPT-2): each turn's text then the separator, a reply's text then the
+    end token; with `roles`, each turn starts with its role ("user: ") and the generation prompt is "assistant: ".
+    Without roles a single user turn renders as its text then the separator, as sft's source -> target rows are."""
     import json
 
-    return '{% for message in messages %}{{ message["content"] }}{% endfor %}{{ ' + json.dumps(separator) + " }}"
+    sep = json.dumps(separator)
+    prefix = '{{ message["role"] + ": " }}' if roles else ""
+    prompt = '{% if add_generation_prompt %}{{ "assistant: " }}{% endif %}' if roles else ""
+    return (
+        '{% for message in messages %}{% if message["role"] == "assistant" %}'
+        + prefix
+        + '{{ message["content"] }}{{ eos_token }}{% else %}'
+        + prefix
+        + '{{ message["content"] }}{{ '
+        + sep
+        + " }}{% endif %}{% endfor %}"
+        + prompt
+    )
 
 
 def chat_prompt(tokenizer, text: str) -> list:

@@ -7,11 +7,17 @@ the target and the end token only (the prompt's labels are -100). Validation and
 (left-padded in a batch) and are scored as seq2seq's are, so one task compares a T5 and a GPT-2 in one sweep. New
 sources (infer) are prompted, left-padded and generated from alike; a causal LM exported without a chat template
 (not an sft run's) is prompted with the source as it is, as transferlab-generate prompts it.
+
+Chat data (data.format=messages|alpaca|sharegpt, data/chat.py) reads as source = the turns before the last assistant
+turn, target = that turn: a row is the whole conversation in the chat template (GPT-2's plain one then has roles),
+the loss on every assistant turn (objectives/chat.py), and evaluation generates the last reply. train_on_inputs=true
+puts every token in the loss; packing=true packs conversations into training rows (objectives/packing.py).
 """
 
 from dataclasses import dataclass, field
 
 from transferlab.config.rules import at_least
+from transferlab.data.chat import CHAT_FORMATS
 from transferlab.errors import TransferlabError
 from transferlab.objectives.base import IGNORE, model_inputs
 from transferlab.objectives.generation import GenerationConfig
@@ -25,6 +31,8 @@ class SFTConfig(CrossEntropyConfig):
     separator: str = "\n"  # between the source and the target, when the tokenizer has no chat template
     max_target_len: int = at_least(64, 2)  # target tokens, the end token included (the whole row: data.max_seq_len)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
+    train_on_inputs: bool = False  # true: the loss reads every token (prompts, earlier turns), not the replies only
+    packing: bool = False  # true: conversations packed into training rows of data.max_seq_len, none seeing another
 
 
 def prompt(tokenizer, source: str, room: int) -> tuple[list, bool]:
@@ -60,20 +68,96 @@ class SFT(TextToText):
     auto_class = "AutoModelForCausalLM"
     pipeline_tag = "text-generation"
     outputs = ("pred_generation",)
+    chat = True
 
     def __init__(self, cfg, data_cfg, tokenizer, train):
         from transferlab.objectives.generation import plain_template
 
         super().__init__(cfg, data_cfg, tokenizer, train)
+        self.chat_data = data_cfg.get("format") in CHAT_FORMATS
         if not getattr(tokenizer, "chat_template", None):  # the export keeps it: generate and pipelines prompt alike
-            tokenizer.chat_template = plain_template(cfg.separator)
+            tokenizer.chat_template = plain_template(cfg.separator, roles=self.chat_data)
+
+    @classmethod
+    def check(cls, cfg) -> None:
+        """Packing masks attention by position ids, which peft's prompt and prefix tuning drop (virtual tokens)."""
+        super().check(cfg)
+        method = cfg.freeze.get("method") if cfg.freeze.get("name") == "peft" else None
+        if cfg.objective.get("packing") and method in ("prompt_tuning", "prefix_tuning"):
+            raise TransferlabError(
+                f"objective.packing=true with freeze.method={method}: its virtual tokens drop the position ids that "
+                "keep packed conversations apart; set objective.packing=false, or use freeze.method=lora"
+            )
+
+    @classmethod
+    def reshape(cls, split, data_cfg):
+        """Chat data's conversations as source (the turns before the last, an assistant's) and target (its text)."""
+        if data_cfg.get("format") not in CHAT_FORMATS or "messages" not in (split.column_names or ()):
+            return split
+        from datasets import List, Value
+
+        source, target = str(data_cfg.source_column), str(data_cfg.target_column)
+        features = split.features.copy()
+        del features["messages"]
+        features[source] = List({"role": Value("string"), "content": Value("string")})
+        features[target] = Value("string")
+
+        def cut(batch):
+            turns = batch["messages"]
+            return {source: [t[:-1] for t in turns], target: [t[-1]["content"] for t in turns]}
+
+        return split.map(cut, batched=True, remove_columns=["messages"], features=features, desc="conversations")
+
+    @classmethod
+    def texts(cls, split, batch_size: int = 1000):
+        for i in range(0, len(split), batch_size):
+            rows = split[i : i + batch_size]
+            sources = (
+                [m["content"] for s in rows["source"] for m in s]
+                if rows["source"] and isinstance(rows["source"][0], list)
+                else rows["source"]
+            )
+            yield sources + rows["target"]
 
     kept = ("prompt_len",)  # predict generates from each row's prompt
     labels_layout = "aligned"  # the targets are the input tokens, prompts masked
 
     def prepare(self, split: str, dataset):
+        limit, template = self.data_cfg.max_seq_len, self.tokenizer.chat_template
+        encode = self._chat_encoder(split) if self.chat_data else self._encoder()
+        settings = {"limit": limit, "target_len": self.cfg.max_target_len, "template": template, "chat": self.chat_data}
+        settings["train_on_inputs"] = self.cfg.get("train_on_inputs", False)
+        columns = ["prompt_len", "source_cut", "target_cut"]
+        rows = self._prepared(split, dataset, encode, settings, columns, aligned=("labels",))
+        if split == "train" and self.cfg.get("packing", False):
+            from transferlab.objectives.packing import PackedRows
+
+            return PackedRows(rows, limit)
+        return rows
+
+    def _chat_encoder(self, split: str):
+        from transferlab.objectives.chat import TemplateProblem, conversation, encoded, template_error
+
         tokenizer, limit, target_len = self.tokenizer, self.data_cfg.max_seq_len, self.cfg.max_target_len
-        eos = tokenizer.eos_token_id
+        everything, data_cfg = self.cfg.get("train_on_inputs", False), self.data_cfg
+
+        def encode(batch):
+            out = {"input_ids": [], "labels": [], "prompt_len": [], "source_cut": [], "target_cut": []}
+            for source, target in zip(batch["source"], batch["target"]):
+                messages = conversation(source, target)
+                try:
+                    row = encoded(tokenizer, messages, limit, target_len, everything)
+                except TemplateProblem as e:
+                    raise template_error(str(e), data_cfg, split, messages) from None
+                for key in out:
+                    out[key].append(row[key])
+            return out
+
+        return encode
+
+    def _encoder(self):
+        tokenizer, limit, target_len = self.tokenizer, self.data_cfg.max_seq_len, self.cfg.max_target_len
+        eos, everything = tokenizer.eos_token_id, self.cfg.get("train_on_inputs", False)
 
         def encode(batch):
             out = {"input_ids": [], "labels": [], "prompt_len": [], "source_cut": [], "target_cut": []}
@@ -83,7 +167,7 @@ class SFT(TextToText):
                 ids, source_cut = prompt(tokenizer, source, limit - len(target))
                 values = (
                     ids + target,
-                    [IGNORE] * len(ids) + target,
+                    (ids if everything else [IGNORE] * len(ids)) + target,
                     len(ids),
                     int(source_cut),
                     int(target_cut),
@@ -92,14 +176,23 @@ class SFT(TextToText):
                     out[key].append(value)
             return out
 
-        settings = {"limit": limit, "target_len": target_len, "template": tokenizer.chat_template}
-        columns = ["prompt_len", "source_cut", "target_cut"]
-        return self._prepared(split, dataset, encode, settings, columns, aligned=("labels",))
+        return encode
+
+    def collator(self, stage: str):
+        if stage == "train" and self.cfg.get("packing", False):
+            from transferlab.objectives.packing import PackedCollator
+
+            return PackedCollator(self.tokenizer.pad_token_id)
+        return super().collator(stage)
 
     def step(self, model, batch, stage: str):
         from torch.nn.functional import pad
 
-        logits = model(**model_inputs(batch)).logits
+        if "position_ids" in batch:  # packed: no mask and no cache, so that the model masks by the position_ids
+            inputs = {"input_ids": batch["input_ids"], "position_ids": batch["position_ids"], "use_cache": False}
+        else:
+            inputs = model_inputs(batch)
+        logits = model(**inputs).logits
         targets = pad(batch["labels"][:, 1:], (0, 1), value=IGNORE)  # position t predicts token t + 1
         return self._token_loss(logits, targets, stage)
 

@@ -1,0 +1,131 @@
+"""Conversations in JSON lines, one a line, read into rows {"messages": [{"role", "content"}, ...]} (roles system,
+user, assistant) with the line each starts on:
+
+- data.format=messages: {"messages": [{"role": "system"|"user"|"assistant", "content": ...}, ...]};
+- data.format=alpaca: {"instruction": ..., "input": ... (optional), "output": ...}, one user turn (the instruction,
+  then a blank line and the input where it is not empty) and the assistant's output;
+- data.format=sharegpt: {"conversations": [{"from": "system"|"human"|"gpt", "value": ...}, ...]}.
+
+Text is read as written (a string, never a number or null turned into one). A conversation needs an assistant turn
+and ends with one (the reply evaluation generates); a malformed line fails naming file:line.
+"""
+
+import gzip
+import json
+from pathlib import Path
+
+from transferlab.errors import TransferlabError
+
+CHAT_FORMATS = ("messages", "alpaca", "sharegpt")
+ROLES = ("system", "user", "assistant")
+SHAREGPT_ROLES = {"system": "system", "human": "user", "gpt": "assistant"}
+LAYOUTS = {
+    "messages": '{"messages": [{"role": "user", "content": ...}, {"role": "assistant", "content": ...}]}',
+    "alpaca": '{"instruction": ..., "input": ... (optional), "output": ...}',
+    "sharegpt": '{"conversations": [{"from": "human", "value": ...}, {"from": "gpt", "value": ...}]}',
+}
+
+
+def _text(where: str, value, fmt: str) -> str:
+    if not isinstance(value, str):
+        shown = "missing" if value is None else f"{type(value).__name__} {json.dumps(value)[:40]}"
+        raise TransferlabError(f"{where} is {shown}, not a JSON string; data.format={fmt} reads {LAYOUTS[fmt]} a line")
+    return value
+
+
+def _turns(where: str, row: dict, fmt: str) -> list:
+    """The row's turns as [{"role", "content"}], roles checked."""
+    if fmt == "alpaca":
+        instruction, output = _text(f"{where}: 'instruction'", row.get("instruction"), fmt), row.get("output")
+        given = row.get("input")
+        extra = _text(f"{where}: 'input'", given, fmt) if given is not None else ""
+        user = instruction + ("\n\n" + extra if extra else "")
+        return [
+            {"role": "user", "content": user},
+            {"role": "assistant", "content": _text(f"{where}: 'output'", output, fmt)},
+        ]
+    key, role_key, content_key = (
+        ("messages", "role", "content") if fmt == "messages" else ("conversations", "from", "value")
+    )
+    turns = row.get(key)
+    if not isinstance(turns, list):
+        raise TransferlabError(f"{where}: no '{key}' list; data.format={fmt} reads {LAYOUTS[fmt]} a line")
+    names = {r: r for r in ROLES} if fmt == "messages" else SHAREGPT_ROLES
+    out = []
+    for i, turn in enumerate(turns):
+        if not isinstance(turn, dict):
+            raise TransferlabError(f"{where}: {key}[{i}] is not an object; data.format={fmt} reads {LAYOUTS[fmt]}")
+        role = turn.get(role_key)
+        if role not in names:
+            raise TransferlabError(
+                f"{where}: unknown role {json.dumps(role)} in {key}[{i}].{role_key}; use {', '.join(names)}"
+            )
+        out.append(
+            {"role": names[role], "content": _text(f"{where}: {key}[{i}].{content_key}", turn.get(content_key), fmt)}
+        )
+    return out
+
+
+def conversation(where: str, row, fmt: str) -> list:
+    """A row's conversation, checked: an object of the format's layout, ending with an assistant turn."""
+    if not isinstance(row, dict):
+        raise TransferlabError(f"{where}: not a JSON object; data.format={fmt} reads {LAYOUTS[fmt]} a line")
+    turns = _turns(where, row, fmt)
+    if not any(t["role"] == "assistant" for t in turns):
+        raise TransferlabError(f"{where}: no assistant turn; give each conversation at least one assistant reply")
+    if turns[-1]["role"] != "assistant":
+        raise TransferlabError(
+            f"{where}: a {turns[-1]['role']} turn after the last assistant turn; end each conversation with the "
+            "assistant's reply (or drop the turns after it)"
+        )
+    return turns
+
+
+def conversations(path: str, fmt: str):
+    """(line number, conversation) of each non-blank line of the file."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError as e:
+                raise TransferlabError(
+                    f"{path}:{number}: malformed JSON line ({e.msg}); fix or remove that line"
+                ) from None
+            yield number, conversation(f"{path}:{number}", row, fmt)
+
+
+def _rows(path: str, fmt: str):
+    from transferlab.data.tabular import LINE
+
+    for number, turns in conversations(path, fmt):
+        yield {LINE: number, "messages": turns}
+
+
+def line_of(path, fmt: str, turns: list) -> int | None:
+    """The line of the file holding this conversation (an error message names it), or None."""
+    return next((number for number, found in conversations(str(path), fmt) if found == turns), None)
+
+
+def _read(path: Path, fmt: str):
+    from datasets import Features, List, Value
+
+    from transferlab.data.readers import from_rows
+    from transferlab.data.tabular import LINE
+
+    features = Features({LINE: Value("int64"), "messages": List({"role": Value("string"), "content": Value("string")})})
+    return from_rows(_rows, features, path, fmt=fmt)
+
+
+def read_messages(path: Path):
+    return _read(path, "messages")
+
+
+def read_alpaca(path: Path):
+    return _read(path, "alpaca")
+
+
+def read_sharegpt(path: Path):
+    return _read(path, "sharegpt")
