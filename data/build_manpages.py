@@ -153,7 +153,7 @@ def roff_paragraphs(lines: list) -> list:
 
 
 def sections(source: str) -> dict:
-    """Section name (upper case) -> its roff lines, with \\-newline continuations joined."""
+    """Section name (upper case) -> its roff lines, lines ending in a backslash joined to the next."""
     by_name, current = {}, None
     for line in source.replace("\\\n", "").splitlines():
         if line.startswith((".SH", "'SH")):
@@ -165,7 +165,8 @@ def sections(source: str) -> dict:
 
 
 def summary_pair(source: str):
-    """(DESCRIPTION start, NAME summary) of one page's roff, or None if it lacks either."""
+    """(DESCRIPTION start, NAME summary) of one page's roff; None without a summary, with a DESCRIPTION under
+    MIN_WORDS words or with a summary outside TARGET_CHARACTERS."""
     parts = sections(source)
     name_text = " ".join(roff_paragraphs(parts.get("NAME", [])))
     match = re.search(r"\s[-\u2013\u2014]\s", name_text)
@@ -208,7 +209,7 @@ def main():
     for name, chosen in rows.items():
         write_jsonl_gz(OUT_DIR / f"{name}.jsonl.gz", chosen)
         print(f"manpages_summary/{name}: {len(chosen)} pages")
-    print(f"skipped {skipped} pages (an include, no summary or description, or a repeat)")
+    print(f"skipped {skipped} pages besides the links (an include, no summary or description, or a repeat)")
 
 
 if __name__ == "__main__":
