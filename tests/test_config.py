@@ -149,6 +149,19 @@ PRESETS = {
         "tokenizer.source": "pretrained",
         "data.max_seq_len": 96,
     },
+    "summarize": {
+        "objective.name": "seq2seq",
+        "data.name": "manpages_summary",
+        "tokenizer.source": "pretrained",
+        "objective.source_prefix": "summarize: ",
+        "model.random_init": False,
+    },
+    "summarize_scratch": {
+        "objective.name": "seq2seq",
+        "data.name": "manpages_summary",
+        "tokenizer.source": "pretrained",
+        "model.random_init": True,
+    },
     "translate": {
         "objective.name": "seq2seq",
         "data.name": "bible_en_es",
@@ -203,6 +216,8 @@ def test_every_experiment_composes_and_sets_its_recipe(experiment, tmp_path):
         "qa_finetune",
         "definitions",
         "definitions_sft",
+        "summarize",
+        "summarize_scratch",
     )
     extra = [f"pretrained_source={tmp_path}", f"model.name_or_path={tmp_path}"] if needs_source else []
     cfg = compose([f"experiment={experiment}", *extra])
