@@ -36,3 +36,9 @@ def test_installed_wheel_composes_from_its_own_conf_and_data(tmp_path):
     assert conf == str(site / "conf")
     assert train == str(site / "embedded" / "wordnet_topics" / "train.jsonl.gz") and Path(train).is_file()
     assert output == str(tmp_path / "outputs")  # outside a checkout, outputs/ goes in the working directory
+    shipped = {
+        p.relative_to(ROOT / "data") for p in (ROOT / "data").rglob("*") if p.is_file() and p.parent != ROOT / "data"
+    }
+    shipped |= {p.relative_to(ROOT / "data") for p in (ROOT / "data").glob("LICENSE.*")}
+    missing = sorted(str(p) for p in shipped if not (site / "embedded" / p).is_file())
+    assert not missing, f"embedded data left out of the wheel: {missing}"
