@@ -13,8 +13,8 @@ import torch
 from omegaconf import OmegaConf
 
 from transferlab.errors import TransferlabError
-from transferlab.objectives.text_scores import text_scores
 from transferlab.objectives.span_corruption import SpanCorruptionCollator, corrupt, counts, lengths, noise_mask
+from transferlab.objectives.text_scores import text_scores
 
 CLI = [sys.executable, "-m", "transferlab.train"]
 WORDS = "red green blue black white pink gold grey".split()

@@ -121,11 +121,11 @@ def generate(model, input_ids, attention_mask, cfg, seed: int, streamer=None):
         return model.generate(input_ids=input_ids, attention_mask=attention_mask, streamer=streamer, **options(cfg))
 
 
-def overridden(cfg, given: dict):
+def overridden(cfg, flags: dict):
     """cfg (a run's options) with the options given on a command line in its place, checked under their flags."""
     from omegaconf import OmegaConf
 
-    merged = OmegaConf.merge(cfg, given)
+    merged = OmegaConf.merge(cfg, flags)
     check(merged, cli=True)
     return merged
 
