@@ -346,11 +346,11 @@ def test_distinct_and_repeat_rate_match_hand_computed_values():
 
 
 def test_a_text_to_text_run_reports_every_score_for_validation_and_test_with_its_decoding(tmp_path, monkeypatch):
-    """A short seq2seq run, decoding with no_repeat_ngram_size: val/ and test/ carry each score of text_scores, and
-    test/repeat_rate is that of its predictions/test.jsonl (none repeats a 3-gram: no 2-gram may repeat)."""
+    """A short seq2seq run decoding with no_repeat_ngram_size: every validation and test generation gets it, and
+    val/ and test/ carry each score of text_scores, test/'s those of its predictions/test.jsonl."""
     from conftest import train_in_process
 
-    from transferlab.objectives.text_scores import repeat_rate
+    from transferlab.objectives.text_scores import distinct, repeat_rate
 
     monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path / "cache"))
     rows = [{"source": f"{t} {i}", "target": t} for i, t in enumerate(TEXTS * 4)]
@@ -367,9 +367,15 @@ def test_a_text_to_text_run_reports_every_score_for_validation_and_test_with_its
         "objective.generation.max_new_tokens=12",
         "objective.generation.no_repeat_ngram_size=2",
     ]
-    _, metrics, _ = train_in_process(overrides, tmp_path / "run", None)
+    _, metrics, calls = train_in_process(overrides, tmp_path / "run", lambda a: _spy(a.module.model))
+    assert calls and all(c == {**ALWAYS, "max_new_tokens": 12, "no_repeat_ngram_size": 2} for c in calls)
     keys = ("bleu", "chrf", "rouge1", "rouge2", "rougeL", "rougeLsum", "exact_match", "distinct_1", "distinct_2")
     for stage in ("val", "test"):
         assert {f"{stage}/{k}" for k in (*keys, "repeat_rate")} <= set(metrics), stage
     written = [json.loads(line) for line in (tmp_path / "run" / "predictions" / "test.jsonl").read_text().splitlines()]
-    assert metrics["test/repeat_rate"] == repeat_rate([r["prediction"] for r in written]) == 0.0
+    texts = [r["prediction"] for r in written]
+    assert len(texts) == len(rows)
+    assert metrics["test/repeat_rate"] == pytest.approx(repeat_rate(texts))
+    assert (metrics["test/distinct_1"], metrics["test/distinct_2"]) == pytest.approx(
+        (distinct(texts, 1), distinct(texts, 2))
+    )
