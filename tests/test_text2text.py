@@ -13,8 +13,8 @@ import torch
 from omegaconf import OmegaConf
 
 from transferlab.errors import TransferlabError
-from transferlab.objectives.generation import text_scores
 from transferlab.objectives.span_corruption import SpanCorruptionCollator, corrupt, counts, lengths, noise_mask
+from transferlab.objectives.text_scores import text_scores
 
 CLI = [sys.executable, "-m", "transferlab.train"]
 WORDS = "red green blue black white pink gold grey".split()
@@ -121,8 +121,14 @@ def test_scores_match_hand_computed_values():
     assert same == {
         "bleu": pytest.approx(1.0),
         "chrf": pytest.approx(1.0),
+        "rouge1": pytest.approx(1.0),
+        "rouge2": pytest.approx(1.0),
         "rougeL": pytest.approx(1.0),
+        "rougeLsum": pytest.approx(1.0),
         "exact_match": 1.0,
+        "distinct_1": 1.0,
+        "distinct_2": 1.0,
+        "repeat_rate": 0.0,
     }
     # BLEU by hand: "the cat sat on mat" against "the cat sat on the mat": 1-4-gram precisions 5/5, 3/4, 2/3, 1/2,
     # brevity penalty exp(1 - 6/5)
@@ -242,7 +248,8 @@ def test_a_tiny_text_to_text_run_learns_and_its_export_generates_the_same_text_e
     )
     assert out.returncode == 0, out.stderr[-3000:]
     metrics = json.loads((run / "metrics.json").read_text())
-    assert {"test/bleu", "test/chrf", "test/rougeL", "test/exact_match", "test/loss", "test/acc"} <= set(metrics)
+    scores = ("bleu", "chrf", "rouge1", "rouge2", "rougeL", "rougeLsum", "exact_match", "distinct_1", "distinct_2")
+    assert {f"test/{k}" for k in (*scores, "repeat_rate", "loss", "acc")} <= set(metrics)
     assert metrics["test/exact_match"] > 0.5  # learned (chance: 1/8)
     rows = [json.loads(line) for line in (run / "predictions" / "test.jsonl").read_text().splitlines()]
     assert metrics["test/exact_match"] == pytest.approx(

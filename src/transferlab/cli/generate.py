@@ -133,19 +133,13 @@ def main(argv=None) -> None:
     from omegaconf import OmegaConf
 
     from transferlab.cli.front import report
-    from transferlab.config.rules import check_fields
-    from transferlab.objectives.generation import GenerationConfig
+    from transferlab.objectives.generation import GenerationConfig, add_flags, check, given
 
     parser = argparse.ArgumentParser(prog="transferlab-generate", description=__doc__.splitlines()[0])
     parser.add_argument("model", help="an export dir, or a checkpoint inside a run dir")
     parser.add_argument("--prompt", action="append", help="a prompt (repeatable)")
     parser.add_argument("--file", help="prompts, one a line")
-    defaults = GenerationConfig()
-    for key in ("max_new_tokens", "num_beams", "temperature", "top_p"):
-        parser.add_argument(
-            f"--{key.replace('_', '-')}", type=type(getattr(defaults, key)), default=getattr(defaults, key)
-        )
-    parser.add_argument("--do-sample", action="store_true")
+    add_flags(parser)  # --max-new-tokens, --num-beams, --do-sample, --top-k, ...: objective.generation's options
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--raw", action="store_true", help="never wrap prompts in the tokenizer's chat template")
     parser.add_argument("--jsonl", action="store_true", help='print {"prompt", "generation"} a line')
@@ -153,12 +147,8 @@ def main(argv=None) -> None:
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     try:
-        options = OmegaConf.structured(
-            GenerationConfig(
-                **{k: getattr(args, k) for k in ("max_new_tokens", "num_beams", "do_sample", "temperature", "top_p")}
-            )
-        )
-        check_fields(options)
+        options = OmegaConf.structured(GenerationConfig(**given(args)))
+        check(options, cli=True)
         if args.chat:
             from transferlab.cli.chat import chat
 
@@ -166,7 +156,7 @@ def main(argv=None) -> None:
         prompts = _prompts(args)
         model, tokenizer = load(args.model)
         stream = None
-        if sys.stdout.isatty() and not args.jsonl:
+        if sys.stdout.isatty() and not args.jsonl and options.num_beams == 1:  # beam search cannot stream
             from transformers import TextStreamer
 
             stream = TextStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)

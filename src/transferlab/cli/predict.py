@@ -6,7 +6,9 @@ transferlab.json, or for an export from elsewhere, by its architecture (the obje
 it, with its default config). INPUT is a csv/tsv/jsonl/json/parquet/txt/conll file read by the same readers as
 data=files (--format squad for SQuAD JSON), or - for stdin (one text a line). Output: JSONL (or CSV, by --out's
 extension): each input row as read, its prediction in columns of its own (the objective's `outputs`; an input column
-of such a name is refused). Rows are batched by length; a terminal shows a progress bar.
+of such a name is refused). Rows are batched by length; a terminal shows a progress bar. Where the export
+generates, the decoding options of transferlab-generate (--max-new-tokens, --num-beams, --top-k, ...) replace
+the run's objective.generation, with its rules.
 """
 
 import argparse
@@ -116,6 +118,23 @@ def _columns(args, objective_cls, data: dict) -> dict:
     return columns
 
 
+def _decoding(args, objective_cls, cfg) -> None:
+    """The decoding flags given, in place of the run's objective.generation where the export generates (--top-k
+    there is sampling's); refused where it does not. Checked before anything loads."""
+    from transferlab.objectives.generation import given, overridden
+
+    options = given(args)
+    if "generation" in cfg:
+        cfg.generation = overridden(cfg.generation, options)
+        return
+    options.pop("top_k", None)  # the k most likely labels, where the export ranks them
+    if options:
+        flag = "--" + next(iter(options)).replace("_", "-")
+        raise TransferlabError(
+            f"{flag}: a {objective_cls.name} export generates no text, so it has no decoding options; drop {flag}"
+        )
+
+
 def _progress(show: bool):
     if not show:
         return iter
@@ -127,6 +146,7 @@ def _progress(show: bool):
 def _parser() -> argparse.ArgumentParser:
     from transferlab.objectives import OBJECTIVES
     from transferlab.objectives.base import input_fields
+    from transferlab.objectives.generation import add_flags
 
     parser = argparse.ArgumentParser(prog="transferlab-predict", description=__doc__.splitlines()[0])
     parser.add_argument("export", help="an export dir (a run's export/)")
@@ -141,8 +161,10 @@ def _parser() -> argparse.ArgumentParser:
             help=f"the input column holding the {field} (default: the run's, else {field})",
         )
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--top-k", type=int, default=1, help="where the export ranks labels: the k most likely")
-    parser.add_argument("--max-new-tokens", type=int, help="where it generates: new tokens (default: the run's)")
+    parser.add_argument(
+        "--top-k", type=int, help="where the export ranks labels: the k most likely (1); where it samples: its top_k"
+    )
+    add_flags(parser, keep_the_runs=True, skip=("top_k",))  # where it generates: the run's options unless given
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     parser.add_argument("--verbose", action="store_true")
     return parser
@@ -153,7 +175,7 @@ def main(argv=None) -> None:
 
     args = _parser().parse_args(argv)
     try:
-        for flag in ("top_k", "batch_size", "max_new_tokens"):
+        for flag in ("top_k", "batch_size"):
             value = getattr(args, flag)
             if value is not None and value < 1:
                 raise TransferlabError(f"--{flag.replace('_', '-')}={value} must be >= 1")
@@ -163,6 +185,7 @@ def main(argv=None) -> None:
 
         export = Path(args.export)
         objective_cls, cfg, data = objective_of(export)
+        _decoding(args, objective_cls, cfg)
         columns = _columns(args, objective_cls, data)
         ds = read(args.input, args.format, objective_cls, columns)
         model, tokenizer = load(export, objective_cls)
@@ -171,8 +194,7 @@ def main(argv=None) -> None:
         options = InferOptions(
             max_seq_len=data.get("max_seq_len") or max_positions(model.config.to_dict()) or tokenizer.model_max_length,
             batch_size=args.batch_size,
-            top_k=args.top_k,
-            max_new_tokens=args.max_new_tokens,
+            top_k=args.top_k or 1,
             progress=_progress(sys.stderr.isatty()),
         )
         inputs = [{f: row[c] for f, c in columns.items()} for row in rows]

@@ -73,7 +73,6 @@ class InferOptions:
     max_seq_len: int  # tokens of a row the model reads (the run's data.max_seq_len)
     batch_size: int = 32
     top_k: int = 1  # where it ranks labels: the k most likely
-    max_new_tokens: int | None = None  # where it generates: None keeps its config's
     progress: object = iter  # wraps the iterable of batches (a progress bar)
 
 

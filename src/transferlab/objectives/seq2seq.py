@@ -82,11 +82,14 @@ class TextToText(Objective):
 
     @classmethod
     def check(cls, cfg) -> None:
-        """Generation must fit the model's positions: the new tokens (after the prompt, for a decoder)."""
+        """The decoding options agree (objective/generation.py), and generation fits the model's positions: the new
+        tokens (after the prompt, for a decoder)."""
         from transferlab.errors import TransferlabError
         from transferlab.models.architectures import config_fields, max_positions
+        from transferlab.objectives.generation import check
 
         super().check(cfg)
+        check(cfg.objective.generation)
         limit = max_positions(config_fields(cfg.model))
         new = cfg.objective.generation.max_new_tokens
         prompt = cfg.data.max_seq_len if cls.model_kinds == ("decoder",) else 0
@@ -154,7 +157,7 @@ class TextToText(Objective):
         return [(r, row) for r, row in zip(predictions, rows)]
 
     def evaluate(self, stage: str, predictions: list) -> dict:
-        from transferlab.objectives.generation import text_scores
+        from transferlab.objectives.text_scores import text_scores
 
         pairs = self._pairs(stage, predictions)
         return text_scores([r["prediction"] for r, _ in pairs], [row["target"] for _, row in pairs])
@@ -212,10 +215,10 @@ class Seq2Seq(TextToText):
     def infer(cls, cfg, model, tokenizer, rows: list, options) -> list:
         """pred_generation: the text generated from each source (the run's source_prefix before it)."""
         from transferlab.objectives.collate import PadCollator, by_length, on_device
-        from transferlab.objectives.generation import decoded, generate, with_new_tokens
+        from transferlab.objectives.generation import decoded, generate
 
         collate = PadCollator(tokenizer.pad_token_id, columns=())
-        generation = with_new_tokens(cfg.generation, options.max_new_tokens)
+        generation = cfg.generation
 
         def run(batch: list, first: int) -> list:
             sources = encode_sources(tokenizer, cfg.source_prefix, [r["source"] for r in batch], options.max_seq_len)

@@ -210,9 +210,9 @@ class SFT(TextToText):
         """pred_generation: the text generated after each source's prompt."""
         from transferlab.models.architectures import max_positions
         from transferlab.objectives.collate import by_length
-        from transferlab.objectives.generation import decoded, generate, with_new_tokens
+        from transferlab.objectives.generation import decoded, generate
 
-        generation = with_new_tokens(cfg.generation, options.max_new_tokens)
+        generation = cfg.generation
         limit = max_positions(model.config.to_dict())  # the prompt leaves room for the new tokens
         room = min(options.max_seq_len, limit - generation.max_new_tokens) if limit else options.max_seq_len
         if room < 1:
