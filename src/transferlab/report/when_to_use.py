@@ -18,54 +18,16 @@ import json
 import statistics
 from pathlib import Path
 
+from transferlab.report.arms import LABELS, PRETRAINED, PROBE, SCRATCH, TFIDF, label_axis, mean_curve, seed_curves
 from transferlab.report.claims import margin, separated
-from transferlab.report.interpolate import crossings, labels_to_reach, tasks_to_repay, value_at
+from transferlab.report.interpolate import crossings, labels_to_reach
+from transferlab.report.payback import payback
 
-SCRATCH, PRETRAINED = ("scratch", "none"), ("pretrained", "none")  # (init, freeze.name): an arm of the study
-PROBE, TFIDF = ("pretrained", "backbone"), ("tfidf", "none")
 CROSSINGS = (  # (name of a, a, name of b, b): where a - b changes sign as labels grow
     ("fine-tuning", PRETRAINED, "the probe", PROBE),
     ("scratch fine-tuning", SCRATCH, "pre-trained fine-tuning", PRETRAINED),
     ("pre-trained fine-tuning", PRETRAINED, "TF-IDF", TFIDF),
 )
-LABELS = "data/train_examples"
-TIME = "time/fit_s"
-
-
-# ---------------------------------------------------------------- reading the jobs
-def _num(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def label_axis(jobs) -> tuple[dict, bool]:
-    """{fraction: labels} (the mean data/train_examples of its runs) and True; ({fraction: fraction}, False) when
-    some run does not record the count (multipliers, being ratios, read the same either way)."""
-    ok = [j for j in jobs if j.status == "ok" and _num(j.config.get("data.train_fraction"))]
-    counted = bool(ok) and all(_num(j.metrics.get(LABELS)) for j in ok)
-    by: dict = {}
-    for j in ok:
-        f = j.config["data.train_fraction"]
-        by.setdefault(f, []).append(float(j.metrics[LABELS]) if counted else float(f))
-    return {f: statistics.fmean(v) for f, v in by.items()}, counted
-
-
-def seed_curves(jobs, arm: tuple, key: str, axis: dict) -> dict:
-    """{seed: [(labels, value), ...]} of one arm (init, freeze) for a metrics.json key."""
-    out: dict = {}
-    for j in jobs:
-        c = j.config
-        if j.status == "ok" and (c.get("init"), c.get("freeze.name")) == arm and _num(j.metrics.get(key)):
-            if c.get("data.train_fraction") in axis:
-                out.setdefault(c.get("seed"), []).append((axis[c["data.train_fraction"]], float(j.metrics[key])))
-    return {s: sorted(points) for s, points in out.items()}
-
-
-def mean_curve(curves: dict) -> list:
-    by: dict = {}
-    for points in curves.values():
-        for x, y in points:
-            by.setdefault(x, []).append(y)
-    return sorted((x, statistics.fmean(ys)) for x, ys in by.items())
 
 
 def find_pretrain(dirs, out) -> tuple[Path, dict] | None:
@@ -104,15 +66,20 @@ def when_to_use_section(jobs, metric: str, pretrain: tuple[Path, dict] | None) -
         ]
         + _labels_saved(jobs, metric, axis, fmt)
         + _crossovers(jobs, metric, axis, fmt)
-        + _payback(jobs, metric, axis, fmt, pretrain)
+        + payback(jobs, metric, axis, fmt, pretrain)
     )
 
 
 def _multiplier(results: list) -> str:
     never = [m for kind, m in results if kind == "never"]
     values = [m for _, m in results]
-    if never:
+    if never and len(never) == len(results):
         return f"more than all labels (> {min(never):.1f}×; {len(never)} of {len(results)} seeds never reach it)"
+    if never:  # the seeds that reach it say how many labels; the others only that it is more than all
+        reached = [m for kind, m in results if kind == "reached"]
+        got = f"{statistics.fmean(reached):.1f}× in {len(reached)} of {len(results)} seeds" if reached else "–"
+        verb = "never reaches" if len(never) == 1 else "never reach"
+        return f"{got}; {len(never)} {verb} it (> {min(never):.1f}×)"
     if any(kind == "at most" for kind, _ in results):
         return f"≤ {max(values):.2f}× (scratch matches it at the fewest labels measured)"
     std = f" ± {statistics.stdev(values):.1f}" if len(values) > 1 else ""
@@ -154,10 +121,21 @@ def _saved_sentence(jobs, metric, fraction, x, score, results, fmt, top) -> str:
     never = sum(kind == "never" for kind, _ in results)
     lead = f"- With {fmt(x)}, pre-trained fine-tuning scores {score:.4f}"
     noise = _noise(jobs, metric, PRETRAINED, SCRATCH, fraction, "pre-trained from scratch fine-tuning")
-    if never:
+    if never == len(results):
         return (
             f"{lead}; scratch does not reach it within the measured range (up to {fmt(top)}) in {never} of "
             f"{len(results)} seeds: pre-training is worth more than all the labels measured.{noise}"
+        )
+    if never:
+        reached = [m for kind, m in results if kind == "reached"]
+        some = (
+            f"needs about {statistics.fmean(reached):.1f}× the labels in {len(reached)} of {len(results)} seeds and "
+            if reached
+            else ""
+        )
+        return (
+            f"{lead}; scratch {some}does not reach it within the measured range (up to {fmt(top)}) in {never}: "
+            f"the seeds disagree on what pre-training is worth here.{noise}"
         )
     mean = statistics.fmean(m for _, m in results)
     if any(kind == "at most" for kind, _ in results):
@@ -192,57 +170,5 @@ def _crossovers(jobs, metric, axis, fmt) -> list[str]:
             lines.append(
                 f"{pair}{after} overtakes {before} at ≈{fmt(x)} (between {fmt(sides[0][1])} and "
                 f"{fmt(sides[1][1])}{noise})."
-            )
-    return lines
-
-
-def _payback(jobs, metric, axis, fmt, pretrain) -> list[str]:
-    head = "**Compute paid back:** "
-    if pretrain is None:
-        return [
-            "",
-            head + "not computed: no pre-training run beside the sweep (pretrain/metrics.json; a study "
-            "from --source has none).",
-        ]
-    path, pm = pretrain
-    cost = pm.get(TIME)
-    if not _num(cost):
-        return ["", head + f"not computed: {path} records no {TIME}."]
-    scratch = mean_curve(seed_curves(jobs, SCRATCH, metric, axis))
-    pre = mean_curve(seed_curves(jobs, PRETRAINED, metric, axis))
-    scratch_time = mean_curve(seed_curves(jobs, SCRATCH, TIME, axis))
-    pre_time = dict(mean_curve(seed_curves(jobs, PRETRAINED, TIME, axis)))
-    if not (scratch and pre and scratch_time and pre_time):
-        return ["", head + f"not computed: the sweep lacks scratch or pre-trained fine-tuning runs with {TIME}."]
-    flops = ""
-    if all(_num(pm.get(k)) for k in ("params/total", "throughput/tokens_per_sec")):
-        tokens = pm["throughput/tokens_per_sec"] * cost
-        n = pm["params/total"]
-        flops = f", ≈ {6 * n * tokens:.2g} FLOPs (6 × {n:,.0f} parameters × {tokens:.2g} tokens)"
-    lines = ["", f"{head}pre-training took {cost:.0f} s of fit{flops}.", ""]
-    for x, target in pre:
-        kind, needed = labels_to_reach(scratch, target)
-        took = pre_time.get(x)
-        if took is None:
-            continue
-        lead = f"- With {fmt(x)}: "
-        if kind == "never":
-            lines.append(
-                f"{lead}scratch does not reach {target:.4f} within the measured range, so no measured amount "
-                "of fine-tuning buys what pre-training gives; it pays back in labels, not time."
-            )
-        elif kind == "at most":
-            lines.append(f"{lead}scratch matches it at the fewest labels measured: pre-training saves nothing here.")
-        else:
-            spent = value_at(scratch_time, needed)
-            tasks = tasks_to_repay(cost, spent, took)
-            saved = (
-                f"{spent - took:.1f} s saved per task: {tasks} such fine-tuning tasks repay the pre-training"
-                if tasks
-                else "no fine-tuning time is saved: it pays back in labels, never in compute"
-            )
-            lines.append(
-                f"{lead}scratch needs ≈{fmt(needed)} and ≈{spent:.1f} s of fine-tuning, pre-trained "
-                f"fine-tuning {took:.1f} s; {saved}."
             )
     return lines
