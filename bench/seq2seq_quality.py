@@ -12,7 +12,7 @@ Both trained models are scored by one scorer (model.generate, greedy, the same n
 whitespace normalisation, as transferlab's): on the product's validation sample, plus transferlab's own validation
 (trainer.validate: its collator, batching and generation path) for the product row.
 
---factor swaps one thing at a time, to find what makes a difference (see FACTORS).
+--factor swaps one thing at a time, to find what makes a difference (see FACTORS); "a+b" swaps two.
 """
 
 import gzip
@@ -71,7 +71,7 @@ TASKS = {
 FACTORS = {
     "none": ([], {}),
     "no_bucketing": (["data.bucket_by_length=false"], {}),  # transferlab draws batches at random, as the peer
-    "peer_bucketing": ([], {"group_by_length": True}),  # the peer groups by length (HF's LengthGroupedSampler)
+    "peer_bucketing": ([], {"group_by_length": True}),  # the peer groups by length (its LengthGroupedSampler)
     "no_dropout": (["model.config.dropout_rate=0.0"], {"dropout_rate": 0.0}),
     "no_weight_decay": (["optimizer.weight_decay=0.0"], {"weight_decay": 0.0}),
     # the tokenizer both sides use: near character-level (Unigram of 120 pieces), or the default vocabulary size
@@ -100,10 +100,22 @@ def reverse_files() -> list:
     return paths
 
 
+def factors(names: str) -> tuple[list, dict]:
+    """The transferlab overrides and peer changes of "a+b+...", each a FACTORS key."""
+    unknown = [n for n in names.split("+") if n not in FACTORS]
+    if unknown:
+        raise SystemExit(f"unknown factors {unknown}; choose from {sorted(FACTORS)}")
+    overrides, changes = [], {}
+    for name in names.split("+"):
+        overrides += FACTORS[name][0]
+        changes.update(FACTORS[name][1])
+    return overrides, changes
+
+
 def configure(task: str, steps: int, factor: str, seed: int):
     from transferlab.cli.front import compose
 
-    overrides = [*COMMON, *TASKS[task]["overrides"], *FACTORS[factor][0], f"seed={seed}", f"task_name=bq_{task}"]
+    overrides = [*COMMON, *TASKS[task]["overrides"], *factors(factor)[0], f"seed={seed}", f"task_name=bq_{task}"]
     overrides += reverse_files() if task == "reverse" else []
     return compose([*overrides, *LOGGING_OFF, f"trainer.max_steps={steps}"])
 
@@ -145,14 +157,13 @@ def train_peer(cfg, a, changes: dict, seed: int):
     torch.manual_seed(seed)
     model = AutoModelForSeq2SeqLM.from_config(config)
     settings = {**hf_settings(cfg), **{k: v for k, v in changes.items() if k == "weight_decay"}}
-    extra = {"group_by_length": True} if changes.get("group_by_length") else {}
+    strategy = "group_by_length" if changes.get("group_by_length") else "random"
     args = hf_arguments(
         WORK / "hf_seq2seq_quality",
         int(cfg.trainer.max_steps),
         **settings,
         args_cls=Seq2SeqTrainingArguments,
-        train_sampling_strategy="random",
-        **extra,
+        train_sampling_strategy=strategy,
     )
     args.seed = seed
     trainer = Seq2SeqTrainer(
@@ -213,7 +224,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--task", choices=sorted(TASKS), default="reverse")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the task's)")
-    p.add_argument("--factor", choices=sorted(FACTORS), default="none", help="one thing changed from the baseline")
+    p.add_argument("--factor", default="none", help=f"one thing changed from the baseline, or a+b: {sorted(FACTORS)}")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--runners", default="transferlab,hf_seq2seq_trainer", help="comma-separated subset")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
@@ -225,7 +236,7 @@ def main():
     steps = a.steps or TASKS[a.task]["steps"]
     cfg = configure(a.task, steps, a.factor, a.seed)
     # A run dir's tokenizer/ is reused by every later call: one dir per tokenizer setting
-    tokenizer_factor = a.factor if a.factor in ("char_tokenizer", "vocab_8000") else "default"
+    tokenizer_factor = next((f for f in a.factor.split("+") if f in ("char_tokenizer", "vocab_8000")), "default")
     run_dir = WORK / f"seq2seq_quality_{a.task}_{tokenizer_factor}"
     runners = a.runners.split(",")
     assembled, tl_s, own = train_transferlab(cfg, run_dir, "transferlab" in runners)
@@ -240,7 +251,7 @@ def main():
             "train_s": tl_s,
         }
     if "hf_seq2seq_trainer" in runners:
-        model, hf_s = train_peer(cfg, assembled, FACTORS[a.factor][1], a.seed)
+        model, hf_s = train_peer(cfg, assembled, factors(a.factor)[1], a.seed)
         results["hf_seq2seq_trainer"] = {**score(model, assembled.tokenizer, cfg, rows_), "train_s": hf_s}
     title = f"{a.task}, {steps} steps, factor {a.factor}, seed {a.seed}, {len(raw)} validation rows"
     lines = [
