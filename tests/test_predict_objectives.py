@@ -170,7 +170,8 @@ def test_extractive_qa_predicts_the_answers_of_its_test_predictions(tmp_path, ca
     record = json.loads((run / "export" / "transferlab.json").read_text())
     assert record == {
         "objective": "extractive_qa",
-        "objective_config": {"label_smoothing": 0.0, "name": "extractive_qa", "max_seq_len": 32, "doc_stride": 8, "max_answer_len": 30,
+        "objective_config": {"label_smoothing": 0.0, "name": "extractive_qa", "max_seq_len": 32, "doc_stride": 8,
+                             "max_answer_len": 30,
                              "n_best": 20, "allow_no_answer": False, "null_threshold": 0.0,
                              "tune_null_threshold": False},
         "data": {"question_column": "question", "text_column": "context", "label_column": "answers",

@@ -1,14 +1,12 @@
 """The transfer study's selection on validation (multirun.sh --tune, report/select.py) and the user's data reaching
-every arm: planted grid runs, stub commands that log their argv, and one small real run on a CSV task."""
+every arm: planted grid runs, stub commands that log their argv, and grid runs holding the configs Hydra writes."""
 
-import itertools
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 from transferlab.report.select import RULE, main
@@ -236,42 +234,33 @@ def test_data_overrides_reach_the_baseline_and_the_tuning_runs_not_pretraining(t
     assert [c for c in calls if c[0] == "baseline"][0][-4:] == user
 
 
-@pytest.mark.slow
-def test_tuned_study_on_a_small_csv_end_to_end(tmp_path):
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+def test_selection_reads_the_configs_hydra_writes_for_the_study(tmp_path, capsys):
+    """The grid runs' .hydra/config.yaml as Hydra writes them (the study's composed config, unresolved, the grid value
+    as Hydra reads it: 1e-4 becomes 0.0001): the selection finds each arm and the value it ran with."""
+    from omegaconf import OmegaConf
 
-    words = "the cat dog sat ran on mat rug stocks bonds fell rose sharply today market price".split()
-    (tmp_path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(tmp_path / "vocab.txt"))
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2)
-    BertModel(BertConfig(**{**config.to_dict(), "intermediate_size": 32})).save_pretrained(tmp_path / "src")
-    tokenizer.save_pretrained(tmp_path / "src")
-    pets = [f"the {a} {v} on the {b}" for a, v, b in itertools.product(("cat", "dog"), ("sat", "ran"), ("mat", "rug"))]
-    money = [
-        f"{a} {v} sharply today" for a, v in itertools.product(("stocks", "bonds", "market", "price"), ("fell", "rose"))
+    from transferlab.cli.front import compose
+
+    tune = tmp_path / "tune"
+    grid = [(init, lr) for init in ("scratch", "pretrained") for lr in ("1e-4", "1e-2")]
+    for job, (init, lr) in enumerate(grid):
+        cfg = compose(["experiment=study", f"init={init}", "pretrained_source=src", f"optimizer.lr={lr}"])
+        OmegaConf.set_struct(cfg, False)
+        cfg.pop("hydra")
+        (tune / str(job) / ".hydra").mkdir(parents=True)
+        OmegaConf.save(cfg, tune / str(job) / ".hydra" / "config.yaml")
+        val = {"1e-4": 0.5, "1e-2": 0.4 if init == "scratch" else 0.6}[lr]
+        (tune / str(job) / "metrics.json").write_text(json.dumps({"status": "ok", "val/loss": val, "test/loss": 0}))
+    assert "lr: 0.0001" in (tune / "0" / ".hydra" / "config.yaml").read_text()
+    assert main(["select", str(tune), "--out", str(tmp_path / "tuning.json"), "--grid=lr=1e-4,1e-2"]) == 0
+    tuning = json.loads((tmp_path / "tuning.json").read_text())
+    fraction = tuning["arms"][0]["data.train_fraction"]
+    assert [(a["init"], a["freeze"], a["chosen"]) for a in tuning["arms"]] == [
+        ("pretrained", "none", {"optimizer.lr": "1e-4"}),
+        ("scratch", "none", {"optimizer.lr": "1e-2"}),
     ]
-    rows = [(t, "pets") for t in pets] + [(t, "money") for t in money]
-    for split, n in (("train", 3), ("validation", 1), ("test", 1)):
-        (tmp_path / f"{split}.csv").write_text("text,label\n" + "".join(f"{t},{y}\n" for t, y in rows * n))
-    cmd = [str(ROOT / "multirun.sh"), "--fast", "--source", str(tmp_path / "src"), "--out", str(tmp_path / "out")]
-    cmd += ["--freezes", "none", "--fractions", "1.0", "--tune", "lr=1e-4,1e-2", "--", "data=files"]
-    cmd += [f"data.{s}={tmp_path / s}.csv" for s in ("train", "validation", "test")]
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path)
-    assert out.returncode == 0, out.stderr[-3000:]
-    (study,) = (tmp_path / "out" / "study").iterdir()
-    tuning = json.loads((study / "tuning.json").read_text())
-    assert [(a["init"], a["freeze"], a["data.train_fraction"]) for a in tuning["arms"]] == [
-        ("pretrained", "none", 1.0),
-        ("scratch", "none", 1.0),
+    assert main(["overrides", str(tmp_path / "tuning.json")]) == 0
+    assert capsys.readouterr().out.splitlines()[-2:] == [
+        f"init=pretrained freeze=none data.train_fraction={fraction} optimizer.lr=1e-4",
+        f"init=scratch freeze=none data.train_fraction={fraction} optimizer.lr=1e-2",
     ]
-    for arm in tuning["arms"]:  # the chosen value is the grid point with the lower val/loss, and it ran
-        best = min(arm["scores"], key=lambda r: r["val/loss"])
-        assert arm["chosen"] == {"optimizer.lr": best["optimizer.lr"]}
-        final = study / "sweep" / f"{arm['init']}_none_1.0" / "0" / ".hydra" / "config.yaml"
-        assert yaml.safe_load(final.read_text())["optimizer"]["lr"] == float(best["optimizer.lr"])
-    baseline = yaml.safe_load((study / "baseline" / "0" / ".hydra" / "config.yaml").read_text())
-    assert baseline["data"]["train"] == f"{tmp_path / 'train'}.csv"  # the TF-IDF arm read the user's file
-    report = (study / "report.md").read_text()
-    assert "## Selection on validation" in report and f"Rule: {RULE}." in report
-    assert "| pretrained | none | 1.0 | optimizer.lr=" in report
