@@ -16,6 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
+    RECIPE,
     WORK,
     args,
     encoder_flops,
@@ -54,12 +55,7 @@ PINNED = [
     "task_name=bench_clm",
     "data.max_seq_len=128",
     "data.batch_size=32",
-    "optimizer.lr=1e-3",
-    "optimizer.weight_decay=0.01",
-    "scheduler.name=linear",
-    "scheduler.warmup_ratio=0.06",
-    "trainer.gradient_clip_val=1.0",
-    "trainer.precision=32-true",
+    *RECIPE,
 ]
 
 

@@ -31,6 +31,16 @@ warnings.filterwarnings("ignore")
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "outputs" / "bench"  # tokenizers, run dirs and result JSON (ignored by git)
 RESULTS = WORK / "results"
+# The recipe every bench gives transferlab and its peers alike: AdamW lr 1e-3 with weight decay 0.01, 6% linear
+# warm-up then linear decay, clip 1.0, fp32.
+RECIPE = [
+    "optimizer.lr=1e-3",
+    "optimizer.weight_decay=0.01",
+    "scheduler.name=linear",
+    "scheduler.warmup_ratio=0.06",
+    "trainer.gradient_clip_val=1.0",
+    "trainer.precision=32-true",
+]
 
 
 def quiet() -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
+    RECIPE,
     WORK,
     args,
     encoder_flops,
@@ -57,12 +58,7 @@ PINNED = [
     "objective.mlm_probability=0.15",
     "objective.whole_word_mask=false",
     "objective.sparse_head=true",
-    "optimizer.lr=1e-3",
-    "optimizer.weight_decay=0.01",
-    "scheduler.name=linear",
-    "scheduler.warmup_ratio=0.06",
-    "trainer.gradient_clip_val=1.0",
-    "trainer.precision=32-true",
+    *RECIPE,
 ]
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
+    RECIPE,
     WORK,
     args,
     interleave,
@@ -57,12 +58,7 @@ PINNED = [
     "data.batch_size=32",
     "data.max_train_samples=null",
     "data.train_fraction=1.0",
-    "optimizer.lr=1e-3",
-    "optimizer.weight_decay=0.01",
-    "scheduler.name=linear",
-    "scheduler.warmup_ratio=0.06",
-    "trainer.gradient_clip_val=1.0",
-    "trainer.precision=32-true",
+    *RECIPE,
 ]
 
 

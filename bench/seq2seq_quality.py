@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import WORK, quiet, save, versions  # noqa: E402
+from common import RECIPE, WORK, quiet, save, versions  # noqa: E402
 from runners import LOGGING_OFF, hf_arguments, hf_settings, transferlab_assemble  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,12 +36,7 @@ COMMON = [
     "data.max_train_samples=null",
     "data.train_fraction=1.0",
     "data.max_eval_samples=500",
-    "optimizer.lr=1e-3",
-    "optimizer.weight_decay=0.01",
-    "scheduler.name=linear",
-    "scheduler.warmup_ratio=0.06",
-    "trainer.gradient_clip_val=1.0",
-    "trainer.precision=32-true",
+    *RECIPE,
     "++trainer.num_sanity_val_steps=0",
     "++trainer.check_val_every_n_epoch=100000",  # no validation while training: the bench validates once, after
 ]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
+    RECIPE,
     WORK,
     args,
     encoder_flops,
@@ -48,12 +49,7 @@ PINNED = [
     "data.batch_size=32",
     "data.max_train_samples=null",
     "data.train_fraction=1.0",
-    "optimizer.lr=1e-3",
-    "optimizer.weight_decay=0.01",
-    "scheduler.name=linear",
-    "scheduler.warmup_ratio=0.06",
-    "trainer.gradient_clip_val=1.0",
-    "trainer.precision=32-true",
+    *RECIPE,
 ]
 
 
