@@ -239,6 +239,7 @@ def test_a_conversation_the_chat_template_cannot_render_is_named_by_file_and_lin
     )
 
 
+@pytest.mark.slow  # a CLI subprocess
 def test_the_cli_answers_a_bad_conversation_with_one_error_line_before_training(tmp_path):
     path = _lines(tmp_path / "bad.jsonl", [{"messages": CONVERSATION}, {"messages": CONVERSATION[:2]}])
     run = tmp_path / "run"
@@ -271,6 +272,7 @@ def _tiny_export(tok, path):
     tok.save_pretrained(path)
 
 
+@pytest.mark.slow  # a CLI subprocess
 def test_a_chat_session_keeps_the_history_and_ends_at_an_empty_line(tmp_path, tok):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
