@@ -256,6 +256,7 @@ def test_static_count_covers_the_draw():
     assert static_count(100, 0.15) == 40 and static_count(10, 0.5) == 10  # never more rows than tokens
 
 
+@pytest.mark.slow  # torch.compile
 def test_compiled_steps_equal_the_eager_ones(wordpiece):
     """compile=true's one-function steps (CLM: model + chunked loss; MLM: encoder + sparse head + loss, static rows)."""
     model, ids = _gpt2(), torch.randint(0, 100, (2, 16))

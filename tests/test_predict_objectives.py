@@ -118,6 +118,7 @@ def _classified(objective) -> list:
     return records
 
 
+@pytest.mark.slow  # trains a run, then predicts
 def test_classification_predicts_the_labels_its_test_step_scored(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path / "cache"))
     run, test, objective, scored = _run("classification", tmp_path, _classified)
@@ -145,6 +146,7 @@ def _tag_records(objective) -> list:
     return records
 
 
+@pytest.mark.slow  # trains a run, then predicts
 def test_token_classification_predicts_the_tags_its_test_records_hold(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path / "cache"))
     run, test, _, records = _run("token_classification", tmp_path, _tag_records)
@@ -156,6 +158,7 @@ def test_token_classification_predicts_the_tags_its_test_records_hold(tmp_path, 
         assert row["pred_tags"] == record["predicted"] + [None] * (record["words"] - len(record["predicted"]))
 
 
+@pytest.mark.slow  # trains a run, then predicts
 def test_extractive_qa_predicts_the_answers_of_its_test_predictions(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path / "cache"))
     run, test, objective, _ = _run("extractive_qa", tmp_path)
@@ -193,6 +196,7 @@ def test_extractive_qa_predicts_the_answers_of_its_test_predictions(tmp_path, ca
     )
 
 
+@pytest.mark.slow  # trains a run, then predicts
 @pytest.mark.parametrize("objective", ["seq2seq", "sft"])
 def test_text_to_text_predicts_the_texts_of_its_test_predictions(objective, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("TRANSFERLAB_CACHE", str(tmp_path / "cache"))

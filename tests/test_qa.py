@@ -182,6 +182,7 @@ def _write_jsonl(path, rows):
     return str(path)
 
 
+@pytest.mark.slow  # a CLI subprocess
 def test_a_question_too_long_for_its_window_fails_in_one_line_before_training(tmp_path):
     """(Misplaced answers and questions without one are in the bad-input catalogue: they fail before any tokenizer.)"""
     rows = _rows(5, 0)

@@ -227,6 +227,7 @@ def test_the_export_loads_in_a_text_classification_pipeline(run):
     assert 'value = pipe("some text")[0]["score"] * model.config.target_std + model.config.target_mean' in card
 
 
+@pytest.mark.slow  # the module's trained run
 def test_an_export_from_elsewhere_saying_regression_is_predicted_as_regression(run, tmp_path):
     """Without transferlab.json, predict finds the objective from the HF config: problem_type picks regression over
     classification, which shares its architecture."""
