@@ -1,4 +1,4 @@
-"""OmegaConf resolvers: unique run ids, project paths, and ${run:TASK} for chaining runs."""
+"""OmegaConf resolvers: unique run ids, project paths, ${run:TASK} for chaining runs, a checkpoint's default LR."""
 
 import json
 import uuid
@@ -49,6 +49,7 @@ def _column(key: str, *, _root_):
 
 def register_resolvers() -> None:
     from transferlab.config import DATA_DIR, project_root
+    from transferlab.config.checkpoint_lr import checkpoint_lr
 
     resolvers = {
         "tl_uid": lambda: uuid.uuid4().hex[:6],
@@ -57,6 +58,7 @@ def register_resolvers() -> None:
         "run": _run,
         "tl_hydra_subdir": _hydra_subdir,
         "tl_column": _column,
+        "tl_checkpoint_lr": checkpoint_lr,
     }
     for name, fn in resolvers.items():
         # Cached so the run dir's id is drawn once per config (and copied to every job of a sweep).

@@ -49,6 +49,8 @@ def show_run(console, cfg, run_dir: Path) -> None:
     except ValueError:
         pass
     console.print(f"[bold]{cfg.task_name}[/bold]  (full config: {path}; verbose=true prints it)", soft_wrap=True)
+    from transferlab.config import CONF_DIR
+
     hydra_cfg = HydraConfig.get()
     choices = {
         k: v
@@ -58,7 +60,10 @@ def show_run(console, cfg, run_dir: Path) -> None:
     tree = Tree("", hide_root=True)
     groups = tree.add("groups")
     for group, choice in sorted(choices.items()):
-        groups.add(f"{group}: {choice}")
+        if (CONF_DIR / group / f"{choice}.yaml").is_file():  # an optional group (regimen/) without a member: none
+            groups.add(f"{group}: {choice}")
+    # The learning rate may come from a regimen (by objective x freeze, or by init) rather than from a choice above
+    groups.add(f"optimizer: {cfg.optimizer.name}, lr {cfg.optimizer.lr:g}")
     overrides = [o for o in hydra_cfg.overrides.task if o.split("=", 1)[0].lstrip("+~") not in choices]
     if overrides:
         changed = tree.add("overrides")
