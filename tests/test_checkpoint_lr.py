@@ -57,4 +57,3 @@ def test_a_checkpoint_whose_width_cannot_be_read_keeps_the_reference_lr(tmp_path
     broken.mkdir()
     (broken / "config.json").write_text("{not json")
     assert compose(["model=pretrained", f"model.name_or_path={broken}"]).optimizer.lr == 5e-4
-
