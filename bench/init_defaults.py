@@ -125,6 +125,8 @@ def main() -> None:
 
 def on_disk(models: dict) -> list:
     """Every finished run under outputs/bench/init_defaults/ of the named checkpoints, as table rows."""
+    from transferlab.cli.front import compose
+
     rows = []
     for metrics in sorted((WORK / "init_defaults").glob("*/*/metrics.json")):
         m = json.loads(metrics.read_text())
@@ -133,8 +135,6 @@ def on_disk(models: dict) -> list:
             continue
         labels, epochs, seed = int(labels), int(epochs[1:]), int(seed[1:])
         args = overrides(models[model], task, labels, None if lr == "default" else lr, epochs, seed, metrics.parent)
-        from transferlab.cli.front import compose
-
         row = {"model": model, "task": task, "labels": labels, "epochs": epochs, "seed": seed, "lr": lr,
                "lr_used": compose(args).optimizer.lr, "val_acc": m["val/acc"], "test_acc": m["test/acc"],
                "fit_s": m.get("time/fit_s")}  # fmt: skip
