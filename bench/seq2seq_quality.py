@@ -178,8 +178,9 @@ def score(model, tokenizer, cfg, rows, batch_size: int = 64) -> dict:
     import torch
     from transformers import DataCollatorForSeq2Seq
 
-    from transferlab.objectives.generation import decoded, normalized
+    from transferlab.objectives.generation import decoded
     from transferlab.objectives.seq2seq import clipped, encode_sources
+    from transferlab.objectives.text_scores import normalized
 
     obj = cfg.objective
     sources = [
