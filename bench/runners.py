@@ -27,7 +27,9 @@ def count(batch, flops_fn):
     """(positions, non-pad tokens, FLOPs) of a batch; with flops_fn.counts_targets, the decoder's target (seq2seq
     labels, -100 at pads) counts too."""
     ids, mask, labels = batch["input_ids"], batch.get("attention_mask"), batch.get("labels")
-    positions, real = ids.numel(), int(mask.sum()) if mask is not None else ids.numel()
+    # without a mask: transferlab's packed rows, whose n_tokens counts their rows' tokens (not the pad between rows)
+    positions = ids.numel()
+    real = int(mask.sum()) if mask is not None else int(batch.get("n_tokens", positions))
     if getattr(flops_fn, "counts_targets", False):
         positions, real = positions + labels.numel(), real + int((labels != -100).sum())
     return positions, real, flops_fn(batch)
@@ -144,10 +146,12 @@ class HFTrainerRunner:
         log_fn=None,
         trainer_cls=None,
         args_cls=None,
+        trainer_kwargs=None,
         **extra,
     ):
         self.model_fn, self.dataset, self.collator, self.flops_fn = model_fn, dataset, collator, flops_fn
         self.trainer_cls = trainer_cls  # default: transformers.Trainer (Seq2SeqTrainer with Seq2SeqTrainingArguments)
+        self.trainer_kwargs = trainer_kwargs or {}  # e.g. TRL's SFTTrainer: processing_class
         # TrainingArguments are built per call: building them sets torch's TF32 mode through the new fp32_precision API,
         # after which Lightning's legacy-API check on a GPU raises; a GPU bench runs the HF Trainer last.
         self.make_args = lambda: hf_arguments(
@@ -160,25 +164,31 @@ class HFTrainerRunner:
         from transformers import Trainer, TrainerCallback
         from transformers.trainer_callback import PrinterCallback
 
-        log, collator, flops_fn = self.log_fn(), self.collator, self.flops_fn
+        log, flops_fn = self.log_fn(), self.flops_fn
 
         class Stamp(TrainerCallback):
             def on_step_end(self, args, state, control, **kwargs):
                 log.step_end()
 
-        def collate(features):
-            batch = collator(features)
-            log.batch(*count(batch, flops_fn))
-            return batch
+        def counted(collator):
+            def collate(features):
+                batch = collator(features)
+                log.batch(*count(batch, flops_fn))
+                return batch
+
+            return collate
 
         torch.manual_seed(42)
         trainer = (self.trainer_cls or Trainer)(
             model=self.model_fn(),
             args=self.make_args(),
             train_dataset=self.dataset,
-            data_collator=collate,
+            data_collator=counted(self.collator) if self.collator else None,
             callbacks=[Stamp()],
+            **self.trainer_kwargs,
         )
+        if self.collator is None:  # the trainer's own (TRL's padding-free one refuses a custom collator)
+            trainer.data_collator = counted(trainer.data_collator)
         trainer.remove_callback(PrinterCallback)  # it prints the final metrics dict
         trainer.train()
         return log.window()
