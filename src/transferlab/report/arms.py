@@ -45,3 +45,23 @@ def mean_curve(curves: dict) -> list:
         for x, y in points:
             by.setdefault(x, []).append(y)
     return sorted((x, statistics.fmean(ys)) for x, ys in by.items())
+
+
+def scratch_needs(jobs, metric: str, axis: dict) -> dict:
+    """{labels: (pre-trained score, [(kind, labels scratch needs), ...] per seed)}: per seed, where scratch
+    fine-tuning's curve reaches pre-trained fine-tuning's score at that count (interpolate.labels_to_reach); where the
+    seeds do not pair, the mean curves stand in for one seed. Labels saved and compute paid back both read this, so
+    they quote one figure."""
+    from transferlab.report.interpolate import labels_to_reach
+
+    scratch, pre = seed_curves(jobs, SCRATCH, metric, axis), seed_curves(jobs, PRETRAINED, metric, axis)
+    seeds = sorted(scratch.keys() & pre.keys(), key=str)
+    pairs = [(scratch[s], dict(pre[s])) for s in seeds]
+    if not pairs and scratch and pre:
+        pairs = [(mean_curve(scratch), dict(mean_curve(pre)))]
+    out = {}
+    for x in sorted(axis.values()):
+        results = [labels_to_reach(curve, p[x]) for curve, p in pairs if x in p]
+        if results:
+            out[x] = (statistics.fmean(p[x] for _, p in pairs if x in p), results)
+    return out

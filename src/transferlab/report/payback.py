@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import statistics
 
-from transferlab.report.arms import PRETRAINED, SCRATCH, TIME, mean_curve, num, seed_curves
-from transferlab.report.interpolate import labels_to_reach, tasks_to_repay, value_at
+from transferlab.report.arms import PRETRAINED, SCRATCH, TIME, mean_curve, num, scratch_needs, seed_curves
+from transferlab.report.interpolate import tasks_to_repay, value_at
 
 
 def _time_spread(jobs, axis, x) -> float:
@@ -31,11 +31,10 @@ def payback(jobs, metric, axis, fmt, pretrain) -> list[str]:
     cost = pm.get(TIME)
     if not num(cost):
         return ["", head + f"not computed: {path} records no {TIME}."]
-    scratch = mean_curve(seed_curves(jobs, SCRATCH, metric, axis))
-    pre = mean_curve(seed_curves(jobs, PRETRAINED, metric, axis))
+    needs = scratch_needs(jobs, metric, axis)  # the labels-saved table's per-seed figures: one number in both
     scratch_time = mean_curve(seed_curves(jobs, SCRATCH, TIME, axis))
     pre_time = dict(mean_curve(seed_curves(jobs, PRETRAINED, TIME, axis)))
-    if not (scratch and pre and scratch_time and pre_time):
+    if not (needs and scratch_time and pre_time):
         return ["", head + f"not computed: the sweep lacks scratch or pre-trained fine-tuning runs with {TIME}."]
     flops = ""
     if all(num(pm.get(k)) for k in ("params/total", "throughput/tokens_per_sec")):
@@ -43,20 +42,22 @@ def payback(jobs, metric, axis, fmt, pretrain) -> list[str]:
         n = pm["params/total"]
         flops = f", ≈ {6 * n * tokens:.2g} FLOPs (6 × {n:,.0f} parameters × {tokens:.2g} tokens)"
     lines = ["", f"{head}pre-training took {cost:.0f} s of fit{flops}.", ""]
-    for x, target in pre:
-        kind, needed = labels_to_reach(scratch, target)
+    for x, (target, results) in needs.items():
         took = pre_time.get(x)
         if took is None:
             continue
         lead = f"- With {fmt(x)}: "
-        if kind == "never":
+        kinds = [kind for kind, _ in results]
+        if "never" in kinds:
+            some = "" if set(kinds) == {"never"} else f" in {kinds.count('never')} of {len(kinds)} seeds"
             lines.append(
-                f"{lead}scratch does not reach {target:.4f} within the measured range, so no measured amount "
+                f"{lead}scratch does not reach {target:.4f} within the measured range{some}, so no measured amount "
                 "of fine-tuning buys what pre-training gives; it pays back in labels, not time."
             )
-        elif kind == "at most":
+        elif "at most" in kinds:
             lines.append(f"{lead}scratch matches it at the fewest labels measured: pre-training saves nothing here.")
         else:
+            needed = statistics.fmean(n for _, n in results)
             spent = value_at(scratch_time, needed)
             spread = _time_spread(jobs, axis, x)
             tasks = tasks_to_repay(cost, spent, took) if spent - took > spread else None

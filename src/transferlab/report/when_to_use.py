@@ -18,9 +18,19 @@ import json
 import statistics
 from pathlib import Path
 
-from transferlab.report.arms import LABELS, PRETRAINED, PROBE, SCRATCH, TFIDF, label_axis, mean_curve, seed_curves
+from transferlab.report.arms import (
+    LABELS,
+    PRETRAINED,
+    PROBE,
+    SCRATCH,
+    TFIDF,
+    label_axis,
+    mean_curve,
+    scratch_needs,
+    seed_curves,
+)
 from transferlab.report.claims import margin, separated
-from transferlab.report.interpolate import crossings, labels_to_reach
+from transferlab.report.interpolate import crossings
 from transferlab.report.payback import payback
 
 CROSSINGS = (  # (name of a, a, name of b, b): where a - b changes sign as labels grow
@@ -87,22 +97,18 @@ def _multiplier(results: list) -> str:
 
 
 def _labels_saved(jobs, metric, axis, fmt) -> list[str]:
-    scratch, pre = seed_curves(jobs, SCRATCH, metric, axis), seed_curves(jobs, PRETRAINED, metric, axis)
-    seeds = sorted(scratch.keys() & pre.keys(), key=str)
-    pairs = [(scratch[s], dict(pre[s])) for s in seeds]
-    if not pairs and scratch and pre:  # seeds that don't pair: the mean curves
-        pairs = [(mean_curve(scratch), dict(mean_curve(pre)))]
+    needs = scratch_needs(jobs, metric, axis)
     head = "**Labels saved** (the effective data transferred, Hernandez et al. 2021): the labels scratch fine-tuning"
     lines = ["", f"{head} needs to match pre-trained fine-tuning's {metric}, as a multiple of the labels it used."]
-    if not pairs:
+    if not needs:
         return lines[:1] + ["**Labels saved:** not computed: the sweep lacks scratch or pre-trained fine-tuning runs."]
     table, said = ["", f"| fraction | labels | pre-trained {metric} | scratch needs |", "|---|---|---|---|"], []
-    top = max(x for curve, _ in pairs for x, _ in curve)
+    top = max(x for x, _ in mean_curve(seed_curves(jobs, SCRATCH, metric, axis)))
     for f, x in sorted(axis.items(), key=lambda kv: kv[1]):
-        results = [(kind, n / x) for kind, n in (labels_to_reach(c, p[x]) for c, p in pairs if x in p)]
-        if not results:
+        if x not in needs:
             continue
-        score = statistics.fmean(p[x] for _, p in pairs if x in p)
+        score, reached = needs[x]
+        results = [(kind, n / x) for kind, n in reached]
         table.append(f"| {f:g} | {fmt(x)} | {score:.4f} | {_multiplier(results)} |")
         said.append(_saved_sentence(jobs, metric, f, x, score, results, fmt, top))
     return lines + table + [""] + said
