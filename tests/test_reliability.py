@@ -158,6 +158,21 @@ def test_resume_from_a_path_continues_that_run_in_a_new_dir(runs):
 
 
 @pytest.mark.slow
+def test_resume_with_another_optimizer_is_refused_before_training(runs):
+    """The checkpoint names the optimizer whose state it holds; SGD cannot continue AdamW's moments."""
+    last = runs["ref"] / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["transferlab"]["optimizer"] == "adamw"
+    run = runs["root"] / "other_optimizer"
+    assert _finish(_start(run, f"resume={last}", "optimizer.name=sgd")) == 1  # an input error, as a missing column
+    assert _last_line(run, 0) == (
+        f"error: resume={last}: the checkpoint holds adamw's optimizer state, this run asks for optimizer.name=sgd; "
+        "resume with optimizer.name=adamw, or start fresh from its weights with resume=never model=pretrained "
+        "model.name_or_path=<that run>/export"
+    )
+    assert not (run / "checkpoints").exists()
+
+
+@pytest.mark.slow
 def test_no_secret_from_the_environment_lands_in_a_run(runs):
     root = runs["root"]
     files = [p for p in root.rglob("*") if p.is_file()]

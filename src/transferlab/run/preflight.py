@@ -99,6 +99,18 @@ def read_checkpoint(
     return ckpt
 
 
+def check_same_optimizer(cfg, ckpt: dict, path: str) -> None:
+    """A training checkpoint holds its optimizer's state (AdamW's moments, Adafactor's factors): another optimizer
+    cannot continue from it. Checkpoints written before the name was recorded are not checked."""
+    saved = (ckpt.get("transferlab") or {}).get("optimizer")
+    if saved and saved != cfg.optimizer.name:
+        raise TransferlabError(
+            f"resume={path}: the checkpoint holds {saved}'s optimizer state, this run asks for optimizer.name="
+            f"{cfg.optimizer.name}; resume with optimizer.name={saved}, or start fresh from its weights with "
+            "resume=never model=pretrained model.name_or_path=<that run>/export"
+        )
+
+
 def check_checkpoint_fits(module, ckpt: str) -> None:
     """The checkpoint's weights must have this model's names and shapes: say so in one line, not in Lightning's
     hundred-line load_state_dict error."""
@@ -133,7 +145,7 @@ def check_inputs(cfg, run_dir: Path) -> Inputs:
         check_pretrained_tokenizer(cfg)
         resume_from = resume_path(cfg, run_dir)
         if resume_from:
-            read_checkpoint(resume_from)
+            check_same_optimizer(cfg, read_checkpoint(resume_from), resume_from)
         task = {}
         if cfg.data.sources:
             from transferlab.data.union import load_mix

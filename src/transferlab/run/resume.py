@@ -84,6 +84,8 @@ class ResumeState(pl.Callback):
             "epoch": trainer.current_epoch,
             # Batches trained on in this epoch: the resumed epoch skips them instead of starting over.
             "batches_done": trainer.fit_loop.epoch_loop.batch_progress.current.processed,
+            # whose state optimizer_states holds: a resume with another optimizer.name is refused (run/preflight.py)
+            "optimizer": str(pl_module.optimizer_cfg.name),
         }
         stream = _stream(trainer)
         if stream is not None:
