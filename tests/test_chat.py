@@ -365,3 +365,74 @@ def test_packing_with_virtual_tokens_is_refused():
         "packed conversations apart; set objective.packing=false, or use freeze.method=lora"
     )
     validate(compose([*overrides, "freeze=peft", "freeze.method=lora"]))  # an adapter keeps them: accepted
+
+
+def test_predict_input_prompts_each_conversation_up_to_the_reply_it_asks_for(tmp_path):
+    from transferlab.data.chat import prompts
+
+    turns = CONVERSATION[:4]  # ends with the user's turn: the reply after it is asked for
+    rows = [{"messages": turns}, {"messages": CONVERSATION, "id": "007"}]  # ends with a reply: generated anew
+    found = prompts(_lines(tmp_path / "m.jsonl", rows), "messages")
+    assert found == [(rows[0], turns), (rows[1], CONVERSATION[:4])]  # each row as read, beside its prompt
+    alpaca = [{"instruction": "name it", "input": "red"}, {"instruction": "name it", "output": "red"}]
+    assert [t for _, t in prompts(_lines(tmp_path / "a.jsonl", alpaca), "alpaca")] == [
+        [{"role": "user", "content": "name it\n\nred"}],  # no output: the instruction and its input
+        [{"role": "user", "content": "name it"}],  # an output: the reply generated anew
+    ]
+    sharegpt = [{"conversations": [{"from": "human", "value": "hi"}]}]
+    assert prompts(_lines(tmp_path / "s.jsonl", sharegpt), "sharegpt")[0][1] == [{"role": "user", "content": "hi"}]
+
+
+@pytest.mark.parametrize(
+    "row, problem",
+    [
+        ({"messages": [{"role": "assistant", "content": "x"}]}, "no turn before the reply to generate"),
+        ({"messages": [{"role": "robot", "content": "x"}]}, 'unknown role "robot" in messages[0].role'),
+        ('{"messages": [', "malformed JSON line"),
+    ],
+)
+def test_a_bad_predict_conversation_is_named_by_file_and_line(tmp_path, row, problem):
+    from transferlab.data.chat import prompts
+
+    path = _lines(tmp_path / "in.jsonl", [{"messages": CONVERSATION[:2]}, row])
+    with pytest.raises(TransferlabError) as e:
+        prompts(path, "messages")
+    assert str(e.value).startswith(f"{path}:2: {problem}")
+
+
+def test_predict_continues_conversations_from_a_chat_file(tmp_path, tok):
+    """transferlab-predict --format messages: each row as read plus the reply greedy decoding gives after the
+    conversation rendered as training renders it (objectives/chat.prompt_ids)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from transferlab.cli.predict import main
+    from transferlab.objectives.chat import prompt_ids
+    from transferlab.objectives.generation import decoded
+
+    export = tmp_path / "export"
+    _tiny_export(tok, export)
+    rows = [{"messages": CONVERSATION[:2]}, {"messages": CONVERSATION, "id": "007"}]
+    out = tmp_path / "out.jsonl"
+    main([str(export), _lines(tmp_path / "in.jsonl", rows), "--format", "messages", "--out", str(out),
+          "--max-new-tokens", "3"])  # fmt: skip
+    written = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [{k: v for k, v in r.items() if k != "pred_generation"} for r in written] == rows
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(export).eval(), AutoTokenizer.from_pretrained(export)
+    for row, turns in zip(written, [CONVERSATION[:2], CONVERSATION[:4]]):
+        ids = torch.tensor([prompt_ids(tokenizer, turns)])
+        with torch.no_grad():
+            new = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=3, do_sample=False)
+        assert row["pred_generation"] == decoded(tokenizer, new[:, ids.size(1) :])[0]
+
+
+def test_chat_input_for_an_export_that_does_not_continue_conversations_is_refused(tmp_path):
+    from transferlab.cli.predict_input import read
+    from transferlab.objectives import OBJECTIVES
+
+    path = _lines(tmp_path / "in.jsonl", [{"messages": CONVERSATION}])
+    with pytest.raises(TransferlabError) as e:
+        read(path, "messages", OBJECTIVES["seq2seq"], {"source": "source"})
+    assert str(e.value) == (
+        "--format messages reads conversations from a file, which a seq2seq export cannot take; give an sft export "
+        "a JSON-lines file, or drop --format"
+    )

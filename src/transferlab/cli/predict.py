@@ -4,7 +4,9 @@ EXPORT is an export dir (a run's export/, shared on its own: no run dir is neede
 objective's (Objective.infer, with the encoding and decoding the run's evaluation used), named by the export's
 transferlab.json, or for an export from elsewhere, by its architecture (the objective whose HF auto class builds
 it, with its default config). INPUT is a csv/tsv/jsonl/json/parquet/txt/conll file read by the same readers as
-data=files (--format squad for SQuAD JSON), or - for stdin (one text a line). Output: JSONL (or CSV, by --out's
+data=files (--format squad for SQuAD JSON; --format messages|alpaca|sharegpt for conversations an sft export
+continues: the reply after the last user turn, or the last assistant turn generated anew), or - for stdin (one
+text a line). Output: JSONL (or CSV, by --out's
 extension): each input row as read, its prediction in columns of its own (the objective's `outputs`; an input column
 of such a name is refused). Rows are batched by length; a terminal shows a progress bar. Where the export
 generates, the decoding options of transferlab-generate (--max-new-tokens, --num-beams, --top-k, ...) replace
@@ -153,7 +155,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("input", help="a data file (the formats of data=files), or - for stdin, one text a line")
     parser.add_argument("--out", help="output file: .jsonl (default: stdout) or .csv")
     parser.add_argument(
-        "--format", default="auto", help="the input's format when its extension does not say (e.g. squad, conll)"
+        "--format",
+        default="auto",
+        help="the input's format when its extension does not say (e.g. squad, conll), or a chat format "
+        "(messages, alpaca, sharegpt) for an sft export to continue conversations",
     )
     for field in sorted({f for cls in OBJECTIVES.values() if cls.outputs for f in input_fields(cls)}):
         parser.add_argument(
@@ -187,17 +192,15 @@ def main(argv=None) -> None:
         objective_cls, cfg, data = objective_of(export)
         _decoding(args, objective_cls, cfg)
         columns = _columns(args, objective_cls, data)
-        ds = read(args.input, args.format, objective_cls, columns)
+        rows, inputs = read(args.input, args.format, objective_cls, columns)
         model, tokenizer = load(export, objective_cls)
         model.to(args.device)
-        rows = ds.to_list()
         options = InferOptions(
             max_seq_len=data.get("max_seq_len") or max_positions(model.config.to_dict()) or tokenizer.model_max_length,
             batch_size=args.batch_size,
             top_k=args.top_k or 1,
             progress=_progress(sys.stderr.isatty()),
         )
-        inputs = [{f: row[c] for f, c in columns.items()} for row in rows]
         write(args.out, rows, objective_cls.infer(cfg, model, tokenizer, inputs, options))
     except Exception as e:
         report(e, args.verbose)

@@ -14,9 +14,40 @@ from pathlib import Path
 from transferlab.errors import TransferlabError
 
 
-def read(path: str, fmt: str, objective_cls, columns: dict):
-    """The input rows as a datasets.Dataset; `columns` (field -> column) hold text and no column has a prediction's
-    name."""
+def read(path: str, fmt: str, objective_cls, columns: dict) -> tuple[list, list]:
+    """(the input rows as read, what the model reads of each: {field: value}); `columns` (field -> column) hold text
+    and no column has a prediction's name. Chat formats (--format messages|alpaca|sharegpt) give each row's
+    conversation as the source, for an export that continues conversations (sft)."""
+    from transferlab.data.chat import CHAT_FORMATS
+
+    if fmt in CHAT_FORMATS:
+        return _conversations(path, fmt, objective_cls)
+    ds = _rows(path, fmt, objective_cls, columns)
+    rows = ds.to_list()
+    return rows, [{f: row[c] for f, c in columns.items()} for row in rows]
+
+
+def _conversations(path: str, fmt: str, objective_cls) -> tuple[list, list]:
+    from transferlab.data.chat import prompts
+    from transferlab.data.files import existing_file
+
+    name = objective_cls.name
+    if not getattr(objective_cls, "chat", False) or path == "-":
+        where = "stdin" if path == "-" else f"a {name} export"
+        raise TransferlabError(
+            f"--format {fmt} reads conversations from a file, which {where} cannot take; give an sft export a "
+            "JSON-lines file, or drop --format"
+        )
+    found = prompts(str(existing_file(path, "input")), fmt)
+    taken = sorted({c for row, _ in found for c in objective_cls.outputs if c in row})
+    if taken:
+        raise TransferlabError(
+            f"{path}: field '{taken[0]}' has a name this {name} export writes its prediction under; rename it"
+        )
+    return [row for row, _ in found], [{"source": turns} for _, turns in found]
+
+
+def _rows(path: str, fmt: str, objective_cls, columns: dict):
     from datasets import Dataset
 
     from transferlab.data.loading import read_file

@@ -33,17 +33,17 @@ def _text(where: str, value, fmt: str) -> str:
     return value
 
 
-def _turns(where: str, row: dict, fmt: str) -> list:
-    """The row's turns as [{"role", "content"}], roles checked."""
+def _turns(where: str, row: dict, fmt: str, reply: bool = True) -> list:
+    """The row's turns as [{"role", "content"}], roles checked. reply=False (a prompt): alpaca's output may be
+    absent."""
     if fmt == "alpaca":
         instruction, output = _text(f"{where}: 'instruction'", row.get("instruction"), fmt), row.get("output")
         given = row.get("input")
         extra = _text(f"{where}: 'input'", given, fmt) if given is not None else ""
-        user = instruction + ("\n\n" + extra if extra else "")
-        return [
-            {"role": "user", "content": user},
-            {"role": "assistant", "content": _text(f"{where}: 'output'", output, fmt)},
-        ]
+        user = [{"role": "user", "content": instruction + ("\n\n" + extra if extra else "")}]
+        if output is None and not reply:
+            return user
+        return [*user, {"role": "assistant", "content": _text(f"{where}: 'output'", output, fmt)}]
     key, role_key, content_key = (
         ("messages", "role", "content") if fmt == "messages" else ("conversations", "from", "value")
     )
@@ -81,20 +81,45 @@ def conversation(where: str, row, fmt: str) -> list:
     return turns
 
 
-def conversations(path: str, fmt: str):
-    """(line number, conversation) of each non-blank line of the file."""
+def _lines(path: str):
+    """(line number, the JSON value) of each non-blank line of the file."""
     opener = gzip.open if str(path).endswith(".gz") else open
     with opener(path, "rt", encoding="utf-8") as f:
         for number, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                yield number, json.loads(line)
             except ValueError as e:
                 raise TransferlabError(
                     f"{path}:{number}: malformed JSON line ({e.msg}); fix or remove that line"
                 ) from None
-            yield number, conversation(f"{path}:{number}", row, fmt)
+
+
+def conversations(path: str, fmt: str):
+    """(line number, conversation) of each non-blank line of the file."""
+    for number, row in _lines(path):
+        yield number, conversation(f"{path}:{number}", row, fmt)
+
+
+def prompts(path: str, fmt: str) -> list:
+    """transferlab-predict's chat input: (the row as read, the turns a reply follows) of each non-blank line. A
+    conversation that ends with an assistant turn is prompted with the turns before it, as evaluation prompts (the
+    turn stays in the row, beside the prediction); one that ends with a user or system turn, with every turn."""
+    out = []
+    for number, row in _lines(path):
+        where = f"{path}:{number}"
+        if not isinstance(row, dict):
+            raise TransferlabError(f"{where}: not a JSON object; --format {fmt} reads {LAYOUTS[fmt]} a line")
+        turns = _turns(where, row, fmt, reply=False)
+        if turns and turns[-1]["role"] == "assistant":
+            turns = turns[:-1]
+        if not turns:
+            raise TransferlabError(f"{where}: no turn before the reply to generate; give the user's turn")
+        out.append((row, turns))
+    if not out:
+        raise TransferlabError(f"{path}: no conversation (every line is blank)")
+    return out
 
 
 def _rows(path: str, fmt: str):

@@ -224,8 +224,22 @@ class SFT(TextToText):
         device = next(model.parameters()).device
 
         def run(batch: list, first: int) -> list:
-            ids, mask = left_padded([prompt(tokenizer, r["source"], room)[0] for r in batch], pad, device)
+            ids, mask = left_padded([_prompt(tokenizer, r["source"], room) for r in batch], pad, device)
             generated = generate(model, ids, mask, generation, first)[:, ids.size(1) :]
             return [{"pred_generation": text} for text in decoded(tokenizer, generated)]
 
-        return by_length(rows, lambda r: len(r["source"]), run, options)
+        return by_length(rows, lambda r: len(str(r["source"])), run, options)
+
+
+def _prompt(tokenizer, source, room: int) -> list:
+    """A text source's prompt, or a conversation's (a list of turns, from chat input: rendered and tokenized as
+    training and transferlab-generate --chat do), its last `room` tokens kept."""
+    if isinstance(source, list):
+        from transferlab.objectives.chat import TemplateProblem, prompt_ids
+
+        try:
+            ids = prompt_ids(tokenizer, source)
+        except TemplateProblem as e:
+            raise TransferlabError(f"{e}; check the export's chat_template against these conversations") from None
+        return ids[len(ids) - room :] if len(ids) > room else ids
+    return prompt(tokenizer, source, room)[0]
