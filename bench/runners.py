@@ -27,9 +27,10 @@ def count(batch, flops_fn):
     """(positions, non-pad tokens, FLOPs) of a batch; with flops_fn.counts_targets, the decoder's target (seq2seq
     labels, -100 at pads) counts too."""
     ids, mask, labels = batch["input_ids"], batch.get("attention_mask"), batch.get("labels")
-    # without a mask: transferlab's packed rows, whose n_tokens counts their rows' tokens (not the pad between rows)
     positions = ids.numel()
-    real = int(mask.sum()) if mask is not None else int(batch.get("n_tokens", positions))
+    real = int(mask.sum()) if mask is not None else positions
+    if mask is None and "position_ids" in batch and "n_tokens" in batch:  # transferlab's packed sft rows: no mask,
+        real = int(batch["n_tokens"])  # n_tokens counts their conversations' tokens, not the pad between rows
     if getattr(flops_fn, "counts_targets", False):
         positions, real = positions + labels.numel(), real + int((labels != -100).sum())
     return positions, real, flops_fn(batch)

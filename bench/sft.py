@@ -11,7 +11,10 @@ Runners, interleaved each round:
                       assistant turns as -100 labels elsewhere), DataCollatorForSeq2Seq, a random sampler: the padded
                       SFT of the HF examples
   hf_trainer_grouped  the same with group_by_length (HF's own length grouping)
-  trl, trl_packed     TRL's SFTTrainer on the same rows, padded and packed (where trl is installed)
+  trl, trl_packed     TRL's SFTTrainer on the same rows (their labels kept, packed too), fp32 without gradient
+                      checkpointing; packed is its default best-fit-decreasing packing, padding-free: a batch's rows
+                      become one sequence with per-conversation position_ids. TRL also logs entropy and token
+                      accuracy every step, as it does by default. Where trl is installed.
 Non-pad tokens/s counts the tokens of the conversations a batch holds (a packed row's padding to the batch's longest
 row is padding too).
 
@@ -29,6 +32,7 @@ from common import (  # noqa: E402
     WORK,
     args,
     interleave,
+    peer_of,
     quiet,
     rounds_line,
     save,
@@ -54,6 +58,7 @@ def pinned(path: Path, rows: int) -> list:
         "data.max_seq_len=256",
         "data.batch_size=8",
         f"data.max_train_samples={rows}",
+        "trainer.limit_val_batches=0",  # no validation (sft's generates) inside a timed window
         "task_name=bench_sft",
         *RECIPE,
     ]
@@ -102,6 +107,11 @@ def trl_runners(model_fn, rows, tokenizer, settings: dict, a) -> dict:
             trainer_kwargs={"processing_class": tokenizer},
             packing=packing,
             max_length=256,
+            # TRL's SFTConfig defaults differ from TrainingArguments': bf16 autocast (orders of magnitude slower on
+            # a CPU) and gradient checkpointing. Pinned off, as every other runner here trains in fp32 without them.
+            bf16=False,
+            fp16=False,
+            gradient_checkpointing=False,
         )
 
     return {"trl": runner(False), "trl_packed": runner(True)}
@@ -152,15 +162,15 @@ def main():
         flush=True,
     )
     runners = select(runners, a.runners)
-    peer_name = "hf_trainer" if "hf_trainer" in runners else next(iter(runners))
+    peer = peer_of(runners)
     results = interleave(runners, a.repeats, a.max_foreign)
-    rows_ = summarize(results, peer=peer_name, metric="real_tokens_per_s")
-    text = table(f"SFT: non-pad tokens/s ({settings_line(tl.cfg)}, {a.threads} torch threads)", rows_, peer_name)
+    summary = summarize(results, peer=peer, metric="real_tokens_per_s")
+    text = table(f"SFT: non-pad tokens/s ({settings_line(tl.cfg)}, {a.threads} torch threads)", summary, peer)
     text += f"\n\n{rounds_line(results)}"
     print(text, flush=True)
     save(
         "sft",
-        {"versions": versions(), "args": vars(a), "rows": rows_, "rounds": results["_rounds"], "table": text},
+        {"versions": versions(), "args": vars(a), "rows": summary, "rounds": results["_rounds"], "table": text},
         a.runners,
     )
 

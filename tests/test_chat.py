@@ -386,7 +386,9 @@ def test_predict_input_prompts_each_conversation_up_to_the_reply_it_asks_for(tmp
 @pytest.mark.parametrize(
     "row, problem",
     [
-        ({"messages": [{"role": "assistant", "content": "x"}]}, "no turn before the reply to generate"),
+        ({"messages": [{"role": "assistant", "content": "x"}]}, "no user turn before the reply to generate"),
+        ({"messages": [{"role": "system", "content": "x"}]}, "no user turn before the reply to generate"),
+        ({"messages": [{"role": "user", "content": 7}]}, "messages[0].content is int 7, not a JSON string; --format"),
         ({"messages": [{"role": "robot", "content": "x"}]}, 'unknown role "robot" in messages[0].role'),
         ('{"messages": [', "malformed JSON line"),
     ],
@@ -425,14 +427,43 @@ def test_predict_continues_conversations_from_a_chat_file(tmp_path, tok):
         assert row["pred_generation"] == decoded(tokenizer, new[:, ids.size(1) :])[0]
 
 
-def test_chat_input_for_an_export_that_does_not_continue_conversations_is_refused(tmp_path):
+def test_chat_input_that_cannot_be_read_as_asked_is_refused_in_one_line(tmp_path):
     from transferlab.cli.predict_input import read
     from transferlab.objectives import OBJECTIVES
 
     path = _lines(tmp_path / "in.jsonl", [{"messages": CONVERSATION}])
-    with pytest.raises(TransferlabError) as e:
-        read(path, "messages", OBJECTIVES["seq2seq"], {"source": "source"})
-    assert str(e.value) == (
-        "--format messages reads conversations from a file, which a seq2seq export cannot take; give an sft export "
-        "a JSON-lines file, or drop --format"
+    sft, columns = OBJECTIVES["sft"], {"source": "source"}
+    cases = [
+        (lambda: read(path, "messages", OBJECTIVES["seq2seq"], columns), "--format messages reads conversations from "
+         "a file, which a seq2seq export cannot take; give an sft export a JSON-lines file, or drop --format"),
+        (lambda: read("-", "messages", sft, columns), "--format messages reads conversations from a file, which stdin "
+         "cannot take; give an sft export a JSON-lines file, or drop --format"),
+        (lambda: read(path, "messages", sft, columns, {"source": "text"}), "--source-column=text: --format messages "
+         "reads whole conversations, no column; drop --source-column"),
+        (lambda: read(path, "auto", sft, columns), f"{path}: no column 'source', but 'messages': conversations; read "
+         "them with --format messages"),
+    ]  # fmt: skip
+    taken = _lines(tmp_path / "taken.jsonl", [{"messages": CONVERSATION, "pred_generation": "x"}])
+    cases.append((lambda: read(taken, "messages", sft, columns), f"{taken}: field 'pred_generation' has a name this "
+                  "sft export writes its prediction under; rename it"))  # fmt: skip
+    for call, line in cases:
+        with pytest.raises(TransferlabError) as e:
+            call()
+        assert str(e.value) == line
+
+
+def test_predict_refuses_chat_input_for_an_export_without_a_chat_template(tmp_path, tok, capsys):
+    from transferlab.cli.predict import main
+
+    export = tmp_path / "export"
+    _tiny_export(tok, export)
+    (export / "chat_template.jinja").unlink()  # a causal LM from elsewhere: no template to render turns with
+    path = _lines(tmp_path / "in.jsonl", [{"messages": CONVERSATION[:2]}])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        main([str(export), path, "--format", "messages"])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: --format messages: {export} has no chat template to render conversations with (an sft run's export "
+        "keeps one); give such an export, or give text rows without --format"
     )

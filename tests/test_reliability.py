@@ -166,10 +166,34 @@ def test_resume_with_another_optimizer_is_refused_before_training(runs):
     assert _finish(_start(run, f"resume={last}", "optimizer.name=sgd")) == 1  # an input error, as a missing column
     assert _last_line(run, 0) == (
         f"error: resume={last}: the checkpoint holds adamw's optimizer state, this run asks for optimizer.name=sgd; "
-        "resume with optimizer.name=adamw, or start fresh from its weights with resume=never model=pretrained "
-        "model.name_or_path=<that run>/export"
+        "resume with optimizer.name=adamw, or start a new run in another hydra.run.dir from its weights "
+        f"(model=pretrained model.name_or_path={runs['ref'] / 'export'})"
     )
     assert not (run / "checkpoints").exists()
+
+
+@pytest.mark.parametrize(
+    "recorded, resume, problem",
+    [
+        ({"optimizer": "adamw"}, "auto", None),  # the same optimizer continues
+        ({}, "auto", None),  # a checkpoint from before the name was recorded: not checked
+        ({"optimizer": "adafactor"}, "auto", "resume=auto ({}): the checkpoint holds adafactor's optimizer state"),
+    ],
+)
+def test_the_optimizer_check_names_the_setting_as_given(tmp_path, recorded, resume, problem):
+    from transferlab.run.preflight import check_same_optimizer
+
+    cfg = OmegaConf.create({"resume": resume, "optimizer": {"name": "adamw"}})
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"  # an interrupted run: no export/ beside it
+    if problem is None:
+        check_same_optimizer(cfg, {"transferlab": recorded}, str(last))
+        return
+    with pytest.raises(TransferlabError) as e:
+        check_same_optimizer(cfg, {"transferlab": recorded}, str(last))
+    assert str(e.value) == (
+        problem.format(last) + ", this run asks for optimizer.name=adamw; resume with optimizer.name=adafactor, or "
+        "start a new run in another hydra.run.dir"
+    )
 
 
 @pytest.mark.slow

@@ -6,11 +6,10 @@ transferlab.json, or for an export from elsewhere, by its architecture (the obje
 it, with its default config). INPUT is a csv/tsv/jsonl/json/parquet/txt/conll file read by the same readers as
 data=files (--format squad for SQuAD JSON; --format messages|alpaca|sharegpt for conversations an sft export
 continues: the reply after the last user turn, or the last assistant turn generated anew), or - for stdin (one
-text a line). Output: JSONL (or CSV, by --out's
-extension): each input row as read, its prediction in columns of its own (the objective's `outputs`; an input column
-of such a name is refused). Rows are batched by length; a terminal shows a progress bar. Where the export
-generates, the decoding options of transferlab-generate (--max-new-tokens, --num-beams, --top-k, ...) replace
-the run's objective.generation, with its rules.
+text a line). Output: JSONL (or CSV, by --out's extension): each input row as read, its prediction in columns of
+its own (the objective's `outputs`; an input column of such a name is refused). Rows are batched by length; a
+terminal shows a progress bar. Where the export generates, the decoding options of transferlab-generate
+(--max-new-tokens, --num-beams, --top-k, ...) replace the run's objective.generation, with its rules.
 """
 
 import argparse
@@ -62,6 +61,14 @@ def objective_of(export: Path) -> tuple:
             )
         found.sort(key=lambda c: c.problem_type != config.problem_type)  # e.g. multi-label's, where it says so
     return found[0], OmegaConf.structured(found[0].Config), {}
+
+
+def _has_chat_template(export: Path) -> bool:
+    """Whether the export's tokenizer files hold a chat template (transformers' chat_template.jinja, or the older
+    tokenizer_config.json key), read before any weights load."""
+    config = export / "tokenizer_config.json"
+    in_config = config.is_file() and bool(json.loads(config.read_text(encoding="utf-8")).get("chat_template"))
+    return (export / "chat_template.jinja").is_file() or in_config
 
 
 def load(export: Path, objective_cls):
@@ -185,6 +192,7 @@ def main(argv=None) -> None:
             if value is not None and value < 1:
                 raise TransferlabError(f"--{flag.replace('_', '-')}={value} must be >= 1")
         from transferlab.cli.predict_input import read
+        from transferlab.data.chat import CHAT_FORMATS
         from transferlab.models.architectures import max_positions
         from transferlab.objectives.base import InferOptions
 
@@ -192,7 +200,13 @@ def main(argv=None) -> None:
         objective_cls, cfg, data = objective_of(export)
         _decoding(args, objective_cls, cfg)
         columns = _columns(args, objective_cls, data)
-        rows, inputs = read(args.input, args.format, objective_cls, columns)
+        given = {f: getattr(args, f"{f}_column") for f in columns if getattr(args, f"{f}_column", None)}
+        rows, inputs = read(args.input, args.format, objective_cls, columns, given)
+        if args.format in CHAT_FORMATS and not _has_chat_template(export):
+            raise TransferlabError(
+                f"--format {args.format}: {export} has no chat template to render conversations with (an sft run's "
+                "export keeps one); give such an export, or give text rows without --format"
+            )
         model, tokenizer = load(export, objective_cls)
         model.to(args.device)
         options = InferOptions(

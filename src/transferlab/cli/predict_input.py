@@ -13,14 +13,20 @@ from pathlib import Path
 
 from transferlab.errors import TransferlabError
 
+CHAT_KEYS = {"messages": "messages", "sharegpt": "conversations", "alpaca": "instruction"}  # a format's own field
 
-def read(path: str, fmt: str, objective_cls, columns: dict) -> tuple[list, list]:
+
+def read(path: str, fmt: str, objective_cls, columns: dict, given: dict | None = None) -> tuple[list, list]:
     """(the input rows as read, what the model reads of each: {field: value}); `columns` (field -> column) hold text
     and no column has a prediction's name. Chat formats (--format messages|alpaca|sharegpt) give each row's
-    conversation as the source, for an export that continues conversations (sft)."""
+    conversation as the source, for an export that continues conversations (sft); `given` (field -> column) are the
+    --<field>-column options, which a conversation does not read."""
     from transferlab.data.chat import CHAT_FORMATS
 
     if fmt in CHAT_FORMATS:
+        for field, column in (given or {}).items():
+            flag = f"--{field.replace('_', '-')}-column"
+            raise TransferlabError(f"{flag}={column}: --format {fmt} reads whole conversations, no column; drop {flag}")
         return _conversations(path, fmt, objective_cls)
     ds = _rows(path, fmt, objective_cls, columns)
     rows = ds.to_list()
@@ -70,6 +76,12 @@ def _rows(path: str, fmt: str, objective_cls, columns: dict):
             f"({', '.join(outputs)}); rename that column"
         )
     for field, column in columns.items():
+        chat = [f for f, key in CHAT_KEYS.items() if key in ds.column_names]
+        if column not in ds.column_names and chat and getattr(objective_cls, "chat", False):
+            raise TransferlabError(
+                f"{path}: no column '{column}', but '{CHAT_KEYS[chat[0]]}': conversations; read them with "
+                f"--format {chat[0]}"
+            )
         if column not in ds.column_names:
             raise TransferlabError(
                 f"{path}: no column '{column}' for this {name} export; columns found: "

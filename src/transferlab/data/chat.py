@@ -26,42 +26,46 @@ LAYOUTS = {
 }
 
 
-def _text(where: str, value, fmt: str) -> str:
+def _text(where: str, value, fmt: str, option: str = "data.format=") -> str:
     if not isinstance(value, str):
         shown = "missing" if value is None else f"{type(value).__name__} {json.dumps(value)[:40]}"
-        raise TransferlabError(f"{where} is {shown}, not a JSON string; data.format={fmt} reads {LAYOUTS[fmt]} a line")
+        raise TransferlabError(f"{where} is {shown}, not a JSON string; {option}{fmt} reads {LAYOUTS[fmt]} a line")
     return value
 
 
 def _turns(where: str, row: dict, fmt: str, reply: bool = True) -> list:
-    """The row's turns as [{"role", "content"}], roles checked. reply=False (a prompt): alpaca's output may be
-    absent."""
+    """The row's turns as [{"role", "content"}], roles checked. reply=False (transferlab-predict's prompts, read with
+    --format): alpaca's output may be absent."""
+    option = "data.format=" if reply else "--format "
     if fmt == "alpaca":
-        instruction, output = _text(f"{where}: 'instruction'", row.get("instruction"), fmt), row.get("output")
+        instruction, output = _text(f"{where}: 'instruction'", row.get("instruction"), fmt, option), row.get("output")
         given = row.get("input")
-        extra = _text(f"{where}: 'input'", given, fmt) if given is not None else ""
+        extra = _text(f"{where}: 'input'", given, fmt, option) if given is not None else ""
         user = [{"role": "user", "content": instruction + ("\n\n" + extra if extra else "")}]
         if output is None and not reply:
             return user
-        return [*user, {"role": "assistant", "content": _text(f"{where}: 'output'", output, fmt)}]
+        return [*user, {"role": "assistant", "content": _text(f"{where}: 'output'", output, fmt, option)}]
     key, role_key, content_key = (
         ("messages", "role", "content") if fmt == "messages" else ("conversations", "from", "value")
     )
     turns = row.get(key)
     if not isinstance(turns, list):
-        raise TransferlabError(f"{where}: no '{key}' list; data.format={fmt} reads {LAYOUTS[fmt]} a line")
+        raise TransferlabError(f"{where}: no '{key}' list; {option}{fmt} reads {LAYOUTS[fmt]} a line")
     names = {r: r for r in ROLES} if fmt == "messages" else SHAREGPT_ROLES
     out = []
     for i, turn in enumerate(turns):
         if not isinstance(turn, dict):
-            raise TransferlabError(f"{where}: {key}[{i}] is not an object; data.format={fmt} reads {LAYOUTS[fmt]}")
+            raise TransferlabError(f"{where}: {key}[{i}] is not an object; {option}{fmt} reads {LAYOUTS[fmt]}")
         role = turn.get(role_key)
         if role not in names:
             raise TransferlabError(
                 f"{where}: unknown role {json.dumps(role)} in {key}[{i}].{role_key}; use {', '.join(names)}"
             )
         out.append(
-            {"role": names[role], "content": _text(f"{where}: {key}[{i}].{content_key}", turn.get(content_key), fmt)}
+            {
+                "role": names[role],
+                "content": _text(f"{where}: {key}[{i}].{content_key}", turn.get(content_key), fmt, option),
+            }
         )
     return out
 
@@ -114,11 +118,11 @@ def prompts(path: str, fmt: str) -> list:
         turns = _turns(where, row, fmt, reply=False)
         if turns and turns[-1]["role"] == "assistant":
             turns = turns[:-1]
-        if not turns:
-            raise TransferlabError(f"{where}: no turn before the reply to generate; give the user's turn")
+        if not turns or all(t["role"] == "system" for t in turns):
+            raise TransferlabError(f"{where}: no user turn before the reply to generate; give the user's turn")
         out.append((row, turns))
     if not out:
-        raise TransferlabError(f"{path}: no conversation (every line is blank)")
+        raise TransferlabError(f"{path}: no conversation (every line is blank); give one conversation a line")
     return out
 
 

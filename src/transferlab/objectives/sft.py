@@ -228,7 +228,12 @@ class SFT(TextToText):
             generated = generate(model, ids, mask, generation, first)[:, ids.size(1) :]
             return [{"pred_generation": text} for text in decoded(tokenizer, generated)]
 
-        return by_length(rows, lambda r: len(str(r["source"])), run, options)
+        return by_length(rows, lambda r: _length(r["source"]), run, options)
+
+
+def _length(source) -> int:
+    """A source's characters: a text's, or a conversation's turns' together (batches go by length)."""
+    return sum(len(turn["content"]) for turn in source) if isinstance(source, list) else len(source)
 
 
 def _prompt(tokenizer, source, room: int) -> list:

@@ -8,6 +8,12 @@ import statistics
 from transferlab.report.arms import PRETRAINED, SCRATCH, TIME, mean_curve, num, scratch_needs, seed_curves
 from transferlab.report.interpolate import tasks_to_repay, value_at
 
+WHAT = {  # interpolate.labels_to_reach's kinds, as the seeds that got them are described
+    "reached": "reach it",
+    "never": "never reach it within the measured range",
+    "at most": "match it at the fewest labels measured",
+}
+
 
 def _time_spread(jobs, axis, x) -> float:
     """2 std across seeds of the fine-tuning fit times at x, the larger of the two arms': a time saved below it is
@@ -48,14 +54,16 @@ def payback(jobs, metric, axis, fmt, pretrain) -> list[str]:
             continue
         lead = f"- With {fmt(x)}: "
         kinds = [kind for kind, _ in results]
-        if "never" in kinds:
-            some = "" if set(kinds) == {"never"} else f" in {kinds.count('never')} of {len(kinds)} seeds"
+        if set(kinds) == {"never"}:
             lines.append(
-                f"{lead}scratch does not reach {target:.4f} within the measured range{some}, so no measured amount "
+                f"{lead}scratch does not reach {target:.4f} within the measured range, so no measured amount "
                 "of fine-tuning buys what pre-training gives; it pays back in labels, not time."
             )
-        elif "at most" in kinds:
+        elif set(kinds) == {"at most"}:
             lines.append(f"{lead}scratch matches it at the fewest labels measured: pre-training saves nothing here.")
+        elif len(set(kinds)) > 1:
+            counts = ", ".join(f"{kinds.count(k)} of {len(kinds)} seeds {WHAT[k]}" for k in WHAT if k in kinds)
+            lines.append(f"{lead}the seeds disagree ({counts}): no fine-tuning time to compare.")
         else:
             needed = statistics.fmean(n for _, n in results)
             spent = value_at(scratch_time, needed)

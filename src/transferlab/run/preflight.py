@@ -103,12 +103,16 @@ def check_same_optimizer(cfg, ckpt: dict, path: str) -> None:
     """A training checkpoint holds its optimizer's state (AdamW's moments, Adafactor's factors): another optimizer
     cannot continue from it. Checkpoints written before the name was recorded are not checked."""
     saved = (ckpt.get("transferlab") or {}).get("optimizer")
-    if saved and saved != cfg.optimizer.name:
-        raise TransferlabError(
-            f"resume={path}: the checkpoint holds {saved}'s optimizer state, this run asks for optimizer.name="
-            f"{cfg.optimizer.name}; resume with optimizer.name={saved}, or start fresh from its weights with "
-            "resume=never model=pretrained model.name_or_path=<that run>/export"
-        )
+    if not saved or saved == cfg.optimizer.name:
+        return
+    where = f"resume=auto ({path})" if cfg.resume == "auto" else f"resume={path}"
+    export = Path(path).resolve().parent.parent / "export"
+    weights = f" from its weights (model=pretrained model.name_or_path={export})" if export.is_dir() else ""
+    raise TransferlabError(
+        f"{where}: the checkpoint holds {saved}'s optimizer state, this run asks for optimizer.name="
+        f"{cfg.optimizer.name}; resume with optimizer.name={saved}, or start a new run in another hydra.run.dir"
+        f"{weights}"
+    )
 
 
 def check_checkpoint_fits(module, ckpt: str) -> None:
