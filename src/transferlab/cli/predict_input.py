@@ -38,7 +38,7 @@ def _conversations(path: str, fmt: str, objective_cls) -> tuple[list, list]:
     from transferlab.data.files import existing_file
 
     name = objective_cls.name
-    if not getattr(objective_cls, "chat", False) or path == "-":
+    if not objective_cls.chat or path == "-":
         where = "stdin" if path == "-" else f"a {name} export"
         raise TransferlabError(
             f"--format {fmt} reads conversations from a file, which {where} cannot take; give an sft export a "
@@ -75,9 +75,9 @@ def _rows(path: str, fmt: str, objective_cls, columns: dict):
             f"{path}: column '{taken[0]}' has a name this {name} export writes its prediction under "
             f"({', '.join(outputs)}); rename that column"
         )
+    chat = [f for f, key in CHAT_KEYS.items() if key in ds.column_names] if objective_cls.chat else []
     for field, column in columns.items():
-        chat = [f for f, key in CHAT_KEYS.items() if key in ds.column_names]
-        if column not in ds.column_names and chat and getattr(objective_cls, "chat", False):
+        if column not in ds.column_names and chat:
             raise TransferlabError(
                 f"{path}: no column '{column}', but '{CHAT_KEYS[chat[0]]}': conversations; read them with "
                 f"--format {chat[0]}"
