@@ -141,6 +141,9 @@ def test_quickstart_export_reloads_with_same_logits_and_labels(tmp_path):
     tokenizer = AutoTokenizer.from_pretrained(run / "export")
     assert [model.config.id2label[i] for i in range(10)] == LABELS
     ckpt = torch.load(next((run / "checkpoints").glob("best-*.ckpt")), map_location="cpu", weights_only=True)
+    # the tested checkpoint's validation loss, as the checkpoint saver recorded it (what --tune selects by)
+    (saver,) = [v for k, v in ckpt["callbacks"].items() if k.startswith("ModelCheckpoint{'monitor': 'val/loss'")]
+    assert m["val/best_loss"] == pytest.approx(float(saver["best_model_score"])) and m["val/best_loss"] > 0
     state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     reference = AutoModelForSequenceClassification.from_config(model.config).eval()
     reference.load_state_dict(state)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
 import yaml
 
 from transferlab.report.select import RULE, main
@@ -39,13 +40,19 @@ def test_selection_uses_val_loss_never_test_and_writes_the_selection_file(tmp_pa
     # scratch/backbone/1.0: equal val/loss -> the earlier grid point
     for job, lr in enumerate([1e-4, 5e-4, 1e-3], start=6):
         _plant(tune, job, "scratch", "backbone", 1.0, lr, {"val/loss": 0.5, "test/loss": 1e-3 / lr})
+    # pretrained/none/1.0: the final weights' val/loss would pick 1e-3, the tested checkpoints' val/best_loss 5e-4
+    for job, (lr, final, best) in enumerate([(1e-4, 0.9, 0.8), (5e-4, 0.7, 0.4), (1e-3, 0.5, 0.45)], start=9):
+        _plant(tune, job, "pretrained", "none", 1.0, lr, {"val/loss": final, "val/best_loss": best, "test/loss": 0})
 
     rc = main(["select", str(tune), "--out", str(tmp_path / "tuning.json"), "--grid=lr=" + ",".join(GRID)])
     assert rc == 1  # one arm had nothing to choose from
     tuning = json.loads((tmp_path / "tuning.json").read_text())
 
-    def scores(rows):
-        return [{"optimizer.lr": lr, "val/loss": v, "status": s, "run": r} for lr, (v, s, r) in zip(GRID, rows)]
+    def scores(rows, read="val/loss"):
+        return [
+            {"optimizer.lr": lr, "val/loss": v, "read": read if s == "ok" else None, "status": s, "run": r}
+            for lr, (v, s, r) in zip(GRID, rows)
+        ]
 
     assert tuning == {
         "rule": RULE,
@@ -58,6 +65,13 @@ def test_selection_uses_val_loss_never_test_and_writes_the_selection_file(tmp_pa
                 "freeze": "none",
                 "data.train_fraction": 0.1,
                 "scores": scores([(0.9, "ok", "0"), (0.7, "ok", "1"), (0.8, "ok", "2")]),
+                "chosen": {"optimizer.lr": "5e-4"},
+            },
+            {
+                "init": "pretrained",
+                "freeze": "none",
+                "data.train_fraction": 1.0,
+                "scores": scores([(0.8, "ok", "9"), (0.4, "ok", "10"), (0.45, "ok", "11")], read="val/best_loss"),
                 "chosen": {"optimizer.lr": "5e-4"},
             },
             {
@@ -78,8 +92,9 @@ def test_selection_uses_val_loss_never_test_and_writes_the_selection_file(tmp_pa
     }
     assert RULE.startswith("lowest val/loss") and "test metrics are never read" in RULE
     assert main(["overrides", str(tmp_path / "tuning.json")]) == 0
-    assert capsys.readouterr().out.splitlines()[-2:] == [
+    assert capsys.readouterr().out.splitlines()[-3:] == [
         "init=pretrained freeze=none data.train_fraction=0.1 optimizer.lr=5e-4",
+        "init=pretrained freeze=none data.train_fraction=1.0 optimizer.lr=5e-4",
         "init=scratch freeze=backbone data.train_fraction=1.0 optimizer.lr=1e-4",
     ]
 
@@ -118,6 +133,7 @@ STUB = """#!{python}
 # for pretrained and 1e-3 for scratch; test/loss the opposite), as transferlab-train would.
 import itertools, json, math, sys
 from pathlib import Path
+import torch
 import yaml
 args = sys.argv[1:]
 with open({log!r}, "a") as f:
@@ -264,3 +280,20 @@ def test_selection_reads_the_configs_hydra_writes_for_the_study(tmp_path, capsys
         f"init=pretrained freeze=none data.train_fraction={fraction} optimizer.lr=1e-4",
         f"init=scratch freeze=none data.train_fraction={fraction} optimizer.lr=1e-2",
     ]
+
+
+def test_a_run_records_the_validation_score_of_the_checkpoint_it_tests():
+    """val/best_<metric>: the checkpoint saver's best score, only when test reads that checkpoint and it is val/*."""
+    from types import SimpleNamespace as NS
+
+    from transferlab.run.job import _best_score
+
+    def trainer(monitor, score, path="best-0-10.ckpt"):
+        return NS(checkpoint_callback=NS(monitor=monitor, best_model_score=score, best_model_path=path))
+
+    assert _best_score(trainer("val/loss", torch.tensor(0.25))) == {"val/best_loss": 0.25}
+    assert _best_score(trainer("val/acc", torch.tensor(0.5))) == {"val/best_acc": 0.5}
+    assert _best_score(trainer("val/loss", None)) == {}  # no validation ran: test reads the final weights
+    assert _best_score(trainer("val/loss", torch.tensor(0.25), path="")) == {}
+    assert _best_score(trainer("train/loss", torch.tensor(0.25))) == {}
+    assert _best_score(NS(checkpoint_callback=None)) == {}  # callbacks.checkpoint.enabled=false

@@ -24,9 +24,11 @@ from pathlib import Path
 from transferlab.errors import TransferlabError
 
 METRIC = "val/loss"  # every objective logs it, and the best checkpoint is picked by it too
+TESTED = "val/best_loss"  # the validation loss of the checkpoint the run tests (runs checkpointed by val/loss)
 RULE = (
-    f"lowest {METRIC} (the final weights' validation loss in metrics.json) of the grid runs with the first seed; "
-    "ties go to the earlier grid point; test metrics are never read"
+    f"lowest {METRIC} of the grid runs with the first seed, read at the checkpoint each run tests ({TESTED} in "
+    f"metrics.json; the final weights' {METRIC} for a run without one); ties go to the earlier grid point; test "
+    "metrics are never read"
 )
 ARM_KEYS = ("init", "freeze", "data.train_fraction")  # an arm x fraction; `freeze` is the group (config freeze.name)
 ALIASES = {"lr": "optimizer.lr"}
@@ -106,10 +108,12 @@ def read_run(job_dir: Path) -> tuple[dict, str, dict]:
     return config, status, {k: v for k, v in raw.items() if k.startswith("val/")}
 
 
-def _score(val: dict) -> float | None:
-    v = val.get(METRIC)
+def _score(val: dict) -> tuple[float | None, str]:
+    """(the score, the key it was read from): the tested checkpoint's val loss, else the final weights'."""
+    key = TESTED if TESTED in val else METRIC
+    v = val.get(key)
     ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-    return float(v) if ok else None
+    return (float(v) if ok else None), key
 
 
 def select(tune_dir: Path, grid: dict[str, list[str]]) -> dict:
@@ -124,13 +128,16 @@ def select(tune_dir: Path, grid: dict[str, list[str]]) -> dict:
         if index is None:
             raise TransferlabError(f"{job} ran a value outside the grid {grid}; select over the sweep that ran it")
         runs = arms.setdefault(arm, [None] * len(points))
-        runs[index] = {**points[index], METRIC: _score(val) if status == "ok" else None, "status": status,
+        score, read = _score(val) if status == "ok" else (None, None)
+        runs[index] = {**points[index], METRIC: score, "read": read, "status": status,
                        "run": os.path.relpath(job, tune_dir)}  # fmt: skip
     if not arms:
         raise TransferlabError(f"no tuning runs under {tune_dir}; run the tuning sweep first (multirun.sh --tune)")
     out = []
     for arm in sorted(arms, key=lambda a: tuple(str(x) for x in a)):
-        runs = [r or {**p, METRIC: None, "status": "missing", "run": None} for p, r in zip(points, arms[arm])]
+        runs = [
+            r or {**p, METRIC: None, "read": None, "status": "missing", "run": None} for p, r in zip(points, arms[arm])
+        ]
         scored = [r for r in runs if r[METRIC] is not None]
         best = min(scored, key=lambda r: r[METRIC]) if scored else None  # min keeps the first of equal scores
         chosen = {k: best[k] for k in grid} if best else None

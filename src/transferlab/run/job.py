@@ -97,6 +97,7 @@ def _fit_and_evaluate(cfg: DictConfig, a: Assembly, resume_from: str | None) -> 
     if _callback(trainer, LastValidation).step != trainer.global_step:  # e.g. max_steps ended mid-epoch
         trainer.validate(module, datamodule=datamodule, verbose=False)
     metrics = {k: v for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+    metrics.update(_best_score(trainer))
     if cfg.test:
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         results = trainer.test(
@@ -105,6 +106,16 @@ def _fit_and_evaluate(cfg: DictConfig, a: Assembly, resume_from: str | None) -> 
         for result in results:
             metrics.update(result)
     return metrics
+
+
+def _best_score(trainer) -> dict:
+    """{"val/best_<metric>": score} of the checkpoint that test reads (the best by the checkpoint's monitor, e.g.
+    val/best_loss): what a choice on validation must compare, since the final weights' val/* may be worse."""
+    ckpt = trainer.checkpoint_callback
+    score = getattr(ckpt, "best_model_score", None)
+    if ckpt is None or score is None or not ckpt.best_model_path or not str(ckpt.monitor).startswith("val/"):
+        return {}
+    return {"val/best_" + ckpt.monitor.removeprefix("val/"): float(score)}
 
 
 def _write_rank_record(cfg: DictConfig, run_dir: Path, a: Assembly) -> None:
@@ -200,5 +211,5 @@ def train(cfg: DictConfig, run_dir: Path, group: str | None, inputs):
     console.print(f"[bold]run dir[/bold] {run_dir}", soft_wrap=True)
     # The sweeper optimises what picks the best checkpoint (hparams_search/optuna.yaml's direction must match).
     key, _ = monitored(cfg, cfg.callbacks.checkpoint)
-    value = metrics.get(key)
+    value = metrics.get("val/best_" + key.removeprefix("val/"), metrics.get(key))  # the tested checkpoint's score
     return float(value) if value is not None else None
