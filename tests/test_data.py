@@ -93,6 +93,22 @@ def test_length_buckets_yield_every_example_once_per_epoch():
     assert spread < 10  # homogeneous lengths inside a batch (random batches spread ~60)
 
 
+def test_the_bucket_window_is_the_span_sorted_together():
+    """data.bucket_window=w: the epoch's shuffled order is sorted by length in windows of w batches, no further."""
+    lengths = np.random.default_rng(1).integers(1, 64, size=200)
+    for window in (1, 2, 50):
+        sampler = BatchSampler(lengths, 10, shuffle=True, bucket=True, seed=3, window=window)
+        rng = np.random.default_rng(3)
+        shuffled = rng.permutation(200)
+        expected = np.concatenate(
+            [w[np.argsort(lengths[w], kind="stable")] for w in np.split(shuffled, range(10 * window, 200, 10 * window))]
+        )
+        batches = list(sampler)
+        assert [i for b in sorted(batches, key=lambda b: expected.tolist().index(b[0])) for i in b] == expected.tolist()
+    one = [lengths[b] for b in BatchSampler(lengths, 10, True, True, 3, window=1)]
+    assert np.mean([np.ptp(b) for b in one]) > 30  # a window of one batch sorts inside a batch only: random spread
+
+
 def test_ddp_shards_are_disjoint_and_equal_sized():
     lengths = [5] * 100
     shards = [list(BatchSampler(lengths, 8, True, False, 0, rank=r, world=2)) for r in (0, 1)]

@@ -63,6 +63,9 @@ class DataConfig:
     validation_fraction: float = ranged(0.1, gt=0.0, lt=1.0)  # share of train carved out when a split is missing
     split_seed: int = 1234
     bucket_by_length: bool = True  # rows of one example each: batches of similar length (less padding)
+    bucket_window: int = at_least(
+        50, 1, hint="the batches sorted together: 50 pads least, a few keep batches more varied"
+    )  # bucketing sorts windows of this many batches (data/buckets.py)
     num_workers: int = at_least(0, 0)
     num_proc: Optional[int] = at_least(
         None, hint="tokenizer processes, or null for one per CPU"

@@ -1,8 +1,8 @@
 """Batch samplers that every train/eval loader uses; they also shard batches across DDP ranks.
 
-Length bucketing (rows of one example each): shuffle the examples, cut them into mega-batches of 50 batches, sort each
-mega-batch by length, then shuffle the order of the batches. Order is random, batches are homogeneous, and every
-example is seen exactly once per epoch.
+Length bucketing (rows of one example each): shuffle the examples, cut them into mega-batches of `window` batches
+(data.bucket_window, 50 by default), sort each mega-batch by length, then shuffle the order of the batches. Order is
+random, batches are homogeneous, and every example is seen exactly once per epoch.
 
 The order depends only on (seed, epoch), so a run resumed mid-epoch can replay it and skip the batches it already
 trained on (resume_at). Each batch also carries the seed of its random draws (MLM's masks), fixed by (seed, epoch,
@@ -48,9 +48,11 @@ class BatchSampler(Sampler):
         world: int = 1,
         pad_ranks: bool = True,
         drop_last: bool = False,
+        window: int = 50,
     ):
         self.lengths = np.asarray(lengths)
         self.batch_size, self.shuffle, self.bucket, self.seed = batch_size, shuffle, bucket, seed
+        self.window = window  # batches sorted together when bucketing (data.bucket_window)
         # drop_last: no short last batch (one shape for compiled packed blocks; a new random remainder each epoch)
         self.drop_last = drop_last and len(self.lengths) >= batch_size
         self.rank, self.world, self.pad_ranks = rank, world, pad_ranks
@@ -81,7 +83,7 @@ class BatchSampler(Sampler):
             order = order[self.rank :: self.world]  # this rank's examples, each example on exactly one rank
             n = len(order)
         if self.bucket:
-            chunk = self.batch_size * 50
+            chunk = self.batch_size * self.window
             for i in range(0, n, chunk):
                 order[i : i + chunk] = order[i : i + chunk][
                     np.argsort(self.lengths[order[i : i + chunk]], kind="stable")

@@ -87,12 +87,14 @@ class MixSampler(BatchSampler):
         rank: int = 0,
         world: int = 1,
         drop_last: bool = False,
+        window: int = 50,
     ):
         super().__init__(
             lengths,
             batch_size,
             shuffle=True,
             bucket=bucket,
+            window=window,
             seed=seed,
             rank=rank,
             world=world,
@@ -180,6 +182,7 @@ class MixDataModule(TransferDataModule):
             rank=rank,
             world=world,
             drop_last=self.static_shapes and ds.lengths is None,
+            window=self.cfg.bucket_window,
         )
 
     def _collate(self, ds, collate, train: bool):

@@ -69,6 +69,7 @@ class TransferDataModule(pl.LightningDataModule):
             batch_size,
             shuffle=train,
             bucket=self.cfg.bucket_by_length and ds.lengths is not None,
+            window=self.cfg.bucket_window,
             seed=self.seed,
             rank=rank,
             world=world,

@@ -28,6 +28,7 @@ SHARED = (
     "batch_size",
     "eval_batch_size",
     "bucket_by_length",
+    "bucket_window",
     "num_workers",
     "num_proc",
     "streaming",
