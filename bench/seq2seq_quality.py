@@ -65,8 +65,9 @@ TASKS = {
 # factor -> (transferlab overrides, peer changes): one thing changed from the baseline ("none") at a time
 FACTORS = {
     "none": ([], {}),
-    "no_bucketing": (["data.bucket_by_length=false"], {}),  # transferlab draws batches at random, as the peer
-    "window_8": (["data.bucket_window=8"], {}),  # transferlab sorts windows of 8 batches, not 50 (more varied batches)
+    # seq2seq trains on random batches by default, as the peer; these bucket its training batches by length
+    "bucketing": (["data.bucket_by_length=true"], {}),
+    "window_8": (["data.bucket_by_length=true", "data.bucket_window=8"], {}),  # windows of 8 batches, not 50
     "peer_bucketing": ([], {"group_by_length": True}),  # the peer groups by length (its LengthGroupedSampler)
     "no_dropout": (["model.config.dropout_rate=0.0"], {"dropout_rate": 0.0}),
     "no_weight_decay": (["optimizer.weight_decay=0.0"], {"weight_decay": 0.0}),

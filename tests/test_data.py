@@ -155,6 +155,36 @@ def test_only_compiled_packed_training_drops_the_last_batch():
     assert len(rows.train_dataloader()) == 6  # padded rows vary in length anyway: nothing dropped
 
 
+def test_training_batches_are_bucketed_as_the_objective_chooses_unless_data_bucket_by_length_says():
+    """data.bucket_by_length=null: evaluation sorted by length, training as Objective.bucket_train says (seq2seq:
+    random batches, classification: bucketed); true/false: both stages."""
+    from transferlab.data.module import TransferDataModule
+    from transferlab.objectives import OBJECTIVES
+
+    lengths = np.random.default_rng(0).integers(1, 64, size=400)
+
+    class Rows(list):
+        pass
+
+    Rows.lengths = lengths
+    datasets = {split: Rows(range(400)) for split in ("train", "validation")}
+
+    def spread(objective, setting, stage):
+        cfg = OmegaConf.create({"batch_size": 16, "eval_batch_size": 16, "bucket_by_length": setting})
+        cfg.update(num_workers=0, bucket_window=50)
+        dm = TransferDataModule(datasets, objective, cfg, seed=0)
+        dm.objective.collator = lambda stage: list
+        loader = dm.train_dataloader() if stage == "train" else dm.val_dataloader()
+        return np.mean([np.ptp(lengths[b]) for b in loader.batch_sampler])  # random batches spread ~55
+
+    seq2seq = type("S", (OBJECTIVES["seq2seq"],), {"__init__": lambda self: None})()
+    classification = type("C", (OBJECTIVES["classification"],), {"__init__": lambda self: None})()
+    assert spread(seq2seq, None, "train") > 40 and spread(seq2seq, None, "validation") < 5
+    assert spread(classification, None, "train") < 5 and spread(classification, None, "validation") < 5
+    assert spread(seq2seq, True, "train") < 5 and spread(classification, False, "train") > 40
+    assert spread(classification, False, "validation") > 40
+
+
 def test_eval_shards_hold_every_example_exactly_once():
     lengths = [5] * 37  # does not divide by 2 ranks nor by the batch size
     shards = [list(BatchSampler(lengths, 8, False, False, 0, rank=r, world=2, pad_ranks=False)) for r in (0, 1)]

@@ -62,7 +62,9 @@ class DataConfig:
     )  # stratified for labeled data
     validation_fraction: float = ranged(0.1, gt=0.0, lt=1.0)  # share of train carved out when a split is missing
     split_seed: int = 1234
-    bucket_by_length: bool = True  # rows of one example each: batches of similar length (less padding)
+    # rows of one example each: batches of similar length (less padding). null: evaluation sorted, training as the
+    # objective chooses (Objective.bucket_train: seq2seq draws at random, for quality); true/false: both stages
+    bucket_by_length: Optional[bool] = None
     bucket_window: int = at_least(
         50, 1, hint="the batches sorted together: 50 pads least, a few keep batches more varied"
     )  # bucketing sorts windows of this many batches (data/buckets.py)

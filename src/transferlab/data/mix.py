@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 
 from transferlab.cache import cache_key
 from transferlab.data.buckets import BatchSampler, carry_seed
-from transferlab.data.module import TransferDataModule
+from transferlab.data.module import TransferDataModule, bucketed
 from transferlab.errors import TransferlabError
 
 DRAWN = "mix_drawn"  # the batch key carrying its per-source counts from the loader to the datamodule (then dropped)
@@ -171,7 +171,7 @@ class MixDataModule(TransferDataModule):
         if not train:
             return super()._sampler(ds, batch_size, train, rank, world)
         lengths = ds.lengths if ds.lengths is not None else np.zeros(len(ds), dtype=np.uint8)
-        bucket = self.cfg.bucket_by_length and ds.lengths is not None  # rows: length bucketing, as without a mix
+        bucket = bucketed(self.cfg, self.objective, True) and ds.lengths is not None  # rows: as without a mix
         return MixSampler(
             ds.sizes,
             ds.weights,

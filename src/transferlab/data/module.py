@@ -21,6 +21,14 @@ def prepare_splits(raw: dict, objective) -> dict:
     return {split: objective.prepare(split, ds) for split, ds in raw.items()}
 
 
+def bucketed(data_cfg, objective, train: bool) -> bool:
+    """Length bucketing of a stage's batches: data.bucket_by_length when set; else evaluation always (sorting only
+    speeds it) and training as the objective chooses (Objective.bucket_train)."""
+    if data_cfg.bucket_by_length is not None:
+        return bool(data_cfg.bucket_by_length)
+    return objective.bucket_train if train else True
+
+
 def eval_batch_size(data_cfg) -> int:
     """data.eval_batch_size, or twice the training batch (no gradients to keep)."""
     return data_cfg.eval_batch_size or 2 * data_cfg.batch_size
@@ -68,7 +76,7 @@ class TransferDataModule(pl.LightningDataModule):
             lengths,
             batch_size,
             shuffle=train,
-            bucket=self.cfg.bucket_by_length and ds.lengths is not None,
+            bucket=bucketed(self.cfg, self.objective, train) and ds.lengths is not None,
             window=self.cfg.bucket_window,
             seed=self.seed,
             rank=rank,

@@ -100,6 +100,7 @@ class Objective:
     optional: tuple = ()  # fields whose empty cell means something (e.g. no label at all): never "missing"
     reads: tuple = ()  # data.* keys beyond its fields' that it reads (set for another objective: an error)
     chat: bool = False  # it reads conversations (data.format=messages|alpaca|sharegpt, data/chat.py)
+    bucket_train: bool = True  # length-bucketed training batches unless data.bucket_by_length says (data/module.py)
 
     # --- input rules ---
     @classmethod
