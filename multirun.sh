@@ -8,16 +8,18 @@
 #
 # Usage: ./multirun.sh [--fast] [--seeds N] [--fractions 0.01,0.1,1.0] [--freezes none,backbone,lora]
 #                      [--launcher basic|joblib|submitit_local|submitit_slurm] [--arch bert|gpt2] [--source ID_OR_DIR]
-#                      [--tune KEY=V1,V2,...]... [--out DIR] [-- extra overrides]
+#                      [--tune KEY=V1,V2,...]... [--select-by loss|acc|f1_macro|mcc] [--out DIR] [-- extra overrides]
 # --arch bert pre-trains tiny BERT with MLM (the default), --arch gpt2 tiny GPT-2 with CLM; --source skips
 # pre-training and runs the study from that checkpoint (a hub id or a local HF-format dir, with its tokenizer).
 # --tune lr=1e-4,5e-4,1e-3 (repeatable; lr is optimizer.lr) selects per arm and fraction on validation: the grid
 # runs with the first seed, the lowest val/loss wins (tuning.json), then the chosen values run with all seeds.
+# --select-by acc (or f1_macro, mcc) selects by the highest of that validation score instead, and checkpoints every
+# tuning and final run by it (callbacks.checkpoint.monitor), so each run tests the checkpoint it was chosen by.
 # Extra overrides reach the sweep (and the tuning runs); those of data and objective (data=files data.train=...)
 # reach the TF-IDF baseline too. Pre-training stays on its own corpus.
 # The same settings can come from the environment: FAST=1 SEEDS=3 FRACTIONS=... FREEZES=... LAUNCHER=... ARCH=...
-# SOURCE=... OUT=... TUNE="lr=1e-4,1e-3 KEY=..." and PRETRAIN_STEPS (default: the pretrain experiment's own schedule,
-# ~15 min for MLM). --fast is a few-minute smoke run of the same pipeline.
+# SOURCE=... OUT=... TUNE="lr=1e-4,1e-3 KEY=..." SELECT_BY=acc and PRETRAIN_STEPS (default: the pretrain experiment's
+# own schedule, ~15 min for MLM). --fast is a few-minute smoke run of the same pipeline.
 set -euo pipefail
 
 FAST=${FAST:-0}
@@ -29,12 +31,13 @@ ARCH=${ARCH:-bert}
 OUT=${OUT:-outputs}
 SOURCE=${SOURCE:-}
 PRETRAIN_STEPS=${PRETRAIN_STEPS:-}
+SELECT_BY=${SELECT_BY:-loss}
 TUNE_SPECS=()
 [ -n "${TUNE:-}" ] && read -r -a TUNE_SPECS <<< "$TUNE"
 EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --seeds|--fractions|--freezes|--launcher|--arch|--source|--out|--tune)
+    --seeds|--fractions|--freezes|--launcher|--arch|--source|--out|--tune|--select-by)
       [ $# -ge 2 ] || { echo "error: $1 needs a value; see ./multirun.sh --help" >&2; exit 2; } ;;
   esac
   case "$1" in
@@ -47,8 +50,9 @@ while [ $# -gt 0 ]; do
     --source) SOURCE=$2; shift ;;
     --out) OUT=$2; shift ;;
     --tune) TUNE_SPECS+=("$2"); shift ;;
+    --select-by) SELECT_BY=$2; shift ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "multirun.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -97,11 +101,15 @@ for o in "${EXTRA[@]}"; do
   case "${o#"${o%%[!+~]*}"}" in data=*|data.*|objective=*|objective.*) DATA_EXTRA+=("$o") ;; esac
 done
 TUNE_GRID=()
+MONITOR=()  # --select-by other than loss: every tuning and final run keeps its best checkpoint by that score
 if [ ${#TUNE_SPECS[@]} -gt 0 ]; then  # check the grid and print its cost before any heavy work
   plan=$("$python" -m transferlab.report.select plan --inits 2 --freezes "$FREEZES" --fractions "$FRACTIONS" \
-         --seeds "$SEEDS" "${EXTRA[@]/#/--extra=}" "${TUNE_SPECS[@]/#/--grid=}") || exit 2
+         --seeds "$SEEDS" --by "$SELECT_BY" "${EXTRA[@]/#/--extra=}" "${TUNE_SPECS[@]/#/--grid=}") || exit 2
   echo "${plan%%$'\n'*}"
   mapfile -t TUNE_GRID < <(tail -n +2 <<< "$plan")
+  [ "$SELECT_BY" != loss ] && MONITOR=("callbacks.checkpoint.monitor=val/$SELECT_BY" callbacks.checkpoint.mode=max)
+elif [ "$SELECT_BY" != loss ]; then
+  echo "error: --select-by $SELECT_BY picks among --tune values; add --tune lr=V1,V2,..." >&2; exit 2
 fi
 
 stamp="$(date +%Y-%m-%d_%H-%M-%S)_$$"
@@ -117,7 +125,7 @@ else
 fi
 
 status=0
-study_job=(experiment=study "pretrained_source=$source_dir" paths.output_dir="$OUT" "${launcher[@]}")
+study_job=(experiment=study "pretrained_source=$source_dir" paths.output_dir="$OUT" "${launcher[@]}" "${MONITOR[@]}")
 if [ ${#TUNE_GRID[@]} -eq 0 ]; then
   "$train" -m "${study_job[@]}" "init=scratch,pretrained" "freeze=$FREEZES" "data.train_fraction=$FRACTIONS" \
     "seed=$seeds" "hydra.sweep.dir=$study/sweep" "${SWEEP[@]}" "${EXTRA[@]}" || status=$?
@@ -125,8 +133,8 @@ else
   # the grid with the first seed, the choice on validation (tuning.json), then each arm's choice with every seed
   "$train" -m "${study_job[@]}" "init=scratch,pretrained" "freeze=$FREEZES" "data.train_fraction=$FRACTIONS" \
     "seed=${seeds%%,*}" "${TUNE_GRID[@]}" "hydra.sweep.dir=$study/tune" "${SWEEP[@]}" "${EXTRA[@]}" || status=$?
-  "$python" -m transferlab.report.select select "$study/tune" --out "$study/tuning.json" "${TUNE_GRID[@]/#/--grid=}" \
-    || status=$?
+  "$python" -m transferlab.report.select select "$study/tune" --out "$study/tuning.json" --by "$SELECT_BY" \
+    "${TUNE_GRID[@]/#/--grid=}" || status=$?
   arms=()
   if [ -f "$study/tuning.json" ]; then
     mapfile -t arms < <("$python" -m transferlab.report.select overrides "$study/tuning.json")

@@ -150,7 +150,10 @@ if "-m" in args and "hydra.sweep.dir" in kv and Path(sys.argv[0]).name == "train
         (d / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
         best = -4 if init == "pretrained" else -3
         val = abs(math.log10(float(lr)) - best)
-        (d / "metrics.json").write_text(json.dumps(dict(status="ok", **{{"val/loss": val, "test/loss": -val}})))
+        metrics = {{"val/loss": val, "test/loss": -val}}
+        if kv.get("callbacks.checkpoint.monitor") == "val/acc":  # accuracy peaks a decade above the loss's best
+            metrics["val/best_acc"] = -abs(math.log10(float(lr)) - best - 1)
+        (d / "metrics.json").write_text(json.dumps(dict(status="ok", **metrics)))
 """
 
 
@@ -208,6 +211,34 @@ def test_tune_prints_its_cost_then_runs_each_arms_choice_with_every_seed(tmp_pat
     tuning = json.loads((study / "tuning.json").read_text())
     assert [a["chosen"] for a in tuning["arms"]] == [{"optimizer.lr": "1e-4"}] * 2 + [{"optimizer.lr": "1e-3"}] * 2
     assert [c[0] for c in calls] == ["train"] * 5 + ["baseline", "report"]
+
+
+def test_select_by_accuracy_checkpoints_every_run_by_it_and_picks_the_highest(tmp_path):
+    out, calls = _stubbed(
+        tmp_path, "--fractions", "0.1", "--freezes", "none", "--select-by", "acc", "--tune", "lr=1e-4,1e-3"
+    )
+    assert out.returncode == 0, out.stderr
+    monitor = ["callbacks.checkpoint.monitor=val/acc", "callbacks.checkpoint.mode=max"]
+    train = [c for c in calls if c[0] == "train"]
+    assert len(train) == 3 and all(set(monitor) <= set(c) for c in train)  # tuning, then both arms
+    (study,) = (tmp_path / "out" / "study").iterdir()
+    tuning = json.loads((study / "tuning.json").read_text())
+    assert (tuning["metric"], tuning["mode"]) == ("val/acc", "max") and tuning["rule"].startswith("highest val/acc")
+    # by loss pretrained would take 1e-4; its accuracy is highest at 1e-3
+    assert [(a["init"], a["chosen"]) for a in tuning["arms"]] == [
+        ("pretrained", {"optimizer.lr": "1e-3"}),
+        ("scratch", {"optimizer.lr": "1e-3"}),
+    ]
+    assert {r["read"] for a in tuning["arms"] for r in a["scores"]} == {"val/best_acc"}
+    for argv, error in [
+        (["--select-by", "acc"], "error: --select-by acc picks among --tune values; add --tune lr=V1,V2,..."),
+        (["--select-by", "perplexity", "--tune", "lr=1e-4,1e-3"], "error: --select-by perplexity: choose one of "
+         "loss, acc, f1_macro, mcc"),
+        (["--select-by", "acc", "--tune", "lr=1e-4,1e-3", "--", "callbacks.checkpoint.monitor=val/loss"],
+         "error: callbacks.checkpoint.monitor=val/loss: --select-by acc sets the checkpoint monitor; drop one"),
+    ]:  # fmt: skip
+        out, calls = _stubbed(tmp_path / "bad", *argv)
+        assert (out.returncode, out.stderr.strip(), calls) == (2, error, []), argv
 
 
 def test_tune_from_the_environment_and_a_bad_grid_refused_before_any_work(tmp_path):

@@ -2,11 +2,12 @@
 
 The tuning sweep runs a finite grid (e.g. optimizer.lr=1e-4,5e-4,1e-3) for every arm (init x freeze) and train
 fraction with the study's first seed. `select` picks, per arm and fraction, the grid point with the lowest val/loss
-and writes tuning.json; `overrides` turns that file into the command lines of the final sweep (all seeds). Only
-val/* keys of a run's metrics.json are ever read: a choice made on test would leak the test set into the result.
+(--by acc|f1_macro|mcc: the highest of that score) at the checkpoint each run tests, and writes tuning.json;
+`overrides` turns that file into the command lines of the final sweep (all seeds). Only val/* keys of a run's
+metrics.json are ever read: a choice made on test would leak the test set into the result.
 
-Usage: python -m transferlab.report.select plan --inits N --freezes a,b --fractions f,g --seeds N --grid SPEC ...
-       python -m transferlab.report.select select TUNE_DIR --out tuning.json --grid SPEC ...
+Usage: python -m transferlab.report.select plan --inits N --freezes a,b --fractions f,g --seeds N [--by B] --grid SPEC
+       python -m transferlab.report.select select TUNE_DIR --out tuning.json [--by B] --grid SPEC ...
        python -m transferlab.report.select overrides tuning.json
 SPEC is KEY=V1,V2,... (lr is short for optimizer.lr). Exit codes: 0 ok, 1 an arm had no usable run, 2 bad input.
 """
@@ -23,13 +24,22 @@ from pathlib import Path
 
 from transferlab.errors import TransferlabError
 
-METRIC = "val/loss"  # every objective logs it, and the best checkpoint is picked by it too
-TESTED = "val/best_loss"  # the validation loss of the checkpoint the run tests (runs checkpointed by val/loss)
-RULE = (
-    f"lowest {METRIC} of the grid runs with the first seed, read at the checkpoint each run tests ({TESTED} in "
-    f"metrics.json; the final weights' {METRIC} for a run without one); ties go to the earlier grid point; test "
-    "metrics are never read"
-)
+# --by: the validation score that selects, and its direction. loss is every objective's and the default checkpoint
+# monitor; the others are the study's classification scores, higher is better (multirun.sh --select-by sets the runs'
+# checkpoint monitor to the same score, so each run tests the checkpoint that scored best on it).
+BY = {"loss": "min", "acc": "max", "f1_macro": "max", "mcc": "max"}
+
+
+def rule(by: str = "loss") -> str:
+    metric, tested = f"val/{by}", f"val/best_{by}"
+    return (
+        f"{'lowest' if BY[by] == 'min' else 'highest'} {metric} of the grid runs with the first seed, read at the "
+        f"checkpoint each run tests ({tested} in metrics.json; the final weights' {metric} for a run without one); "
+        "ties go to the earlier grid point; test metrics are never read"
+    )
+
+
+RULE = rule()
 ARM_KEYS = ("init", "freeze", "data.train_fraction")  # an arm x fraction; `freeze` is the group (config freeze.name)
 ALIASES = {"lr": "optimizer.lr"}
 SWEEP_FUNCTIONS = ("range(", "interval(", "choice(", "glob(", "shuffle(", "sort(", "tag(", "[", "{")
@@ -108,17 +118,17 @@ def read_run(job_dir: Path) -> tuple[dict, str, dict]:
     return config, status, {k: v for k, v in raw.items() if k.startswith("val/")}
 
 
-def _score(val: dict) -> tuple[float | None, str]:
-    """(the score, the key it was read from): the tested checkpoint's val loss, else the final weights'."""
-    key = TESTED if TESTED in val else METRIC
+def _score(val: dict, by: str) -> tuple[float | None, str]:
+    """(the score, the key it was read from): the tested checkpoint's val/<by>, else the final weights'."""
+    key = f"val/best_{by}" if f"val/best_{by}" in val else f"val/{by}"
     v = val.get(key)
     ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
     return (float(v) if ok else None), key
 
 
-def select(tune_dir: Path, grid: dict[str, list[str]]) -> dict:
+def select(tune_dir: Path, grid: dict[str, list[str]], by: str = "loss") -> dict:
     """The selection file's contents: per arm x fraction, each grid point's val score and the chosen point."""
-    points = grid_points(grid)
+    points, metric = grid_points(grid), f"val/{by}"
     arms: dict[tuple, list] = {}
     for cfg_file in sorted(tune_dir.rglob(".hydra/config.yaml")):
         job = cfg_file.parent.parent
@@ -128,21 +138,22 @@ def select(tune_dir: Path, grid: dict[str, list[str]]) -> dict:
         if index is None:
             raise TransferlabError(f"{job} ran a value outside the grid {grid}; select over the sweep that ran it")
         runs = arms.setdefault(arm, [None] * len(points))
-        score, read = _score(val) if status == "ok" else (None, None)
-        runs[index] = {**points[index], METRIC: score, "read": read, "status": status,
+        score, read = _score(val, by) if status == "ok" else (None, None)
+        runs[index] = {**points[index], metric: score, "read": read, "status": status,
                        "run": os.path.relpath(job, tune_dir)}  # fmt: skip
     if not arms:
         raise TransferlabError(f"no tuning runs under {tune_dir}; run the tuning sweep first (multirun.sh --tune)")
     out = []
     for arm in sorted(arms, key=lambda a: tuple(str(x) for x in a)):
         runs = [
-            r or {**p, METRIC: None, "read": None, "status": "missing", "run": None} for p, r in zip(points, arms[arm])
+            r or {**p, metric: None, "read": None, "status": "missing", "run": None} for p, r in zip(points, arms[arm])
         ]
-        scored = [r for r in runs if r[METRIC] is not None]
-        best = min(scored, key=lambda r: r[METRIC]) if scored else None  # min keeps the first of equal scores
+        scored = [r for r in runs if r[metric] is not None]
+        sign = 1 if BY[by] == "min" else -1
+        best = min(scored, key=lambda r: sign * r[metric]) if scored else None  # the first of equal scores
         chosen = {k: best[k] for k in grid} if best else None
         out.append({**dict(zip(ARM_KEYS, arm)), "scores": runs, "chosen": chosen})
-    return {"rule": RULE, "metric": METRIC, "mode": "min", "grid": grid, "arms": out}
+    return {"rule": rule(by), "metric": metric, "mode": BY[by], "grid": grid, "arms": out}
 
 
 def overrides(tuning: dict) -> list[str]:
@@ -166,10 +177,12 @@ def parse_args(argv):
     plan.add_argument("--seeds", type=int, required=True)
     plan.add_argument("--extra", action="append", default=[], help="the study's own overrides (none may set a tunable)")
     plan.add_argument("--grid", dest="specs", action="append", default=[], help="KEY=V1,V2,... (repeatable)")
+    plan.add_argument("--by", default="loss", help=f"the validation score that selects: {', '.join(BY)}")
     pick = sub.add_parser("select", help="pick per arm x fraction on validation and write the selection file")
     pick.add_argument("tune_dir", type=Path)
     pick.add_argument("--out", type=Path, required=True)
     pick.add_argument("--grid", dest="specs", action="append", default=[], help="the grid the tuning sweep ran")
+    pick.add_argument("--by", default="loss", help=f"the validation score that selects: {', '.join(BY)}")
     lines = sub.add_parser("overrides", help="print the final sweep's overrides, one arm x fraction a line")
     lines.add_argument("tuning", type=Path)
     return parser.parse_args(argv)
@@ -178,24 +191,28 @@ def parse_args(argv):
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
+        if getattr(args, "by", "loss") not in BY:
+            raise TransferlabError(f"--select-by {args.by}: choose one of {', '.join(BY)}")
         if args.command == "plan":
             grid = parse_grid(args.specs)
             for extra in args.extra:
                 key = extra.lstrip("+~").partition("=")[0]
                 if key in grid:
                     raise TransferlabError(f"{extra} sets {key}, which --tune selects; drop one of the two")
+                if args.by != "loss" and key.startswith("callbacks.checkpoint.mo"):
+                    raise TransferlabError(f"{extra}: --select-by {args.by} sets the checkpoint monitor; drop one")
             arms = args.inits * len(args.freezes.split(","))
             print(cost_line(grid, arms, len(args.fractions.split(",")), args.seeds))
             for key, values in grid.items():
                 print(f"{key}={','.join(values)}")
             return 0
         if args.command == "select":
-            tuning = select(args.tune_dir, parse_grid(args.specs))
+            tuning = select(args.tune_dir, parse_grid(args.specs), args.by)
             args.out.write_text(json.dumps(tuning, indent=2) + "\n")
             for arm in tuning["arms"]:
                 chosen = " ".join(f"{k}={v}" for k, v in (arm["chosen"] or {}).items()) or "none (no run scored)"
                 print(f"selected: {' '.join(f'{k}={arm[k]}' for k in ARM_KEYS)}: {chosen}")
-            print(f"selection: {args.out} (rule: {RULE})")
+            print(f"selection: {args.out} (rule: {tuning['rule']})")
             return 0 if all(arm["chosen"] is not None for arm in tuning["arms"]) else 1
         print("\n".join(overrides(json.loads(args.tuning.read_text()))))
         return 0
