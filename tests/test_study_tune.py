@@ -187,8 +187,9 @@ def _study_args(call):
 
 def test_tune_prints_its_cost_then_runs_each_arms_choice_with_every_seed(tmp_path):
     out, calls = _stubbed(
-        tmp_path, "--seeds", "3", "--fractions", "0.1,1.0", "--freezes", "none", "--tune", "lr=" + ",".join(GRID)
-    )
+        tmp_path, "--seeds", "3", "--fractions", "0.1,1.0", "--freezes", "none", "--tune", "lr=" + ",".join(GRID),
+        "--select-by", "loss",
+    )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert (
         out.stdout.splitlines()[0]
@@ -213,10 +214,8 @@ def test_tune_prints_its_cost_then_runs_each_arms_choice_with_every_seed(tmp_pat
     assert [c[0] for c in calls] == ["train"] * 5 + ["baseline", "report"]
 
 
-def test_select_by_accuracy_checkpoints_every_run_by_it_and_picks_the_highest(tmp_path):
-    out, calls = _stubbed(
-        tmp_path, "--fractions", "0.1", "--freezes", "none", "--select-by", "acc", "--tune", "lr=1e-4,1e-3"
-    )
+def test_tuning_selects_by_accuracy_by_default_checkpointing_every_run_by_it(tmp_path):
+    out, calls = _stubbed(tmp_path, "--fractions", "0.1", "--freezes", "none", "--tune", "lr=1e-4,1e-3")
     assert out.returncode == 0, out.stderr
     monitor = ["callbacks.checkpoint.monitor=val/acc", "callbacks.checkpoint.mode=max"]
     train = [c for c in calls if c[0] == "train"]
