@@ -142,6 +142,7 @@ def test_only_compiled_packed_training_drops_the_last_batch():
 
     datasets = {"train": Blocks(range(43)), "validation": Blocks(range(43)), "test": Rows(range(43))}
     cfg = OmegaConf.create({"batch_size": 8, "eval_batch_size": 8, "bucket_by_length": False, "num_workers": 0})
+    cfg.bucket_window = 50
 
     class Objective:
         def collator(self, stage):

@@ -151,10 +151,13 @@ def test_resume_from_a_path_continues_that_run_in_a_new_dir(runs):
     assert (run / "tokenizer" / "tokenizer.json").read_bytes() == (
         runs["ref"] / "tokenizer" / "tokenizer.json"
     ).read_bytes()
-    timing = ("time/", "throughput/")
+    # Nothing was validated in the new dir, so no checkpoint of its own was scored best: it tests the weights it
+    # resumed (the same test metrics) and records no val/best_loss of its own.
+    timing = ("time/", "throughput/", "val/best_")
     assert {k: v for k, v in _metrics(run).items() if not k.startswith(timing)} == {
         k: v for k, v in _metrics(runs["ref"]).items() if not k.startswith(timing)
     }
+    assert "val/best_loss" in _metrics(runs["ref"]) and "val/best_loss" not in _metrics(run)
 
 
 @pytest.mark.slow
