@@ -170,6 +170,12 @@ CATALOGUE = [
         "compile_mode=max-autotune applies only when compiling; add compile=true, or drop compile_mode",
     ),
     (
+        "bucket_window_without_bucketing",
+        ["data.bucket_by_length=false", "data.bucket_window=8"],
+        {},
+        "data.bucket_window=8 sorts nothing with data.bucket_by_length=false; drop one of the two",
+    ),
+    (
         "clm_on_encoder",
         ["objective=clm", "model=tiny_bert"],
         {},

@@ -57,6 +57,11 @@ def _check_model(cfg: DictConfig, objective) -> None:
 
 def _check_data(cfg: DictConfig) -> None:
     data = cfg.data
+    if data.bucket_by_length is False and data.bucket_window != 50:  # 50: the schema's default
+        raise TransferlabError(
+            f"data.bucket_window={data.bucket_window} sorts nothing with data.bucket_by_length=false; "
+            "drop one of the two"
+        )
     if data.source == "files":
         if not data.train:
             raise TransferlabError("data=files needs data.train=PATH (csv, tsv, json, jsonl, parquet or txt)")
