@@ -140,6 +140,7 @@ def test_every_objective_with_every_freeze_policy(objective, freeze, tmp_path, m
     for stage in ("val", "test"):
         for name in ["loss", *run["kept"]]:
             assert math.isfinite(run["metrics"][f"{stage}/{name}"]), f"{stage}/{name}"
+    assert {f"val/{s}" for s in OBJECTIVES[objective].scores} <= set(run["metrics"])  # what --select-by may read
 
 
 def test_kinds_cover_the_models_the_contract_uses():

@@ -235,6 +235,10 @@ def test_tuning_selects_by_accuracy_by_default_checkpointing_every_run_by_it(tmp
          "loss, acc, f1_macro, mcc"),
         (["--select-by", "acc", "--tune", "lr=1e-4,1e-3", "--", "callbacks.checkpoint.monitor=val/loss"],
          "error: callbacks.checkpoint.monitor=val/loss: --select-by acc sets the checkpoint monitor; drop one"),
+        (["--select-by", "mcc", "--tune", "lr=1e-4,1e-3", "--", "objective=multilabel_classification"],
+         "error: --select-by mcc: objective=multilabel_classification logs no val/mcc; choose one of loss, f1_macro"),
+        (["--tune", "lr=1e-4,1e-3", "--", "objective=regression"],
+         "error: --select-by acc: objective=regression logs no val/acc; choose one of loss"),
     ]:  # fmt: skip
         out, calls = _stubbed(tmp_path / "bad", *argv)
         assert (out.returncode, out.stderr.strip(), calls) == (2, error, []), argv

@@ -89,6 +89,7 @@ class Objective:
     pipeline_tag: str | None = None  # the Hub's task name, for the export's model card
     problem_type: str | None = None  # its HF config.problem_type, where one says it (a foreign export's objective)
     monitor: tuple = ("val/loss", "min")  # picks the best checkpoint, drives early stopping, returned to a sweeper
+    scores: tuple = ()  # higher-is-better val/<score>s every validation logs: what multirun.sh --select-by may pick by
     # True: step calls the model with model_inputs(batch), so a batch may carry a frozen trunk's cached `features` in
     # place of tokens (freeze=backbone on a sequence classifier, data/features.py); the head then trains on them.
     reads_features: bool = False

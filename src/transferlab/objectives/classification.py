@@ -51,6 +51,7 @@ class Classification(Objective):
     pipeline_tag = "text-classification"
     reads_features = True
     outputs = ("pred_label", "pred_score", "pred_top_k")
+    scores = ("acc", "f1_macro", "mcc")
 
     @classmethod
     def check_splits(cls, splits: dict, cfg) -> None:

@@ -76,6 +76,7 @@ class MultilabelClassification(Classification):
     reads = ("label_separator",)
     outputs = ("pred_labels", "pred_scores")
     problem_type = "multi_label_classification"
+    scores = ("f1_micro", "f1_macro", "precision_micro", "recall_micro", "exact_match")
 
     @classmethod
     def check(cls, cfg) -> None:

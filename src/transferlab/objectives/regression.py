@@ -59,6 +59,7 @@ class Regression(Classification):
     stratify = None  # numbers: train_fraction and carved splits draw at random
     outputs = ("pred_value",)
     problem_type = "regression"  # how an export from elsewhere says it is one
+    scores = ("pearson", "spearman")  # mse and rmse too, but lower is better
     usage = (
         "",
         "# the model outputs a standardised value; the export's config maps it back to the target's scale",

@@ -166,6 +166,21 @@ def overrides(tuning: dict) -> list[str]:
     return lines
 
 
+def _check_scored(by: str, extra: list[str]) -> None:
+    """--select-by a score that the study's objective (classification, or an objective=NAME override) logs."""
+    if by == "loss":
+        return
+    from transferlab.objectives import OBJECTIVES
+
+    objective = [e.partition("=")[2] for e in extra if e.lstrip("+~").partition("=")[0] == "objective"]
+    name = (objective or ["classification"])[-1]
+    if name not in OBJECTIVES:
+        return  # the first run refuses an unknown objective in one line, naming the choices
+    if by not in OBJECTIVES[name].scores:
+        choices = ", ".join(s for s in BY if s == "loss" or s in OBJECTIVES[name].scores)
+        raise TransferlabError(f"--select-by {by}: objective={name} logs no val/{by}; choose one of {choices}")
+
+
 # ---------------------------------------------------------------- CLI
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m transferlab.report.select", description=__doc__.splitlines()[0])
@@ -201,6 +216,7 @@ def main(argv=None) -> int:
                     raise TransferlabError(f"{extra} sets {key}, which --tune selects; drop one of the two")
                 if args.by != "loss" and key.startswith("callbacks.checkpoint.mo"):
                     raise TransferlabError(f"{extra}: --select-by {args.by} sets the checkpoint monitor; drop one")
+            _check_scored(args.by, args.extra)
             arms = args.inits * len(args.freezes.split(","))
             print(cost_line(grid, arms, len(args.fractions.split(",")), args.seeds))
             for key, values in grid.items():
