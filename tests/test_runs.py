@@ -171,10 +171,19 @@ def test_eval_command_rescores_a_checkpoint_and_missing_cells_can_be_dropped(tmp
     m = metrics(run)
     assert m["status"] == "ok" and m["data/dropped_train"] == 2
     (best,) = (run / "checkpoints").glob("best-*.ckpt")
-    scored = evaluate([f"ckpt_path={best}"])
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    scored = evaluate([f"ckpt_path={best}", "callbacks.progress_bar=false"])
     assert scored["test/acc"] == pytest.approx(m["test/acc"]) and scored["test/loss"] == pytest.approx(
         m["test/loss"], rel=1e-5
     )
+    # the run's own files are as they were; the evaluation has its own dir, with its record and eval-set files
+    assert {p: p.read_bytes() for p in before} == before
+    (out,) = (run / "eval").iterdir()
+    assert {p for p in run.rglob("*") if p.is_file()} - set(before) == {
+        out / name for name in ("metrics.json", "per_class.csv", "confusion_matrix.png")
+    }
+    record = json.loads((out / "metrics.json").read_text())
+    assert record == {"checkpoint": f"checkpoints/{best.name}", "overrides": ["callbacks.progress_bar=false"], **scored}
 
 
 def test_string_labels_from_own_csv_round_trip(tmp_path):

@@ -1,10 +1,12 @@
 """`transferlab-eval ckpt_path=PATH [overrides]`: test a checkpoint with the config of the run that wrote it.
 
 Overrides apply on top of that run's saved config, e.g. `data=files data.test=new.csv` to score new data
-(the labels must be ones the model was trained on).
+(the labels must be ones the model was trained on). The run's own files stay as they are: this evaluation's
+metrics.json (with its checkpoint and overrides), predictions/ and eval-set files go to <run>/eval/<time>/.
 """
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -55,17 +57,31 @@ def evaluate(argv: list) -> dict:
     if not ckpt.is_file():
         raise TransferlabError(f"ckpt_path={ckpt}: no such checkpoint file")
     _check_checkpoint(ckpt)
-    cfg, run_dir = _load_config(ckpt, [a for a in argv if not a.startswith(("ckpt_path=", "verbose="))])
+    overrides = [a for a in argv if not a.startswith(("ckpt_path=", "verbose="))]
+    cfg, run_dir = _load_config(ckpt, overrides)
     from rich.console import Console
 
     from transferlab.run.assemble import assemble
+    from transferlab.run.outputs import write_metrics
 
     console = Console(stderr=True)
-    a = assemble(cfg, run_dir, [], True, console)
+    out = _out_dir(run_dir)
+    a = assemble(cfg, run_dir, [], True, console, written=out)
+    out.mkdir(parents=True)  # after the data and model were checked: a refused evaluation leaves no dir
     results = a.trainer.test(a.module, datamodule=a.datamodule, ckpt_path=str(ckpt), verbose=False)
     metrics = {k: float(v) for result in results for k, v in result.items()}
+    record = {"checkpoint": os.path.relpath(ckpt, run_dir), "overrides": overrides, **metrics}
+    write_metrics(out, record)
+    console.print(f"eval: {out} (metrics.json, and the files the objective writes)", soft_wrap=True)
     print(json.dumps(metrics, indent=2))
     return metrics
+
+
+def _out_dir(run_dir: Path) -> Path:
+    """A new <run>/eval/<time>_<pid>: never a file of the run itself, nor an earlier evaluation's."""
+    import time
+
+    return run_dir / "eval" / f"{time.strftime('%Y-%m-%d_%H-%M-%S')}_{os.getpid()}"
 
 
 def main() -> None:

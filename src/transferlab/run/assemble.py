@@ -51,11 +51,14 @@ def _build_trainer(cfg: DictConfig, run_dir: Path, loggers: list):
         raise TransferlabError(f"trainer: {e}; see lightning.Trainer's arguments") from None
 
 
-def assemble(cfg: DictConfig, run_dir: Path, loggers: list, rank_zero: bool, console, inputs=None) -> Assembly:
+def assemble(
+    cfg: DictConfig, run_dir: Path, loggers: list, rank_zero: bool, console, inputs=None, written: Path | None = None
+) -> Assembly:
     """Trainer, tokenizer, objective, model, freeze policy and data, in the order that fails cheapest first.
 
     The model is built and frozen before the data is prepared, so that preparing can use what the policy says stays
     frozen. `inputs` are the splits check_inputs already loaded; without them (transferlab-eval) they load here.
+    `written`: where evaluation's predictions/ and eval-set files go (default the run dir; transferlab-eval's own dir).
     """
     import lightning.pytorch as pl
 
@@ -101,8 +104,9 @@ def assemble(cfg: DictConfig, run_dir: Path, loggers: list, rank_zero: bool, con
     datamodule = module_class(datasets, objective, cfg.data, cfg.seed, static_shapes=cfg.compile)
     if rank_zero and datamodule.summary():
         console.print(datamodule.summary(), soft_wrap=True)
+    written = run_dir if written is None else written
     module = TransferModule(
-        model, objective, policy, cfg.optimizer, cfg.scheduler, cfg.on_nan, run_dir / "predictions", run_dir
+        model, objective, policy, cfg.optimizer, cfg.scheduler, cfg.on_nan, written / "predictions", written
     )
     if cfg.compile:
         objective.compile(model, cfg.compile_mode)  # what its step runs: the model in place, or the model and its loss

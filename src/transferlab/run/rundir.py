@@ -32,6 +32,7 @@ RUN_ENTRIES = (
     "per_class.csv",  # an objective's eval-set files (Objective.artifacts)
     "confusion_matrix.png",
     "per_label.csv",
+    "eval",  # transferlab-eval's evaluations of the run's checkpoints
 )
 
 # A finished run's record (metrics.json, .hydra/*) while this process continues that run: run dir -> {path: bytes}
