@@ -89,6 +89,36 @@ def test_span_corruption_refuses_a_tokenizer_without_sentinels():
         SpanCorruption(cfg, OmegaConf.create({"max_seq_len": 32, "num_proc": None}), wordpiece, None)
 
 
+def test_span_acc_scores_the_noised_tokens_alone_where_acc_also_counts_sentinels_and_the_end():
+    """A decoder that knows the target's structure (sentinels, end) but none of its spans: acc rewards it for what
+    counting gives, span_acc shows that it read nothing."""
+    from types import SimpleNamespace
+
+    from transferlab.models.tokenizer import _train_unigram
+    from transferlab.objectives.span_corruption import SpanCorruption
+
+    tokenizer = _train_unigram(iter([["the cat sat on a mat by the door"] * 20]), 120, 1, False)
+    cfg = OmegaConf.create({"name": "span_corruption", "noise_density": 0.15, "mean_noise_span_length": 3.0})
+    objective = SpanCorruption(cfg, OmegaConf.create({"max_seq_len": 32, "num_proc": None}), tokenizer, None)
+    s0, s1, eos = tokenizer.convert_tokens_to_ids(["<extra_id_0>", "<extra_id_1>", "</s>"])
+    a, b = tokenizer.convert_tokens_to_ids(["c", "d"])  # two pieces of the text
+    assert len({s0, s1, eos, a, b}) == 5
+    labels = torch.tensor([[s0, a, b, s1, b, eos]])  # spans: a b | b
+    guessed = torch.tensor([[s0, b, b, s1, a, eos]])  # right on 3 of 3 told tokens, 1 of 3 span tokens
+    logits = torch.nn.functional.one_hot(guessed, len(tokenizer)).float() * 10
+
+    class Model:
+        def prepare_decoder_input_ids_from_labels(self, labels):
+            return labels
+
+        def __call__(self, **kwargs):
+            return SimpleNamespace(logits=logits)
+
+    objective.step(Model(), {"input_ids": torch.tensor([[a]]), "labels": labels}, "val")
+    scores = {k: float(v.compute()) for k, v in objective.metrics["val"].items()}
+    assert (scores["acc"], scores["span_acc"]) == (pytest.approx(4 / 6), pytest.approx(1 / 3))
+
+
 def test_sft_rows_mask_the_prompt_and_keep_the_target_and_end_token(tmp_path, monkeypatch):
     from datasets import Dataset
 

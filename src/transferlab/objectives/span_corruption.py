@@ -119,7 +119,9 @@ class SpanCorruption(Objective):
                 "use tokenizer=train on a T5-style model (model=tiny_t5), or a T5 tokenizer"
             )
         self.sentinels = np.array([vocab[f"<extra_id_{i}>"] for i in range(spans)])
-        self.metrics = per_stage(lambda: nn.ModuleDict({"acc": FiniteMean(), "perplexity": Perplexity()}))
+        self.metrics = per_stage(
+            lambda: nn.ModuleDict({"acc": FiniteMean(), "span_acc": FiniteMean(), "perplexity": Perplexity()})
+        )
         self.vocab = len(tokenizer)  # logit columns from here on are no tokens (model.vocab_multiple's padding)
 
     def prepare(self, split: str, dataset):
@@ -131,6 +133,8 @@ class SpanCorruption(Objective):
         return SpanCorruptionCollator(self.cfg, self.data_cfg.max_seq_len, self.sentinels, self.tokenizer.eos_token_id)
 
     def step(self, model, batch, stage: str):
+        import torch
+
         from transferlab.objectives.lm_loss import masked_padding
         from transferlab.objectives.smoothing import smoothed_cross_entropy, smoothing, vocabulary_columns
 
@@ -141,6 +145,11 @@ class SpanCorruption(Objective):
         )
         e, columns = smoothing(self.cfg, stage), vocabulary_columns(logits, self.vocab)
         loss, nll = smoothed_cross_entropy(logits.flatten(0, 1), labels.flatten(), e, columns)
-        self.metrics[stage]["acc"].update((logits.argmax(-1) == labels).float())
+        right = (logits.argmax(-1) == labels).float()
+        self.metrics[stage]["acc"].update(right)
+        # the noised tokens alone: a sentinel or the end token is told by counting, not by reading the input
+        told = torch.isin(labels, torch.as_tensor(self.sentinels).to(labels.device))
+        spans = ~(told | (labels == self.tokenizer.eos_token_id))
+        self.metrics[stage]["span_acc"].update(right[spans])
         self.metrics[stage]["perplexity"].update(nll.detach(), weight=labels.numel())  # of the plain cross-entropy
         return loss
