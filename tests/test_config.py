@@ -135,6 +135,8 @@ PRESETS = {
         "tokenizer.source": "train",
         "tokenizer.vocab_size": 4000,
         "data.max_seq_len": 64,
+        "optimizer.name": "adafactor",
+        "optimizer.scale_parameter": True,
     },
     "definitions": {
         "objective.name": "seq2seq",
