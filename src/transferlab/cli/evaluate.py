@@ -2,7 +2,7 @@
 
 Overrides apply on top of that run's saved config, e.g. `data=files data.test=new.csv` to score new data
 (the labels must be ones the model was trained on). The run's own files stay as they are: this evaluation's
-metrics.json (with its checkpoint and overrides), predictions/ and eval-set files go to <run>/eval/<time>/.
+metrics.json (with its checkpoint and overrides), predictions/ and eval-set files go to <run>/eval/<time>_<pid>/.
 """
 
 import json
