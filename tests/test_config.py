@@ -170,6 +170,7 @@ PRESETS = {
         "model.arch": "t5",
         "tokenizer.source": "train",
         "objective.source_prefix": "translate English to Spanish: ",
+        "optimizer.name": "adafactor",
     },
     "pairs": {
         "objective.name": "classification",
