@@ -366,7 +366,8 @@ def test_a_class_with_no_train_example_has_no_balanced_weight():
 @pytest.mark.slow
 def test_translate_trains_with_adafactor_end_to_end(tmp_path):
     """debug=fast on the tiny T5 (experiment=translate) with optimizer.name=adafactor and label smoothing: the run's
-    optimizer is transformers' Adafactor at the configured lr, and it moves the weights."""
+    optimizer is transformers' Adafactor at the configured lr with the preset's parameter scaling, and it moves the
+    weights."""
     from conftest import train_in_process
 
     overrides = [
@@ -385,7 +386,7 @@ def test_translate_trains_with_adafactor_end_to_end(tmp_path):
     a, metrics, before = train_in_process(overrides, tmp_path / "run", before_fit=snapshot)
     opt = a.trainer.optimizers[0]
     assert type(opt).__name__ == "Adafactor" and opt.defaults["relative_step"] is False
-    assert opt.defaults["lr"] == 1e-3 and opt.defaults["scale_parameter"] is False
+    assert opt.defaults["lr"] == 1e-3 and opt.defaults["scale_parameter"] is True  # the preset's, kept
     moved = [n for n, p in a.module.model.named_parameters() if not torch.equal(p.detach(), before[n])]
     assert len(moved) == len(before)
     assert math.isfinite(float(metrics["test/loss"])) and "test/bleu" in metrics
