@@ -278,3 +278,26 @@ def test_the_terminal_shows_the_run_not_foreign_chatter(tmp_path):
     assert "max_epochs:" not in text  # the full YAML is in .hydra/config.yaml, not on the terminal
     last = [line for line in out.stderr.splitlines() if line.strip()][-2:]
     assert last[0].startswith("test {'test/loss'") and last[1] == f"run dir {run}"
+
+
+def test_a_max_steps_stop_between_validations_is_validated_and_checkpointed_inside_fit(tmp_path):
+    """max_steps=5 with validation every 3 steps: step 5 is validated inside fit, where the checkpoint saver ranks
+    it, so test reads the better of steps 3 and 5 (it used to be validated after fit, never saved as best)."""
+    import csv
+
+    run = train(
+        "experiment=quickstart",
+        "trainer.max_steps=5",
+        "trainer.val_check_interval=3",
+        "trainer.check_val_every_n_epoch=null",
+        "logger=csv",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
+    with open(run / "csv" / "metrics.csv") as f:
+        val = {int(r["step"]) + 1: float(r["val/loss"]) for r in csv.DictReader(f) if r["val/loss"]}
+    assert sorted(val) == [3, 5]
+    assert val[5] < val[3]  # this run improves after step 3: the final step is the best
+    (best,) = (run / "checkpoints").glob("best-*.ckpt")
+    assert best.name == "best-0-5.ckpt"
+    assert metrics(run)["val/best_loss"] == pytest.approx(val[5])
+    assert torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["global_step"] == 5

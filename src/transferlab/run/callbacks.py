@@ -29,10 +29,17 @@ class Throughput(pl.Callback):
 
 
 class LastValidation(pl.Callback):
-    """The global step of the latest validation: a run validates its final weights unless that just happened."""
+    """Validate the final weights inside fit, where the checkpoint callbacks see the score: a trainer.max_steps stop
+    between two validations asks Lightning to stop at that step, which validates it (and so can make it the best
+    checkpoint that test reads). `step` is the global step of the latest validation: job.py validates after fit only
+    when a run still ended unvalidated (check_val_every_n_epoch skipping the last epoch), unsaved as best."""
 
     def __init__(self):
         self.step = None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if 0 < trainer.max_steps <= trainer.global_step:
+            trainer.should_stop = True
 
     def on_validation_end(self, trainer, pl_module):
         if not trainer.sanity_checking:

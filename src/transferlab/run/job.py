@@ -94,7 +94,7 @@ def _fit_and_evaluate(cfg: DictConfig, a: Assembly, resume_from: str | None) -> 
     if resume_from:
         check_checkpoint_fits(module, resume_from)
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
-    if _callback(trainer, LastValidation).step != trainer.global_step:  # e.g. max_steps ended mid-epoch
+    if _callback(trainer, LastValidation).step != trainer.global_step:  # e.g. check_val_every_n_epoch skipped it
         trainer.validate(module, datamodule=datamodule, verbose=False)
     metrics = {k: v for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     metrics.update(_best_score(trainer))
