@@ -144,6 +144,9 @@ PRESETS = {
         "tokenizer.source": "pretrained",
         "data.source_column": "source",
         "data.target_column": "target",
+        "optimizer.name": "adafactor",
+        "optimizer.scale_parameter": True,
+        "objective.generation.no_repeat_ngram_size": 2,
     },
     "definitions_sft": {
         "objective.name": "sft",
