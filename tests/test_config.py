@@ -160,6 +160,9 @@ PRESETS = {
         "tokenizer.source": "pretrained",
         "objective.source_prefix": "summarize: ",
         "model.random_init": False,
+        "optimizer.name": "adafactor",
+        "trainer.max_epochs": 15,
+        "objective.generation.num_beams": 4,
     },
     "summarize_scratch": {
         "objective.name": "seq2seq",
