@@ -19,6 +19,7 @@ Non-pad tokens/s counts the tokens of the conversations a batch holds (a packed 
 row is padding too).
 
   python bench/sft.py --threads 1
+  python bench/sft.py --threads 2 --runners transferlab,hf_trainer_grouped --profile   # where a step's time goes
 """
 
 import json
@@ -33,6 +34,7 @@ from common import (  # noqa: E402
     args,
     interleave,
     peer_of,
+    profile_top,
     quiet,
     rounds_line,
     save,
@@ -168,6 +170,9 @@ def main():
     text = table(f"SFT: non-pad tokens/s ({settings_line(tl.cfg)}, {a.threads} torch threads)", summary, peer)
     text += f"\n\n{rounds_line(results)}"
     print(text, flush=True)
+    if a.profile:  # one call each, the whole call profiled (warm-up included): where the time of a step goes
+        for name in [n for n in ("transferlab", "hf_trainer_grouped") if n in runners]:
+            print(profile_top(name, runners[name], rows=25), flush=True)
     save(
         "sft",
         {"versions": versions(), "args": vars(a), "rows": summary, "rounds": results["_rounds"], "table": text},

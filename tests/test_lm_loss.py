@@ -289,3 +289,15 @@ def test_compiled_steps_equal_the_eager_ones(wordpiece):
     assert torch.allclose(got[0], want[0], atol=1e-5)
     for name in want[1]:
         assert torch.allclose(got[1][name], want[1][name], atol=1e-5), name
+
+
+def test_top1_is_argmax_ties_and_masked_columns_included():
+    """The token accuracy's prediction: argmax's answer everywhere, the first index where maxima tie."""
+    from transferlab.objectives.metrics import top1
+
+    logits = torch.randn(3, 7, 50, generator=torch.Generator().manual_seed(0))
+    logits[0, 0] = 0.0  # a row of equal logits: index 0
+    logits[1, 2, [4, 9, 30]] = 100.0  # three equal maxima: index 4
+    logits[2, :, 40:] = float("-inf")  # padding columns masked as masked_padding does
+    assert torch.equal(top1(logits), logits.argmax(-1))
+    assert top1(logits)[0, 0] == 0 and top1(logits)[1, 2] == 4

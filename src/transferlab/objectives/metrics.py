@@ -55,3 +55,9 @@ class per_stage(torch.nn.Module):
 def unwrap(model):
     """The transformers model under a peft wrapper (adapters stay injected in it)."""
     return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def top1(logits: torch.Tensor) -> torch.Tensor:
+    """The most likely token at each position, the first of equal maxima as argmax: torch.max's indices, which on a
+    CPU take 2.5x less time than argmax over a vocabulary (10% of a tiny GPT-2's SFT step went to argmax)."""
+    return logits.max(-1).indices

@@ -185,7 +185,7 @@ class MaskedLM(Objective):
         """Mean loss and cross-entropy at the masked positions (targets IGNORE: padding rows), and per row: hit,
         scored. The loss has label smoothing `smoothing` over the real vocabulary."""
         from transferlab.objectives.lm_loss import masked_padding
-        from transferlab.objectives.metrics import unwrap
+        from transferlab.objectives.metrics import top1, unwrap
         from transferlab.objectives.smoothing import smoothed_cross_entropy, vocabulary_columns
 
         task_model = unwrap(model)
@@ -198,7 +198,7 @@ class MaskedLM(Objective):
         logits = masked_padding(logits.float(), self.vocab)
         scored = targets != IGNORE
         loss, nll = smoothed_cross_entropy(logits, targets, smoothing, vocabulary_columns(logits, self.vocab))
-        return loss, nll, (logits.argmax(-1) == targets).float(), scored.float()
+        return loss, nll, (top1(logits) == targets).float(), scored.float()
 
     def step(self, model, batch, stage: str):
         positions = batch["masked_positions"]

@@ -138,8 +138,10 @@ class TextToText(Objective):
         logits = masked_padding(logits.float(), self.vocab)
         e, columns = smoothing(self.cfg, stage), vocabulary_columns(logits, self.vocab)
         loss = smoothed_cross_entropy(logits.flatten(0, 1), labels.flatten(), e, columns)[0]
+        from transferlab.objectives.metrics import top1
+
         scored = labels != IGNORE
-        self.metrics[stage]["acc"].update((logits.argmax(-1) == labels).float()[scored])
+        self.metrics[stage]["acc"].update((top1(logits) == labels).float()[scored])
         return loss
 
     @staticmethod

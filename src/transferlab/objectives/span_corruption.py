@@ -136,6 +136,7 @@ class SpanCorruption(Objective):
         import torch
 
         from transferlab.objectives.lm_loss import masked_padding
+        from transferlab.objectives.metrics import top1
         from transferlab.objectives.smoothing import smoothed_cross_entropy, smoothing, vocabulary_columns
 
         labels = batch["labels"]
@@ -145,7 +146,7 @@ class SpanCorruption(Objective):
         )
         e, columns = smoothing(self.cfg, stage), vocabulary_columns(logits, self.vocab)
         loss, nll = smoothed_cross_entropy(logits.flatten(0, 1), labels.flatten(), e, columns)
-        right = (logits.argmax(-1) == labels).float()
+        right = (top1(logits) == labels).float()
         self.metrics[stage]["acc"].update(right)
         # the noised tokens alone: a sentinel or the end token is told by counting, not by reading the input
         told = torch.isin(labels, torch.as_tensor(self.sentinels).to(labels.device))
