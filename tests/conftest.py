@@ -35,18 +35,16 @@ QUIET = [
 ]
 
 
-def train_in_process(overrides: list, run_dir, before_fit=None, checkpoints=False) -> tuple:
+def train_in_process(overrides: list, run_dir, before_fit=None) -> tuple:
     """Check, compose and assemble a run as transferlab-train would, fit and test it, and export it to
-    run_dir/export, all in this process: (the assembled run, its metrics, what before_fit(assembled) returned).
-    checkpoints=True keeps the checkpoint callbacks (run_dir/checkpoints)."""
+    run_dir/export, all in this process: (the assembled run, its metrics, what before_fit(assembled) returned)."""
     from rich.console import Console
 
     from transferlab.cli.front import compose, preflight
     from transferlab.run.job import _fit_and_evaluate, assemble
     from transferlab.run.outputs import export
 
-    quiet = [o for o in QUIET if not (checkpoints and o.startswith("callbacks.checkpoint."))]
-    overrides = [*overrides, *quiet]
+    overrides = [*overrides, *QUIET]
     preflight(overrides)
     cfg = compose(overrides)
     a = assemble(cfg, run_dir, [], True, Console(stderr=True, quiet=True))

@@ -133,13 +133,12 @@ class TextToText(Objective):
 
     def _token_loss(self, logits, labels, stage: str):
         from transferlab.objectives.lm_loss import masked_padding
+        from transferlab.objectives.metrics import top1
         from transferlab.objectives.smoothing import smoothed_cross_entropy, smoothing, vocabulary_columns
 
         logits = masked_padding(logits.float(), self.vocab)
         e, columns = smoothing(self.cfg, stage), vocabulary_columns(logits, self.vocab)
         loss = smoothed_cross_entropy(logits.flatten(0, 1), labels.flatten(), e, columns)[0]
-        from transferlab.objectives.metrics import top1
-
         scored = labels != IGNORE
         self.metrics[stage]["acc"].update((top1(logits) == labels).float()[scored])
         return loss
