@@ -4,7 +4,7 @@
 two significant digits: with Adam, the learning rate that suits hidden weights shrinks as 1 / width (Yang et al.
 2022, *Tensor Programs V*). The reference point and the rule come from measurement (docs/finetune_defaults.md): a
 384-wide checkpoint's best LR at the product's budget was 2e-4 to 5e-4, a 128-wide one's 1e-3 to 3e-3, and a
-768-wide one's (measured after the rule was set) 1e-4 to 2.5e-4. With
+768-wide one's (measured after the rule was set) 1e-4 to 2e-4. With
 RANDOM_INIT (the checkpoint's architecture, random weights), no checkpoint named yet, or a config.json that names no
 width, it is LR itself, the scratch default (the run's tree prints the LR chosen). The width is read at compose time:
 a local dir (a run's export/ included) or a hub id (the hub cache, or a download of that one file)."""
